@@ -1,0 +1,628 @@
+// Package system is the engine's coordinator. It owns the sources, runs
+// every measurement through sample → filter → regression → selection →
+// discipline, says when it next needs to be woken, and produces the one
+// Snapshot that every view (the NTP server, D-Bus, the CLI, logs,
+// sd_notify) reads.
+//
+// It is single-threaded by contract: the daemon's owner loop calls it, and
+// nothing else does. Every entry point is handed the time as an Instant:
+// the clock's reading and a monotonic reading, from which it detects clock
+// jumps made behind its back (a resume from suspend, another program).
+package system
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"gnomon.dev/gnomon/engine/clock"
+	"gnomon.dev/gnomon/engine/discipline"
+	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/engine/sample"
+	"gnomon.dev/gnomon/engine/selection"
+	"gnomon.dev/gnomon/engine/stats"
+)
+
+// Instant is a moment as the daemon sees it: what the disciplined clock
+// read (Wall) and a monotonic reading (Mono, from an arbitrary origin) that
+// nothing but the passing of time moves.
+type Instant struct {
+	Wall time.Time
+	Mono time.Duration
+}
+
+// Random supplies the unpredictable numbers requests carry. The daemon
+// gives a cryptographic source; the simulator a seeded one.
+type Random interface{ Uint64() uint64 }
+
+// Config is the engine's configuration.
+type Config struct {
+	Discipline discipline.Config
+	// MinSources is how many agreeing sources are needed (default 1).
+	MinSources int
+	// MaxDistance excludes sources with a larger root distance (default 3 s).
+	MaxDistance time.Duration
+	// Accuracy is the error the user can accept: each source is polled as
+	// rarely as still meets it (default 1 ms).
+	Accuracy time.Duration
+	// LocalPrecision is how finely the clock is read (default 100 ns).
+	LocalPrecision time.Duration
+	// Random, required.
+	Random Random
+}
+
+// SourceConfig describes one source.
+type SourceConfig struct {
+	Name    string // what the user configured, e.g. "ntp1.example.org"
+	Address string // the resolved address, e.g. "192.0.2.1:123"
+	Kind    string // "server", "pool", "nts", ...
+	// RefID is how our NTP server names this source when it is the
+	// system peer (RFC 5905: the IPv4 address, or the first four bytes
+	// of the MD5 of an IPv6 address; the daemon computes it).
+	RefID    uint32
+	NTP      ntp.SourceConfig
+	Prefer   bool
+	NoSelect bool
+}
+
+// ID names a source for its lifetime.
+type ID uint64
+
+type source struct {
+	id     ID
+	cfg    SourceConfig
+	ntp    *ntp.Source
+	stats  *stats.Stats
+	last   sample.Sample // newest released (filtered) sample
+	est    stats.Estimate
+	hasEst bool
+	state  selection.State
+	weight float64
+	// poll adaptation
+	sinceChange int
+	buf         [ntp.HeaderLen]byte
+}
+
+// System is the coordinator.
+type System struct {
+	cfg  Config
+	clk  clock.Clock
+	disc *discipline.Discipline
+
+	sources []*source // in ID order
+	nextID  ID
+
+	cands   []selection.Candidate
+	candSrc []*source
+	sel     selection.Result
+
+	// clock jump detection
+	lastWall time.Time
+	lastMono time.Duration
+	jumps    int
+
+	// state for the snapshot
+	synced     bool
+	everSynced bool
+	peer       *source
+	peerSample sample.Sample
+	sysJitter  float64
+	offsetSD   float64
+	leap       sample.Leap
+	armedLeap  sample.Leap
+	panicErr   error
+	lastErr    error
+	lastStatus time.Time
+	updateAt   time.Time // cooked time of the last clock update
+}
+
+// New returns a coordinator driving clk.
+func New(cfg Config, clk clock.Clock) (*System, error) {
+	if cfg.Random == nil {
+		return nil, errors.New("system: Config.Random is required")
+	}
+	if cfg.MinSources <= 0 {
+		cfg.MinSources = 1
+	}
+	if cfg.MaxDistance <= 0 {
+		cfg.MaxDistance = 3 * time.Second
+	}
+	if cfg.Accuracy <= 0 {
+		cfg.Accuracy = time.Millisecond
+	}
+	if cfg.LocalPrecision <= 0 {
+		cfg.LocalPrecision = 100 * time.Nanosecond
+	}
+	if cfg.Discipline.WanderPPMPerSqrtS <= 0 {
+		cfg.Discipline.WanderPPMPerSqrtS = 0.002
+	}
+	d, err := discipline.New(cfg.Discipline, clk)
+	if err != nil {
+		return nil, err
+	}
+	s := &System{cfg: cfg, clk: clk, disc: d, nextID: 1}
+	return s, nil
+}
+
+// AddSource starts polling a source. Its first request goes out at the
+// next Wakeup, spread by up to a second from the others'.
+func (s *System) AddSource(cfg SourceConfig, now Instant) ID {
+	s.observe(now)
+	cooked := s.disc.Cook(now.Wall)
+	cfg.NTP.LocalPrecision = max(cfg.NTP.LocalPrecision, s.cfg.LocalPrecision)
+	if cfg.NTP.MaxRootDistance == 0 {
+		cfg.NTP.MaxRootDistance = s.cfg.MaxDistance
+	}
+	spread := time.Duration(s.cfg.Random.Uint64() % uint64(time.Second))
+	src := &source{
+		id:    s.nextID,
+		cfg:   cfg,
+		ntp:   ntp.NewSource(cfg.NTP, cooked.Add(spread)),
+		stats: stats.New(64),
+		state: selection.StateNone,
+	}
+	s.nextID++
+	s.sources = append(s.sources, src)
+	return src.id
+}
+
+// RemoveSource stops a source; false if there is no such source.
+func (s *System) RemoveSource(id ID) bool {
+	for i, src := range s.sources {
+		if src.id == id {
+			s.sources = append(s.sources[:i], s.sources[i+1:]...)
+			if s.peer == src {
+				s.peer = nil
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (s *System) find(id ID) *source {
+	for _, src := range s.sources {
+		if src.id == id {
+			return src
+		}
+	}
+	return nil
+}
+
+// Burst makes a source send a quick burst of requests now.
+func (s *System) Burst(id ID, now Instant) bool {
+	src := s.find(id)
+	if src == nil {
+		return false
+	}
+	src.ntp.Burst(s.disc.Cook(now.Wall))
+	return true
+}
+
+// Transmit is a request to send: Data (valid until the next Wakeup) to
+// the source's address.
+type Transmit struct {
+	Source ID
+	Data   []byte
+}
+
+// Wakeup does everything due at now: ends slews, sends the polls that are
+// due (appended to out), refreshes the kernel status. Call it whenever
+// NextWakeup has passed (calling it early is harmless).
+func (s *System) Wakeup(now Instant, out []Transmit) []Transmit {
+	s.observe(now)
+	if err := s.disc.Wakeup(now.Wall); err != nil {
+		s.lastErr = err
+	}
+	cooked := s.disc.Cook(now.Wall)
+	for _, src := range s.sources {
+		next := src.ntp.NextPoll()
+		if next.IsZero() || next.After(cooked) {
+			continue
+		}
+		n := src.ntp.MakeRequest(cooked, s.cfg.Random.Uint64(), src.buf[:])
+		if n > 0 {
+			out = append(out, Transmit{Source: src.id, Data: src.buf[:n]})
+		}
+		if src.ntp.State() == ntp.StateUnreachable && src.hasEst {
+			// Nothing from it for eight polls: its old estimate no
+			// longer counts.
+			src.hasEst = false
+		}
+	}
+	s.refresh(cooked)
+	return out
+}
+
+// Sent records the kernel's transmit timestamp (a clock reading) of a
+// source's last request, which is more exact than the time Wakeup was
+// called.
+func (s *System) Sent(id ID, at time.Time) {
+	if src := s.find(id); src != nil {
+		src.ntp.SetTransmitTime(s.disc.Cook(at))
+	}
+}
+
+// Receive handles a datagram from a source's address that arrived when
+// the clock read rx. It returns why the datagram was not used, if it was
+// not; the daemon logs that (rate-limited).
+func (s *System) Receive(id ID, now Instant, rx time.Time, data []byte) error {
+	s.observe(now)
+	src := s.find(id)
+	if src == nil {
+		return fmt.Errorf("system: no source %d", id)
+	}
+	_, _, err := src.ntp.Receive(s.disc.Cook(rx), data)
+	if err != nil {
+		return err
+	}
+	smp := src.ntp.Last()
+	src.last = smp
+	src.stats.Add(stats.Point{
+		Time:   smp.Time,
+		Offset: smp.Offset.Seconds(),
+		Delay:  smp.Delay.Seconds(),
+		Disp:   smp.Dispersion.Seconds(),
+	})
+	s.update(now.Wall)
+	s.adaptPoll(src)
+	return nil
+}
+
+// observe detects a clock jump: the clock moved further than the monotonic
+// clock (corrected for our own frequency) allows. Everything measured
+// before it is then forgotten, and the discipline may step once more.
+func (s *System) observe(now Instant) {
+	if s.lastWall.IsZero() {
+		s.lastWall, s.lastMono = now.Wall, now.Mono
+		return
+	}
+	dMono := now.Mono - s.lastMono
+	dWall := now.Wall.Sub(s.lastWall)
+	s.lastWall, s.lastMono = now.Wall, now.Mono
+	if dMono < 0 {
+		return
+	}
+	expected := clock.Scale(dMono, s.disc.FrequencyPPM())
+	jump := dWall - expected
+	tolerance := 100*time.Millisecond + time.Duration(float64(dMono)*1e-3)
+	if jump > -tolerance && jump < tolerance {
+		return
+	}
+	if s.armedLeap != sample.LeapNone {
+		// The kernel inserted (-1 s) or deleted (+1 s) the leap second
+		// we armed.
+		leapStep := -time.Second
+		if s.armedLeap == sample.LeapDelete {
+			leapStep = time.Second
+		}
+		if d := jump - leapStep; d > -tolerance && d < tolerance {
+			s.armedLeap = sample.LeapNone
+			return
+		}
+	}
+	s.jumps++
+	s.disc.ClockJumped(jump)
+	at := s.disc.Cook(now.Wall)
+	for _, src := range s.sources {
+		src.ntp.Adjust(at.Add(-jump), jump, 0)
+		src.ntp.ResetFilter()
+		src.stats.Reset()
+		src.hasEst = false
+	}
+	s.disc.AllowStep()
+}
+
+// candidates gathers the sources with a usable estimate at cooked time now.
+func (s *System) candidates(now time.Time) {
+	s.cands = s.cands[:0]
+	s.candSrc = s.candSrc[:0]
+	for _, src := range s.sources {
+		src.state = selection.StateNone
+		src.weight = 0
+		if src.stats.Len() == 0 || src.ntp.Reach() == 0 {
+			src.hasEst = false
+			continue
+		}
+		e, ok := src.stats.Estimate(now)
+		if !ok {
+			continue
+		}
+		src.est, src.hasEst = e, true
+		l := src.last
+		if l.Leap == sample.LeapUnsync || l.Stratum >= 16 {
+			continue
+		}
+		age := math.Max(0, now.Sub(e.Last).Seconds())
+		dist := (l.RootDelay.Seconds()+e.MinDelay)/2 + l.RootDispersion.Seconds() +
+			e.Disp + ntp.PHI*age + e.Jitter
+		s.cands = append(s.cands, selection.Candidate{
+			ID:           int(src.id),
+			Offset:       time.Duration(e.Offset * 1e9),
+			RootDistance: time.Duration(dist * 1e9),
+			Jitter:       time.Duration(e.Jitter * 1e9),
+			Stratum:      l.Stratum,
+			Prefer:       src.cfg.Prefer,
+			NoSelect:     src.cfg.NoSelect,
+		})
+		s.candSrc = append(s.candSrc, src)
+	}
+}
+
+// update runs selection and, if the sources agree, the discipline.
+func (s *System) update(raw time.Time) {
+	now := s.disc.Cook(raw)
+	s.candidates(now)
+	selection.Select(s.cands, selection.Params{
+		MinSources:  s.cfg.MinSources,
+		MaxDistance: s.cfg.MaxDistance,
+	}, &s.sel)
+	for i, src := range s.candSrc {
+		src.state = s.sel.States[i]
+		src.weight = s.sel.Weights[i]
+	}
+	if !s.sel.Synchronized {
+		s.setUnsynced()
+		return
+	}
+	if !s.everSynced && !s.startSettled() {
+		// Until every source has answered or missed its first polls, a
+		// minority that answered first must not move the clock.
+		return
+	}
+	peer := s.candSrc[s.sel.SystemPeer]
+
+	// Combine: offsets with the selection's weights, frequencies by their
+	// inverse variances, leap by majority of the combined sources.
+	var off, offVar, fNum, fDen float64
+	var leapIns, leapDel, voters int
+	for i, src := range s.candSrc {
+		w := s.sel.Weights[i]
+		if w == 0 {
+			continue
+		}
+		off += w * src.est.Offset
+		offVar += w * w * src.est.OffsetSD * src.est.OffsetSD
+		if !math.IsInf(src.est.FreqSD, 0) && src.est.FreqSD > 0 {
+			v := src.est.FreqSD * src.est.FreqSD
+			fNum += src.est.FreqPPM / v
+			fDen += 1 / v
+		}
+	}
+	// Leap: a majority of the truechimers (every source the intersection
+	// kept, combined or not) must announce it.
+	for i, src := range s.candSrc {
+		switch s.sel.States[i] {
+		case selection.StateSelected, selection.StateCombined, selection.StateCandidate, selection.StateOutlier:
+		default:
+			continue
+		}
+		voters++
+		switch src.last.Leap {
+		case sample.LeapInsert:
+			leapIns++
+		case sample.LeapDelete:
+			leapDel++
+		}
+	}
+	e := discipline.Estimate{
+		Offset:   off,
+		OffsetSD: math.Sqrt(offVar),
+		FreqPPM:  0,
+		FreqSD:   math.Inf(1),
+		Interval: peer.ntp.PollInterval(),
+	}
+	if fDen > 0 {
+		e.FreqPPM = fNum / fDen
+		e.FreqSD = math.Sqrt(1 / fDen)
+	}
+	if !s.updateAt.IsZero() {
+		if since := now.Sub(s.updateAt); since < e.Interval {
+			e.Interval = max(since, time.Second)
+		}
+	}
+	change, err := s.disc.Update(raw, e)
+	if err != nil {
+		if errors.Is(err, discipline.ErrPanic) {
+			s.panicErr = err
+		} else {
+			s.lastErr = err
+		}
+		s.setUnsynced()
+		return
+	}
+	s.panicErr = nil
+	if change.Stepped {
+		// Our own step is no jump.
+		s.lastWall = s.lastWall.Add(change.Step)
+	}
+	s.applyChange(change)
+	s.updateAt = change.At.Add(change.Offset)
+	s.synced = true
+	s.everSynced = true
+	s.peer = peer
+	s.peerSample = peer.last
+	s.sysJitter = s.sel.Jitter.Seconds()
+	s.offsetSD = e.OffsetSD
+	switch {
+	case 2*leapIns > voters:
+		s.leap = sample.LeapInsert
+	case 2*leapDel > voters:
+		s.leap = sample.LeapDelete
+	default:
+		s.leap = sample.LeapNone
+	}
+	s.pushStatus(s.updateAt, true)
+}
+
+// startSettled says whether every source has had its say at start: it
+// answered, or two polls went unanswered.
+func (s *System) startSettled() bool {
+	for _, src := range s.sources {
+		if src.cfg.NoSelect || src.ntp.State() == ntp.StateDenied {
+			continue
+		}
+		sent, valid := src.ntp.Counts()
+		if valid == 0 && sent < 2 {
+			return false
+		}
+	}
+	return true
+}
+
+// applyChange corrects every stored timestamp for what the discipline did.
+func (s *System) applyChange(c discipline.Change) {
+	if c.Offset == 0 && c.FreqPPM == 0 {
+		return
+	}
+	for _, src := range s.sources {
+		src.ntp.Adjust(c.At, c.Offset, c.FreqPPM)
+		src.stats.Adjust(c.At, c.Offset.Seconds(), c.FreqPPM)
+	}
+}
+
+func (s *System) setUnsynced() {
+	if s.synced || s.lastStatus.IsZero() {
+		s.synced = false
+		s.peer = nil
+		s.leap = sample.LeapNone
+		if err := s.clk.SetStatus(clock.Status{Synchronized: false, MaxError: 16 * time.Second, EstError: 16 * time.Second}); err != nil {
+			s.lastErr = err
+		}
+	}
+	s.synced = false
+}
+
+// refresh handles holdover: with no selectable source left the clock runs
+// on at its last frequency; the error bound grows and, past MaxDistance,
+// the system declares itself unsynchronized.
+func (s *System) refresh(now time.Time) {
+	if !s.synced {
+		return
+	}
+	selectable := false
+	for _, src := range s.sources {
+		if src.hasEst && src.ntp.Reach() != 0 && (src.state == selection.StateSelected || src.state == selection.StateCombined) {
+			selectable = true
+		}
+	}
+	if !selectable && s.rootDistance(now) > s.cfg.MaxDistance {
+		s.setUnsynced()
+		return
+	}
+	if now.Sub(s.lastStatus) >= 64*time.Second {
+		s.pushStatus(now, false)
+	}
+}
+
+func (s *System) rootDistance(now time.Time) time.Duration {
+	rd, rdisp := s.rootDelayDisp(now)
+	return rd/2 + rdisp
+}
+
+func (s *System) rootDelayDisp(now time.Time) (time.Duration, time.Duration) {
+	if s.peer == nil && s.peerSample.Time.IsZero() {
+		return 0, 0
+	}
+	p := s.peerSample
+	age := math.Max(0, now.Sub(s.updateAt).Seconds())
+	disp := p.RootDispersion.Seconds() + p.Dispersion.Seconds() + s.sysJitter +
+		math.Abs(s.disc.LastOffset()) + (ntp.PHI+s.disc.FrequencySD()*1e-6)*age
+	return p.RootDelay + p.Delay, time.Duration(disp * 1e9)
+}
+
+func (s *System) pushStatus(now time.Time, fresh bool) {
+	rd, rdisp := s.rootDelayDisp(now)
+	st := clock.Status{
+		Synchronized: true,
+		Leap:         discipline.LeapArm(s.leap, now),
+		MaxError:     rd/2 + rdisp,
+		EstError:     time.Duration(math.Hypot(s.offsetSD, s.sysJitter) * 1e9),
+	}
+	if err := s.clk.SetStatus(st); err != nil {
+		s.lastErr = err
+	}
+	s.armedLeap = st.Leap
+	s.lastStatus = now
+	_ = fresh
+}
+
+// adaptPoll picks the source's regression window and poll interval.
+//
+// The window: with measurement noise sigma per sample, poll interval tau
+// and an oscillator whose frequency random-walks at q per sqrt(s), a window
+// of length T averages the noise down to about 2*sigma/sqrt(T/tau) at its
+// newest end, while the wander bends the true offset away from a straight
+// line by about q*T^1.5/sqrt(3). The two balance at T = sqrt(sigma*sqrt(tau)/q)
+// (a few minutes on a LAN); a longer window lags behind the oscillator, a
+// shorter one passes on noise.
+//
+// The poll interval: the longest within the source's limits at which that
+// balanced error still meets the accuracy target. Hysteresis keeps it from
+// flapping: it lengthens only when the next longer interval would still
+// leave room, after a few replies at the current one.
+func (s *System) adaptPoll(src *source) {
+	src.sinceChange++
+	e, ok := src.stats.Estimate(src.last.Time)
+	if !ok {
+		return
+	}
+	q := s.cfg.Discipline.WanderPPMPerSqrtS * 1e-6
+	sigma := math.Max(e.Jitter, s.cfg.LocalPrecision.Seconds())
+	window := func(tau float64) float64 {
+		return math.Sqrt(sigma * math.Sqrt(tau) / q)
+	}
+	expect := func(p int8) float64 {
+		tau := pollSeconds(p)
+		T := math.Max(window(tau), float64(stats.MinRegression)*tau)
+		n := T / tau
+		return math.Sqrt(4*sigma*sigma/n + q*q*T*T*T/3)
+	}
+	p := src.ntp.Poll()
+	tau := pollSeconds(p)
+	src.stats.SetMaxAge(time.Duration(math.Max(window(tau), 4*tau) * 1e9))
+	target := s.cfg.Accuracy.Seconds()
+	switch {
+	case e.N < stats.MinRegression:
+		return
+	case expect(p) > 1.25*target && p > src.ntp.Config().MinPoll:
+		src.ntp.SetPoll(p - 1)
+		src.sinceChange = 0
+	case src.sinceChange >= 4 && expect(p+1) < 0.8*target:
+		src.ntp.SetPoll(p + 1)
+		src.sinceChange = 0
+	}
+}
+
+func pollSeconds(p int8) float64 { return math.Ldexp(1, int(p)) }
+
+// NextWakeup is the clock reading at which Wakeup must next be called.
+func (s *System) NextWakeup() time.Time {
+	var next time.Time
+	for _, src := range s.sources {
+		if t := src.ntp.NextPoll(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if t := s.disc.NextWakeup(); !t.IsZero() {
+		// already a raw reading; convert the others below
+		rt := t
+		if next.IsZero() {
+			return rt
+		}
+		if n := s.toRaw(next); rt.Before(n) {
+			return rt
+		}
+		return s.toRaw(next)
+	}
+	if next.IsZero() {
+		return next
+	}
+	return s.toRaw(next)
+}
+
+// toRaw converts an engine time back to a clock reading.
+func (s *System) toRaw(cooked time.Time) time.Time {
+	return cooked.Add(-time.Duration(s.disc.Remaining(cooked) * 1e9))
+}
