@@ -1,0 +1,265 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"gnomon.dev/gnomon/engine/clock"
+	"gnomon.dev/gnomon/engine/discipline"
+	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/engine/system"
+)
+
+// Case is a scenario with its acceptance bounds and an extra check.
+type Case struct {
+	Scenario
+	MaxRMS     time.Duration // 0: not judged
+	MaxFreqPPM float64       // 0: not judged
+	MaxSync    time.Duration // 0: not judged
+	// Check judges what the numbers cannot; nil error means pass.
+	Check func(res Result, tr *Trace) error
+	// NewTrace makes the per-case trace the Watch function fills.
+	trace *Trace
+}
+
+// Trace collects what checks need from a run.
+type Trace struct {
+	States        map[system.State]int
+	SelectedNames map[string]int
+	MaxRootDisp   time.Duration
+	RootDispGrew  bool
+	prevRootDisp  time.Duration
+	Jumps         int
+	SyncedAfter   time.Duration // first synchronized moment after a marked time
+	Mark          time.Duration
+	Panic         string
+	MaxAbsAfter   float64 // max |true error| after Mark + settle
+	Settle        time.Duration
+}
+
+func newTrace() *Trace {
+	return &Trace{States: map[system.State]int{}, SelectedNames: map[string]int{}, SyncedAfter: -1}
+}
+
+var (
+	lan = Path{RoundTrip: 100 * time.Microsecond, Jitter: 20 * time.Microsecond}
+	wan = Path{RoundTrip: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Asymmetry: time.Millisecond}
+	// The local oscillator of the scenarios: +30 ppm with a random-walk
+	// wander of 0.001 ppm/√s (chrony's clknetsim default).
+	osc = clock.SimConfig{FreqPPM: 30, WanderPPMPerSqrtS: 0.001, ReadNoise: 20 * time.Nanosecond}
+	// The engine as a user who needs 10 µs on a LAN would set it.
+	lanEngine = system.Config{
+		Accuracy:   10 * time.Microsecond,
+		Discipline: discipline.Config{StepThreshold: 100 * time.Millisecond, StepLimit: 3, PanicThreshold: 1000 * time.Second},
+	}
+	lanSource = ntp.SourceConfig{MinPoll: 4, MaxPoll: 10, IBurst: true}
+)
+
+func servers(n int, p Path) []Server {
+	s := make([]Server, n)
+	for i := range s {
+		s[i] = Server{Name: fmt.Sprintf("s%d", i+1), Path: p}
+	}
+	return s
+}
+
+// Cases are the acceptance scenarios of docs/accuracy.md.
+func Cases() []*Case {
+	hour := time.Hour
+	withClock := func(f func(c *clock.SimConfig)) clock.SimConfig { c := osc; f(&c); return c }
+	withEngine := func(f func(c *system.Config)) system.Config { c := lanEngine; f(&c); return c }
+
+	liar := servers(4, lan)
+	liar[3].Offset = time.Second
+	split := servers(4, lan)
+	split[2].Offset, split[3].Offset = time.Second, time.Second
+	outage := servers(4, lan)
+	for i := range outage {
+		outage[i].Down = []Window{{From: hour, Until: 7 * hour}}
+	}
+	leapSrv := servers(4, lan)
+	for i := 0; i < 3; i++ {
+		leapSrv[i].AnnounceLeap = true
+	}
+	lossy := servers(4, Path{RoundTrip: lan.RoundTrip, Jitter: lan.Jitter, Loss: 0.3})
+	leapStart := time.Date(2026, 6, 30, 23, 0, 0, 0, time.UTC)
+
+	cs := []*Case{
+		{Scenario: Scenario{Name: "(a) LAN, 4 servers, +30 ppm", MeasureFrom: 30 * time.Minute,
+			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 1}},
+			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.05},
+		{Scenario: Scenario{Name: "(a') LAN, 10 ms accuracy target", MeasureFrom: 30 * time.Minute, SyncBound: 10 * time.Millisecond,
+			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: withEngine(func(c *system.Config) { c.Accuracy = 10 * time.Millisecond }),
+				Source: lanSource, Duration: hour, Seed: 1}},
+			MaxRMS: 10 * time.Millisecond},
+		{Scenario: Scenario{Name: "(b) WAN, 20±5 ms, 1 ms asymmetry", MeasureFrom: 30 * time.Minute, SyncBound: 5 * time.Millisecond,
+			Setup: Setup{Clock: osc, Servers: servers(4, wan), Engine: withEngine(func(c *system.Config) { c.Accuracy = time.Millisecond }),
+				Source: ntp.SourceConfig{MinPoll: 6, MaxPoll: 10, IBurst: true}, Duration: hour, Seed: 2}},
+			MaxRMS: 1500 * time.Microsecond},
+		{Scenario: Scenario{Name: "(c) falseticker: 3 good, 1 at +1 s", MeasureFrom: 30 * time.Minute,
+			Setup: Setup{Clock: osc, Servers: liar, Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 3}},
+			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.05,
+			Check: func(res Result, tr *Trace) error {
+				if n := tr.SelectedNames["s4"]; n > 0 {
+					return fmt.Errorf("the liar was selected or combined in %d seconds", n)
+				}
+				return nil
+			}},
+		{Scenario: Scenario{Name: "(d) 2 vs 2, no majority", MeasureFrom: 0,
+			Setup: Setup{Clock: osc, Servers: split, Engine: lanEngine, Source: lanSource, Duration: 30 * time.Minute, Seed: 4}},
+			Check: func(res Result, tr *Trace) error {
+				if n := tr.States[system.StateSynchronized] + tr.States[system.StateHoldover]; n > 0 {
+					return fmt.Errorf("synchronized for %d s without a majority", n)
+				}
+				if res.Steps != 0 {
+					return fmt.Errorf("stepped %d times without a majority", res.Steps)
+				}
+				return nil
+			}},
+		{Scenario: Scenario{Name: "(e) start 5 s off", MeasureFrom: 10 * time.Minute,
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 5 * time.Second }), Servers: servers(4, lan),
+				Engine: lanEngine, Source: lanSource, Duration: 30 * time.Minute, Seed: 5}},
+			MaxRMS: 20 * time.Microsecond, MaxSync: 30 * time.Second,
+			Check: func(res Result, tr *Trace) error {
+				if res.Steps != 1 {
+					return fmt.Errorf("%d steps, want exactly 1", res.Steps)
+				}
+				return nil
+			}},
+		{Scenario: Scenario{Name: "(f) start 2000 s off, panic threshold 1000 s", MeasureFrom: 0,
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(4, lan),
+				Engine: lanEngine, Source: lanSource, Duration: 10 * time.Minute, Seed: 6}},
+			Check: func(res Result, tr *Trace) error {
+				if res.Steps != 0 {
+					return fmt.Errorf("stepped %d times past the panic threshold", res.Steps)
+				}
+				if tr.States[system.StatePanic] == 0 || tr.Panic == "" {
+					return fmt.Errorf("never reported the refused offset (states %v)", tr.States)
+				}
+				if tr.States[system.StateSynchronized] > 0 {
+					return fmt.Errorf("claimed synchronization while refusing")
+				}
+				return nil
+			}},
+		{Scenario: Scenario{Name: "(f') start 2000 s off, panic-threshold = 0", MeasureFrom: 10 * time.Minute,
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(4, lan),
+				Engine: withEngine(func(c *system.Config) { c.Discipline.PanicThreshold = 0 }), Source: lanSource,
+				Duration: 30 * time.Minute, Seed: 6}},
+			MaxRMS: 20 * time.Microsecond, MaxSync: 30 * time.Second,
+			Check: func(res Result, tr *Trace) error {
+				if res.Steps != 1 {
+					return fmt.Errorf("%d steps, want 1", res.Steps)
+				}
+				return nil
+			}},
+		{Scenario: Scenario{Name: "(g) all sources lost for 6 h", MeasureFrom: 30 * time.Minute,
+			Setup: Setup{Clock: osc, Servers: outage, Engine: lanEngine, Source: lanSource, Duration: 8 * hour, Seed: 7},
+			Skip: func(r *Run, el time.Duration) bool { return el >= hour && el < 7*hour+20*time.Minute }},
+			MaxRMS: 20 * time.Microsecond,
+			Check: func(res Result, tr *Trace) error {
+				if tr.States[system.StateHoldover] < 3600 {
+					return fmt.Errorf("in holdover only %d s of the 6 h outage", tr.States[system.StateHoldover])
+				}
+				if !tr.RootDispGrew {
+					return fmt.Errorf("the error bound did not grow in holdover")
+				}
+				if !res.SynchronizedEnd || res.Final.State != system.StateSynchronized {
+					return fmt.Errorf("not resynchronized after the outage: %s", res.Final.State)
+				}
+				return nil
+			}},
+		{Scenario: Scenario{Name: "(h) leap second announced by 3 of 4", MeasureFrom: 30 * time.Minute,
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Start = leapStart }), Servers: leapSrv, Engine: lanEngine,
+				Source: lanSource, LeapAt: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Duration: 2 * hour, Seed: 8}},
+			MaxRMS: 20 * time.Microsecond,
+			Check: func(res Result, tr *Trace) error { return nil }},
+		{Scenario: Scenario{Name: "(i) 30% packet loss", MeasureFrom: 30 * time.Minute,
+			Setup: Setup{Clock: osc, Servers: lossy, Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 9}},
+			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.05},
+		{Scenario: Scenario{Name: "(j) clock jumps +10 s at 30 min", MeasureFrom: 45 * time.Minute,
+			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 10,
+				Events: []Event{{At: 30 * time.Minute, Do: func(r *Run) { r.Clock.Jump(10 * time.Second) }}}}},
+			MaxRMS: 20 * time.Microsecond,
+			Check: func(res Result, tr *Trace) error {
+				if tr.Jumps != 1 {
+					return fmt.Errorf("%d jumps detected, want 1", tr.Jumps)
+				}
+				if res.Steps != 1 {
+					return fmt.Errorf("%d steps, want exactly 1 (back)", res.Steps)
+				}
+				return nil
+			}},
+	}
+	for _, c := range cs {
+		c.trace = newTrace()
+		tr := c.trace
+		c.Watch = func(r *Run, sn *system.Snapshot) {
+			tr.States[sn.State]++
+			for _, s := range sn.Sources {
+				if s.Selection == "selected" || s.Selection == "combined" {
+					tr.SelectedNames[s.Name]++
+				}
+			}
+			if sn.State == system.StateHoldover {
+				if sn.RootDispersion > tr.prevRootDisp && tr.prevRootDisp > 0 {
+					tr.RootDispGrew = true
+				}
+				tr.prevRootDisp = sn.RootDispersion
+			}
+			tr.MaxRootDisp = max(tr.MaxRootDisp, sn.RootDispersion)
+			tr.Jumps = sn.Jumps
+			if sn.Panic != "" {
+				tr.Panic = sn.Panic
+			}
+		}
+	}
+	// (h): the leap must be applied within a few ms of UTC midnight.
+	for _, c := range cs {
+		if c.Setup.LeapAt.IsZero() {
+			continue
+		}
+		leapAt := c.Setup.LeapAt
+		c.Check = func(res Result, tr *Trace) error {
+			if len(res.LeapTimes) != 1 {
+				return fmt.Errorf("%d leap seconds applied, want 1", len(res.LeapTimes))
+			}
+			if d := res.LeapTimes[0].Sub(leapAt); math.Abs(d.Seconds()) > 0.002 {
+				return fmt.Errorf("leap applied %v from the true moment", d)
+			}
+			if res.Steps != 0 {
+				return fmt.Errorf("stepped %d times around the leap", res.Steps)
+			}
+			return nil
+		}
+		c.Skip = func(r *Run, el time.Duration) bool {
+			d := r.Clock.TrueNow().Sub(leapAt)
+			return d > -2*time.Second && d < 2*time.Second
+		}
+	}
+	return cs
+}
+
+// Judge runs the case and returns its result and every bound it broke.
+func (c *Case) Judge() (Result, []error) {
+	res, err := RunScenario(c.Scenario)
+	if err != nil {
+		return res, []error{err}
+	}
+	var errs []error
+	if c.MaxRMS > 0 && !(res.RMS <= c.MaxRMS) {
+		errs = append(errs, fmt.Errorf("RMS %v > %v", res.RMS, c.MaxRMS))
+	}
+	if c.MaxFreqPPM > 0 && !(res.FreqRMSPPM <= c.MaxFreqPPM) {
+		errs = append(errs, fmt.Errorf("frequency error %.4f ppm > %.4f", res.FreqRMSPPM, c.MaxFreqPPM))
+	}
+	if c.MaxSync > 0 && (res.TimeToSync < 0 || res.TimeToSync > c.MaxSync) {
+		errs = append(errs, fmt.Errorf("time to sync %v > %v", res.TimeToSync, c.MaxSync))
+	}
+	if c.Check != nil {
+		if err := c.Check(res, c.trace); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return res, errs
+}
