@@ -234,19 +234,23 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 			ErrPanic, fmtSec(e.Offset), d.cfg.PanicThreshold)
 	}
 
-	// Frequency: weigh the current value against the new evidence.
+	// Frequency: the regressions' slope is the error left in the current
+	// frequency, measured over samples already corrected for every earlier
+	// change, so it is applied whole. (Weighing it against the old value,
+	// Kalman-style, counts the same samples again at every update: their
+	// slope shrinks by what was applied, not by new evidence, and the
+	// filter grows overconfident and then lags the oscillator.) The
+	// frequency's uncertainty is the regressions' and grows with the
+	// assumed wander until the next update.
 	if !d.freqAt.IsZero() {
 		dt := math.Max(0, now.Sub(d.freqAt).Seconds())
 		d.freqVar += d.cfg.WanderPPMPerSqrtS * d.cfg.WanderPPMPerSqrtS * dt
 	}
 	d.freqAt = now
 	oldFreq := d.freqPPM
-	if !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqPPM) && e.FreqSD >= 0 {
-		v := math.Max(e.FreqSD*e.FreqSD, 1e-12)
-		gain := d.freqVar / (d.freqVar + v)
-		gain = 1
-		d.freqPPM = clampAbs(d.freqPPM+gain*e.FreqPPM, d.cfg.MaxFreqPPM)
-		d.freqVar = d.freqVar * v / (d.freqVar + v)
+	if !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqPPM) && !math.IsNaN(e.FreqSD) && e.FreqSD >= 0 {
+		d.freqPPM = clampAbs(d.freqPPM+e.FreqPPM, d.cfg.MaxFreqPPM)
+		d.freqVar = math.Min(d.freqVar, e.FreqSD*e.FreqSD)
 	}
 	dFreq := d.freqPPM - oldFreq
 
