@@ -1,0 +1,210 @@
+package daemon
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/service/config"
+	"gnomon.dev/gnomon/service/netio"
+)
+
+func refID6(a netip.Addr) uint32 {
+	b := a.As16()
+	sum := md5.Sum(b[:])
+	return binary.BigEndian.Uint32(sum[:4])
+}
+
+// precision is what our replies advertise: about 2^-24 s (60 ns), the
+// resolution of a software-timestamped Linux clock read.
+const precision int8 = -24
+
+const batch = 32
+
+// startServers opens (or adopts from systemd, name "ntp") the NTP server
+// sockets and starts one worker per socket.
+func (d *Daemon) startServers(ctx context.Context) ([]*netio.ServerSockets, error) {
+	var all []*netio.ServerSockets
+	if files := d.opts.Listeners["ntp"]; len(files) > 0 {
+		ss, err := netio.AdoptServer(files)
+		if err != nil {
+			return nil, fmt.Errorf("socket activation (ntp): %w", err)
+		}
+		// Activated sockets take the first [[server]]'s policy, or an
+		// open one with the default rate limit.
+		pol := config.ServerConfig{RateLimit: config.RateLimit{Interval: 2 * time.Second, Burst: 16, KoD: true, TableSize: 65536}}
+		if len(d.cfg.Servers) > 0 {
+			pol = d.cfg.Servers[0]
+		}
+		for _, c := range ss.Conns {
+			d.startWorker(ctx, c, pol)
+		}
+		all = append(all, ss)
+		d.log.Info("serving NTP on activated sockets", "count", len(ss.Conns))
+		return all, nil
+	}
+	for _, sc := range d.cfg.Servers {
+		workers := sc.Workers
+		if workers <= 0 {
+			workers = runtime.NumCPU()
+		}
+		ss, err := netio.ListenServer(ctx, sc.Listen, workers)
+		if err != nil {
+			for _, s := range all {
+				s.Close()
+			}
+			return nil, fmt.Errorf("listen %s: %w", sc.Listen, err)
+		}
+		for _, c := range ss.Conns {
+			d.startWorker(ctx, c, sc)
+		}
+		all = append(all, ss)
+		d.log.Info("serving NTP", "listen", sc.Listen, "workers", len(ss.Conns))
+	}
+	return all, nil
+}
+
+func (d *Daemon) startWorker(ctx context.Context, c *netio.ServerConn, pol config.ServerConfig) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		w := newWorker(pol, d)
+		w.serve(ctx, c)
+	}()
+}
+
+// worker answers on one socket. The kernel hashes a client to one
+// SO_REUSEPORT socket, so each worker's rate limiter sees all of a
+// client's requests.
+type worker struct {
+	d       *Daemon
+	pol     config.ServerConfig
+	limiter *ntp.RateLimiter
+	in, out []netio.Message
+}
+
+func newWorker(pol config.ServerConfig, d *Daemon) *worker {
+	w := &worker{d: d, pol: pol}
+	if pol.RateLimit.Enabled() {
+		kodEvery := 0
+		if pol.RateLimit.KoD {
+			kodEvery = 4
+		}
+		w.limiter = ntp.NewRateLimiter(ntp.RateLimitConfig{
+			Interval:  pol.RateLimit.Interval,
+			Burst:     pol.RateLimit.Burst,
+			KoDEvery:  kodEvery,
+			TableSize: pol.RateLimit.TableSize,
+		})
+	}
+	w.in = make([]netio.Message, batch)
+	w.out = make([]netio.Message, batch)
+	for i := range w.in {
+		w.in[i].Buf = make([]byte, 1024)
+		w.out[i].Buf = make([]byte, 1024)
+	}
+	return w
+}
+
+func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
+	for {
+		n, err := c.ReadBatch(ctx, w.in)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			w.d.logLimited("server-read", "server socket read error", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		m := 0
+		for i := 0; i < n; i++ {
+			if w.answer(&w.in[i], &w.out[m]) {
+				m++
+			}
+		}
+		if m > 0 {
+			if _, err := c.WriteBatch(w.out[:m]); err != nil {
+				w.d.logLimited("server-write", "server socket write error", "err", err)
+			}
+		}
+	}
+}
+
+// answer decides about one request and fills the reply; false means
+// nothing is sent.
+func (w *worker) answer(req, resp *netio.Message) bool {
+	if req.Truncated {
+		return false
+	}
+	var p ntp.Packet
+	if ntp.Parse(req.Buf[:req.N], &p) != nil {
+		return false
+	}
+	client := req.Peer.Addr()
+	var h ntp.Header
+	deny := false
+	if al := w.pol.Allowlist; al != nil && !al.Contains(client) {
+		if al.Action != config.FilterDeny {
+			return false
+		}
+		deny = true
+	}
+	if dl := w.pol.Denylist; dl != nil && dl.Contains(client) {
+		if dl.Action != config.FilterDeny {
+			return false
+		}
+		deny = true
+	}
+	sn := w.d.snap.Load()
+	st := sn.ServerState(precision)
+	st.MinPoll = minPollFor(w.pol.RateLimit.Interval)
+	rx := w.d.mapRaw(req.RxTime.Round(0))
+	// Decide with Respond first: it refuses everything that is not a
+	// client request (mode 6/7 included), before any KoD is sent.
+	if !ntp.Respond(&p.Header, rx, rx, &st, &h) {
+		return false
+	}
+	switch {
+	case deny:
+		ntp.RespondKiss(&p.Header, ntp.KissDeny, &h)
+	case w.limiter != nil:
+		switch w.limiter.Check(client, rx) {
+		case ntp.Drop:
+			return false
+		case ntp.Kiss:
+			ntp.RespondKiss(&p.Header, ntp.KissRate, &h)
+		default:
+			// The transmit timestamp as late as we can take it.
+			h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)))
+		}
+	default:
+		h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)))
+	}
+	n, err := h.MarshalTo(resp.Buf)
+	if err != nil {
+		return false
+	}
+	resp.N = n
+	resp.Peer = req.Peer
+	resp.Local = req.Local
+	resp.IfIndex = req.IfIndex
+	return true
+}
+
+func minPollFor(iv time.Duration) int8 {
+	p := int8(0)
+	for iv > time.Second<<uint(p) && p < 17 {
+		p++
+	}
+	return p
+}
