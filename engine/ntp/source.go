@@ -322,8 +322,10 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	return s.addToFilter(s.last)
 }
 
+// precisionDuration is 2^p seconds; a server claiming a precision coarser
+// than a second is taken at one second.
 func precisionDuration(p int8) time.Duration {
-	return time.Duration(math.Ldexp(1e9, int(p)))
+	return time.Duration(math.Ldexp(1e9, int(min(p, 0))))
 }
 
 // kiss reacts to a Kiss-o'-Death: RATE doubles the poll interval (and
