@@ -10,7 +10,7 @@ FUZZTIME  ?= 60s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 
-ENGINE_FORBIDDEN = ^(net|os|syscall|golang.org/x/sys|github.com/godbus|github.com/coreos)(/|$$)
+ENGINE_FORBIDDEN = ^(net|os|syscall|golang.org\/x\/sys|github.com\/godbus|github.com\/coreos)(\/|$$)
 
 .PHONY: all build test setup unit lint vet fmt check-deps run install fuzz bench bench-sim clean
 

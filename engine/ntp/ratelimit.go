@@ -3,7 +3,6 @@ package ntp
 import (
 	"encoding/binary"
 	"math/bits"
-	"net/netip"
 	"strconv"
 	"time"
 )
@@ -97,7 +96,7 @@ type rateEntry struct {
 const (
 	keyV4 uint8 = 1 + iota
 	keyV6
-	keyOther // invalid netip.Addr: all share one entry
+	keyOther // unused: every address is IPv4 or IPv6
 )
 
 // NewRateLimiter returns a limiter with an empty table.
@@ -134,7 +133,7 @@ func NewRateLimiter(cfg RateLimitConfig) *RateLimiter {
 
 // Check records a request from client at now and says what to do with it.
 // It does not allocate.
-func (r *RateLimiter) Check(client netip.Addr, now time.Time) Verdict {
+func (r *RateLimiter) Check(client [16]byte, now time.Time) Verdict {
 	if r.interval <= 0 {
 		return Answer
 	}
@@ -177,16 +176,12 @@ func (r *RateLimiter) Check(client netip.Addr, now time.Time) Verdict {
 }
 
 // rateKey maps a client to its table key.
-func rateKey(a netip.Addr) (uint64, uint8) {
-	switch {
-	case !a.IsValid():
-		return 0, keyOther
-	case a.Is4() || a.Is4In6():
-		v4 := a.Unmap().As4()
-		return uint64(binary.BigEndian.Uint32(v4[:])), keyV4
+func rateKey(a [16]byte) (uint64, uint8) {
+	var mapped = [12]byte{10: 0xff, 11: 0xff}
+	if [12]byte(a[:12]) == mapped {
+		return uint64(binary.BigEndian.Uint32(a[12:])), keyV4
 	}
-	v6 := a.As16()
-	return binary.BigEndian.Uint64(v6[:8]), keyV6
+	return binary.BigEndian.Uint64(a[:8]), keyV6
 }
 
 // mix64 is a 64-bit finalizer (splitmix64's): every input bit affects every

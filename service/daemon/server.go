@@ -178,7 +178,7 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	case deny:
 		ntp.RespondKiss(&p.Header, ntp.KissDeny, &h)
 	case w.limiter != nil:
-		switch w.limiter.Check(client, rx) {
+		switch w.limiter.Check(client.As16(), rx) {
 		case ntp.Drop:
 			return false
 		case ntp.Kiss:
