@@ -178,7 +178,9 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	case deny:
 		ntp.RespondKiss(&p.Header, ntp.KissDeny, &h)
 	case w.limiter != nil:
-		switch w.limiter.Check(client.As16(), rx) {
+		// The limiter runs on monotonic time: a clock step must not
+		// change its decisions.
+		switch w.limiter.Check(client.As16(), time.Time{}.Add(time.Since(w.d.mono0))) {
 		case ntp.Drop:
 			return false
 		case ntp.Kiss:
