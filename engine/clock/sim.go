@@ -77,34 +77,38 @@ func (s *Sim) AdvanceTo(t time.Time) {
 func (s *Sim) advance(dt time.Duration) {
 	sec := dt.Seconds()
 	before := s.localUnrounded()
-	s.errSec += (s.cfg.FreqPPM + s.wander + s.corr) * 1e-6 * sec
+	rate := (s.cfg.FreqPPM + s.wander + s.corr) * 1e-6
+	s.errSec += rate * sec
 	if s.cfg.WanderPPMPerSqrtS > 0 {
 		s.wander += s.cfg.WanderPPMPerSqrtS * math.Sqrt(sec) * s.rng.NormFloat64()
 	}
+	start := s.trueNow
 	s.trueNow = s.trueNow.Add(dt)
-	s.applyLeap(before, s.localUnrounded())
+	s.applyLeap(before, s.localUnrounded(), start, rate)
 }
 
 // applyLeap mimics the kernel: with STA_INS armed, when the clock passes
 // 00:00:00 UTC it is set back one second (23:59:60 is shown as a repeated
 // 23:59:59); with STA_DEL, 23:59:59 is skipped.
-func (s *Sim) applyLeap(before, after time.Time) {
+func (s *Sim) applyLeap(before, after, trueStart time.Time, rate float64) {
+	var at time.Time // the local reading at which the kernel acts
+	var step float64
 	switch s.status.Leap {
 	case sample.LeapInsert:
-		midnight := nextMidnight(before)
-		if !after.Before(midnight) {
-			s.errSec -= 1
-			s.leapAt = append(s.leapAt, s.trueNow)
-			s.status.Leap = sample.LeapNone
-		}
+		at, step = nextMidnight(before), -1
 	case sample.LeapDelete:
-		cut := nextMidnight(before).Add(-time.Second)
-		if !after.Before(cut) {
-			s.errSec += 1
-			s.leapAt = append(s.leapAt, s.trueNow)
-			s.status.Leap = sample.LeapNone
-		}
+		at, step = nextMidnight(before).Add(-time.Second), 1
+	default:
+		return
 	}
+	if after.Before(at) {
+		return
+	}
+	s.errSec += step
+	// The true moment the clock read at: interpolate within the substep.
+	d := at.Sub(before).Seconds() / (1 + rate)
+	s.leapAt = append(s.leapAt, trueStart.Add(time.Duration(d*1e9)))
+	s.status.Leap = sample.LeapNone
 }
 
 func nextMidnight(t time.Time) time.Time {

@@ -248,6 +248,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 	d.freqAt = now
 	oldFreq := d.freqPPM
+	oldVar := d.freqVar
 	if !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqPPM) && !math.IsNaN(e.FreqSD) && e.FreqSD >= 0 {
 		d.freqPPM = clampAbs(d.freqPPM+e.FreqPPM, d.cfg.MaxFreqPPM)
 		d.freqVar = math.Min(d.freqVar, e.FreqSD*e.FreqSD)
@@ -255,6 +256,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	dFreq := d.freqPPM - oldFreq
 
 	change := Change{At: now, FreqPPM: dFreq, Offset: time.Duration(e.Offset * 1e9)}
+	prev := record{d.updates, d.lastUpdate, d.lastOffset, d.freqAt}
 	d.updates++
 	d.lastUpdate = now
 	d.lastOffset = e.Offset
@@ -263,7 +265,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	if abs > d.cfg.StepThreshold.Seconds() && stepOK {
 		total := d.remaining(raw) + e.Offset
 		if err := d.clk.Step(time.Duration(total * 1e9)); err != nil {
-			d.freqPPM = oldFreq
+			d.undo(oldFreq, oldVar, prev)
 			return Change{}, fmt.Errorf("discipline: step: %w", err)
 		}
 		if d.cfg.StepLimit >= 0 && d.steps >= d.cfg.StepLimit {
@@ -291,14 +293,24 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 	dur := math.Max(ratio*interval, 1)
 	rate := math.Abs(amount) / dur
-	if maxRate := d.cfg.MaxSlewPPM * 1e-6; rate > maxRate {
+	// The slew rides on the base frequency: together they must stay
+	// within what the clock accepts.
+	room := d.clk.MaxFrequencyPPM() - math.Copysign(1, amount)*d.freqPPM
+	maxRate := math.Min(d.cfg.MaxSlewPPM, room) * 1e-6
+	if maxRate <= 0 {
+		// No room to slew at all: keep the correction for later.
+		d.residual = amount
+		d.slewK, d.slewPPM = 0, 0
+		return change, d.clk.SetFrequency(d.freqPPM)
+	}
+	if rate > maxRate {
 		rate = maxRate
 		dur = math.Abs(amount) / rate
 	}
 	slewPPM := math.Copysign(rate*1e6, amount)
 	total := d.freqPPM + slewPPM
 	if err := d.clk.SetFrequency(total); err != nil {
-		d.freqPPM = oldFreq
+		d.undo(oldFreq, oldVar, prev)
 		return Change{}, fmt.Errorf("discipline: slew: %w", err)
 	}
 	// Relative to a clock at the base frequency, the slewed clock gains
@@ -309,6 +321,19 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	d.slewK = (slewPPM * 1e-6) / (1 + total*1e-6)
 	d.slewEnd = raw.Add(time.Duration(amount / d.slewK * 1e9))
 	return change, nil
+}
+
+type record struct {
+	updates    int
+	lastUpdate time.Time
+	lastOffset float64
+	freqAt     time.Time
+}
+
+// undo restores what Update changed before the clock refused it.
+func (d *Discipline) undo(freq, freqVar float64, r record) {
+	d.freqPPM, d.freqVar = freq, freqVar
+	d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.updates, r.lastUpdate, r.lastOffset, r.freqAt
 }
 
 // SetStatus hands the kernel what it should report.

@@ -421,3 +421,23 @@ func (s *Source) ResetFilter() {
 	s.pending = false
 	s.jitter = 0
 }
+
+// Filtered is the clock filter's pick: the minimum-delay measurement of
+// the last eight, with its dispersion aged to the newest one. ok is false
+// before any valid reply.
+func (s *Source) Filtered() (smp sample.Sample, ok bool) {
+	best := -1
+	for i, e := range s.filter {
+		if e.valid && (best < 0 || e.delay < s.filter[best].delay) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return smp, false
+	}
+	b := s.filter[best]
+	smp = s.last
+	smp.Time, smp.Offset, smp.Delay = b.time, b.offset, b.delay
+	smp.Dispersion = b.disp + time.Duration(PHI*float64(s.last.Time.Sub(b.time)))
+	return smp, true
+}

@@ -542,6 +542,41 @@ func TestSourceOffsetDelay(t *testing.T) {
 	}
 }
 
+// TestSourceServerPrecision: whatever precision a server claims, the
+// dispersion is non-negative and grows with it, up to one second.
+func TestSourceServerPrecision(t *testing.T) {
+	tests := []struct {
+		prec int8
+		want time.Duration // precision part of the dispersion
+	}{
+		{-128, 0},
+		{-20, time.Duration(math.Ldexp(1e9, -20))},
+		{-1, 500 * time.Millisecond},
+		{0, time.Second},
+		{5, time.Second},
+		{33, time.Second},
+		{34, time.Second},
+		{48, time.Second},
+		{127, time.Second},
+	}
+	for _, tc := range tests {
+		s := NewSource(SourceConfig{MinPoll: 6, MaxPoll: 10}, srcT0)
+		req := srcRequest(t, s, srcT0, 3)
+		data := srcReply(t, req, srcT0.Add(time.Millisecond), srcT0.Add(time.Millisecond), func(h *Header) { h.Precision = tc.prec })
+		smp, ok, err := s.Receive(srcT0.Add(2*time.Millisecond), data)
+		if err != nil || !ok {
+			t.Errorf("precision %d: ok=%v err=%v", tc.prec, ok, err)
+			continue
+		}
+		if want := tc.want + time.Duration(PHI*float64(2*time.Millisecond)); smp.Dispersion != want {
+			t.Errorf("precision %d: dispersion %v, want %v", tc.prec, smp.Dispersion, want)
+		}
+		if smp.Delay < 2*time.Millisecond {
+			t.Errorf("precision %d: delay %v", tc.prec, smp.Delay)
+		}
+	}
+}
+
 // TestSourceNegativeDelay: a delay more negative than the precision is
 // rejected.
 func TestSourceNegativeDelay(t *testing.T) {
@@ -852,6 +887,9 @@ func FuzzSourceReceive(f *testing.F) {
 	_, _ = kod.MarshalTo(kb)
 	f.Add(kb, false, int64(time.Millisecond), uint64(0xdeadbeef))
 	f.Add([]byte{}, false, int64(0), uint64(0))
+	// Found by this target: a reply claiming precision +48 (2^48 s)
+	// overflowed the dispersion to a negative duration.
+	f.Add([]byte("$\x0100\x00\x0000\x00\x0000000000000000000000000000000000000000"), true, int64(20000028), uint64(1234605616436508552))
 
 	f.Fuzz(func(t *testing.T, data []byte, matchOrigin bool, rxAfter int64, rnd uint64) {
 		s := NewSource(SourceConfig{MinPoll: 4, MaxPoll: 10, IBurst: true, MaxRootDistance: time.Second}, srcT0)

@@ -188,7 +188,7 @@ func (s *Stats) fit() {
 func (s *Stats) level() {
 	n := len(s.pts)
 	newest := s.pts[n-1].Time
-	start := n - 1
+	start := max(n-MinRegression, 0)
 	for start > 0 && newest.Sub(s.pts[start-1].Time) <= s.maxAge {
 		start--
 	}

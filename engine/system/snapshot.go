@@ -35,7 +35,8 @@ type SourceSnapshot struct {
 	Protocol  string
 	Selection string
 	Weight    float64
-	// The newest filtered measurement.
+	// The clock filter's pick (RFC 5905: the minimum-delay measurement of
+	// the last eight).
 	Offset, Delay, Jitter time.Duration
 	Stratum               uint8
 	RefID                 uint32
@@ -182,6 +183,9 @@ func (s *System) Snapshot(raw time.Time) Snapshot {
 			Sent:       sent,
 			Valid:      valid,
 			Samples:    src.stats.Len(),
+		}
+		if f, ok := src.ntp.Filtered(); ok {
+			ss.Offset, ss.Delay, ss.LastSample = f.Offset, f.Delay, f.Time
 		}
 		if err := src.ntp.LastError(); err != nil {
 			ss.LastError = err.Error()
