@@ -155,7 +155,7 @@ func Cases() []*Case {
 			}},
 		{Scenario: Scenario{Name: "(g) all sources lost for 6 h", MeasureFrom: 30 * time.Minute,
 			Setup: Setup{Clock: osc, Servers: outage, Engine: lanEngine, Source: lanSource, Duration: 8 * hour, Seed: 7},
-			Skip: func(r *Run, el time.Duration) bool { return el >= hour && el < 7*hour+20*time.Minute }},
+			Skip:  func(r *Run, el time.Duration) bool { return el >= hour && el < 7*hour+20*time.Minute }},
 			MaxRMS: 20 * time.Microsecond,
 			Check: func(res Result, tr *Trace) error {
 				if tr.States[system.StateHoldover] < 3600 {
@@ -173,7 +173,7 @@ func Cases() []*Case {
 			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Start = leapStart }), Servers: leapSrv, Engine: lanEngine,
 				Source: lanSource, LeapAt: time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), Duration: 2 * hour, Seed: 8}},
 			MaxRMS: 20 * time.Microsecond,
-			Check: func(res Result, tr *Trace) error { return nil }},
+			Check:  func(res Result, tr *Trace) error { return nil }},
 		{Scenario: Scenario{Name: "(i) 30% packet loss", MeasureFrom: 30 * time.Minute,
 			Setup: Setup{Clock: osc, Servers: lossy, Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 9}},
 			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.05},
