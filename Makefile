@@ -2,6 +2,7 @@
 # Targets mirror CI: .ci/run is `make test`.
 
 GO        ?= go
+export CGO_ENABLED = 0
 PREFIX    ?= /usr
 DESTDIR   ?=
 SBINDIR   ?= $(PREFIX)/sbin

@@ -77,6 +77,8 @@ func newRoot() *cobra.Command {
 		observe  bool
 		logLevel string
 		showVer  bool
+		runAs    string
+		stateDir string
 	)
 	root := &cobra.Command{
 		Use:   "gnomond",
@@ -114,7 +116,8 @@ func newRoot() *cobra.Command {
 			if err != nil {
 				return &exitError{exitFailure, fmt.Errorf("socket activation: %w", err)}
 			}
-			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify})
+			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify,
+				User: runAs, StateDir: stateDir})
 			if err != nil {
 				return &exitError{exitFailure, err}
 			}
@@ -140,6 +143,8 @@ func newRoot() *cobra.Command {
 	root.Flags().BoolVarP(&observe, "observe", "x", false, "never touch any clock: measure, select and report only (like chronyd -x)")
 	root.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error (overrides [log] level)")
 	root.Flags().BoolVar(&showVer, "version", false, "print the version and exit")
+	root.Flags().StringVar(&runAs, "user", "gnomon", "user to become after binding when started as root (\"\" to stay root)")
+	root.Flags().StringVar(&stateDir, "state-dir", "/var/lib/gnomon", "directory for state kept across restarts (\"\" for none)")
 	root.AddCommand(&cobra.Command{
 		Use:           "check-config [PATH]",
 		Short:         "Validate a configuration file without starting",

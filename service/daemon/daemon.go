@@ -21,10 +21,10 @@ import (
 
 	"gnomon.dev/gnomon/engine/clock"
 	"gnomon.dev/gnomon/engine/discipline"
-	"gnomon.dev/gnomon/engine/ntp"
 	"gnomon.dev/gnomon/engine/system"
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/netio"
+	"gnomon.dev/gnomon/service/privdrop"
 	"gnomon.dev/gnomon/service/sd"
 	"gnomon.dev/gnomon/service/sysclock"
 )
@@ -39,6 +39,12 @@ type Options struct {
 	Notify func(state string) error
 	// Resolver resolves source names (net.DefaultResolver when nil).
 	Resolver *net.Resolver
+	// User is who to become after binding, when started as root without
+	// systemd's User= (the packaged user is "gnomon"); "" stays as is.
+	User string
+	// StateDir keeps state across restarts (the SetNTP setting); "" keeps
+	// nothing.
+	StateDir string
 }
 
 // cryptoRand is the engine's source of unpredictable request cookies.
@@ -60,14 +66,15 @@ func (wallReader) Now() time.Time { return time.Now().Round(0) }
 
 // event is what goroutines send the owner.
 type event struct {
-	kind   int
-	src    system.ID
-	data   []byte
-	at     time.Time // kernel or user-space timestamp, a CLOCK_REALTIME reading
-	err    error
-	cfgIdx int
-	addrs  []netip.AddrPort
-	txID   uint32
+	kind  int
+	src   system.ID
+	data  []byte
+	at    time.Time // kernel or user-space timestamp, a CLOCK_REALTIME reading
+	err   error
+	spec  *spec
+	addrs []netip.AddrPort
+	txID  uint32
+	call  func()
 }
 
 const (
@@ -75,14 +82,16 @@ const (
 	evTxStamp
 	evReadErr
 	evResolved
+	evCall
 )
 
 type liveSource struct {
-	cfgIdx int
+	spec   *spec
 	addr   netip.AddrPort
 	conn   *netio.ClientConn
 	cancel context.CancelFunc
 	lastID uint32
+	added  time.Time
 }
 
 // Daemon is one running instance.
@@ -102,6 +111,15 @@ type Daemon struct {
 	wg      sync.WaitGroup
 	status  string
 	logged  string
+
+	specs      []*spec
+	nextSpec   int
+	ntpOff     bool
+	ntpOffFlag atomic.Bool
+	runtime    atomic.Pointer[[]string]
+	changed    chan struct{}
+	changeMu   sync.Mutex
+	ctx        context.Context
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -161,7 +179,32 @@ func New(opts Options) (*Daemon, error) {
 	d.eng = eng
 	sn := eng.Snapshot(d.clk.Now())
 	d.snap.Store(&sn)
+	d.changed = make(chan struct{})
+	if f := d.ntpStateFile(); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			d.ntpOff = true
+			d.ntpOffFlag.Store(true)
+			d.log.Info("time synchronization is disabled (SetNTP)", "state", f)
+		}
+	}
 	return d, nil
+}
+
+// dropPrivileges becomes d.opts.User once every socket is bound, keeping
+// only CAP_SYS_TIME (and not even that in observe mode).
+func (d *Daemon) dropPrivileges() {
+	if d.opts.User == "" || os.Geteuid() != 0 {
+		return
+	}
+	var keep []privdrop.Cap
+	if d.virtual == nil {
+		keep = append(keep, privdrop.CapSysTime)
+	}
+	if err := privdrop.Drop(d.opts.User, keep); err != nil {
+		d.log.Warn("still running as root: cannot drop privileges", "user", d.opts.User, "err", err)
+		return
+	}
+	d.log.Info("dropped privileges", "user", d.opts.User, "kept", fmt.Sprint(keep))
 }
 
 // now is the engine's Instant: the disciplined clock's reading and the
@@ -200,8 +243,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			s.Close()
 		}
 	}()
-	for i := range d.cfg.Sources {
-		d.startResolve(ctx, i, 0)
+	d.dropPrivileges()
+	d.ctx = ctx
+	for _, src := range d.cfg.Sources {
+		d.addSpec(ctx, src, originConfig)
 	}
 	d.publish()
 	_ = d.opts.Notify("READY=1\n" + sd.Status(d.statusLine()))
@@ -215,13 +260,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	driftTick := time.NewTicker(time.Hour)
 	defer driftTick.Stop()
+	maint := time.NewTicker(maintenanceInterval)
+	defer maint.Stop()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var out []system.Transmit
 	for {
 		out = d.eng.Wakeup(d.now(), out[:0])
-		d.transmit(out)
+		if !d.ntpOff {
+			d.transmit(out)
+		}
 		d.publish()
 		timer.Reset(d.untilWakeup())
 		select {
@@ -246,6 +295,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = d.opts.Notify("WATCHDOG=1")
 		case <-driftTick.C:
 			d.writeDrift()
+		case <-maint.C:
+			d.maintainPools(ctx)
 		}
 	}
 }
@@ -293,6 +344,8 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 		}
 	case evResolved:
 		d.addResolved(ctx, ev)
+	case evCall:
+		ev.call()
 	}
 }
 
@@ -305,6 +358,10 @@ func (d *Daemon) logLimited(key, msg string, args ...any) {
 func (d *Daemon) publish() {
 	sn := d.eng.Snapshot(d.clk.Now())
 	d.snap.Store(&sn)
+	d.changeMu.Lock()
+	close(d.changed)
+	d.changed = make(chan struct{})
+	d.changeMu.Unlock()
 	line := d.statusLine()
 	if line != d.status {
 		d.status = line
@@ -369,143 +426,6 @@ func (d *Daemon) writeDrift() {
 	}
 	if err := sysclock.WriteDrift(d.cfg.Clock.DriftFile, sn.FreqPPM, sn.FreqSDPPM); err != nil {
 		d.logLimited("drift", "cannot write drift file", "err", err)
-	}
-}
-
-// startResolve resolves source i in the background after delay, and
-// sends the addresses to the owner.
-func (d *Daemon) startResolve(ctx context.Context, i int, delay time.Duration) {
-	src := d.cfg.Sources[i]
-	if src.Mode == config.SourceNTS {
-		d.log.Warn("NTS sources are not supported by this build yet; source skipped", "address", src.Address)
-		return
-	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		if delay > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		r := d.opts.Resolver
-		if r == nil {
-			r = net.DefaultResolver
-		}
-		ips, err := r.LookupNetIP(rctx, "ip", src.Host())
-		ev := event{kind: evResolved, cfgIdx: i, err: err}
-		for _, ip := range ips {
-			ev.addrs = append(ev.addrs, netip.AddrPortFrom(ip.Unmap(), src.Port()))
-		}
-		select {
-		case d.events <- ev:
-		case <-ctx.Done():
-		}
-	}()
-}
-
-func (d *Daemon) addResolved(ctx context.Context, ev event) {
-	src := d.cfg.Sources[ev.cfgIdx]
-	if ev.err != nil || len(ev.addrs) == 0 {
-		d.logLimited("dns:"+src.Address, "cannot resolve source; retrying in 60 s", "address", src.Address, "err", ev.err)
-		d.startResolve(ctx, ev.cfgIdx, time.Minute)
-		return
-	}
-	want := 1
-	if src.Mode == config.SourcePool {
-		want = src.Count
-	}
-	have := map[netip.AddrPort]bool{}
-	for _, ls := range d.sources {
-		if ls.cfgIdx == ev.cfgIdx {
-			have[ls.addr] = true
-		}
-	}
-	for _, a := range ev.addrs {
-		if len(have) >= want {
-			break
-		}
-		if have[a] {
-			continue
-		}
-		if err := d.addSource(ctx, ev.cfgIdx, a); err != nil {
-			d.logLimited("dial:"+a.String(), "cannot open socket to source", "address", a, "err", err)
-			continue
-		}
-		have[a] = true
-	}
-}
-
-func (d *Daemon) addSource(ctx context.Context, cfgIdx int, addr netip.AddrPort) error {
-	src := d.cfg.Sources[cfgIdx]
-	conn, err := netio.Dial(ctx, "udp", addr)
-	if err != nil {
-		return err
-	}
-	id := d.eng.AddSource(system.SourceConfig{
-		Name:    src.Host(),
-		Address: addr.String(),
-		Kind:    string(src.Mode),
-		RefID:   RefID(addr.Addr()),
-		NTP: ntp.SourceConfig{
-			MinPoll: int8(src.PollIntervalLimits.Min),
-			MaxPoll: int8(src.PollIntervalLimits.Max),
-			IBurst:  src.IBurst,
-		},
-		Prefer:   src.Prefer,
-		NoSelect: src.NoSelect,
-	}, d.now())
-	rctx, cancel := context.WithCancel(ctx)
-	d.sources[id] = &liveSource{cfgIdx: cfgIdx, addr: addr, conn: conn, cancel: cancel}
-	d.log.Info("source added", "name", src.Host(), "address", addr, "timestamping", conn.Timestamping().String())
-	d.wg.Add(1)
-	go d.readSource(rctx, id, conn)
-	return nil
-}
-
-// readSource forwards a source socket's datagrams and transmit timestamps.
-func (d *Daemon) readSource(ctx context.Context, id system.ID, conn *netio.ClientConn) {
-	defer d.wg.Done()
-	buf := make([]byte, 2048)
-	for {
-		ev, err := conn.Read(ctx, buf)
-		if ctx.Err() != nil {
-			return
-		}
-		var out event
-		switch {
-		case err != nil:
-			out = event{kind: evReadErr, src: id, err: err}
-			// ICMP errors and the like: keep reading, but not in a hot loop.
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-ctx.Done():
-				return
-			}
-		case ev.Kind == netio.EventPacket:
-			out = event{kind: evPacket, src: id, data: append([]byte(nil), buf[:ev.N]...), at: ev.Time.Round(0)}
-		case ev.Kind == netio.EventTxTimestamp:
-			out = event{kind: evTxStamp, src: id, at: ev.Time.Round(0), txID: ev.ID}
-		default:
-			continue
-		}
-		select {
-		case d.events <- out:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (d *Daemon) closeSources() {
-	for id, ls := range d.sources {
-		ls.cancel()
-		ls.conn.Close()
-		delete(d.sources, id)
 	}
 }
 

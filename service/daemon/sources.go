@@ -1,0 +1,279 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+
+	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/engine/system"
+	"gnomon.dev/gnomon/service/config"
+	"gnomon.dev/gnomon/service/netio"
+)
+
+// Where a source came from.
+const (
+	originConfig  = "config"  // the configuration file
+	originRuntime = "runtime" // timesync1's SetRuntimeNTPServers
+	originDBus    = "dbus"    // Gnomon1's AddSource
+)
+
+// How often pools are checked, and how long a member may stay useless
+// (unreachable, or a falseticker) before it is replaced.
+const (
+	maintenanceInterval = time.Minute
+	replaceAfter        = 8 * time.Minute
+	badAddressMemory    = time.Hour
+)
+
+// spec is one configured source: a server (one address) or a pool (up to
+// Count addresses), however many engine sources it currently has.
+type spec struct {
+	key     int
+	src     config.SourceConfig
+	origin  string
+	removed bool
+	// pools: addresses recently dropped, not to be taken again for a while
+	bad       map[netip.AddrPort]time.Time
+	resolving bool
+	useless   map[system.ID]time.Time // since when a member has been useless
+}
+
+func (d *Daemon) addSpec(ctx context.Context, src config.SourceConfig, origin string) *spec {
+	sp := &spec{key: d.nextSpec, src: src, origin: origin,
+		bad: map[netip.AddrPort]time.Time{}, useless: map[system.ID]time.Time{}}
+	d.nextSpec++
+	d.specs = append(d.specs, sp)
+	d.startResolve(ctx, sp, 0)
+	return sp
+}
+
+// removeSpec stops every engine source of sp.
+func (d *Daemon) removeSpec(sp *spec) {
+	sp.removed = true
+	for id, ls := range d.sources {
+		if ls.spec == sp {
+			d.dropSource(id)
+		}
+	}
+	for i, x := range d.specs {
+		if x == sp {
+			d.specs = append(d.specs[:i], d.specs[i+1:]...)
+			break
+		}
+	}
+}
+
+func (d *Daemon) dropSource(id system.ID) {
+	ls := d.sources[id]
+	if ls == nil {
+		return
+	}
+	ls.cancel()
+	ls.conn.Close()
+	delete(d.sources, id)
+	d.eng.RemoveSource(id)
+}
+
+func (d *Daemon) want(sp *spec) int {
+	if sp.src.Mode == config.SourcePool {
+		return max(sp.src.Count, 1)
+	}
+	return 1
+}
+
+func (d *Daemon) members(sp *spec) int {
+	n := 0
+	for _, ls := range d.sources {
+		if ls.spec == sp {
+			n++
+		}
+	}
+	return n
+}
+
+// startResolve resolves sp's name in the background after delay, and
+// sends the addresses to the owner. DNS never blocks the owner loop.
+func (d *Daemon) startResolve(ctx context.Context, sp *spec, delay time.Duration) {
+	if sp.src.Mode == config.SourceNTS {
+		d.log.Warn("NTS sources are not supported by this build yet; source skipped", "address", sp.src.Address)
+		return
+	}
+	if sp.resolving || sp.removed {
+		return
+	}
+	sp.resolving = true
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if delay > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		r := d.opts.Resolver
+		if r == nil {
+			r = net.DefaultResolver
+		}
+		ips, err := r.LookupNetIP(rctx, "ip", sp.src.Host())
+		ev := event{kind: evResolved, spec: sp, err: err}
+		for _, ip := range ips {
+			ev.addrs = append(ev.addrs, netip.AddrPortFrom(ip.Unmap(), sp.src.Port()))
+		}
+		select {
+		case d.events <- ev:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+func (d *Daemon) addResolved(ctx context.Context, ev event) {
+	sp := ev.spec
+	sp.resolving = false
+	if sp.removed {
+		return
+	}
+	if ev.err != nil || len(ev.addrs) == 0 {
+		d.logLimited("dns:"+sp.src.Address, "cannot resolve source; retrying in 60 s", "address", sp.src.Address, "err", ev.err)
+		d.startResolve(ctx, sp, time.Minute)
+		return
+	}
+	have := map[netip.AddrPort]bool{}
+	for _, ls := range d.sources {
+		have[ls.addr] = true // never two sources at one address
+	}
+	now := time.Now()
+	for a, since := range sp.bad {
+		if now.Sub(since) > badAddressMemory {
+			delete(sp.bad, a)
+		}
+	}
+	for _, a := range ev.addrs {
+		if d.members(sp) >= d.want(sp) {
+			break
+		}
+		if have[a] {
+			continue
+		}
+		if _, bad := sp.bad[a]; bad {
+			continue
+		}
+		if err := d.addSource(ctx, sp, a); err != nil {
+			d.logLimited("dial:"+a.String(), "cannot open socket to source", "address", a, "err", err)
+			continue
+		}
+		have[a] = true
+	}
+	if sp.src.Mode == config.SourcePool && d.members(sp) < d.want(sp) {
+		// The name gave too few usable addresses: ask again later.
+		d.startResolve(ctx, sp, 5*time.Minute)
+	}
+}
+
+func (d *Daemon) addSource(ctx context.Context, sp *spec, addr netip.AddrPort) error {
+	src := sp.src
+	conn, err := netio.Dial(ctx, "udp", addr)
+	if err != nil {
+		return err
+	}
+	id := d.eng.AddSource(system.SourceConfig{
+		Name:    src.Host(),
+		Address: addr.String(),
+		Kind:    string(src.Mode),
+		RefID:   RefID(addr.Addr()),
+		NTP: ntp.SourceConfig{
+			MinPoll: int8(src.PollIntervalLimits.Min),
+			MaxPoll: int8(src.PollIntervalLimits.Max),
+			IBurst:  src.IBurst,
+		},
+		Prefer:   src.Prefer,
+		NoSelect: src.NoSelect,
+	}, d.now())
+	rctx, cancel := context.WithCancel(ctx)
+	d.sources[id] = &liveSource{spec: sp, addr: addr, conn: conn, cancel: cancel, added: time.Now()}
+	d.log.Info("source added", "name", src.Host(), "address", addr, "origin", sp.origin,
+		"timestamping", conn.Timestamping().String())
+	d.wg.Add(1)
+	go d.readSource(rctx, id, conn)
+	return nil
+}
+
+// maintainPools replaces pool members that have been unreachable or
+// falsetickers for replaceAfter, re-resolving the pool's name for new
+// ones (chrony does the same for its pools).
+func (d *Daemon) maintainPools(ctx context.Context) {
+	sn := d.snap.Load()
+	now := time.Now()
+	for _, s := range sn.Sources {
+		ls := d.sources[s.ID]
+		if ls == nil || ls.spec.src.Mode != config.SourcePool {
+			continue
+		}
+		sp := ls.spec
+		useless := s.Protocol == ntp.StateUnreachable.String() || s.Protocol == ntp.StateDenied.String() ||
+			s.Selection == "falseticker"
+		if !useless {
+			delete(sp.useless, s.ID)
+			continue
+		}
+		since, ok := sp.useless[s.ID]
+		if !ok {
+			sp.useless[s.ID] = now
+			continue
+		}
+		if now.Sub(since) < replaceAfter {
+			continue
+		}
+		d.log.Info("replacing pool member", "pool", sp.src.Host(), "address", ls.addr,
+			"state", s.Protocol, "selection", s.Selection)
+		delete(sp.useless, s.ID)
+		sp.bad[ls.addr] = now
+		d.dropSource(s.ID)
+		d.startResolve(ctx, sp, 0)
+	}
+}
+
+// readSource forwards a source socket's datagrams and transmit timestamps.
+func (d *Daemon) readSource(ctx context.Context, id system.ID, conn *netio.ClientConn) {
+	defer d.wg.Done()
+	buf := make([]byte, 2048)
+	for {
+		ev, err := conn.Read(ctx, buf)
+		if ctx.Err() != nil {
+			return
+		}
+		var out event
+		switch {
+		case err != nil:
+			out = event{kind: evReadErr, src: id, err: err}
+			// ICMP errors and the like: keep reading, but not in a hot loop.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		case ev.Kind == netio.EventPacket:
+			out = event{kind: evPacket, src: id, data: append([]byte(nil), buf[:ev.N]...), at: ev.Time.Round(0)}
+		case ev.Kind == netio.EventTxTimestamp:
+			out = event{kind: evTxStamp, src: id, at: ev.Time.Round(0), txID: ev.ID}
+		default:
+			continue
+		}
+		select {
+		case d.events <- out:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (d *Daemon) closeSources() {
+	for id := range d.sources {
+		d.dropSource(id)
+	}
+}
