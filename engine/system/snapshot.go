@@ -28,6 +28,7 @@ type SourceSnapshot struct {
 	Name    string
 	Address string
 	Kind    string
+	Origin  string
 	// Protocol state ("init", "reachable", "unreachable", "denied") and
 	// selection state ("selected", "combined", "candidate", "falseticker",
 	// "outlier", "too-far", "noselect", or "none" before any sample).
@@ -168,6 +169,7 @@ func (s *System) Snapshot(raw time.Time) Snapshot {
 			Name:       src.cfg.Name,
 			Address:    src.cfg.Address,
 			Kind:       src.cfg.Kind,
+			Origin:     src.cfg.Origin,
 			Reach:      src.ntp.Reach(),
 			Protocol:   src.ntp.State().String(),
 			Selection:  selectionName(src.state),

@@ -57,6 +57,8 @@ type SourceConfig struct {
 	Name    string // what the user configured, e.g. "ntp1.example.org"
 	Address string // the resolved address, e.g. "192.0.2.1:123"
 	Kind    string // "server", "pool", "nts", ...
+	// Origin says where the daemon got it ("config", "runtime", "dbus").
+	Origin string
 	// RefID is how our NTP server names this source when it is the
 	// system peer (RFC 5905: the IPv4 address, or the first four bytes
 	// of the MD5 of an IPv6 address; the daemon computes it).

@@ -185,6 +185,7 @@ func (d *Daemon) addSource(ctx context.Context, sp *spec, addr netip.AddrPort) e
 		Name:    src.Host(),
 		Address: addr.String(),
 		Kind:    string(src.Mode),
+		Origin:  sp.origin,
 		RefID:   RefID(addr.Addr()),
 		NTP: ntp.SourceConfig{
 			MinPoll: int8(src.PollIntervalLimits.Min),
