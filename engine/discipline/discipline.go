@@ -242,13 +242,12 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	// filter grows overconfident and then lags the oscillator.) The
 	// frequency's uncertainty is the regressions' and grows with the
 	// assumed wander until the next update.
+	prev, oldFreq, oldVar := d.save(), d.freqPPM, d.freqVar
 	if !d.freqAt.IsZero() {
 		dt := math.Max(0, now.Sub(d.freqAt).Seconds())
 		d.freqVar += d.cfg.WanderPPMPerSqrtS * d.cfg.WanderPPMPerSqrtS * dt
 	}
 	d.freqAt = now
-	oldFreq := d.freqPPM
-	oldVar := d.freqVar
 	if !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqPPM) && !math.IsNaN(e.FreqSD) && e.FreqSD >= 0 {
 		d.freqPPM = clampAbs(d.freqPPM+e.FreqPPM, d.cfg.MaxFreqPPM)
 		d.freqVar = math.Min(d.freqVar, e.FreqSD*e.FreqSD)
@@ -256,7 +255,6 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	dFreq := d.freqPPM - oldFreq
 
 	change := Change{At: now, FreqPPM: dFreq, Offset: time.Duration(e.Offset * 1e9)}
-	prev := record{d.updates, d.lastUpdate, d.lastOffset, d.freqAt}
 	d.updates++
 	d.lastUpdate = now
 	d.lastOffset = e.Offset
@@ -313,12 +311,13 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 		d.undo(oldFreq, oldVar, prev)
 		return Change{}, fmt.Errorf("discipline: slew: %w", err)
 	}
-	// Relative to a clock at the base frequency, the slewed clock gains
-	// slewPPM/(1+total) per unit of its own time.
+	// Relative to the clock at its base frequency (which keeps true time,
+	// as far as the engine knows), the slewed clock gains slewPPM per unit
+	// of true time, which is slewPPM/(1+slewPPM) per unit of its own.
 	d.slewStart = raw
 	d.slewAmount = amount
 	d.slewPPM = slewPPM
-	d.slewK = (slewPPM * 1e-6) / (1 + total*1e-6)
+	d.slewK = (slewPPM * 1e-6) / (1 + slewPPM*1e-6)
 	d.slewEnd = raw.Add(time.Duration(amount / d.slewK * 1e9))
 	return change, nil
 }
@@ -328,12 +327,25 @@ type record struct {
 	lastUpdate time.Time
 	lastOffset float64
 	freqAt     time.Time
+	slewStart  time.Time
+	slewAmount float64
+	slewK      float64
+	slewPPM    float64
+	slewEnd    time.Time
+	residual   float64
+}
+
+func (d *Discipline) save() record {
+	return record{d.updates, d.lastUpdate, d.lastOffset, d.freqAt,
+		d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual}
 }
 
 // undo restores what Update changed before the clock refused it.
 func (d *Discipline) undo(freq, freqVar float64, r record) {
 	d.freqPPM, d.freqVar = freq, freqVar
 	d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.updates, r.lastUpdate, r.lastOffset, r.freqAt
+	d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual =
+		r.slewStart, r.slewAmount, r.slewK, r.slewPPM, r.slewEnd, r.residual
 }
 
 // SetStatus hands the kernel what it should report.

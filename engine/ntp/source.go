@@ -25,6 +25,23 @@ const (
 	BurstInterval = 2 * time.Second
 )
 
+// Authenticator secures a source's exchanges (NTS, RFC 8915). The source
+// calls it for every request and every reply that passed the RFC 5905
+// checks; it owns the keys and cookies.
+type Authenticator interface {
+	// Seal appends the authentication extension fields to the request
+	// b[:n] (the header is final) and returns the new length, or an error
+	// when it cannot authenticate now (no cookie left: a new key exchange
+	// is needed), in which case the request is not sent.
+	Seal(b []byte, n int) (int, error)
+	// Open verifies a reply (all of it, p parsed from it) and takes what it
+	// carries (fresh cookies). An error rejects the reply.
+	Open(reply []byte, p *Packet) error
+	// Nak tells it the server answered with an NTS NAK (KoD "NTSN"): its
+	// keys or cookies are no longer good.
+	Nak()
+}
+
 // SourceConfig is how one NTP server is polled.
 type SourceConfig struct {
 	MinPoll, MaxPoll int8 // log2 s
@@ -35,6 +52,8 @@ type SourceConfig struct {
 	MaxRootDistance time.Duration
 	// LocalPrecision is how finely this machine reads its clock.
 	LocalPrecision time.Duration
+	// Auth, when set, authenticates every exchange (NTS).
+	Auth Authenticator
 }
 
 // SourceState is a source's protocol condition (selection has its own).
@@ -222,6 +241,13 @@ func (s *Source) MakeRequest(now time.Time, rnd uint64, b []byte) int {
 	if err != nil {
 		return 0
 	}
+	if s.cfg.Auth != nil {
+		if n, err = s.cfg.Auth.Seal(b, n); err != nil {
+			s.lastErr = err
+			s.next = now.Add(pollDuration(s.poll))
+			return 0
+		}
+	}
 	s.pending = true
 	s.xmt = h.TransmitTime
 	s.t1 = now
@@ -285,6 +311,13 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 		s.lastErr = err
 		return smp, false, err
 	}
+	if s.cfg.Auth != nil {
+		if err := s.cfg.Auth.Open(b, &p); err != nil {
+			// Not ours, or forged: the genuine reply may still come.
+			s.lastErr = err
+			return smp, false, err
+		}
+	}
 	s.pending = false
 	h := &p.Header
 	t1 := s.t1
@@ -341,6 +374,10 @@ func (s *Source) kiss(code uint32, now time.Time) {
 	case KissDeny, KissRstr:
 		s.state = StateDenied
 		s.burst = 0
+	case KissNTSN:
+		if s.cfg.Auth != nil {
+			s.cfg.Auth.Nak()
+		}
 	}
 }
 

@@ -83,7 +83,7 @@ type source struct {
 	weight float64
 	// poll adaptation
 	sinceChange int
-	buf         [ntp.HeaderLen]byte
+	buf         [1024]byte // room for NTS extension fields
 }
 
 // System is the coordinator.
