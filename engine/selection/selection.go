@@ -17,19 +17,19 @@
 // that is not positive is treated as 1 ns (the smallest interval there is),
 // a negative Jitter as 0.
 //
-// Intersection. RFC 5905 11.2.1 as the RFC's reference code does it: each
-// candidate contributes the closed correctness interval [Offset-RootDistance,
-// Offset+RootDistance] and its midpoint Offset. For f = 0, 1, ... while
-// 2f < n, low is the lowest point covered by at least n-f intervals and high
-// the highest; the attempt succeeds when at most f midpoints lie outside
-// [low, high]. A candidate is a truechimer when its midpoint lies within
-// [low, high] (the RFC's rule); everyone else is StateFalseticker. So there
-// are at least n-f > n/2 truechimers. chrony differs: it takes the deepest
-// single overlap and calls a source a truechimer only when its interval
-// contains that whole overlap; ntpd 4.2.8 dropped the midpoint condition and
-// keeps every source whose interval overlaps [low, high]. The midpoint rule
-// is the stricter one: sources that agree but whose offsets sit near the edge
-// of their intervals can be rejected.
+// Intersection. RFC 5905 11.2.1's search, with the rule of ntpd 4.2.8 and
+// (nearly) chrony for who is a truechimer: each candidate contributes the
+// closed correctness interval [Offset-RootDistance, Offset+RootDistance].
+// For f = 0, 1, ... while 2f < n, low is the lowest point covered by at
+// least n-f intervals and high the highest; the first f for which such a
+// point exists gives the intersection [low, high]. A candidate is a
+// truechimer when its interval overlaps [low, high]; everyone else is
+// StateFalseticker. The RFC's reference code also requires each
+// truechimer's midpoint to lie inside [low, high]; that rejects honest
+// sources whose offsets sit near the edges of their intervals (asymmetric
+// paths do that) and can leave a set of agreeing servers unsynchronized,
+// so it is not used: a source that is merely off-centre is left to the
+// clustering step, which drops outliers by their offsets.
 //
 // No majority. When no f < n/2 succeeds there is no majority clique and no
 // candidate can be shown to be a truechimer, so every participating candidate
@@ -199,18 +199,17 @@ type Result struct {
 // scratch is reused working space, so that Select does not allocate.
 type scratch struct {
 	order []int32    // participating candidate indices, sorted by (ID, index)
-	eps   []endpoint // interval ends and midpoints, sorted by value
+	eps   []endpoint // interval ends, sorted by value
 	surv  []int32    // truechimers, then survivors, in (ID, index) order
 }
 
 type endpoint struct {
 	v   int64
-	typ uint8 // edgeLow, edgeMid, edgeHigh: at equal values lows sort first
+	typ uint8 // edgeLow, edgeHigh: at equal values lows sort first
 }
 
 const (
 	edgeLow uint8 = iota
-	edgeMid
 	edgeHigh
 )
 
@@ -258,8 +257,8 @@ func Select(cands []Candidate, p Params, r *Result) {
 	low, high, ok := intersect(cands, s)
 	s.surv = s.surv[:0]
 	for _, i := range s.order {
-		o := int64(cands[i].Offset)
-		if ok && o >= low && o <= high {
+		o, d := int64(cands[i].Offset), rootDist(&cands[i])
+		if ok && satSub(o, d) <= high && satAdd(o, d) >= low {
 			r.States[i] = StateCandidate
 			s.surv = append(s.surv, i)
 		} else {
@@ -328,7 +327,6 @@ func intersect(cands []Candidate, s *scratch) (low, high int64, ok bool) {
 		o, d := int64(c.Offset), rootDist(c)
 		s.eps = append(s.eps,
 			endpoint{satSub(o, d), edgeLow},
-			endpoint{o, edgeMid},
 			endpoint{satAdd(o, d), edgeHigh})
 	}
 	slices.SortFunc(s.eps, func(a, b endpoint) int {
@@ -340,7 +338,6 @@ func intersect(cands []Candidate, s *scratch) (low, high int64, ok bool) {
 	n := len(s.order)
 	for f := 0; 2*f < n; f++ {
 		need := n - f
-		outside := 0 // midpoints strictly outside [low, high]
 		depth, found := 0, false
 		for _, e := range s.eps {
 			switch e.typ {
@@ -348,8 +345,6 @@ func intersect(cands []Candidate, s *scratch) (low, high int64, ok bool) {
 				depth++
 			case edgeHigh:
 				depth--
-			default:
-				outside++
 			}
 			if e.typ == edgeLow && depth >= need {
 				low, found = e.v, true
@@ -367,8 +362,6 @@ func intersect(cands []Candidate, s *scratch) (low, high int64, ok bool) {
 				depth++
 			case edgeLow:
 				depth--
-			default:
-				outside++
 			}
 			if e.typ == edgeHigh && depth >= need {
 				high, found = e.v, true
@@ -376,7 +369,7 @@ func intersect(cands []Candidate, s *scratch) (low, high int64, ok bool) {
 			}
 		}
 		// found is always true here: some point is covered n-f times.
-		if found && outside <= f && low <= high {
+		if found && low <= high {
 			return low, high, true
 		}
 	}

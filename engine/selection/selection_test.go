@@ -72,9 +72,20 @@ var selCases = []selCase{
 		offsetIn: &[2]time.Duration{ms(-0.3), ms(0.5)},
 	},
 	{
-		name: "liar whose interval overlaps but midpoint lies outside",
+		// Its interval [5, 25] still reaches the intersection [-9, 9], so
+		// the intersection keeps it (chrony and ntpd 4.2.8 agree); the
+		// clustering step then drops it as the outlier.
+		name: "interval overlaps the intersection, midpoint outside: kept, then clustered out",
 		cands: []Candidate{
 			cand(0, 0, 10), cand(1, 1, 10), cand(2, -1, 10), cand(3, 15, 10),
+		},
+		states: []State{SE, CO, CO, OU}, sync: true, peer: 0, trues: 4,
+		offset: dur(0),
+	},
+	{
+		name: "interval entirely outside the intersection: falseticker",
+		cands: []Candidate{
+			cand(0, 0, 10), cand(1, 1, 10), cand(2, -1, 10), cand(3, 25, 10),
 		},
 		states: []State{SE, CO, CO, FT}, sync: true, peer: 0, trues: 3,
 		offset: dur(0),
