@@ -89,7 +89,7 @@ type SyncConfig struct {
 	// (chrony maxdistance). Default 3 s.
 	MaxDistance time.Duration
 	// Accuracy is what the user needs; sources are polled as rarely as still
-	// meets it. 1 µs .. 10 s, default 100 µs.
+	// meets it. 1 µs .. 10 s, default 1 ms.
 	Accuracy time.Duration
 	// LocalStratum is the stratum served when no source is selected, 1..16
 	// (16 says "unsynchronized"). Default 16.
@@ -233,7 +233,7 @@ type Options struct {
 
 // Defaults used when the file does not say otherwise.
 var (
-	defaultPollLimits = PollIntervalLimits{Min: 4, Max: 10}
+	defaultPollLimits = PollIntervalLimits{Min: 6, Max: 10}
 	defaultRateLimit  = RateLimit{Interval: 2 * time.Second, Burst: 16, KoD: true, TableSize: 65536}
 )
 
@@ -261,7 +261,7 @@ func Default(opts Options) *Config {
 		Synchronization: SyncConfig{
 			MinimumAgreeingSources: 1,
 			MaxDistance:            3 * time.Second,
-			Accuracy:               100 * time.Microsecond,
+			Accuracy:               time.Millisecond,
 			LocalStratum:           16,
 		},
 		SourceDefaults: SourceDefaults{PollIntervalLimits: defaultPollLimits},
