@@ -119,6 +119,11 @@ func TestSyncToChronydAndServe(t *testing.T) {
 		if abs(st.offset) >= maxOffset {
 			t.Errorf("STATUS offset %v, want |offset| < %v", st.offset, maxOffset)
 		}
+		// chronyd and gnomond share this machine's clock: in observe mode
+		// gnomond must find it (nearly) right.
+		if !st.observeKnown || abs(st.sysErr) >= maxOffset {
+			t.Errorf("STATUS says the system clock is off by %v (known %v), want |error| < %v", st.sysErr, st.observeKnown, maxOffset)
+		}
 	}
 	t.Logf("%d synchronized STATUS lines, last %+v", len(sts), sts[len(sts)-1])
 }
@@ -257,6 +262,9 @@ func TestLiarIsOutvoted(t *testing.T) {
 	}
 	if abs(last.offset) >= maxOffset {
 		t.Errorf("after 15 s offset %v, want |offset| < %v (the liar pulls by +1 s)", last.offset, maxOffset)
+	}
+	if !last.observeKnown || abs(last.sysErr) >= maxOffset {
+		t.Errorf("after 15 s STATUS says the system clock is off by %v, want |error| < %v (the liar pulls by +1 s)", last.sysErr, maxOffset)
 	}
 	// STATUS offsets are relative to gnomond's own clock, which a step
 	// to the liar would have moved too: check the time gnomond serves

@@ -422,9 +422,13 @@ type status struct {
 	stratum  int
 	offset   time.Duration
 	holdover bool
+	// sysErr is, in observe mode, how far the untouched system clock is
+	// from the time gnomond keeps (positive: ahead); ok in observeKnown.
+	sysErr       time.Duration
+	observeKnown bool
 }
 
-var statusRE = regexp.MustCompile(`^STATUS=synchronized to (\S+), stratum (\d+), offset ([+-])([0-9]+(?:\.[0-9]+)?) (µs|ms|s)( \(holdover\))?$`)
+var statusRE = regexp.MustCompile(`^STATUS=synchronized to (\S+), stratum (\d+), offset ([+-])([0-9]+(?:\.[0-9]+)?) (µs|ms|s)( \(holdover\))?(?:; system clock ([0-9]+(?:\.[0-9]+)?) (µs|ms|s) (ahead|behind) \(observe mode\))?$`)
 
 // parseStatus parses a STATUS line of a synchronized gnomond; ok is false
 // for any other line.
@@ -446,7 +450,19 @@ func parseStatus(line string) (status, bool) {
 	if m[3] == "-" {
 		off = -off
 	}
-	return status{peer: m[1], stratum: st, offset: off, holdover: m[6] != ""}, true
+	out := status{peer: m[1], stratum: st, offset: off, holdover: m[6] != ""}
+	if m[7] != "" {
+		e, err := strconv.ParseFloat(m[7], 64)
+		if err != nil {
+			return status{}, false
+		}
+		out.sysErr = time.Duration(e * map[string]float64{"µs": 1e3, "ms": 1e6, "s": 1e9}[m[8]])
+		if m[9] == "behind" {
+			out.sysErr = -out.sysErr
+		}
+		out.observeKnown = true
+	}
+	return out, true
 }
 
 func abs(d time.Duration) time.Duration {

@@ -281,6 +281,48 @@ func TestSimLeap(t *testing.T) {
 	}
 }
 
+// TestSimLeapInstant: the leap is recorded at the true moment the clock
+// read midnight (23:59:59 for a deletion), also when that falls inside a
+// simulation substep and the clock runs fast or slow.
+func TestSimLeapInstant(t *testing.T) {
+	midnight := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+	tests := []struct {
+		name    string
+		offset  time.Duration
+		freqPPM float64
+		leap    sample.Leap
+	}{
+		{"half-second-ahead", 500 * time.Millisecond, 0, sample.LeapInsert},
+		{"odd-behind", -1234567 * time.Nanosecond, 0, sample.LeapInsert},
+		{"fast-100ppm", 0, 100, sample.LeapInsert},
+		{"slow-delete", 250 * time.Millisecond, -300, sample.LeapDelete},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			begin := midnight.Add(-100 * time.Second)
+			sim := NewSim(SimConfig{Start: begin, Offset: tc.offset, FreqPPM: tc.freqPPM})
+			_ = sim.SetStatus(Status{Leap: tc.leap})
+			target := midnight // the local reading at which the clock acts
+			if tc.leap == sample.LeapDelete {
+				target = midnight.Add(-time.Second)
+			}
+			// local(T) = T + offset + f·(T − begin) = target
+			f := tc.freqPPM * 1e-6
+			want := begin.Add(time.Duration((target.Sub(begin).Seconds() - tc.offset.Seconds()) / (1 + f) * 1e9))
+			for sim.TrueNow().Before(midnight.Add(10 * time.Second)) {
+				sim.AdvanceTo(sim.TrueNow().Add(700 * time.Millisecond))
+			}
+			lt := sim.LeapTimes()
+			if len(lt) != 1 {
+				t.Fatalf("LeapTimes %v", lt)
+			}
+			if d := lt[0].Sub(want); d < -time.Microsecond || d > time.Microsecond {
+				t.Errorf("leap at true %v, want %v (off by %v)", lt[0].Format("15:04:05.000000000"), want.Format("15:04:05.000000000"), d)
+			}
+		})
+	}
+}
+
 // TestSimLeapReading: around an inserted leap second the clock reads
 // 23:59:59 twice, as the kernel shows 23:59:60.
 func TestSimLeapReading(t *testing.T) {

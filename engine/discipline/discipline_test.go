@@ -259,6 +259,72 @@ func TestClockErrorChangesNothing(t *testing.T) {
 	}
 }
 
+// TestFailedSlewKeepsResidual: a correction left over from a slew that
+// ended late is still owed after an update the clock refused.
+func TestFailedSlewKeepsResidual(t *testing.T) {
+	c := &failClock{Sim: newSim(clock.SimConfig{})}
+	d := newDisc(t, Config{StepThreshold: time.Second}, c)
+	if _, err := d.Update(c.Now(), Estimate{Offset: 0.01, OffsetSD: 1e-4, FreqSD: math.Inf(1), Interval: 16 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	// End the slew 30 s late: it overshot, and the overshoot is owed.
+	advanceLocal(c.Sim, d.NextWakeup().Add(30*time.Second))
+	if err := d.Wakeup(c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	owed := d.Remaining(c.Now())
+	if owed >= 0 {
+		t.Fatalf("no overshoot after a late wakeup: remaining %g", owed)
+	}
+	c.failFreq = true
+	c.AdvanceTo(c.TrueNow().Add(time.Second))
+	if _, err := d.Update(c.Now(), Estimate{Offset: 0.002, OffsetSD: 1e-4, FreqSD: math.Inf(1), Interval: 16 * time.Second}); !errors.Is(err, errBroken) {
+		t.Fatalf("err = %v", err)
+	}
+	if got := d.Remaining(c.Now()); got != owed {
+		t.Errorf("Remaining %g after a refused update, want the owed %g", got, owed)
+	}
+}
+
+// TestCookTracksTrueTime: while a slew runs and after it ends (on time or
+// late), the engine's time (Cook) keeps the error the update left: the
+// clock catches up exactly as the remaining correction shrinks. The clock
+// here runs at the right rate at its base frequency (oscillator +12 ppm,
+// correction -12 ppm), as a disciplined clock does; the bound allows 1 ppm
+// of the amount slewed.
+func TestCookTracksTrueTime(t *testing.T) {
+	for _, late := range []time.Duration{0, 30 * time.Second, time.Hour} {
+		// The clock is 20 ms behind.
+		sim := newSim(clock.SimConfig{Offset: -20 * time.Millisecond, FreqPPM: 12})
+		d := newDisc(t, Config{StepThreshold: time.Second, InitialFreqPPM: -12}, sim)
+		cookedErr := func() float64 { return d.Cook(sim.Now()).Sub(sim.TrueNow()).Seconds() }
+		if _, err := d.Update(sim.Now(), Estimate{Offset: 0.02, OffsetSD: 1e-4, FreqSD: math.Inf(1), Interval: 16 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if e := cookedErr(); math.Abs(e) > 2e-9 {
+			t.Fatalf("engine time off by %g s right after the update", e)
+		}
+		end := d.NextWakeup()
+		for _, frac := range []float64{0.3, 0.7, 1} {
+			advanceLocal(sim, sim.Now().Add(time.Duration(frac*float64(end.Sub(sim.Now())))))
+			if e := cookedErr(); math.Abs(e) > 2e-9+1e-6*0.02 {
+				t.Errorf("late %v: during the slew engine time off by %g s", late, e)
+			}
+		}
+		advanceLocal(sim, end.Add(late))
+		if err := d.Wakeup(sim.Now()); err != nil {
+			t.Fatal(err)
+		}
+		slewed := 0.02 - d.Remaining(sim.Now()) // the overshoot is owed back
+		for i := 0; i < 3; i++ {
+			if e := cookedErr(); math.Abs(e) > 2e-9+1e-6*slewed {
+				t.Errorf("late %v: %d min after the slew (%g s slewed), engine time off by %g s", late, i*10, slewed, e)
+			}
+			sim.AdvanceTo(sim.TrueNow().Add(10 * time.Minute))
+		}
+	}
+}
+
 // TestFrequencyClamp: the frequency stays within ±MaxFreqPPM, from the
 // initial value and from updates.
 func TestFrequencyClamp(t *testing.T) {

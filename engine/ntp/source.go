@@ -36,6 +36,10 @@ type Authenticator interface {
 	Seal(b []byte, n int) (int, error)
 	// Open verifies a reply (all of it, p parsed from it) and takes what it
 	// carries (fresh cookies). An error rejects the reply.
+	// A genuine NTS NAK (a KoD "NTSN" carrying the request's unique
+	// identifier) is either accepted (nil: the source then sees the KoD
+	// and calls Nak) or reported as an error wrapping ErrNTSNak (the
+	// source calls Nak too); a forged one is any other error.
 	Open(reply []byte, p *Packet) error
 	// Nak tells it the server answered with an NTS NAK (KoD "NTSN"): its
 	// keys or cookies are no longer good.
@@ -281,6 +285,9 @@ func (s *Source) SetTransmitTime(t time.Time) {
 
 // Errors of Receive beyond CheckReply's.
 var (
+	// ErrNTSNak is wrapped by an Authenticator's Open for a genuine NTS
+	// NAK; the source then calls Nak.
+	ErrNTSNak        = errors.New("ntp: NTS NAK: the server no longer accepts our cookies")
 	ErrNotPending    = errors.New("ntp: reply without a pending request (duplicate or late)")
 	ErrNegativeDelay = errors.New("ntp: negative round-trip delay (the clock moved during the exchange)")
 )
@@ -297,26 +304,32 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	if !s.pending {
 		return smp, false, ErrNotPending
 	}
-	if err := CheckReply(&p.Header, s.xmt, s.cfg.MaxRootDistance); err != nil {
-		var kiss *KissError
-		switch {
-		case errors.Is(err, ErrOriginMismatch):
-			return smp, false, err
-		case errors.As(err, &kiss):
-			s.pending = false
-			s.kiss(kiss.Code, rx)
-		default:
-			s.pending = false
-		}
-		s.lastErr = err
-		return smp, false, err
+	if p.OriginTime != s.xmt {
+		return smp, false, ErrOriginMismatch
 	}
 	if s.cfg.Auth != nil {
+		// An authenticated source believes nothing before the
+		// authenticator has: a forged KoD or a forged "unsynchronized"
+		// must neither stop the source nor end the exchange (RFC 8915
+		// 5.7; chrony does the same). Only a genuine NTS NAK, whose
+		// unique identifier the authenticator checks, is unauthenticated.
 		if err := s.cfg.Auth.Open(b, &p); err != nil {
-			// Not ours, or forged: the genuine reply may still come.
+			if errors.Is(err, ErrNTSNak) {
+				s.pending = false
+				s.cfg.Auth.Nak()
+			}
 			s.lastErr = err
 			return smp, false, err
 		}
+	}
+	if err := CheckReply(&p.Header, s.xmt, s.cfg.MaxRootDistance); err != nil {
+		var kiss *KissError
+		if errors.As(err, &kiss) {
+			s.kiss(kiss.Code, rx)
+		}
+		s.pending = false
+		s.lastErr = err
+		return smp, false, err
 	}
 	s.pending = false
 	h := &p.Header
@@ -375,6 +388,7 @@ func (s *Source) kiss(code uint32, now time.Time) {
 		s.state = StateDenied
 		s.burst = 0
 	case KissNTSN:
+		// Reached only when the authenticator accepted the NAK.
 		if s.cfg.Auth != nil {
 			s.cfg.Auth.Nak()
 		}

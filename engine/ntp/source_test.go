@@ -608,6 +608,9 @@ func TestSourceClockFilter(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := NewSource(SourceConfig{MinPoll: 6, MaxPoll: 6}, srcT0)
+			if _, ok := s.Filtered(); ok {
+				t.Error("Filtered before any reply")
+			}
 			type meas struct {
 				t1             time.Time
 				offset, delay  time.Duration
@@ -665,10 +668,22 @@ func TestSourceClockFilter(t *testing.T) {
 				if dj := s.Jitter() - wantJ; dj < -1 || dj > 1 {
 					t.Errorf("sample %d: jitter %v, want %v", i, s.Jitter(), wantJ)
 				}
+				// Filtered is the current pick, released or not, with
+				// its dispersion aged to the newest measurement.
+				f, fok := s.Filtered()
+				wantDisp := best.disp + time.Duration(PHI*float64(m.mid.Sub(best.mid)))
+				if !fok || f.Offset != best.offset || f.Delay != best.delay || !f.Time.Equal(best.mid) || f.Dispersion != wantDisp {
+					t.Errorf("sample %d: Filtered %+v ok=%v, want offset %v delay %v time %v dispersion %v",
+						i, f, fok, best.offset, best.delay, best.mid, wantDisp)
+				}
 				// Last is always the newest, filtered or not.
 				if s.Last().Offset != m.offset || s.Last().Delay != m.delay {
 					t.Errorf("sample %d: Last %+v", i, s.Last())
 				}
+			}
+			s.ResetFilter()
+			if _, ok := s.Filtered(); ok {
+				t.Error("Filtered after ResetFilter")
 			}
 			for i, m := range all {
 				if m.timesReleased > 1 {
@@ -867,7 +882,9 @@ func srcReadHex(tb testing.TB, path string) []byte {
 // FuzzSourceReceive: whatever arrives after a request, Receive never
 // panics, a sample it accepts is sane, and the same datagram is never
 // accepted twice. matchOrigin patches the datagram's origin to our
-// request's transmit timestamp so the fuzzer gets past that check.
+// request's transmit timestamp so the fuzzer gets past that check;
+// a transmit value with the top bit set puts an Authenticator that accepts
+// everything in the path.
 func FuzzSourceReceive(f *testing.F) {
 	paths, _ := filepath.Glob(filepath.Join("testdata", "*-reply.hex"))
 	for _, p := range paths {
@@ -887,14 +904,19 @@ func FuzzSourceReceive(f *testing.F) {
 	_, _ = kod.MarshalTo(kb)
 	f.Add(kb, false, int64(time.Millisecond), uint64(0xdeadbeef))
 	f.Add([]byte{}, false, int64(0), uint64(0))
+	f.Add(srcReply(f, req, srcT0.Add(time.Millisecond), srcT0.Add(2*time.Millisecond), nil), true, int64(3*time.Millisecond), uint64(1<<63|0xdeadbeef))
 	// Found by this target: a reply claiming precision +48 (2^48 s)
 	// overflowed the dispersion to a negative duration.
 	f.Add([]byte("$\x0100\x00\x0000\x00\x0000000000000000000000000000000000000000"), true, int64(20000028), uint64(1234605616436508552))
 
 	f.Fuzz(func(t *testing.T, data []byte, matchOrigin bool, rxAfter int64, rnd uint64) {
-		s := NewSource(SourceConfig{MinPoll: 4, MaxPoll: 10, IBurst: true, MaxRootDistance: time.Second}, srcT0)
-		var b [HeaderLen]byte
-		if s.MakeRequest(srcT0, rnd, b[:]) != HeaderLen {
+		cfg := SourceConfig{MinPoll: 4, MaxPoll: 10, IBurst: true, MaxRootDistance: time.Second}
+		if rnd>>63 == 1 { // (keeps the corpus format of testdata/fuzz)
+			cfg.Auth = &srcAuth{all: true}
+		}
+		s := NewSource(cfg, srcT0)
+		var b [1024]byte
+		if s.MakeRequest(srcT0, rnd, b[:]) < HeaderLen {
 			t.Fatal("MakeRequest failed")
 		}
 		if matchOrigin && len(data) >= HeaderLen {
@@ -924,6 +946,213 @@ func FuzzSourceReceive(f *testing.F) {
 		}
 		if p := s.Poll(); p < 4 || p > 10 {
 			t.Errorf("poll %d outside 4..10", p)
+		}
+	})
+}
+
+// srcAuth is a stand-in Authenticator: Seal appends one 16-byte extension
+// field (a unique identifier), Open accepts exactly the replies it was
+// told are genuine, and Nak counts NTS NAKs.
+type srcAuth struct {
+	all      bool // accept every reply
+	genuine  map[string]bool
+	sealErr  error
+	seals    int
+	opens    int
+	naks     int
+	lastOpen *Packet
+}
+
+var errSrcNoCookie = errors.New("no cookie")
+
+func (a *srcAuth) Seal(b []byte, n int) (int, error) {
+	if a.sealErr != nil {
+		return 0, a.sealErr
+	}
+	a.seals++
+	ef := AppendExtension(nil, 0x0104, []byte("uniq-id-12345678"), 0)
+	if len(b) < n+len(ef) {
+		return 0, errors.New("short buffer")
+	}
+	return n + copy(b[n:], ef), nil
+}
+
+func (a *srcAuth) Open(reply []byte, p *Packet) error {
+	a.opens++
+	a.lastOpen = p
+	if !a.all && !a.genuine[string(reply)] {
+		return errors.New("bad authenticator")
+	}
+	return nil
+}
+
+func (a *srcAuth) Nak() { a.naks++ }
+
+// srcAuthRequest makes an authenticated request and parses its header.
+func srcAuthRequest(t *testing.T, s *Source, t1 time.Time, rnd uint64) (Header, int) {
+	t.Helper()
+	b := make([]byte, 1024)
+	n := s.MakeRequest(t1, rnd, b)
+	if n == 0 {
+		t.Fatal("MakeRequest sent nothing")
+	}
+	var p Packet
+	if err := Parse(b[:n], &p); err != nil {
+		t.Fatalf("sealed request does not parse: %v", err)
+	}
+	return p.Header, n
+}
+
+func srcMarshal(t *testing.T, h *Header) []byte {
+	t.Helper()
+	b := make([]byte, HeaderLen)
+	if _, err := h.MarshalTo(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSourceAuthSealOpen: with an Authenticator every request is sealed
+// and every reply opened; an authentic reply is a sample, one that fails
+// authentication is not and leaves the request pending.
+func TestSourceAuthSealOpen(t *testing.T) {
+	auth := &srcAuth{genuine: map[string]bool{}}
+	s := NewSource(SourceConfig{MinPoll: 6, MaxPoll: 10, Auth: auth}, srcT0)
+	req, n := srcAuthRequest(t, s, srcT0, 0x1234)
+	if auth.seals != 1 || n <= HeaderLen {
+		t.Errorf("seals %d, request length %d", auth.seals, n)
+	}
+	t2 := srcT0.Add(5 * time.Millisecond)
+	forged := srcReply(t, req, t2.Add(time.Second), t2.Add(time.Second), nil)
+	if _, ok, err := s.Receive(srcT0.Add(10*time.Millisecond), forged); err == nil || ok {
+		t.Fatalf("unauthenticated reply accepted (ok=%v err=%v)", ok, err)
+	}
+	if s.Reach() != 0 || s.LastError() == nil {
+		t.Errorf("reach %b lastErr %v", s.Reach(), s.LastError())
+	}
+	good := srcReply(t, req, t2, t2, nil)
+	auth.genuine[string(good)] = true
+	smp, ok, err := s.Receive(srcT0.Add(10*time.Millisecond), good)
+	if err != nil || !ok || smp.Offset != 0 || smp.Delay != 10*time.Millisecond {
+		t.Fatalf("authentic reply after a forged one: ok=%v err=%v sample %+v", ok, err, smp)
+	}
+	if auth.opens != 2 || auth.lastOpen == nil || auth.lastOpen.TransmitTime != TimestampFromTime(t2) {
+		t.Errorf("Open called %d times, last with %+v", auth.opens, auth.lastOpen)
+	}
+}
+
+// TestSourceAuthSealFails: without a cookie nothing is sent, nothing is
+// pending, and the source tries again a poll interval later.
+func TestSourceAuthSealFails(t *testing.T) {
+	auth := &srcAuth{sealErr: errSrcNoCookie}
+	s := NewSource(SourceConfig{MinPoll: 5, MaxPoll: 10, Auth: auth}, srcT0)
+	b := make([]byte, 1024)
+	if n := s.MakeRequest(srcT0, 7, b); n != 0 {
+		t.Fatalf("request of %d bytes sent without a seal", n)
+	}
+	if !errors.Is(s.LastError(), errSrcNoCookie) {
+		t.Errorf("LastError %v", s.LastError())
+	}
+	if want := srcT0.Add(32 * time.Second); !s.NextPoll().Equal(want) {
+		t.Errorf("NextPoll %v, want %v", s.NextPoll(), want)
+	}
+	if sent, _ := s.Counts(); sent != 0 {
+		t.Errorf("sent %d", sent)
+	}
+	reply := srcReply(t, Header{Version: 4, Mode: ModeClient, TransmitTime: 7}, srcT0, srcT0, nil)
+	if _, _, err := s.Receive(srcT0.Add(time.Millisecond), reply); !errors.Is(err, ErrNotPending) {
+		t.Errorf("reply to an unsent request: %v, want ErrNotPending", err)
+	}
+}
+
+// TestSourceAuthUnauthenticatedVerdicts: on an authenticated association
+// the origin check is no protection against an attacker on the path (it
+// sees our transmit timestamp), so nothing in an unauthenticated reply may
+// act on the source: no Kiss-o'-Death (chrony honours KoD RATE only with
+// test5, authentication, passed), and no rejection that ends the exchange
+// before the genuine reply arrives.
+func TestSourceAuthUnauthenticatedVerdicts(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Header)
+	}{
+		{"deny", func(h *Header) { h.Stratum, h.ReferenceID, h.Leap = 0, KissDeny, sample.LeapUnsync }},
+		{"rstr", func(h *Header) { h.Stratum, h.ReferenceID, h.Leap = 0, KissRstr, sample.LeapUnsync }},
+		{"rate", func(h *Header) { h.Stratum, h.ReferenceID, h.Leap = 0, KissRate, sample.LeapUnsync }},
+		{"unsynchronized", func(h *Header) { h.Leap = sample.LeapUnsync }},
+		{"stratum-16", func(h *Header) { h.Stratum = 16 }},
+		{"zero-transmit", func(h *Header) { h.TransmitTime = 0 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			auth := &srcAuth{genuine: map[string]bool{}}
+			s := NewSource(SourceConfig{MinPoll: 6, MaxPoll: 10, Auth: auth}, srcT0)
+			req, _ := srcAuthRequest(t, s, srcT0, 0xfeed)
+			t2 := srcT0.Add(5 * time.Millisecond)
+			forged := srcReply(t, req, t2, t2, tc.mod)
+			_, ok, err := s.Receive(srcT0.Add(8*time.Millisecond), forged)
+			if err == nil || ok {
+				t.Fatalf("forged reply accepted: ok=%v err=%v", ok, err)
+			}
+			if s.State() == StateDenied || s.NextPoll().IsZero() {
+				t.Errorf("an unauthenticated %s stopped the source (state %v)", tc.name, s.State())
+			}
+			if s.Poll() != 6 {
+				t.Errorf("an unauthenticated %s changed the poll to %d", tc.name, s.Poll())
+			}
+			good := srcReply(t, req, t2, t2, nil)
+			auth.genuine[string(good)] = true
+			if _, ok, err := s.Receive(srcT0.Add(10*time.Millisecond), good); err != nil || !ok {
+				t.Errorf("the genuine reply after an unauthenticated %s: ok=%v err=%v", tc.name, ok, err)
+			}
+		})
+	}
+}
+
+// TestSourceAuthKiss: an authenticated KoD is acted on; an NTS NAK tells
+// the authenticator, but only when it checks out (RFC 8915 5.7: the NAK
+// carries the request's Unique Identifier, which the client must verify;
+// chrony's NNC_CheckResponseAuth does).
+func TestSourceAuthKiss(t *testing.T) {
+	t.Run("authentic-deny", func(t *testing.T) {
+		auth := &srcAuth{genuine: map[string]bool{}}
+		s := NewSource(SourceConfig{MinPoll: 6, MaxPoll: 10, Auth: auth}, srcT0)
+		req, _ := srcAuthRequest(t, s, srcT0, 0xbeef)
+		var kod Header
+		RespondKiss(&req, KissDeny, &kod)
+		b := srcMarshal(t, &kod)
+		auth.genuine[string(b)] = true
+		if _, _, err := s.Receive(srcT0.Add(time.Millisecond), b); err == nil {
+			t.Fatal("KoD returned no error")
+		}
+		if s.State() != StateDenied {
+			t.Errorf("authentic DENY: state %v", s.State())
+		}
+	})
+	t.Run("ntsn", func(t *testing.T) {
+		for _, authentic := range []bool{true, false} {
+			auth := &srcAuth{genuine: map[string]bool{}}
+			s := NewSource(SourceConfig{MinPoll: 6, MaxPoll: 10, Auth: auth}, srcT0)
+			req, _ := srcAuthRequest(t, s, srcT0, 0xbeef)
+			var kod Header
+			RespondKiss(&req, KissNTSN, &kod)
+			b := srcMarshal(t, &kod)
+			auth.genuine[string(b)] = authentic
+			_, _, err := s.Receive(srcT0.Add(time.Millisecond), b)
+			var kiss *KissError
+			if authentic && (!errors.As(err, &kiss) || kiss.Code != KissNTSN) {
+				t.Errorf("NTS NAK: err %v", err)
+			}
+			want := 0
+			if authentic {
+				want = 1
+			}
+			if auth.naks != want {
+				t.Errorf("NAK checked out %v: Nak called %d times, want %d", authentic, auth.naks, want)
+			}
+			if s.State() == StateDenied {
+				t.Error("NTS NAK denied the source")
+			}
 		}
 	})
 }

@@ -385,13 +385,14 @@ func TestJumpDetection(t *testing.T) {
 	}{
 		{"forward-10s", 9 * time.Second, 1},
 		{"back-5s", -5 * time.Second, 1},
+		{"back-1h", -time.Hour, 1},
 		{"back-1s", -time.Second, 1},
 		{"50ms-drift", 50 * time.Millisecond, 0},
 		{"none", 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, clock.SimConfig{}, Config{Discipline: discipline.Config{StepThreshold: 100 * time.Millisecond, StepLimit: 1}})
+			h := newHarness(t, clock.SimConfig{}, Config{Discipline: discipline.Config{StepThreshold: 100 * time.Millisecond, StepLimit: 0}})
 			h.add("a", 1, &server{Stratum: 1, Delay: 5 * time.Millisecond}, ntp.SourceConfig{MinPoll: 6, MaxPoll: 6})
 			h.poll(3 * time.Minute)
 			sn := h.snapshot()
@@ -413,7 +414,7 @@ func TestJumpDetection(t *testing.T) {
 			if next := h.sys.NextWakeup().Sub(h.clk.Now()); next > 64*time.Second {
 				t.Errorf("next poll in %v after the jump, want within the 64 s poll interval", next)
 			}
-			// After a jump one more step is allowed, beyond the limit.
+			// After a jump one step is allowed beyond the limit (0 here).
 			if tc.wantJumps > 0 && (tc.jump > 100*time.Millisecond || tc.jump < -100*time.Millisecond) {
 				h.poll(3 * time.Minute)
 				sn = h.snapshot()
@@ -600,5 +601,120 @@ func TestSnapshotShowsFilteredMeasurement(t *testing.T) {
 	// against the clock as it is now); it must not be the slow exchange's.
 	if s.Delay != 2*time.Millisecond || s.Offset > 5*time.Millisecond || s.Offset < -5*time.Millisecond {
 		t.Errorf("snapshot shows offset %v delay %v, want the clock filter's pick (the 2 ms exchange)", s.Offset, s.Delay)
+	}
+}
+
+// TestHoldover: when every source falls silent the system holds over on
+// its last frequency while the error bound grows, and declares itself
+// unsynchronized once the bound passes MaxDistance.
+func TestHoldover(t *testing.T) {
+	h := newHarness(t, clock.SimConfig{}, Config{MaxDistance: 50 * time.Millisecond})
+	h.add("a", 1, &server{Stratum: 1, Delay: 2 * time.Millisecond}, ntp.SourceConfig{MinPoll: 4, MaxPoll: 4})
+	h.poll(5 * time.Minute)
+	if sn := h.snapshot(); sn.State != StateSynchronized {
+		t.Fatalf("setup: %v", sn.State)
+	}
+	var states []State
+	var prevDisp time.Duration
+	for i := 0; i < 400; i++ { // 400 unanswered polls, 16 s apart
+		h.untilWakeup(time.Minute)
+		sn := h.snapshot()
+		if len(states) == 0 || states[len(states)-1] != sn.State {
+			states = append(states, sn.State)
+		}
+		if sn.State == StateHoldover {
+			if sn.RootDispersion < prevDisp {
+				t.Errorf("root dispersion shrank in holdover: %v -> %v", prevDisp, sn.RootDispersion)
+			}
+			prevDisp = sn.RootDispersion
+			if !sn.Synchronized || sn.Stratum != 2 {
+				t.Errorf("holdover snapshot: synchronized %v stratum %d", sn.Synchronized, sn.Stratum)
+			}
+		}
+		if sn.State == StateUnsynchronized {
+			// The last holdover bound was just under MaxDistance.
+			if prevDisp < 45*time.Millisecond || prevDisp > 50*time.Millisecond {
+				t.Errorf("unsynchronized with the root dispersion last at %v, want just under the 50 ms MaxDistance", prevDisp)
+			}
+			if ks := h.clk.Status(); ks.Synchronized {
+				t.Error("kernel still told synchronized")
+			}
+			break
+		}
+	}
+	want := []State{StateSynchronized, StateHoldover, StateUnsynchronized}
+	if !slices.Equal(states, want) {
+		t.Errorf("states %v, want %v", states, want)
+	}
+}
+
+// TestLeapMajority: a leap is announced only when a majority of the
+// sources that agree announce it, and armed in the clock only on the last
+// day of the month.
+func TestLeapMajority(t *testing.T) {
+	tests := []struct {
+		name      string
+		day       time.Time
+		announce  []bool
+		wantSnap  sample.Leap
+		wantClock sample.Leap
+	}{
+		{"one-of-three", time.Date(2026, 6, 30, 10, 0, 0, 0, time.UTC), []bool{true, false, false}, sample.LeapNone, sample.LeapNone},
+		{"two-of-three", time.Date(2026, 6, 30, 10, 0, 0, 0, time.UTC), []bool{true, true, false}, sample.LeapInsert, sample.LeapInsert},
+		{"all-mid-month", time.Date(2026, 6, 15, 10, 0, 0, 0, time.UTC), []bool{true, true, true}, sample.LeapInsert, sample.LeapNone},
+		{"none", time.Date(2026, 6, 30, 10, 0, 0, 0, time.UTC), []bool{false, false, false}, sample.LeapNone, sample.LeapNone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, clock.SimConfig{Start: tc.day}, Config{})
+			for i, a := range tc.announce {
+				srv := &server{Stratum: 1, Delay: 2 * time.Millisecond}
+				if a {
+					srv.Leap = sample.LeapInsert
+				}
+				h.add(string(rune('a'+i)), uint32(i+1), srv, ntp.SourceConfig{MinPoll: 4, MaxPoll: 4})
+			}
+			h.poll(2 * time.Minute)
+			sn := h.snapshot()
+			if !sn.Synchronized {
+				t.Fatal("not synchronized")
+			}
+			if sn.Leap != tc.wantSnap {
+				t.Errorf("snapshot leap %v, want %v", sn.Leap, tc.wantSnap)
+			}
+			if got := h.clk.Status().Leap; got != tc.wantClock {
+				t.Errorf("clock leap %v, want %v", got, tc.wantClock)
+			}
+		})
+	}
+}
+
+// TestBurstAndNoSelect: Burst sends at once; a NoSelect source is measured
+// but never selected.
+func TestBurstAndNoSelect(t *testing.T) {
+	h := newHarness(t, clock.SimConfig{}, Config{})
+	a := h.add("a", 1, &server{Stratum: 1, Delay: 2 * time.Millisecond}, ntp.SourceConfig{MinPoll: 6, MaxPoll: 6})
+	id := h.sys.AddSource(SourceConfig{Name: "watch", NoSelect: true, NTP: ntp.SourceConfig{MinPoll: 6, MaxPoll: 6}}, h.instant())
+	h.servers[id] = &server{Stratum: 1, Delay: 2 * time.Millisecond}
+	h.poll(3 * time.Minute)
+	if h.sys.Burst(999, h.instant()) {
+		t.Error("Burst of an unknown source")
+	}
+	if !h.sys.Burst(a, h.instant()) {
+		t.Fatal("Burst false")
+	}
+	out := h.sys.Wakeup(h.instant(), nil)
+	if len(out) != 1 || out[0].Source != a {
+		t.Errorf("after Burst, Wakeup sent %v, want one request from %d", out, a)
+	}
+	sn := h.snapshot()
+	for _, s := range sn.Sources {
+		want := "selected"
+		if s.Name == "watch" {
+			want = "noselect"
+		}
+		if s.Selection != want || s.Valid == 0 {
+			t.Errorf("%s: selection %q valid %d, want %q", s.Name, s.Selection, s.Valid, want)
+		}
 	}
 }

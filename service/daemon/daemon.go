@@ -395,7 +395,18 @@ func (d *Daemon) statusLine() string {
 		if sn.State == system.StateHoldover {
 			hold = " (holdover)"
 		}
-		return fmt.Sprintf("synchronized to %s, stratum %d, offset %s%s", name, sn.Stratum, fmtOffset(sn.LastOffset), hold)
+		line := fmt.Sprintf("synchronized to %s, stratum %d, offset %s%s", name, sn.Stratum, fmtOffset(sn.LastOffset), hold)
+		if d.virtual != nil {
+			// Observe mode: what matters is how far the untouched system
+			// clock is from the time the engine keeps.
+			c := d.virtual.Correction(time.Now().Round(0))
+			dir := "behind"
+			if c < 0 {
+				dir, c = "ahead", -c
+			}
+			line += fmt.Sprintf("; system clock %s %s (observe mode)", fmtOffset(c)[1:], dir)
+		}
+		return line
 	case system.StatePanic:
 		return "not synchronized: " + sn.Panic
 	}
