@@ -75,3 +75,6 @@ bench-sim:
 
 clean:
 	rm -rf bin
+
+# Fragments for benchmarks, packaging and the CLI's generated files.
+-include mk/*.mk
