@@ -37,8 +37,4 @@ if [ ! -x "$ntpsec_root/usr/sbin/ntpd" ] && [ "$(id -u)" -eq 0 ]; then
   rm -rf "$tmp"
 fi
 
-# Time daemons installed as packages must not run on their own.
-for unit in chrony; do
-  pkill -x chronyd 2>/dev/null && echo "install-peers: stopped a chronyd started by the package" || true
-done
 echo "install-peers: ok"
