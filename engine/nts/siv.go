@@ -1,0 +1,200 @@
+package nts
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"errors"
+)
+
+// SIV is AES-SIV (RFC 5297): S2V over AES-CMAC for the synthetic IV, then
+// AES-CTR. The key is two AES keys of equal length, K1 (CMAC) then K2
+// (CTR): 32 bytes for AEAD_AES_SIV_CMAC_256, 48 for _384, 64 for _512.
+//
+// Output layout is RFC 5297's: the 16-byte synthetic IV (the tag) first,
+// then the ciphertext, which is as long as the plaintext.
+//
+// A SIV holds only expanded keys and never changes after NewSIV, so one
+// value may be used by many goroutines at once.
+type SIV struct {
+	mac    cipher.Block // K1
+	ctr    cipher.Block // K2
+	k1, k2 [16]byte     // CMAC subkeys
+	zero   [16]byte     // CMAC(K1, 0^128), the start of every S2V
+}
+
+// TagSize is the length of the synthetic IV that precedes the ciphertext.
+const TagSize = 16
+
+// Errors of the SIV.
+var (
+	ErrKeySize = errors.New("nts: AES-SIV key must be 32, 48 or 64 bytes")
+	ErrOpen    = errors.New("nts: message authentication failed")
+)
+
+// NewSIV expands key (32, 48 or 64 bytes).
+func NewSIV(key []byte) (*SIV, error) {
+	switch len(key) {
+	case 32, 48, 64:
+	default:
+		return nil, ErrKeySize
+	}
+	half := len(key) / 2
+	mac, err := aes.NewCipher(key[:half])
+	if err != nil {
+		return nil, err
+	}
+	ctr, err := aes.NewCipher(key[half:])
+	if err != nil {
+		return nil, err
+	}
+	s := &SIV{mac: mac, ctr: ctr}
+	var l [16]byte
+	mac.Encrypt(l[:], l[:])
+	s.k1 = dbl(l)
+	s.k2 = dbl(s.k1)
+	var z [16]byte
+	s.cmac(&s.zero, z[:], nil)
+	return s, nil
+}
+
+// dbl is multiplication by x in GF(2^128) with RFC 5297's polynomial.
+func dbl(v [16]byte) [16]byte {
+	var out [16]byte
+	carry := v[0] >> 7
+	for i := 0; i < 15; i++ {
+		out[i] = v[i]<<1 | v[i+1]>>7
+	}
+	out[15] = v[15]<<1 ^ (0x87 & -carry)
+	return out
+}
+
+func xor16(dst *[16]byte, src []byte) {
+	for i := range 16 {
+		dst[i] ^= src[i]
+	}
+}
+
+// cmac computes AES-CMAC (RFC 4493) under K1 of msg into out. If xorEnd
+// is not nil (and len(msg) >= 16), it is XORed into the last 16 bytes of
+// msg first, without modifying msg: S2V's "xorend".
+func (s *SIV) cmac(out *[16]byte, msg []byte, xorEnd *[16]byte) {
+	var x [16]byte
+	n := len(msg)
+	// Number of blocks before the last one; the last block is full only
+	// when n is a non-zero multiple of 16.
+	full := n > 0 && n%16 == 0
+	last := (n - 1) / 16 * 16
+	if n == 0 {
+		last = 0
+	}
+	tailStart := n - 16 // where xorEnd begins
+	var blk [16]byte
+	for off := 0; off < last; off += 16 {
+		copy(blk[:], msg[off:off+16])
+		if xorEnd != nil {
+			applyXorEnd(&blk, off, tailStart, xorEnd)
+		}
+		xor16(&x, blk[:])
+		s.mac.Encrypt(x[:], x[:])
+	}
+	blk = [16]byte{}
+	copy(blk[:], msg[last:])
+	if xorEnd != nil {
+		applyXorEnd(&blk, last, tailStart, xorEnd)
+	}
+	if full {
+		xor16(&blk, s.k1[:])
+	} else {
+		blk[n-last] = 0x80
+		xor16(&blk, s.k2[:])
+	}
+	xor16(&x, blk[:])
+	s.mac.Encrypt(out[:], x[:])
+}
+
+// applyXorEnd XORs the bytes of xorEnd that fall into the block starting at
+// message offset off (xorEnd covers message bytes tail..tail+15).
+func applyXorEnd(blk *[16]byte, off, tail int, xorEnd *[16]byte) {
+	for i := range 16 {
+		j := off + i - tail
+		if j >= 0 && j < 16 {
+			blk[i] ^= xorEnd[j]
+		}
+	}
+}
+
+// s2v is RFC 5297's S2V over the strings ad... followed by p.
+func (s *SIV) s2v(p []byte, ad ...[]byte) [16]byte {
+	d := s.zero
+	var m [16]byte
+	for _, a := range ad {
+		d = dbl(d)
+		s.cmac(&m, a, nil)
+		xor16(&d, m[:])
+	}
+	var v [16]byte
+	if len(p) >= 16 {
+		s.cmac(&v, p, &d)
+		return v
+	}
+	d = dbl(d)
+	var t [16]byte
+	copy(t[:], p)
+	t[len(p)] = 0x80
+	xor16(&d, t[:])
+	s.cmac(&v, d[:], nil)
+	return v
+}
+
+// ctrXOR runs AES-CTR under K2 from the synthetic IV v (with bits 31 and
+// 63 cleared) over src into dst.
+func (s *SIV) ctrXOR(dst, src []byte, v [16]byte) {
+	v[8] &= 0x7f
+	v[12] &= 0x7f
+	cipher.NewCTR(s.ctr, v[:]).XORKeyStream(dst, src)
+}
+
+// Seal encrypts and authenticates plaintext and the associated data
+// strings ad (in order; RFC 5297 allows up to 126 of them, and a nonce is
+// simply the last one) and appends IV||ciphertext to dst.
+func (s *SIV) Seal(dst, plaintext []byte, ad ...[]byte) []byte {
+	v := s.s2v(plaintext, ad...)
+	ret, out := sliceForAppend(dst, TagSize+len(plaintext))
+	copy(out, v[:])
+	s.ctrXOR(out[TagSize:], plaintext, v)
+	return ret
+}
+
+// Open checks and decrypts IV||ciphertext and appends the plaintext to dst.
+// The tag is compared in constant time; on failure nothing is appended
+// and ErrOpen is returned.
+func (s *SIV) Open(dst, ciphertext []byte, ad ...[]byte) ([]byte, error) {
+	if len(ciphertext) < TagSize {
+		return nil, ErrOpen
+	}
+	var v [16]byte
+	copy(v[:], ciphertext[:TagSize])
+	ct := ciphertext[TagSize:]
+	ret, out := sliceForAppend(dst, len(ct))
+	s.ctrXOR(out, ct, v)
+	t := s.s2v(out, ad...)
+	if subtle.ConstantTimeCompare(t[:], v[:]) != 1 {
+		clear(out)
+		return nil, ErrOpen
+	}
+	return ret, nil
+}
+
+// sliceForAppend extends in by n bytes, returning the whole slice and the
+// new tail.
+func sliceForAppend(in []byte, n int) (head, tail []byte) {
+	if total := len(in) + n; cap(in) >= total {
+		head = in[:total]
+	} else {
+		head = make([]byte, total)
+		copy(head, in)
+	}
+	tail = head[len(in):]
+	return
+}
