@@ -131,6 +131,12 @@ func TestKeyExchange(t *testing.T) {
 	if err != nil || !bytes.Equal(k.C2S, res.Keys.C2S) || !bytes.Equal(k.S2C, res.Keys.S2C) || bytes.Equal(k.C2S, k.S2C) {
 		t.Fatalf("server-side keys differ from the client's (err %v)", err)
 	}
+	// The server counts the exchange after its last write, which the
+	// client may read first: wait for the count.
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.srv.Stats().Served == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if st := ts.srv.Stats(); st.Served != 1 || st.Failed != 0 {
 		t.Fatalf("stats %+v", st)
 	}
