@@ -507,7 +507,7 @@ func startGnomond(t *testing.T, dir, cfg string, o gnomondOpts) *gnomond {
 			argv[i] = strings.ReplaceAll(a, "@NOTIFY@", n.path)
 		}
 	}
-	argv = append(argv, gnomondBin, "--config", path)
+	argv = append(argv, gnomondBin, "--config", path, "--no-dbus", "--state-dir", "")
 	argv = inNetns(t, o.netns, safe(t, argv...))
 	return &gnomond{proc: startProc(t, dir, tag, env, argv...), notify: n, config: path}
 }

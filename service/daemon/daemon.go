@@ -21,9 +21,11 @@ import (
 
 	"gnomon.dev/gnomon/engine/clock"
 	"gnomon.dev/gnomon/engine/discipline"
+	"gnomon.dev/gnomon/engine/nts"
 	"gnomon.dev/gnomon/engine/system"
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/netio"
+	"gnomon.dev/gnomon/service/ntsio"
 	"gnomon.dev/gnomon/service/privdrop"
 	"gnomon.dev/gnomon/service/sd"
 	"gnomon.dev/gnomon/service/sysclock"
@@ -75,6 +77,7 @@ type event struct {
 	addrs []netip.AddrPort
 	txID  uint32
 	call  func()
+	ke    *ntsio.Result // NTS key exchange results, with evResolved
 }
 
 const (
@@ -86,12 +89,13 @@ const (
 )
 
 type liveSource struct {
-	spec   *spec
-	addr   netip.AddrPort
-	conn   *netio.ClientConn
-	cancel context.CancelFunc
-	lastID uint32
-	added  time.Time
+	spec    *spec
+	addr    netip.AddrPort
+	conn    *netio.ClientConn
+	cancel  context.CancelFunc
+	lastID  uint32
+	added   time.Time
+	session *nts.ClientSession // NTS sources only
 }
 
 // Daemon is one running instance.
@@ -120,6 +124,7 @@ type Daemon struct {
 	changed    chan struct{}
 	changeMu   sync.Mutex
 	ctx        context.Context
+	nts        *ntsServer
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -234,6 +239,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.wg.Wait()
 	defer d.closeSources()
 
+	if err := d.startNTS(ctx); err != nil {
+		return err
+	}
 	servers, err := d.startServers(ctx)
 	if err != nil {
 		return err
@@ -270,6 +278,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		out = d.eng.Wakeup(d.now(), out[:0])
 		if !d.ntpOff {
 			d.transmit(out)
+			d.checkSessions(ctx)
 		}
 		d.publish()
 		timer.Reset(d.untilWakeup())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/engine/nts"
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/netio"
 )
@@ -26,6 +27,11 @@ func refID6(a netip.Addr) uint32 {
 const precision int8 = -24
 
 const batch = 32
+
+// maxRequest is the largest request answered: an NTS request carrying one
+// of our cookies and placeholders for seven more is under 1 KiB; nothing
+// legitimate is larger.
+const maxRequest = 1280
 
 // startServers opens (or adopts from systemd, name "ntp") the NTP server
 // sockets and starts one worker per socket.
@@ -106,8 +112,8 @@ func newWorker(pol config.ServerConfig, d *Daemon) *worker {
 	w.in = make([]netio.Message, batch)
 	w.out = make([]netio.Message, batch)
 	for i := range w.in {
-		w.in[i].Buf = make([]byte, 1024)
-		w.out[i].Buf = make([]byte, 1024)
+		w.in[i].Buf = make([]byte, 2048) // NTS requests carry cookies and placeholders
+		w.out[i].Buf = make([]byte, 2048)
 	}
 	return w
 }
@@ -143,7 +149,7 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 // answer decides about one request and fills the reply; false means
 // nothing is sent.
 func (w *worker) answer(req, resp *netio.Message) bool {
-	if req.Truncated {
+	if req.Truncated || req.N > maxRequest {
 		return false
 	}
 	var p ntp.Packet
@@ -174,9 +180,11 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	if !ntp.Respond(&p.Header, rx, rx, &st, &h) {
 		return false
 	}
+	kissed := false // h is a Kiss-o'-Death
 	switch {
 	case deny:
 		ntp.RespondKiss(&p.Header, ntp.KissDeny, &h)
+		kissed = true
 	case w.limiter != nil:
 		// The limiter runs on monotonic time: a clock step must not
 		// change its decisions.
@@ -185,16 +193,37 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 			return false
 		case ntp.Kiss:
 			ntp.RespondKiss(&p.Header, ntp.KissRate, &h)
-		default:
-			// The transmit timestamp as late as we can take it.
-			h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)))
+			kissed = true
 		}
-	default:
+	}
+	// NTS (RFC 8915): verify the request and add fresh cookies, or NAK.
+	var ntsReply *nts.ServerReply
+	if w.d.nts != nil && !kissed {
+		r, err := w.d.nts.handler.Verify(req.Buf[:req.N], &p)
+		switch {
+		case errors.Is(err, nts.ErrNotNTS):
+		case err != nil:
+			return false
+		case r.NAK():
+			ntp.RespondKiss(&p.Header, ntp.KissNTSN, &h)
+			kissed = true
+			ntsReply = r
+		default:
+			ntsReply = r
+		}
+	}
+	if !kissed {
+		// The transmit timestamp as late as we can take it.
 		h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)))
 	}
 	n, err := h.MarshalTo(resp.Buf)
 	if err != nil {
 		return false
+	}
+	if ntsReply != nil {
+		if n, err = ntsReply.Append(resp.Buf, n); err != nil {
+			return false
+		}
 	}
 	resp.N = n
 	resp.Peer = req.Peer

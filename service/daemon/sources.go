@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/engine/nts"
 	"gnomon.dev/gnomon/engine/system"
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/netio"
@@ -38,6 +39,7 @@ type spec struct {
 	bad       map[netip.AddrPort]time.Time
 	resolving bool
 	useless   map[system.ID]time.Time // since when a member has been useless
+	keBackoff time.Duration           // NTS: wait before the next key exchange
 }
 
 func (d *Daemon) addSpec(ctx context.Context, src config.SourceConfig, origin string) *spec {
@@ -97,7 +99,7 @@ func (d *Daemon) members(sp *spec) int {
 // sends the addresses to the owner. DNS never blocks the owner loop.
 func (d *Daemon) startResolve(ctx context.Context, sp *spec, delay time.Duration) {
 	if sp.src.Mode == config.SourceNTS {
-		d.log.Warn("NTS sources are not supported by this build yet; source skipped", "address", sp.src.Address)
+		d.startKeyExchange(ctx, sp, delay)
 		return
 	}
 	if sp.resolving || sp.removed {
@@ -138,6 +140,10 @@ func (d *Daemon) addResolved(ctx context.Context, ev event) {
 	if sp.removed {
 		return
 	}
+	if sp.src.Mode == config.SourceNTS {
+		d.keyExchanged(ctx, ev)
+		return
+	}
 	if ev.err != nil || len(ev.addrs) == 0 {
 		d.logLimited("dns:"+sp.src.Address, "cannot resolve source; retrying in 60 s", "address", sp.src.Address, "err", ev.err)
 		d.startResolve(ctx, sp, time.Minute)
@@ -176,6 +182,12 @@ func (d *Daemon) addResolved(ctx context.Context, ev event) {
 }
 
 func (d *Daemon) addSource(ctx context.Context, sp *spec, addr netip.AddrPort) error {
+	return d.addSourceAuth(ctx, sp, addr, nil)
+}
+
+// addSourceAuth adds an engine source at addr; session, when set, makes
+// every exchange NTS-authenticated.
+func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPort, session *nts.ClientSession) error {
 	src := sp.src
 	conn, err := netio.Dial(ctx, "udp", addr)
 	if err != nil {
@@ -191,17 +203,26 @@ func (d *Daemon) addSource(ctx context.Context, sp *spec, addr netip.AddrPort) e
 			MinPoll: int8(src.PollIntervalLimits.Min),
 			MaxPoll: int8(src.PollIntervalLimits.Max),
 			IBurst:  src.IBurst,
+			Auth:    authOf(session),
 		},
 		Prefer:   src.Prefer,
 		NoSelect: src.NoSelect,
 	}, d.now())
 	rctx, cancel := context.WithCancel(ctx)
-	d.sources[id] = &liveSource{spec: sp, addr: addr, conn: conn, cancel: cancel, added: time.Now()}
+	d.sources[id] = &liveSource{spec: sp, addr: addr, conn: conn, cancel: cancel, added: time.Now(), session: session}
 	d.log.Info("source added", "name", src.Host(), "address", addr, "origin", sp.origin,
 		"timestamping", conn.Timestamping().String())
 	d.wg.Add(1)
 	go d.readSource(rctx, id, conn)
 	return nil
+}
+
+// authOf avoids a typed nil in the interface.
+func authOf(s *nts.ClientSession) ntp.Authenticator {
+	if s == nil {
+		return nil
+	}
+	return s
 }
 
 // maintainPools replaces pool members that have been unreachable or
