@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	gdbus "gnomon.dev/gnomon/dbus"
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/daemon"
 	"gnomon.dev/gnomon/service/sd"
@@ -71,6 +73,17 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path, opts)
 }
 
+// pollSeconds turns a poll exponent (log2 s) into a duration.
+func pollSeconds(exp int) time.Duration {
+	if exp < -30 || exp > 30 {
+		return 0
+	}
+	if exp >= 0 {
+		return time.Duration(1<<exp) * time.Second
+	}
+	return time.Second >> -exp
+}
+
 func newRoot() *cobra.Command {
 	var (
 		cfgPath  string
@@ -79,6 +92,9 @@ func newRoot() *cobra.Command {
 		showVer  bool
 		runAs    string
 		stateDir string
+		busAddr  string
+		noDBus   bool
+		sysRoot  string
 	)
 	root := &cobra.Command{
 		Use:   "gnomond",
@@ -128,12 +144,43 @@ func newRoot() *cobra.Command {
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					// Reloading arrives with the D-Bus issue; until then a
-					// SIGHUP (or a storm of them) only costs a debug line.
-					log.Debug("SIGHUP: reload is not supported yet; ignored")
+					// The same reload as org.gnomon.Gnomon1.Manager.Reload;
+					// a storm of SIGHUPs is served one at a time.
+					rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					if err := d.Reload(rctx); err != nil {
+						log.Warn("SIGHUP: reload failed", "err", err)
+					}
+					cancel()
 				}
 			}()
-			if err := d.Run(ctx); err != nil {
+			var dbusDone chan struct{}
+			if !noDBus {
+				svc, err := gdbus.New(d, gdbus.Options{
+					Paths:           gdbus.Paths{Root: sysRoot},
+					Address:         busAddr,
+					Logger:          log.With("part", "dbus"),
+					Version:         version,
+					PollIntervalMin: pollSeconds(cfg.SourceDefaults.PollIntervalLimits.Min),
+					PollIntervalMax: pollSeconds(cfg.SourceDefaults.PollIntervalLimits.Max),
+					RootDistanceMax: cfg.Synchronization.MaxDistance,
+				})
+				if err != nil {
+					return &exitError{exitFailure, err}
+				}
+				// The bus is optional: time keeping never waits for it, and
+				// Serve reconnects whenever the bus comes back.
+				dbusDone = make(chan struct{})
+				go func() {
+					defer close(dbusDone)
+					_ = svc.Serve(ctx)
+				}()
+			}
+			err = d.Run(ctx)
+			stop()
+			if dbusDone != nil {
+				<-dbusDone
+			}
+			if err != nil {
 				return &exitError{exitFailure, err}
 			}
 			return nil
@@ -145,6 +192,9 @@ func newRoot() *cobra.Command {
 	root.Flags().BoolVar(&showVer, "version", false, "print the version and exit")
 	root.Flags().StringVar(&runAs, "user", "gnomon", "user to become after binding when started as root (\"\" to stay root)")
 	root.Flags().StringVar(&stateDir, "state-dir", "/var/lib/gnomon", "directory for state kept across restarts (\"\" for none)")
+	root.Flags().StringVar(&busAddr, "bus-address", "", "D-Bus system bus address (default $DBUS_SYSTEM_BUS_ADDRESS, else "+gdbus.DefaultSystemBus+")")
+	root.Flags().BoolVar(&noDBus, "no-dbus", false, "do not serve timedate1, timesync1 and Gnomon1 on the system bus")
+	root.Flags().StringVar(&sysRoot, "system-root", "/", "directory under which timedate1 finds etc/localtime, etc/adjtime, usr/share/zoneinfo and dev/rtc (for tests)")
 	root.AddCommand(&cobra.Command{
 		Use:           "check-config [PATH]",
 		Short:         "Validate a configuration file without starting",

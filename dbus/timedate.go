@@ -1,0 +1,277 @@
+package dbus
+
+import (
+	"errors"
+	"io/fs"
+	"math"
+	"os"
+	"sync"
+	"time"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"gnomon.dev/gnomon/polkit"
+)
+
+// TimedateSpec is org.freedesktop.timedate1 exactly as systemd 252 (and
+// 262) introspects it.
+var TimedateSpec = &InterfaceSpec{
+	Name: "org.freedesktop.timedate1",
+	Props: []PropSpec{
+		{"Timezone", "s", EmitsTrue},
+		{"LocalRTC", "b", EmitsTrue},
+		{"CanNTP", "b", EmitsFalse},
+		{"NTP", "b", EmitsTrue},
+		{"NTPSynchronized", "b", EmitsFalse},
+		{"TimeUSec", "t", EmitsFalse},
+		{"RTCTimeUSec", "t", EmitsFalse},
+	},
+	Methods: []MethodSpec{
+		{"SetTime", []ArgSpec{in("usec_utc", "x"), in("relative", "b"), in("interactive", "b")}},
+		{"SetTimezone", []ArgSpec{in("timezone", "s"), in("interactive", "b")}},
+		{"SetLocalRTC", []ArgSpec{in("local_rtc", "b"), in("fix_system", "b"), in("interactive", "b")}},
+		{"SetNTP", []ArgSpec{in("use_ntp", "b"), in("interactive", "b")}},
+		{"ListTimezones", []ArgSpec{out("timezones", "as")}},
+	},
+}
+
+// timedate is the org.freedesktop.timedate1 object. Timezone and LocalRTC
+// are read once at start and then only changed by its own methods, like
+// systemd-timedated's cache.
+type timedate struct {
+	s *Service
+
+	mu       sync.Mutex // serializes the mutating methods and guards the cache
+	tz       string
+	localRTC bool
+
+	props *propsObject
+}
+
+func newTimedate(s *Service) *timedate {
+	t := &timedate{s: s, tz: s.opts.Paths.ReadTimezone()}
+	if data, err := os.ReadFile(s.opts.Paths.Adjtime()); err == nil {
+		t.localRTC = AdjtimeLocal(data)
+	}
+	t.props = &propsObject{ifaces: []propIface{{spec: TimedateSpec, get: map[string]getter{
+		"Timezone": func() (any, error) { t.mu.Lock(); defer t.mu.Unlock(); return t.tz, nil },
+		"LocalRTC": func() (any, error) { t.mu.Lock(); defer t.mu.Unlock(); return t.localRTC, nil },
+		"CanNTP":   func() (any, error) { return true, nil },
+		"NTP":      func() (any, error) { return s.b.NTP(), nil },
+		"NTPSynchronized": func() (any, error) {
+			ok, err := s.opts.KernelSynced()
+			return ok && err == nil, nil
+		},
+		"TimeUSec":    func() (any, error) { return uint64(time.Now().UnixMicro()), nil },
+		"RTCTimeUSec": func() (any, error) { return readRTCUSec(s.opts.Paths.RTC()) },
+	}}}}
+	return t
+}
+
+func (t *timedate) export(conn *godbus.Conn) error {
+	if err := conn.Export(t, PathTimedate, TimedateSpec.Name); err != nil {
+		return err
+	}
+	if err := conn.Export(t.props, PathTimedate, ifaceProperties); err != nil {
+		return err
+	}
+	return conn.Export(&introspectObject{ifaces: []*InterfaceSpec{TimedateSpec}}, PathTimedate, ifaceIntrospect)
+}
+
+func (t *timedate) emit(name string, v any) {
+	t.s.emit(PathTimedate, TimedateSpec.Name, map[string]godbus.Variant{name: godbus.MakeVariant(v)})
+}
+
+// SetTime steps the clock (through the Backend) to usec_utc µs since the
+// epoch, or by usec_utc µs when relative. Refused while NTP is on.
+func (t *timedate) SetTime(msg godbus.Message, usec int64, relative, interactive bool) *godbus.Error {
+	start := time.Now()
+	if t.s.b.NTP() {
+		return newError(ErrAutomaticTimeSyncEnabled, "Automatic time synchronization is enabled")
+	}
+	if !relative && usec <= 0 {
+		return newError(ErrInvalidArgs, "Invalid absolute time")
+	}
+	if relative && usec == 0 {
+		return nil
+	}
+	if relative {
+		now := start.UnixMicro()
+		if (usec > 0 && now > math.MaxInt64-usec) || (usec < 0 && now+usec < 0) {
+			return newError(ErrInvalidArgs, "Time value overflow")
+		}
+	}
+	if err := t.s.authorize(&msg, polkit.ActionSetTime, interactive); err != nil {
+		return err
+	}
+	// Relative times are against now at this point (after polkit), an
+	// absolute time gets the handling latency added, as timedated does.
+	var target time.Time
+	if relative {
+		now := time.Now().UnixMicro()
+		if (usec > 0 && now > math.MaxInt64-usec) || (usec < 0 && now+usec < 0) {
+			return newError(ErrInvalidArgs, "Time value overflow")
+		}
+		target = time.UnixMicro(now + usec)
+	} else {
+		target = time.UnixMicro(usec).Add(time.Since(start))
+	}
+	if t.s.b.ClockMode() == "observe" {
+		return newError(ErrNotSupported, "Failed to set local time: gnomond runs in observe mode and never sets the clock")
+	}
+	ctx, cancel := t.s.call()
+	defer cancel()
+	if err := t.s.b.SetTime(ctx, target); err != nil {
+		if t.s.b.NTP() {
+			return newError(ErrAutomaticTimeSyncEnabled, "Automatic time synchronization is enabled")
+		}
+		return errnoError("Failed to set local time", err)
+	}
+	t.mu.Lock()
+	local := t.localRTC
+	t.mu.Unlock()
+	if err := writeRTC(t.s.opts.Paths.RTC(), time.Now(), local); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.s.log.Warn("cannot write the RTC", "err", err)
+	}
+	t.s.log.Info("clock set through timedate1", "realtime_usec", target.UnixMicro())
+	return nil
+}
+
+// SetTimezone points /etc/localtime at zone.
+func (t *timedate) SetTimezone(msg godbus.Message, zone string, interactive bool) *godbus.Error {
+	if !t.s.opts.Paths.ValidTimezone(zone) {
+		return newError(ErrInvalidArgs, "Invalid or not installed time zone '%s'", zone)
+	}
+	t.mu.Lock()
+	same := zone == t.tz
+	t.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := t.s.authorize(&msg, polkit.ActionSetTimezone, interactive); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if zone == t.tz {
+		return nil
+	}
+	if err := t.s.opts.Paths.WriteTimezone(zone); err != nil {
+		return errnoError("Failed to set time zone", err)
+	}
+	t.tz = zone
+	if t.localRTC {
+		if err := writeRTC(t.s.opts.Paths.RTC(), time.Now(), true); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.s.log.Warn("cannot write the RTC", "err", err)
+		}
+	}
+	t.s.log.Info("time zone changed", "timezone", zone)
+	t.emit("Timezone", zone)
+	return nil
+}
+
+// SetLocalRTC records in /etc/adjtime whether the RTC keeps local time,
+// and brings RTC and system clock together.
+func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive bool) *godbus.Error {
+	t.mu.Lock()
+	same := local == t.localRTC
+	t.mu.Unlock()
+	if same && !fixSystem {
+		return nil
+	}
+	if err := t.s.authorize(&msg, polkit.ActionSetLocalRTC, interactive); err != nil {
+		return err
+	}
+	rtcPath := t.s.opts.Paths.RTC()
+	if fixSystem {
+		// Setting the system clock from the RTC needs an RTC and a clock
+		// gnomond may set: refuse before changing anything.
+		if _, err := os.Stat(rtcPath); err != nil {
+			return errnoError("Failed to read RTC "+rtcPath+" (this machine has no RTC; nothing was changed)", err)
+		}
+		if t.s.b.ClockMode() == "observe" {
+			return newError(ErrNotSupported, "Failed to set the system clock from the RTC: gnomond runs in observe mode and never sets the clock")
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if local != t.localRTC {
+		if err := t.writeAdjtime(local); err != nil {
+			how := "UTC"
+			if local {
+				how = "local"
+			}
+			return errnoError("Failed to set RTC to "+how, err)
+		}
+		t.localRTC = local
+	}
+	if fixSystem {
+		rt, err := readRTC(rtcPath, local)
+		if err == nil {
+			now := time.Now()
+			target := rt.Add(time.Duration(now.Nanosecond()))
+			ctx, cancel := t.s.call()
+			err = t.s.b.SetTime(ctx, target)
+			cancel()
+		}
+		if err != nil {
+			t.s.log.Warn("cannot set the system clock from the RTC", "err", err)
+		}
+	} else if err := writeRTC(rtcPath, time.Now(), local); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			t.s.log.Info("no RTC: only /etc/adjtime was updated", "rtc", rtcPath)
+		} else {
+			t.s.log.Warn("cannot write the RTC", "err", err)
+		}
+	}
+	t.s.log.Info("RTC mode changed", "local", local)
+	t.emit("LocalRTC", local)
+	return nil
+}
+
+func (t *timedate) writeAdjtime(local bool) error {
+	path := t.s.opts.Paths.Adjtime()
+	old, err := os.ReadFile(path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	content, write, remove := RewriteAdjtime(old, exists, local)
+	switch {
+	case remove:
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	case write:
+		return atomicWrite(path, content, 0o644)
+	}
+	return nil
+}
+
+// SetNTP turns gnomon's synchronization on or off (persisted by the
+// daemon) and emits NTP before replying.
+func (t *timedate) SetNTP(msg godbus.Message, use, interactive bool) *godbus.Error {
+	if err := t.s.authorize(&msg, polkit.ActionSetNTP, interactive); err != nil {
+		return err
+	}
+	ctx, cancel := t.s.call()
+	defer cancel()
+	if err := t.s.b.SetNTP(ctx, use); err != nil {
+		return errnoError("Failed to set NTP", err)
+	}
+	t.emit("NTP", t.s.b.NTP())
+	t.s.gm.ntpChanged()
+	return nil
+}
+
+// ListTimezones lists the installed zones.
+func (t *timedate) ListTimezones() ([]string, *godbus.Error) {
+	l, err := t.s.opts.Paths.ListTimezones()
+	if err != nil {
+		return nil, errnoError("Failed to read list of time zones", err)
+	}
+	if l == nil {
+		l = []string{}
+	}
+	return l, nil
+}
