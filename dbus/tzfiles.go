@@ -170,13 +170,15 @@ func atomicWrite(path string, data []byte, mode os.FileMode) error {
 	}
 	_, werr := f.Write(data)
 	if werr == nil {
+		// On the descriptor (fchmod): the umask may have narrowed the
+		// mode, and the seccomp filter allows no path-based chmod.
+		werr = f.Chmod(mode)
+	}
+	if werr == nil {
 		werr = f.Sync()
 	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp, mode)
 	}
 	if werr == nil {
 		werr = os.Rename(tmp, path)

@@ -6,7 +6,8 @@
 set -euo pipefail
 
 pkgs=(chrony ntpsec-ntpdig python3-ntp dbus polkitd pkexec systemd
-      linuxptp iproute2 util-linux openssl tshark)
+      linuxptp iproute2 util-linux openssl tshark strace
+      apparmor debhelper dh-apparmor lintian debootstrap systemd-container)
 
 missing=()
 for p in "${pkgs[@]}"; do

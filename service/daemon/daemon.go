@@ -27,6 +27,7 @@ import (
 	"gnomon.dev/gnomon/service/netio"
 	"gnomon.dev/gnomon/service/ntsio"
 	"gnomon.dev/gnomon/service/privdrop"
+	"gnomon.dev/gnomon/service/seccomp"
 	"gnomon.dev/gnomon/service/sd"
 	"gnomon.dev/gnomon/service/sysclock"
 )
@@ -252,6 +253,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 	d.dropPrivileges()
+	if d.cfg.Security.Seccomp {
+		// After the privilege drop: the filter refuses setuid and capset.
+		if err := seccomp.Install(seccomp.Default); err != nil {
+			d.log.Warn("seccomp filter not installed", "err", err)
+		} else {
+			d.log.Debug("seccomp filter installed")
+		}
+	}
 	d.ctx = ctx
 	for _, src := range d.cfg.Sources {
 		d.addSpec(ctx, src, originConfig)
