@@ -27,8 +27,8 @@ import (
 	"gnomon.dev/gnomon/service/netio"
 	"gnomon.dev/gnomon/service/ntsio"
 	"gnomon.dev/gnomon/service/privdrop"
-	"gnomon.dev/gnomon/service/seccomp"
 	"gnomon.dev/gnomon/service/sd"
+	"gnomon.dev/gnomon/service/seccomp"
 	"gnomon.dev/gnomon/service/sysclock"
 )
 
