@@ -114,11 +114,6 @@ func ntpMessage(sn *system.Snapshot, src *system.SourceSnapshot) NTPMessage {
 	if src == nil || src.Valid == 0 || src.LastSample.IsZero() {
 		return m
 	}
-	mid := src.LastSample
-	delay := max(src.Delay, 0)
-	t1 := mid.Add(-delay / 2)
-	t4 := t1.Add(delay)
-	t2 := mid.Add(src.Offset)
 	ref := make([]byte, 4)
 	binary.BigEndian.PutUint32(ref, src.RefID)
 	m = NTPMessage{
@@ -128,14 +123,26 @@ func ntpMessage(sn *system.Snapshot, src *system.SourceSnapshot) NTPMessage {
 		Stratum:     uint32(src.Stratum),
 		Precision:   -20,
 		Reference:   ref,
-		Originate:   unixUsec(t1),
-		Receive:     unixUsec(t2),
-		Transmit:    unixUsec(t2),
-		Destination: unixUsec(t4),
 		PacketCount: src.Valid,
 		Jitter:      usec(src.Jitter),
 		Ignored:     src.Selection != "selected" && src.Selection != "combined",
 	}
+	if x := src.Exchange; x != nil {
+		// The newest reply, field for field, as timesyncd shows its own.
+		h := &x.Header
+		binary.BigEndian.PutUint32(ref, h.ReferenceID)
+		m.Leap, m.Version, m.Mode = uint32(h.Leap), uint32(h.Version), uint32(h.Mode)
+		m.Stratum, m.Precision = uint32(h.Stratum), int32(h.Precision)
+		m.RootDelay, m.RootDispersion = usec(h.RootDelay.Duration()), usec(h.RootDispersion.Duration())
+		m.Originate, m.Receive = unixUsec(x.T1), unixUsec(x.T2)
+		m.Transmit, m.Destination = unixUsec(x.T3), unixUsec(x.T4)
+		return m
+	}
+	mid := src.LastSample
+	delay := max(src.Delay, 0)
+	t1 := mid.Add(-delay / 2)
+	m.Originate, m.Receive = unixUsec(t1), unixUsec(mid.Add(src.Offset))
+	m.Transmit, m.Destination = m.Receive, unixUsec(t1.Add(delay))
 	if sn.SystemPeer == src.ID && sn.Synchronized {
 		// The system root delay is the peer's plus the path to it.
 		m.RootDelay = usec(sn.RootDelay - src.Delay)

@@ -118,6 +118,7 @@ type Source struct {
 	lastReleased time.Time
 	jitter       time.Duration
 	last         sample.Sample // newest valid measurement (raw, unfiltered)
+	exchange     Exchange      // the newest valid reply, as it came
 	lastErr      error
 	kissBackoff  int8
 }
@@ -353,6 +354,7 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	if s.kissBackoff > 0 {
 		s.kissBackoff--
 	}
+	s.exchange = Exchange{Header: *h, T1: t1, T2: t2, T3: t3, T4: t4}
 	mid := t1.Add(t4.Sub(t1) / 2)
 	s.last = sample.Sample{
 		Time:           mid,
@@ -471,6 +473,20 @@ func (s *Source) ResetFilter() {
 	s.lastReleased = time.Time{}
 	s.pending = false
 	s.jitter = 0
+}
+
+// Exchange is one valid request/reply as it happened: the reply's header
+// and the four timestamps (T1, T4 the engine's local times, T2, T3 the
+// server's). Views that show the last packet (timesync1's NTPMessage) use
+// it; the engine does not.
+type Exchange struct {
+	Header         Header
+	T1, T2, T3, T4 time.Time
+}
+
+// LastExchange is the newest valid exchange; ok is false before one.
+func (s *Source) LastExchange() (Exchange, bool) {
+	return s.exchange, !s.exchange.T1.IsZero()
 }
 
 // Filtered is the clock filter's pick: the minimum-delay measurement of

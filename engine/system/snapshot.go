@@ -48,6 +48,8 @@ type SourceSnapshot struct {
 	FreqPPM, FreqSDPPM     float64
 	Samples                int
 	Poll                   int8
+	// Exchange is the newest valid reply as it came (nil before one).
+	Exchange *ntp.Exchange
 	Sent, Valid            uint64
 	LastError              string
 }
@@ -185,6 +187,9 @@ func (s *System) Snapshot(raw time.Time) Snapshot {
 			Sent:       sent,
 			Valid:      valid,
 			Samples:    src.stats.Len(),
+		}
+		if x, ok := src.ntp.LastExchange(); ok {
+			ss.Exchange = &x
 		}
 		if f, ok := src.ntp.Filtered(); ok {
 			ss.Offset, ss.Delay, ss.LastSample = f.Offset, f.Delay, f.Time
