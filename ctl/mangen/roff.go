@@ -1,0 +1,236 @@
+// Package mangen writes manual pages (roff, man macros) from three kinds of
+// source: a cobra command tree (gnomonctl(1)), the --help text of a cobra
+// program that cannot be imported (gnomond(8)), and a Markdown document
+// (gnomon.toml(5) from docs/configuration.md). It knows only the small parts
+// of each that Gnomon uses.
+package mangen
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Page is one manual page.
+type Page struct {
+	Name     string // "gnomonctl"
+	Section  string // "1"
+	Short    string // the NAME line's description
+	Date     string // "2026-11-25"
+	Source   string // "Gnomon 1.0"
+	Manual   string // "Gnomon Manual"
+	Sections []Section
+}
+
+// Section is a .SH (Level 1) or .SS (Level 2) heading and its content.
+type Section struct {
+	Title string
+	Level int
+	Body  []Node
+}
+
+// Node is a piece of a section's body.
+type Node interface{ roff(w *writer) }
+
+// Para is a paragraph of running text, with inline `code`, **bold**,
+// *italic* and [links](url) as in Markdown.
+type Para string
+
+// Code is preformatted text.
+type Code string
+
+// Item is a tagged paragraph (.TP): an option and what it does.
+type Item struct {
+	Tag  string // inline markup allowed
+	Body []Node
+}
+
+// Bullets is a list; each element may hold nested nodes.
+type Bullets [][]Node
+
+type writer struct {
+	w   io.Writer
+	err error
+}
+
+func (w *writer) printf(format string, args ...any) {
+	if w.err == nil {
+		_, w.err = fmt.Fprintf(w.w, format, args...)
+	}
+}
+
+// line writes a text line, protecting a leading '.' or '\” from being
+// read as a request.
+func (w *writer) line(s string) {
+	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
+		s = `\&` + s
+	}
+	w.printf("%s\n", s)
+}
+
+// escape makes plain text safe for roff.
+func escape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '\\':
+			b.WriteString(`\e`)
+		case '-':
+			b.WriteString(`\-`)
+		case '\u2014':
+			b.WriteString(`\(em`)
+		case '\u2013':
+			b.WriteString(`\(en`)
+		case '\u2192':
+			b.WriteString(`\(->`)
+		case '\u2026':
+			b.WriteString(`.\|.\|.`)
+		case '\u00b5':
+			b.WriteString(`\(mc`)
+		case '\u2265':
+			b.WriteString(`\(>=`)
+		case '\u2264':
+			b.WriteString(`\(<=`)
+		case '\u00d7':
+			b.WriteString(`\(mu`)
+		case '\u2212':
+			b.WriteString(`\-`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// inline turns Markdown inline markup into roff font changes.
+func inline(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		switch {
+		case s[0] == '`':
+			end := strings.IndexByte(s[1:], '`')
+			if end < 0 {
+				b.WriteString(escape(s))
+				return b.String()
+			}
+			b.WriteString(`\fB` + escape(s[1:1+end]) + `\fR`)
+			s = s[end+2:]
+		case strings.HasPrefix(s, "**"):
+			end := strings.Index(s[2:], "**")
+			if end < 0 {
+				b.WriteString(escape(s))
+				return b.String()
+			}
+			b.WriteString(`\fB` + inline(s[2:2+end]) + `\fR`)
+			s = s[end+4:]
+		case s[0] == '*' && len(s) > 1 && s[1] != ' ':
+			end := strings.IndexByte(s[1:], '*')
+			if end < 0 {
+				b.WriteString(escape(s))
+				return b.String()
+			}
+			b.WriteString(`\fI` + inline(s[1:1+end]) + `\fR`)
+			s = s[end+2:]
+		case s[0] == '[':
+			mid := strings.Index(s, "](")
+			end := -1
+			if mid > 0 {
+				end = strings.IndexByte(s[mid:], ')')
+			}
+			if mid < 0 || end < 0 {
+				b.WriteString(escape(s[:1]))
+				s = s[1:]
+				continue
+			}
+			b.WriteString(inline(s[1:mid]))
+			s = s[mid+end+1:]
+		default:
+			i := strings.IndexAny(s, "`*[")
+			if i < 0 {
+				i = len(s)
+			}
+			if i == 0 {
+				i = 1
+			}
+			b.WriteString(escape(s[:i]))
+			s = s[i:]
+		}
+	}
+	return b.String()
+}
+
+func (p Para) roff(w *writer) {
+	w.printf(".PP\n")
+	for _, l := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+		w.line(inline(strings.TrimSpace(l)))
+	}
+}
+
+func (c Code) roff(w *writer) {
+	w.printf(".PP\n.RS 4\n.nf\n")
+	for _, l := range strings.Split(strings.TrimRight(string(c), "\n"), "\n") {
+		w.line(escape(l))
+	}
+	w.printf(".fi\n.RE\n")
+}
+
+func (it Item) roff(w *writer) {
+	w.printf(".TP\n")
+	w.line(inline(it.Tag))
+	for i, n := range it.Body {
+		if p, ok := n.(Para); ok && i == 0 {
+			for _, l := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+				w.line(inline(strings.TrimSpace(l)))
+			}
+			continue
+		}
+		n.roff(w)
+	}
+}
+
+func (bs Bullets) roff(w *writer) {
+	for _, item := range bs {
+		w.printf(".IP \\(bu 2\n")
+		for i, n := range item {
+			if p, ok := n.(Para); ok && i == 0 {
+				for _, l := range strings.Split(strings.TrimSpace(string(p)), "\n") {
+					w.line(inline(strings.TrimSpace(l)))
+				}
+				continue
+			}
+			w.printf(".RS 2\n")
+			n.roff(w)
+			w.printf(".RE\n")
+		}
+	}
+}
+
+// quoteArg quotes a macro argument.
+func quoteArg(s string) string {
+	return `"` + strings.ReplaceAll(escape(s), `"`, `\(dq`) + `"`
+}
+
+// WriteRoff writes the page.
+func (p *Page) WriteRoff(out io.Writer) error {
+	w := &writer{w: out}
+	w.printf(".\\\" Generated by gnomon's ctl/gendoc; do not edit.\n")
+	w.printf(".TH %s %s %s %s %s\n", quoteArg(strings.ToUpper(p.Name)), p.Section, quoteArg(p.Date), quoteArg(p.Source), quoteArg(p.Manual))
+	w.printf(".nh\n.ad l\n")
+	w.printf(".SH NAME\n")
+	w.line(escape(p.Name) + ` \- ` + escape(p.Short))
+	for _, s := range p.Sections {
+		if s.Level <= 1 {
+			title := s.Title
+			if !strings.ContainsAny(title, "[]") { // TOML table names keep their case
+				title = strings.ToUpper(title)
+			}
+			w.printf(".SH %s\n", quoteArg(title))
+		} else {
+			w.printf(".SS %s\n", quoteArg(s.Title))
+		}
+		for _, n := range s.Body {
+			n.roff(w)
+		}
+	}
+	return w.err
+}
