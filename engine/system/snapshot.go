@@ -49,9 +49,9 @@ type SourceSnapshot struct {
 	Samples                int
 	Poll                   int8
 	// Exchange is the newest valid reply as it came (nil before one).
-	Exchange *ntp.Exchange
-	Sent, Valid            uint64
-	LastError              string
+	Exchange    *ntp.Exchange
+	Sent, Valid uint64
+	LastError   string
 }
 
 // Snapshot is the engine's state, a value copy.
