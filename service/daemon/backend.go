@@ -207,10 +207,15 @@ func (d *Daemon) Burst(ctx context.Context, id system.ID) error {
 	})
 }
 
-// Reload re-reads the configuration file and applies what can change at
-// run time: the sources (added, removed) and the log level. Servers and
-// the clock mode need a restart; a change to them is logged.
+// Reload re-reads the NTS-KE certificates and the configuration file, and
+// applies what can change at run time: the sources (added, removed).
+// Servers and the clock mode need a restart; a change to them is logged.
 func (d *Daemon) Reload(ctx context.Context) error {
+	// NTS-KE certificates first: renewed certificates are the common
+	// reason to reload, and clients mid-exchange keep the old one.
+	if err := d.reloadCertificates(); err != nil {
+		return fmt.Errorf("reload NTS-KE certificates: %w", err)
+	}
 	if d.cfg.Path == "" {
 		return errors.New("reload: running on the embedded default configuration; there is no file to re-read")
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"syscall"
 	"time"
 
 	"gnomon.dev/gnomon/engine/ntp"
@@ -64,6 +65,10 @@ func (d *Daemon) startServers(ctx context.Context) ([]*netio.ServerSockets, erro
 		if err != nil {
 			for _, s := range all {
 				s.Close()
+			}
+			if errors.Is(err, syscall.EACCES) && sc.Listen.Port() < 1024 {
+				return nil, fmt.Errorf("listen %s: %w (a port below 1024 needs CAP_NET_BIND_SERVICE: "+
+					"under systemd enable gnomond.socket, which passes the socket, or add the capability in a drop-in)", sc.Listen, err)
 			}
 			return nil, fmt.Errorf("listen %s: %w", sc.Listen, err)
 		}
