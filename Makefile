@@ -55,7 +55,7 @@ run:
 	@if [ -d cmd/gnomond ]; then $(GO) run ./cmd/gnomond; \
 	else $(GO) test -count=1 ./engine/sim -run Scenarios -v; fi
 
-install: build install-units
+install: build man completions install-units
 	install -D -m 0755 bin/gnomond $(DESTDIR)$(SBINDIR)/gnomond
 	@if [ -f bin/gnomonctl ]; then install -D -m 0755 bin/gnomonctl $(DESTDIR)$(BINDIR)/gnomonctl; fi
 	@if [ -f configs/gnomon.toml ]; then install -D -m 0644 configs/gnomon.toml $(DESTDIR)/etc/gnomon/gnomon.toml; fi

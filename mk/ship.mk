@@ -35,6 +35,11 @@ DEB_OUT        ?= dist/deb
 # org.freedesktop.* are installed with a "gnomon." prefix; dbus-daemon reads
 # every file in system.d, so they add to systemd's.
 DBUS_SERVICES_SKIP ?= org.freedesktop.timedate1.service
+# systemd's own org.freedesktop.timedate1.policy and timesync1.policy define
+# the action ids gnomond asks polkit about; installing our copy of them
+# (polkit/org.gnomon.timedate1.policy, kept for systems without systemd's
+# and for the tests) would define them twice.
+POLKIT_SKIP ?= org.gnomon.timedate1.policy
 DEB_VERSION    ?= $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null || echo 0)
 
 .PHONY: install-units deb test-package test-ship
@@ -55,6 +60,7 @@ install-units:
 	  b=$$(basename $$f); case $$b in org.freedesktop.*) b=gnomon.$$b;; esac; \
 	  install -D -m 0644 "$$f" $(DESTDIR)$(DBUSDIR)/system.d/$$b; done
 	@set -e; for f in polkit/*.policy; do [ -f "$$f" ] || continue; \
+	  case " $(POLKIT_SKIP) " in *" $$(basename $$f) "*) continue;; esac; \
 	  install -D -m 0644 "$$f" $(DESTDIR)$(POLKITDIR)/actions/$$(basename $$f); done
 	@set -e; for f in polkit/*.rules; do [ -f "$$f" ] || continue; \
 	  install -D -m 0644 "$$f" $(DESTDIR)$(POLKITDIR)/rules.d/$$(basename $$f); done
