@@ -13,6 +13,7 @@ import (
 
 	"gnomon.dev/gnomon/polkit"
 	"gnomon.dev/gnomon/service/sysclock"
+	"gnomon.dev/gnomon/service/sysfiles"
 )
 
 // Bus names gnomond owns.
@@ -46,6 +47,11 @@ type Options struct {
 	// Paths locates /etc/localtime, /etc/adjtime, the zoneinfo directory
 	// and /dev/rtc (under a root directory in tests).
 	Paths Paths
+	// Files makes timedate1's changes to /etc/localtime, /etc/adjtime and
+	// the RTC; nil writes them directly (sysfiles.Direct on Paths), which
+	// needs root. gnomond running as the gnomon user passes a
+	// tdhelper.Client for gnomon-timedate-helper.
+	Files SystemFiles
 	// Address is the bus to connect to; "" means $DBUS_SYSTEM_BUS_ADDRESS,
 	// else DefaultSystemBus.
 	Address string
@@ -101,6 +107,9 @@ func New(b Backend, opts Options) (*Service, error) {
 	}
 	if s.auth == nil {
 		s.auth = &polkit.Authorizer{SelfUID: uint32(os.Geteuid()), Log: s.log}
+	}
+	if s.opts.Files == nil {
+		s.opts.Files = sysfiles.Direct{Paths: s.opts.Paths}
 	}
 	if s.opts.KernelSynced == nil {
 		s.opts.KernelSynced = func() (bool, error) {

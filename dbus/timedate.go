@@ -130,9 +130,7 @@ func (t *timedate) SetTime(msg godbus.Message, usec int64, relative, interactive
 	t.mu.Lock()
 	local := t.localRTC
 	t.mu.Unlock()
-	if err := writeRTC(t.s.opts.Paths.RTC(), time.Now(), local); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.s.log.Warn("cannot write the RTC", "err", err)
-	}
+	t.writeRTC(local)
 	t.s.log.Info("clock set through timedate1", "realtime_usec", target.UnixMicro())
 	return nil
 }
@@ -156,14 +154,16 @@ func (t *timedate) SetTimezone(msg godbus.Message, zone string, interactive bool
 	if zone == t.tz {
 		return nil
 	}
-	if err := t.s.opts.Paths.WriteTimezone(zone); err != nil {
+	ctx, cancel := t.s.call()
+	err := t.s.opts.Files.SetTimezone(ctx, zone)
+	cancel()
+	if err != nil {
+		t.s.log.Warn("cannot set the time zone", "timezone", zone, "err", err)
 		return errnoError("Failed to set time zone", err)
 	}
 	t.tz = zone
 	if t.localRTC {
-		if err := writeRTC(t.s.opts.Paths.RTC(), time.Now(), true); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.s.log.Warn("cannot write the RTC", "err", err)
-		}
+		t.writeRTC(true)
 	}
 	t.s.log.Info("time zone changed", "timezone", zone)
 	t.emit("Timezone", zone)
@@ -201,12 +201,13 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 			if local {
 				how = "local"
 			}
+			t.s.log.Warn("cannot write /etc/adjtime", "local", local, "err", err)
 			return errnoError("Failed to set RTC to "+how, err)
 		}
 		t.localRTC = local
 	}
 	if fixSystem {
-		rt, err := readRTC(rtcPath, local)
+		rt, err := t.s.opts.Paths.ReadRTC(local)
 		if err == nil {
 			now := time.Now()
 			target := rt.Add(time.Duration(now.Nanosecond()))
@@ -217,10 +218,13 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 		if err != nil {
 			t.s.log.Warn("cannot set the system clock from the RTC", "err", err)
 		}
-	} else if err := writeRTC(rtcPath, time.Now(), local); err != nil {
+	} else {
+		ctx, cancel := t.s.call()
+		err := t.s.opts.Files.SetRTC(ctx, time.Now(), local)
+		cancel()
 		if errors.Is(err, fs.ErrNotExist) {
 			t.s.log.Info("no RTC: only /etc/adjtime was updated", "rtc", rtcPath)
-		} else {
+		} else if err != nil {
 			t.s.log.Warn("cannot write the RTC", "err", err)
 		}
 	}
@@ -230,22 +234,18 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 }
 
 func (t *timedate) writeAdjtime(local bool) error {
-	path := t.s.opts.Paths.Adjtime()
-	old, err := os.ReadFile(path)
-	exists := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	ctx, cancel := t.s.call()
+	defer cancel()
+	return t.s.opts.Files.SetLocalRTC(ctx, local)
+}
+
+// writeRTC sets the RTC from the system clock, quietly when there is none.
+func (t *timedate) writeRTC(local bool) {
+	ctx, cancel := t.s.call()
+	defer cancel()
+	if err := t.s.opts.Files.SetRTC(ctx, time.Now(), local); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.s.log.Warn("cannot write the RTC", "err", err)
 	}
-	content, write, remove := RewriteAdjtime(old, exists, local)
-	switch {
-	case remove:
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	case write:
-		return atomicWrite(path, content, 0o644)
-	}
-	return nil
 }
 
 // SetNTP turns gnomon's synchronization on or off (persisted by the

@@ -1,337 +1,46 @@
 package dbus
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
+	"context"
+	"time"
+
+	"gnomon.dev/gnomon/service/sysfiles"
 )
 
-// Paths are the files timedate1 reads and writes. Every one lives under
-// Root so tests can use a temporary tree.
-type Paths struct {
-	// Root is prepended to every path below ("" or "/" for the real system).
-	Root string
+// Paths are the files timedate1 reads and writes, under a root directory
+// (package sysfiles, shared with gnomon-timedate-helper).
+type Paths = sysfiles.Paths
+
+// SystemFiles makes the changes timedate1's methods make to root's files
+// and devices. sysfiles.Direct writes them itself (gnomond running as
+// root, and tests); tdhelper.Client asks gnomon-timedate-helper, which runs
+// as root, to write them for gnomond running as the gnomon user. Reads
+// (the zone, /etc/adjtime, the RTC) are always direct.
+type SystemFiles interface {
+	// SetTimezone points /etc/localtime at zone.
+	SetTimezone(ctx context.Context, zone string) error
+	// SetLocalRTC records in /etc/adjtime whether the RTC keeps local time.
+	SetLocalRTC(ctx context.Context, local bool) error
+	// SetRTC sets the RTC to t, as local time when local, else UTC; with
+	// no RTC the error wraps fs.ErrNotExist.
+	SetRTC(ctx context.Context, t time.Time, local bool) error
 }
 
-func (p Paths) join(rel string) string {
-	r := p.Root
-	if r == "" {
-		r = "/"
-	}
-	return filepath.Join(r, rel)
-}
+var _ SystemFiles = sysfiles.Direct{}
 
-// Localtime is /etc/localtime.
-func (p Paths) Localtime() string { return p.join("etc/localtime") }
+// ValidTimezoneName checks a zone name's syntax (sysfiles.ValidTimezoneName).
+func ValidTimezoneName(name string) bool { return sysfiles.ValidTimezoneName(name) }
 
-// Adjtime is /etc/adjtime.
-func (p Paths) Adjtime() string { return p.join("etc/adjtime") }
+// ParseTzdataZi returns the zone names of a tzdata.zi (sysfiles.ParseTzdataZi).
+func ParseTzdataZi(data []byte) []string { return sysfiles.ParseTzdataZi(data) }
 
-// Zoneinfo is /usr/share/zoneinfo.
-func (p Paths) Zoneinfo() string { return p.join("usr/share/zoneinfo") }
+// ParseZoneTab returns the zone names of a zone1970.tab (sysfiles.ParseZoneTab).
+func ParseZoneTab(data []byte) []string { return sysfiles.ParseZoneTab(data) }
 
-// RTC is /dev/rtc.
-func (p Paths) RTC() string { return p.join("dev/rtc") }
+// AdjtimeLocal reports whether an /etc/adjtime says LOCAL (sysfiles.AdjtimeLocal).
+func AdjtimeLocal(data []byte) bool { return sysfiles.AdjtimeLocal(data) }
 
-// ValidTimezoneName checks a zone name's syntax as systemd's
-// timezone_is_valid does: not empty, not starting with '/', only ASCII
-// letters, digits and "-_+/", no "//", no trailing '/', shorter than
-// PATH_MAX. It does not look at the file.
-func ValidTimezoneName(name string) bool {
-	if name == "" || name[0] == '/' || len(name) >= 4096 {
-		return false
-	}
-	slash := false
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '+':
-			slash = false
-		case c == '/':
-			if slash {
-				return false
-			}
-			slash = true
-		default:
-			return false
-		}
-	}
-	return !slash
-}
-
-// ValidTimezone reports whether name is a valid, installed zone: "UTC"
-// always is; any other name must pass ValidTimezoneName and name a regular
-// file under the zoneinfo directory that starts with "TZif".
-func (p Paths) ValidTimezone(name string) bool {
-	if name == "UTC" {
-		return true
-	}
-	if !ValidTimezoneName(name) {
-		return false
-	}
-	f, err := os.Open(filepath.Join(p.Zoneinfo(), name))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return false
-	}
-	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil {
-		return false
-	}
-	return string(magic[:]) == "TZif"
-}
-
-// ReadTimezone reads the zone /etc/localtime names: "UTC" when the file
-// does not exist, "" when it is not a symlink into the zoneinfo directory
-// or names an invalid zone (systemd-timedated's rules).
-func (p Paths) ReadTimezone() string {
-	target, err := os.Readlink(p.Localtime())
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return "UTC"
-		}
-		return ""
-	}
-	var name string
-	for _, prefix := range []string{"/usr/share/zoneinfo/", "../usr/share/zoneinfo/"} {
-		if rest, ok := strings.CutPrefix(target, prefix); ok {
-			name = rest
-			break
-		}
-	}
-	if name == "" || !p.ValidTimezone(name) {
-		return ""
-	}
-	return name
-}
-
-// WriteTimezone points /etc/localtime at zone, atomically: a symlink with
-// a temporary name in the same directory renamed over the old one. The
-// target is relative (../usr/share/zoneinfo/ZONE). For "UTC" without an
-// installed UTC file, /etc/localtime is removed instead.
-func (p Paths) WriteTimezone(zone string) error {
-	lt := p.Localtime()
-	if zone == "" || zone == "UTC" {
-		zone = "UTC"
-		if _, err := os.Stat(filepath.Join(p.Zoneinfo(), "UTC")); errors.Is(err, fs.ErrNotExist) {
-			if err := os.Remove(lt); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			return nil
-		}
-	}
-	target := "../usr/share/zoneinfo/" + zone
-	return atomicSymlink(target, lt)
-}
-
-func tempName(path string) (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+hex.EncodeToString(b[:])), nil
-}
-
-func atomicSymlink(target, path string) error {
-	tmp, err := tempName(path)
-	if err != nil {
-		return err
-	}
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-func atomicWrite(path string, data []byte, mode os.FileMode) error {
-	tmp, err := tempName(path)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	if werr == nil {
-		// On the descriptor (fchmod): the umask may have narrowed the
-		// mode, and the seccomp filter allows no path-based chmod.
-		werr = f.Chmod(mode)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-	}
-	return werr
-}
-
-// ListTimezones lists the zones of tzdata.zi (Zone and Link names), or of
-// zone1970.tab when there is no tzdata.zi, plus "UTC", sorted, without
-// duplicates and without names that have no valid TZif file (systemd ≥ 257).
-func (p Paths) ListTimezones() ([]string, error) {
-	names, err := p.rawTimezones()
-	if err != nil {
-		return nil, err
-	}
-	names = append(names, "UTC")
-	sort.Strings(names)
-	out := names[:0]
-	for i, n := range names {
-		if i > 0 && names[i-1] == n {
-			continue
-		}
-		if !p.ValidTimezone(n) {
-			continue
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func (p Paths) rawTimezones() ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(p.Zoneinfo(), "tzdata.zi"))
-	if err == nil {
-		return ParseTzdataZi(data), nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	data, err = os.ReadFile(filepath.Join(p.Zoneinfo(), "zone1970.tab"))
-	if err == nil {
-		return ParseZoneTab(data), nil
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	return nil, err
-}
-
-// ParseTzdataZi returns the zone names of a tzdata.zi: field 1 of Zone
-// lines (first word starting with Z or z) and field 2 of Link lines (L/l).
-func ParseTzdataZi(data []byte) []string {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
-		switch f[0][0] {
-		case 'Z', 'z':
-			if len(f) > 1 {
-				out = append(out, f[1])
-			}
-		case 'L', 'l':
-			if len(f) > 2 {
-				out = append(out, f[2])
-			}
-		}
-	}
-	return out
-}
-
-// ParseZoneTab returns the third column of the non-comment lines of a
-// zone1970.tab (or zone.tab).
-func ParseZoneTab(data []byte) []string {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(strings.TrimLeft(line, " \t"), "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) >= 3 {
-			out = append(out, f[2])
-		}
-	}
-	return out
-}
-
-// nullAdjtimeUTC is the content that means "all defaults, UTC": timedated
-// deletes /etc/adjtime rather than writing it.
-const (
-	nullAdjtimeUTC   = "0.0 0 0\n0\nUTC\n"
-	nullAdjtimeLocal = "0.0 0 0\n0\nLOCAL\n"
-)
-
-// AdjtimeLocal reports whether an /etc/adjtime content says the RTC keeps
-// local time: its third line is exactly "LOCAL".
-func AdjtimeLocal(data []byte) bool {
-	lines := strings.SplitN(string(data), "\n", 4)
-	if len(lines) < 3 {
-		return false
-	}
-	return strings.TrimSuffix(lines[2], "\r") == "LOCAL"
-}
-
-// RewriteAdjtime computes the new /etc/adjtime for local (true: LOCAL,
-// false: UTC) from the old content (exists false when there was no file),
-// by systemd-timedated's rules: the first two lines are kept byte for byte,
-// missing ones filled in, the third line replaced, a fourth and further
-// lines kept. remove is true when the file should be deleted instead, and
-// write false when nothing is to be written at all.
+// RewriteAdjtime computes the new /etc/adjtime (sysfiles.RewriteAdjtime).
 func RewriteAdjtime(old []byte, exists, local bool) (content []byte, write, remove bool) {
-	word := "UTC"
-	if local {
-		word = "LOCAL"
-	}
-	if !exists {
-		if !local {
-			return nil, false, false
-		}
-		return []byte(nullAdjtimeLocal), true, false
-	}
-	s := string(old)
-	var head, fill string
-	suffix := "\n"
-	i := strings.IndexByte(s, '\n')
-	switch {
-	case i < 0: // one line, no newline
-		head, fill = s, "\n0\n"
-	case i == len(s)-1: // one line with its newline
-		head, fill = s, "0\n"
-	default:
-		j := strings.IndexByte(s[i+1:], '\n')
-		if j < 0 { // two lines, the second without newline
-			head, fill = s, "\n"
-		} else {
-			head = s[:i+1+j+1]
-			third := s[i+1+j+1:]
-			if k := strings.IndexByte(third, '\n'); k >= 0 {
-				suffix = third[k:]
-			}
-		}
-	}
-	out := head + fill + word + suffix
-	if out == nullAdjtimeUTC {
-		return nil, false, true
-	}
-	return []byte(out), true, false
+	return sysfiles.RewriteAdjtime(old, exists, local)
 }

@@ -2,6 +2,8 @@
 # its install test. The top-level Makefile includes this file; it also works
 # on its own: make -f Makefile -f mk/ship.mk <target>.
 #
+#   make install-helper  gnomon-timedate-helper into DESTDIR/PREFIX/lib/gnomon
+#                        (also done by make install)
 #   make install-units   units, sysusers.d, tmpfiles.d, ntp-units.d, preset,
 #                        D-Bus and polkit files, AppArmor profile, man pages
 #                        and completions under DESTDIR/PREFIX
@@ -42,17 +44,36 @@ DBUS_SERVICES_SKIP ?= org.freedesktop.timedate1.service
 POLKIT_SKIP ?= org.gnomon.timedate1.policy
 DEB_VERSION    ?= $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null || echo 0)
 
-.PHONY: install-units deb test-package test-ship
+LIBEXECDIR_GNOMON ?= $(PREFIX)/lib/gnomon
+
+.PHONY: install-units install-helper build-helper deb test-package test-ship
+
+## build-helper: gnomon-timedate-helper, the root helper that writes
+## /etc/localtime, /etc/adjtime and the RTC for gnomond (docs/security.md).
+## It is a prerequisite of the top-level build and install targets.
+build-helper:
+	@mkdir -p bin
+	$(GO) build $(GOFLAGS_BUILD) -o bin/gnomon-timedate-helper ./cmd/gnomon-timedate-helper
+
+build: build-helper
+
+install-helper: build-helper
+	install -D -m 0755 bin/gnomon-timedate-helper $(DESTDIR)$(LIBEXECDIR_GNOMON)/gnomon-timedate-helper
+
+install: install-helper
 
 install-units:
 	install -D -m 0644 units/gnomond.service $(DESTDIR)$(SYSTEMDUNITDIR)/gnomond.service
 	install -D -m 0644 units/gnomond.socket $(DESTDIR)$(SYSTEMDUNITDIR)/gnomond.socket
 	install -D -m 0644 units/gnomond-nts-ke.socket $(DESTDIR)$(SYSTEMDUNITDIR)/gnomond-nts-ke.socket
+	install -D -m 0644 units/gnomon-timedate-helper.service $(DESTDIR)$(SYSTEMDUNITDIR)/gnomon-timedate-helper.service
+	install -D -m 0644 units/gnomon-timedate-helper.socket $(DESTDIR)$(SYSTEMDUNITDIR)/gnomon-timedate-helper.socket
 	install -D -m 0644 units/sysusers.d/gnomon.conf $(DESTDIR)$(SYSUSERSDIR)/gnomon.conf
 	install -D -m 0644 units/tmpfiles.d/gnomon.conf $(DESTDIR)$(TMPFILESDIR)/gnomon.conf
 	install -D -m 0644 units/ntp-units.d/80-gnomon.list $(DESTDIR)$(NTPUNITSDIR)/80-gnomon.list
 	install -D -m 0644 units/system-preset/80-gnomon.preset $(DESTDIR)$(PRESETDIR)/80-gnomon.preset
 	install -D -m 0644 debian/usr.sbin.gnomond $(DESTDIR)$(APPARMORDIR)/usr.sbin.gnomond
+	install -D -m 0644 debian/usr.lib.gnomon.gnomon-timedate-helper $(DESTDIR)$(APPARMORDIR)/usr.lib.gnomon.gnomon-timedate-helper
 	@set -e; for f in units/dbus-1/system-services/*.service; do [ -f "$$f" ] || continue; \
 	  case " $(DBUS_SERVICES_SKIP) " in *" $$(basename $$f) "*) continue;; esac; \
 	  install -D -m 0644 "$$f" $(DESTDIR)$(DBUSDIR)/system-services/$$(basename $$f); done

@@ -18,6 +18,8 @@ import (
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/daemon"
 	"gnomon.dev/gnomon/service/sd"
+	"gnomon.dev/gnomon/service/sysfiles"
+	"gnomon.dev/gnomon/service/tdhelper"
 )
 
 var version = "dev"
@@ -84,6 +86,17 @@ func pollSeconds(exp int) time.Duration {
 	return time.Second >> -exp
 }
 
+// systemFiles chooses how timedate1 writes /etc/localtime, /etc/adjtime
+// and the RTC: through gnomon-timedate-helper at socket, unless socket is
+// "" or the flag was not given and gnomond stays root (then directly,
+// under sysRoot). It also says which, for the log.
+func systemFiles(socket string, given, staysRoot bool, sysRoot string) (gdbus.SystemFiles, string) {
+	if socket == "" || (!given && staysRoot) {
+		return sysfiles.Direct{Paths: sysfiles.Paths{Root: sysRoot}}, "direct"
+	}
+	return &tdhelper.Client{Path: socket}, "helper " + socket
+}
+
 func newRoot() *cobra.Command {
 	var (
 		cfgPath  string
@@ -95,6 +108,7 @@ func newRoot() *cobra.Command {
 		busAddr  string
 		noDBus   bool
 		sysRoot  string
+		helper   string
 	)
 	root := &cobra.Command{
 		Use:   "gnomond",
@@ -155,8 +169,11 @@ func newRoot() *cobra.Command {
 			}()
 			var dbusDone chan struct{}
 			if !noDBus {
+				files, how := systemFiles(helper, cmd.Flags().Changed("timedate-helper"), os.Geteuid() == 0 && runAs == "", sysRoot)
+				log.Debug("timedate1 writes files", "how", how)
 				svc, err := gdbus.New(d, gdbus.Options{
 					Paths:           gdbus.Paths{Root: sysRoot},
+					Files:           files,
 					Address:         busAddr,
 					Logger:          log.With("part", "dbus"),
 					Version:         version,
@@ -195,6 +212,9 @@ func newRoot() *cobra.Command {
 	root.Flags().StringVar(&busAddr, "bus-address", "", "D-Bus system bus address (default $DBUS_SYSTEM_BUS_ADDRESS, else "+gdbus.DefaultSystemBus+")")
 	root.Flags().BoolVar(&noDBus, "no-dbus", false, "do not serve timedate1, timesync1 and Gnomon1 on the system bus")
 	root.Flags().StringVar(&sysRoot, "system-root", "/", "directory under which timedate1 finds etc/localtime, etc/adjtime, usr/share/zoneinfo and dev/rtc (for tests)")
+	root.Flags().StringVar(&helper, "timedate-helper", tdhelper.DefaultSocket,
+		"socket of gnomon-timedate-helper, which writes /etc/localtime, /etc/adjtime and the RTC for timedate1 (\"\": write them directly; "+
+			"without this flag gnomond writes directly when it stays root, that is when started as root with --user \"\")")
 	root.AddCommand(&cobra.Command{
 		Use:           "check-config [PATH]",
 		Short:         "Validate a configuration file without starting",
