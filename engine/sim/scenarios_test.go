@@ -3,6 +3,8 @@ package sim
 import (
 	"testing"
 	"time"
+
+	"gnomon.dev/gnomon/engine/system"
 )
 
 // TestScenarios runs every acceptance scenario and prints the table kept in
@@ -47,4 +49,29 @@ func TestAccuracyTargetSetsPolling(t *testing.T) {
 	if rt.RMS > 10*time.Microsecond || rl.RMS > 10*time.Millisecond {
 		t.Errorf("targets not met: 10 µs target gave %v RMS, 10 ms target %v", rt.RMS, rl.RMS)
 	}
+}
+
+// TestSystemPeerIsSticky: among equally good sources the system peer does
+// not take turns (chrony's reselectdist): the stratum, reference ID and
+// status line stay put.
+func TestSystemPeerIsSticky(t *testing.T) {
+	sc := Scenario{Name: "sticky", Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: lanEngine,
+		Source: lanSource, Duration: time.Hour, Seed: 11}}
+	var last system.ID
+	changes := 0
+	sc.Watch = func(r *Run, sn *system.Snapshot) {
+		if sn.SystemPeer != 0 && sn.SystemPeer != last {
+			if last != 0 {
+				changes++
+			}
+			last = sn.SystemPeer
+		}
+	}
+	if _, err := RunScenario(sc); err != nil {
+		t.Fatal(err)
+	}
+	if changes > 3 {
+		t.Errorf("the system peer changed %d times in an hour among four equal sources, want at most 3", changes)
+	}
+	t.Logf("system peer changes: %d", changes)
 }

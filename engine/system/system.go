@@ -83,7 +83,8 @@ type source struct {
 	weight float64
 	// poll adaptation
 	sinceChange int
-	buf         [1024]byte // room for NTS extension fields
+	buf         [1024]byte    // room for NTS extension fields
+	baseDist    time.Duration // root distance without the aging of its last sample
 }
 
 // System is the coordinator.
@@ -337,8 +338,9 @@ func (s *System) candidates(now time.Time) {
 			continue
 		}
 		age := math.Max(0, now.Sub(e.Last).Seconds())
-		dist := (l.RootDelay.Seconds()+e.MinDelay)/2 + l.RootDispersion.Seconds() +
-			e.Disp + ntp.PHI*age + e.Jitter
+		base := (l.RootDelay.Seconds()+e.MinDelay)/2 + l.RootDispersion.Seconds() + e.Disp + e.Jitter
+		src.baseDist = time.Duration(base * 1e9)
+		dist := base + ntp.PHI*age
 		s.cands = append(s.cands, selection.Candidate{
 			ID:           int(src.id),
 			Offset:       time.Duration(e.Offset * 1e9),
@@ -360,6 +362,7 @@ func (s *System) update(raw time.Time) {
 		MinSources:  s.cfg.MinSources,
 		MaxDistance: s.cfg.MaxDistance,
 	}, &s.sel)
+	s.keepPeer()
 	for i, src := range s.candSrc {
 		src.state = s.sel.States[i]
 		src.weight = s.sel.Weights[i]
@@ -456,6 +459,50 @@ func (s *System) update(raw time.Time) {
 		s.leap = sample.LeapNone
 	}
 	s.pushStatus(s.updateAt, true)
+}
+
+// reselectDistance and reselectRatio say how much better another source
+// must be before it replaces the current system peer (like chrony's
+// reselectdist): sources that are equally good must not take turns, which
+// would only churn the stratum, reference ID and status at every update.
+// The comparison leaves out the 15 ppm by which a root distance grows
+// with the age of the source's last sample: otherwise whichever source
+// answered last would look best for a moment.
+const (
+	reselectDistance = 100 * time.Microsecond
+	reselectRatio    = 1.5
+)
+
+// keepPeer keeps the previous system peer while it is still a truechimer
+// (combined, or left out only by clustering or the combine limit), of no
+// higher stratum, and not clearly worse than the new one.
+func (s *System) keepPeer() {
+	if s.peer == nil || !s.sel.Synchronized || s.sel.SystemPeer < 0 {
+		return
+	}
+	best := s.sel.SystemPeer
+	for i, src := range s.candSrc {
+		if src != s.peer || i == best {
+			continue
+		}
+		st := s.sel.States[i]
+		survivor := st == selection.StateCombined || st == selection.StateOutlier || st == selection.StateCandidate
+		if survivor && s.cands[i].Stratum <= s.cands[best].Stratum &&
+			float64(src.baseDist) <= reselectRatio*float64(s.candSrc[best].baseDist)+float64(reselectDistance) {
+			s.sel.States[best] = selection.StateCombined
+			s.sel.States[i] = selection.StateSelected
+			s.sel.SystemPeer = i
+			if st != selection.StateCombined {
+				// Clustering dropped it this round only because one of
+				// four equal sources always goes, or its last sample aged
+				// past the combine limit: it stays the peer, in the place
+				// (and with the weight) of the one that took over.
+				s.sel.Weights[i], s.sel.Weights[best] = s.sel.Weights[best], s.sel.Weights[i]
+				s.sel.States[best] = st
+			}
+		}
+		return
+	}
 }
 
 // startSettled says whether every source has had its say at start: it

@@ -13,6 +13,7 @@ import (
 
 	"gnomon.dev/gnomon/engine/ntp"
 	"gnomon.dev/gnomon/engine/nts"
+	"gnomon.dev/gnomon/engine/sample"
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/netio"
 )
@@ -178,6 +179,13 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	}
 	sn := w.d.snap.Load()
 	st := sn.ServerState(precision)
+	if !sn.Synchronized && w.d.cfg.Synchronization.LocalStratum < 16 {
+		// [synchronization] local-stratum: serve the local clock when
+		// nothing better is selected (chrony's "local stratum N").
+		st.Leap, st.Stratum = sample.LeapNone, uint8(w.d.cfg.Synchronization.LocalStratum)
+		st.ReferenceID = 0x4c4f434c // "LOCL"
+		st.RootDelay, st.RootDispersion = 0, 0
+	}
 	st.MinPoll = minPollFor(w.pol.RateLimit.Interval)
 	rx := w.d.mapRaw(req.RxTime.Round(0))
 	// Decide with Respond first: it refuses everything that is not a
@@ -193,7 +201,10 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	case w.limiter != nil:
 		// The limiter runs on monotonic time: a clock step must not
 		// change its decisions.
-		switch w.limiter.Check(client.As16(), time.Time{}.Add(time.Since(w.d.mono0))) {
+		// When the request arrived, not when this batch got to it: a
+		// burst read in one batch must not look like one instant.
+		arrived := time.Since(w.d.mono0) - max(time.Since(req.RxTime), 0)
+		switch w.limiter.Check(client.As16(), time.Time{}.Add(arrived)) {
 		case ntp.Drop:
 			return false
 		case ntp.Kiss:

@@ -311,7 +311,10 @@ func (s *ServerConn) ReadBatch(ctx context.Context, msgs []Message) (int, error)
 
 func (s *ServerConn) doRead(fd uintptr) bool {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.rhdr[0])), uintptr(s.rn), 0, 0, 0)
+		// Raw: the socket is non-blocking, so the call never waits, and the
+		// scheduler bookkeeping of a blocking syscall buys nothing (a
+		// fifth of the server's CPU in a profile).
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.rhdr[0])), uintptr(s.rn), 0, 0, 0)
 		switch e {
 		case 0:
 			s.rres, s.rerr = int(r), nil
@@ -414,7 +417,8 @@ func (s *ServerConn) clearWrite(k int) {
 
 func (s *ServerConn) doWrite(fd uintptr) bool {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.whdr[s.woff])), uintptr(s.wend-s.woff), 0, 0, 0)
+		// Raw, as in doRead: non-blocking, never waits.
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.whdr[s.woff])), uintptr(s.wend-s.woff), 0, 0, 0)
 		switch e {
 		case 0:
 			s.wres, s.werr = int(r), nil
