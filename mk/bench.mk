@@ -1,0 +1,18 @@
+# Benchmarks of gnomond against chronyd 4.3 on this machine (loopback only;
+# every daemon without CAP_SYS_TIME, in observe mode). Run as root.
+# Included by the Makefile; settings are environment variables of
+# scripts/bench-server.sh (DURATION, CLIENTS, START_RATE, PIN, WORKERS,
+# RATELIMIT, ROUNDS, RSS_WAIT, RSS_LIMIT_MB, PERF). Figures: docs/benchmarks.md.
+
+.PHONY: bench-server bench-rss
+
+## bench-server: NTP server throughput, gnomond vs chronyd side by side: the
+## highest answers/s each gives with < 1% loss, the ratio, and gnomond's loss
+## at half of chronyd's maximum.
+bench-server:
+	./scripts/bench-server.sh server
+
+## bench-rss: gnomond's RSS with 4 sources (4 chronyd on loopback), serving
+## nothing, after 60 s (target <= 12 MB).
+bench-rss:
+	./scripts/bench-server.sh rss
