@@ -24,6 +24,7 @@ import (
 
 	"gnomon.dev/gnomon/engine/ntp"
 	"gnomon.dev/gnomon/engine/sample"
+	"gnomon.dev/gnomon/tests/peers"
 )
 
 // maxOffset is the largest offset accepted between two clocks that are
@@ -34,7 +35,7 @@ const maxOffset = time.Millisecond
 // returns that status.
 func waitSynced(t *testing.T, g *gnomond, peer string, timeout time.Duration) status {
 	t.Helper()
-	line := g.notify.waitFor(t, timeout, "synchronized to "+peer, func(l string) bool {
+	line := g.notify.WaitFor(t, timeout, "synchronized to "+peer, func(l string) bool {
 		st, ok := parseStatus(l)
 		return ok && st.peer == peer && !st.holdover
 	})
@@ -45,7 +46,7 @@ func waitSynced(t *testing.T, g *gnomond, peer string, timeout time.Duration) st
 // syncedLines is every "synchronized to" STATUS gnomond sent so far.
 func syncedLines(g *gnomond) []status {
 	var out []status
-	for _, l := range g.notify.all() {
+	for _, l := range g.notify.All() {
 		if st, ok := parseStatus(l); ok {
 			out = append(out, st)
 		}
@@ -56,28 +57,28 @@ func syncedLines(g *gnomond) []status {
 // 1. gnomond (observe) selects a chronyd -x on loopback, reports a small
 // offset, and its own server answers as stratum 2.
 func TestSyncToChronydAndServe(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, rootFor)
 	t.Parallel()
-	dir := tempDir(t)
-	up := startChronyd(t, dir, freePort(t), "")
-	srvPort := freePort(t)
-	g := startGnomond(t, dir, observeConfig(sourceTable(up.port), serverTable(loop4(srvPort).String(), "rate-limit = { interval = 0 }")), gnomondOpts{})
+	dir := peers.TempDir(t, 0o777)
+	up := peers.StartChronyd(t, dir, peers.FreePort(t), "")
+	srvPort := peers.FreePort(t)
+	g := startGnomond(t, dir, observeConfig(sourceTable(up.Port), serverTable(peers.Loop4(srvPort).String(), "rate-limit = { interval = 0 }")), gnomondOpts{})
 
-	peer := loop4(up.port).String()
+	peer := peers.Loop4(up.Port).String()
 	waitSynced(t, g, peer, 10*time.Second)
 
 	// The server must answer like a synchronized stratum-2 server whose
 	// reference is the chronyd.
-	c := newClient(t, "127.0.0.1")
+	c := peers.NewNTPClient(t, "127.0.0.1")
 	var h ntp.Header
 	var err error
 	for range 3 { // UDP: allow a lost datagram, never a wrong answer
-		if h, _, err = c.query(loop4(srvPort), 2*time.Second); err == nil {
+		if h, _, err = c.Query(peers.Loop4(srvPort), 2*time.Second); err == nil {
 			break
 		}
 	}
 	if err != nil {
-		t.Fatalf("gnomond's server on %v: %v", loop4(srvPort), err)
+		t.Fatalf("gnomond's server on %v: %v", peers.Loop4(srvPort), err)
 	}
 	if h.Stratum != 2 {
 		t.Errorf("reply stratum = %d, want 2 (chronyd's 1 + 1)", h.Stratum)
@@ -98,7 +99,7 @@ func TestSyncToChronydAndServe(t *testing.T) {
 	// STATUS offsets are measured against gnomond's own (virtual) clock;
 	// what it serves must also agree with the machine's clock, which is
 	// the same clock chronyd serves.
-	if off, delay, _, err := c.measure(loop4(srvPort), 2*time.Second); err != nil {
+	if off, delay, _, err := c.Measure(peers.Loop4(srvPort), 2*time.Second); err != nil {
 		t.Errorf("measuring gnomond's served time: %v", err)
 	} else if abs(off) >= maxOffset {
 		t.Errorf("gnomond serves time %v off this machine's clock (delay %v), want |offset| < %v", off, delay, maxOffset)
@@ -132,18 +133,18 @@ var wrongByRE = regexp.MustCompile(`System clock wrong by (-?[0-9]+\.[0-9]+) sec
 
 // 2a. chronyd as a one-shot client (-Q) of gnomond's server.
 func TestChronydQueriesGnomond(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, rootFor)
 	t.Parallel()
-	bin := needTool(t, "chronyd")
-	dir := tempDir(t)
-	up := startChronyd(t, dir, freePort(t), "")
-	srvPort := freePort(t)
-	g := startGnomond(t, dir, observeConfig(sourceTable(up.port), serverTable(loop4(srvPort).String())), gnomondOpts{})
-	waitSynced(t, g, loop4(up.port).String(), 10*time.Second)
+	bin := peers.NeedTool(t, "chronyd")
+	dir := peers.TempDir(t, 0o777)
+	up := peers.StartChronyd(t, dir, peers.FreePort(t), "")
+	srvPort := peers.FreePort(t)
+	g := startGnomond(t, dir, observeConfig(sourceTable(up.Port), serverTable(peers.Loop4(srvPort).String())), gnomondOpts{})
+	waitSynced(t, g, peers.Loop4(up.Port).String(), 10*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	argv := safe(t, bin, "-Q", "-x", "-t", "10", fmt.Sprintf("server 127.0.0.1 port %d iburst maxsamples 1", srvPort))
+	argv := peers.Safe(t, bin, "-Q", "-x", "-t", "10", fmt.Sprintf("server 127.0.0.1 port %d iburst maxsamples 1", srvPort))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
@@ -166,20 +167,20 @@ func TestChronydQueriesGnomond(t *testing.T) {
 
 // 2b. NTPsec's ntpdig (port 123 only) against gnomond in a netns.
 func TestNtpdigQueriesGnomond(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, rootFor)
 	t.Parallel()
-	ntpdig := needTool(t, "ntpdig")
-	needTool(t, "chronyd")
-	dir := tempDir(t)
-	ns := newNetns(t)
+	ntpdig := peers.NeedTool(t, "ntpdig")
+	peers.NeedTool(t, "chronyd")
+	dir := peers.TempDir(t, 0o777)
+	ns := peers.NewNetns(t)
 	upPort := 11123 // the netns is ours alone
-	startChronyd(t, dir, upPort, ns)
+	peers.StartChronyd(t, dir, upPort, ns)
 	g := startGnomond(t, dir, observeConfig(sourceTable(upPort), serverTable("127.0.0.1:123")), gnomondOpts{netns: ns})
-	waitSynced(t, g, loop4(upPort).String(), 15*time.Second)
+	waitSynced(t, g, peers.Loop4(upPort).String(), 15*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	argv := inNetns(t, ns, safe(t, ntpdig, "-j", "127.0.0.1"))
+	argv := peers.InNetns(t, ns, peers.Safe(t, ntpdig, "-j", "127.0.0.1"))
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -214,27 +215,27 @@ func TestNtpdigQueriesGnomond(t *testing.T) {
 // 3. Three chronyds and one server 1 s ahead: gnomond follows a chronyd,
 // never the liar.
 func TestLiarIsOutvoted(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, rootFor)
 	t.Parallel()
-	dir := tempDir(t)
+	dir := peers.TempDir(t, 0o777)
 	good := map[string]bool{}
 	var tables []string
 	for range 3 {
-		c := startChronyd(t, dir, freePort(t), "")
-		good[loop4(c.port).String()] = true
-		tables = append(tables, sourceTable(c.port))
+		c := peers.StartChronyd(t, dir, peers.FreePort(t), "")
+		good[peers.Loop4(c.Port).String()] = true
+		tables = append(tables, sourceTable(c.Port))
 	}
-	liarPort := freePort(t)
+	liarPort := peers.FreePort(t)
 	startLiar(t, liarPort, time.Second)
-	liar := loop4(liarPort).String()
+	liar := peers.Loop4(liarPort).String()
 	// Put the liar first: it must not win by being first.
 	tables = append([]string{sourceTable(liarPort)}, tables...)
-	srvPort := freePort(t)
-	tables = append(tables, serverTable(loop4(srvPort).String(), "rate-limit = { interval = 0 }"))
+	srvPort := peers.FreePort(t)
+	tables = append(tables, serverTable(peers.Loop4(srvPort).String(), "rate-limit = { interval = 0 }"))
 	start := time.Now()
 	g := startGnomond(t, dir, observeConfig(tables...), gnomondOpts{})
 
-	g.notify.waitFor(t, 10*time.Second, "synchronized to one of the chronyds", func(l string) bool {
+	g.notify.WaitFor(t, 10*time.Second, "synchronized to one of the chronyds", func(l string) bool {
 		st, ok := parseStatus(l)
 		return ok && good[st.peer]
 	})
@@ -242,8 +243,8 @@ func TestLiarIsOutvoted(t *testing.T) {
 	if rest := 15*time.Second - time.Since(start); rest > 0 {
 		time.Sleep(rest)
 	}
-	if !g.alive() {
-		t.Fatalf("gnomond exited: %v", g.err)
+	if !g.Alive() {
+		t.Fatalf("gnomond exited: %v", g.Err())
 	}
 	sts := syncedLines(g)
 	for _, st := range sts {
@@ -253,9 +254,9 @@ func TestLiarIsOutvoted(t *testing.T) {
 			t.Errorf("gnomond synchronized to unknown peer %s", st.peer)
 		}
 	}
-	last, ok := parseStatus(g.notify.lastStatus())
+	last, ok := parseStatus(g.notify.LastStatus())
 	if !ok {
-		t.Fatalf("after 15 s gnomond is not synchronized: %q", g.notify.lastStatus())
+		t.Fatalf("after 15 s gnomond is not synchronized: %q", g.notify.LastStatus())
 	}
 	if !good[last.peer] {
 		t.Errorf("after 15 s synchronized to %s, want one of the chronyds", last.peer)
@@ -269,8 +270,8 @@ func TestLiarIsOutvoted(t *testing.T) {
 	// STATUS offsets are relative to gnomond's own clock, which a step
 	// to the liar would have moved too: check the time gnomond serves
 	// against this machine's clock (the chronyds' clock).
-	c := newClient(t, "127.0.0.1")
-	off, delay, h, err := c.measure(loop4(srvPort), 2*time.Second)
+	c := peers.NewNTPClient(t, "127.0.0.1")
+	off, delay, h, err := c.Measure(peers.Loop4(srvPort), 2*time.Second)
 	if err != nil {
 		t.Fatalf("measuring gnomond's served time: %v", err)
 	}
@@ -286,16 +287,16 @@ func TestLiarIsOutvoted(t *testing.T) {
 // 4. A flooding client gets KoD RATE and drops; a polite client on another
 // address is answered every time.
 func TestRateLimit(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, rootFor)
 	t.Parallel()
-	dir := tempDir(t)
-	srvPort := freePort(t)
-	srv := loop4(srvPort)
+	dir := peers.TempDir(t, 0o777)
+	srvPort := peers.FreePort(t)
+	srv := peers.Loop4(srvPort)
 	g := startGnomond(t, dir, observeConfig(serverTable(srv.String(), "rate-limit = { interval = 1.0, burst = 2, kod = true }")), gnomondOpts{})
-	g.notify.waitFor(t, 10*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
+	g.notify.WaitFor(t, 10*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
 
-	flooder := newClient(t, "127.0.0.1")
-	polite := newClient(t, "127.0.0.2")
+	flooder := peers.NewNTPClient(t, "127.0.0.1")
+	polite := peers.NewNTPClient(t, "127.0.0.2")
 
 	// The flooder's replies are counted by a reader of its own.
 	var normal, kod, other atomic.Int64
@@ -304,7 +305,7 @@ func TestRateLimit(t *testing.T) {
 		defer close(readerDone)
 		buf := make([]byte, 2048)
 		for {
-			n, _, err := flooder.conn.ReadFromUDPAddrPort(buf)
+			n, _, err := flooder.Conn.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
 			}
@@ -334,8 +335,8 @@ func TestRateLimit(t *testing.T) {
 		defer wg.Done()
 		for {
 			for range 50 {
-				b, _ := request()
-				if flooder.send(srv, b) == nil {
+				b, _ := peers.NTPRequest()
+				if flooder.Send(srv, b) == nil {
 					sent.Add(1)
 				}
 			}
@@ -353,7 +354,7 @@ func TestRateLimit(t *testing.T) {
 		if i > 0 {
 			time.Sleep(time.Second)
 		}
-		h, strays, err := polite.query(srv, 2*time.Second)
+		h, strays, err := polite.Query(srv, 2*time.Second)
 		if err != nil {
 			t.Errorf("polite client (127.0.0.2), request %d: %v", i+1, err)
 			continue
@@ -370,7 +371,7 @@ func TestRateLimit(t *testing.T) {
 	elapsed := time.Since(start)
 	// Whatever is in flight arrives within the read deadline; the
 	// counts below are bounded either way.
-	flooder.conn.SetReadDeadline(time.Now().Add(time.Second))
+	flooder.Conn.SetReadDeadline(time.Now().Add(time.Second))
 	<-readerDone
 
 	n, k, o, s := normal.Load(), kod.Load(), other.Load(), sent.Load()
@@ -394,34 +395,34 @@ func TestRateLimit(t *testing.T) {
 	if o != 0 {
 		t.Errorf("flooder got %d replies that are neither answers nor KoD RATE", o)
 	}
-	if !g.alive() {
-		t.Errorf("gnomond exited: %v", g.err)
+	if !g.Alive() {
+		t.Errorf("gnomond exited: %v", g.Err())
 	}
 }
 
 // 5. systemd-socket-activate passes gnomond its socket (datagram mode:
 // gnomond is exec'd on the first packet, which it must answer).
 func TestSocketActivation(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, rootFor)
 	t.Parallel()
-	ssa := needTool(t, "systemd-socket-activate")
-	dir := tempDir(t)
-	port := freePort(t)
-	wrap := []string{ssa, "-l", loop4(port).String(), "--datagram", "--fdname=ntp", "-E", "NOTIFY_SOCKET=@NOTIFY@"}
+	ssa := peers.NeedTool(t, "systemd-socket-activate")
+	dir := peers.TempDir(t, 0o777)
+	port := peers.FreePort(t)
+	wrap := []string{ssa, "-l", peers.Loop4(port).String(), "--datagram", "--fdname=ntp", "-E", "NOTIFY_SOCKET=@NOTIFY@"}
 	g := startGnomond(t, dir, observeConfig(), gnomondOpts{wrap: wrap})
 
-	c := newClient(t, "127.0.0.1")
+	c := peers.NewNTPClient(t, "127.0.0.1")
 	// systemd-socket-activate binds before it waits; retry the first send
 	// only if it has not bound yet (ECONNREFUSED is not reported for an
 	// unconnected socket, so wait for the port instead).
 	deadline := time.Now().Add(10 * time.Second)
 	for portFree(port) {
-		if !g.alive() || time.Now().After(deadline) {
-			t.Fatalf("systemd-socket-activate did not bind %v (alive %v)", loop4(port), g.alive())
+		if !g.Alive() || time.Now().After(deadline) {
+			t.Fatalf("systemd-socket-activate did not bind %v (alive %v)", peers.Loop4(port), g.Alive())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	h, strays, err := c.query(loop4(port), 10*time.Second)
+	h, strays, err := c.Query(peers.Loop4(port), 10*time.Second)
 	if err != nil {
 		t.Fatalf("the packet that triggered activation was not answered: %v", err)
 	}
@@ -432,13 +433,13 @@ func TestSocketActivation(t *testing.T) {
 		t.Errorf("gnomond without sources answered stratum %d leap %d, want 16 and 3", h.Stratum, h.Leap)
 	}
 	// And a second request on the same socket.
-	if _, _, err := c.query(loop4(port), 5*time.Second); err != nil {
+	if _, _, err := c.Query(peers.Loop4(port), 5*time.Second); err != nil {
 		t.Errorf("second request: %v", err)
 	}
-	g.notify.waitFor(t, 5*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
-	g.notify.waitFor(t, 5*time.Second, "a STATUS= line", func(l string) bool { return strings.HasPrefix(l, "STATUS=") })
-	if !strings.Contains(g.tail(8192), "activated") {
-		t.Errorf("gnomond's log does not say it serves on activated sockets:\n%s", g.tail(8192))
+	g.notify.WaitFor(t, 5*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
+	g.notify.WaitFor(t, 5*time.Second, "a STATUS= line", func(l string) bool { return strings.HasPrefix(l, "STATUS=") })
+	if !strings.Contains(g.Tail(8192), "activated") {
+		t.Errorf("gnomond's log does not say it serves on activated sockets:\n%s", g.Tail(8192))
 	}
 }
 
@@ -454,15 +455,15 @@ func portFree(port int) bool {
 
 // 6. Malformed and unwanted packets get no reply and do not hurt the daemon.
 func TestBadInput(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, rootFor)
 	t.Parallel()
-	dir := tempDir(t)
-	srvPort := freePort(t)
-	srv := loop4(srvPort)
+	dir := peers.TempDir(t, 0o777)
+	srvPort := peers.FreePort(t)
+	srv := peers.Loop4(srvPort)
 	g := startGnomond(t, dir, observeConfig(serverTable(srv.String(), "rate-limit = { interval = 0 }")), gnomondOpts{})
-	g.notify.waitFor(t, 10*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
+	g.notify.WaitFor(t, 10*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
 
-	valid, _ := request()
+	valid, _ := peers.NTPRequest()
 	header := func(b0 byte) []byte {
 		b := append([]byte(nil), valid...)
 		b[0] = b0
@@ -500,16 +501,16 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newClient(t, "127.0.0.1")
-			if err := c.send(srv, tc.pkt); err != nil {
+			c := peers.NewNTPClient(t, "127.0.0.1")
+			if err := c.Send(srv, tc.pkt); err != nil {
 				t.Fatal(err)
 			}
 			// A valid request from the same socket reaches the same
 			// server socket after the bad one, so any reply to the bad
 			// packet arrives before (or with) the reply to this one.
-			h, strays, err := c.query(srv, 5*time.Second)
+			h, strays, err := c.Query(srv, 5*time.Second)
 			if err != nil {
-				t.Fatalf("valid request after the bad packet: %v (gnomond alive: %v)", err, g.alive())
+				t.Fatalf("valid request after the bad packet: %v (gnomond alive: %v)", err, g.Alive())
 			}
 			if h.Mode != ntp.ModeServer {
 				t.Errorf("reply mode %v", h.Mode)
@@ -519,11 +520,11 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if !g.alive() {
-		t.Fatalf("gnomond exited: %v", g.err)
+	if !g.Alive() {
+		t.Fatalf("gnomond exited: %v", g.Err())
 	}
-	c := newClient(t, "127.0.0.1")
-	if _, _, err := c.query(srv, 5*time.Second); err != nil {
+	c := peers.NewNTPClient(t, "127.0.0.1")
+	if _, _, err := c.Query(srv, 5*time.Second); err != nil {
 		t.Errorf("valid request at the end: %v", err)
 	}
 }

@@ -8,151 +8,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"gnomon.dev/gnomon/tests/peers"
 )
-
-func skipOrFatal(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format+" (CI=true: may not be skipped)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	if filepath.IsAbs(name) {
-		if _, err := os.Stat(name); err != nil {
-			skipOrFatal(t, "%s: %v", name, err)
-		}
-		return name
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return filepath.Join(d, name)
-		}
-	}
-	skipOrFatal(t, "%s is not installed", name)
-	return ""
-}
-
-// daemon is a process the test started; it is stopped (SIGTERM, then
-// SIGKILL) when the test ends, and its output shown if the test failed.
-type daemon struct {
-	name string
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan struct{}
-}
-
-func start(t *testing.T, name string, env []string, argv ...string) *daemon {
-	t.Helper()
-	d := &daemon{name: name, out: &bytes.Buffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(argv[0], argv[1:]...)
-	d.cmd.Env = append(os.Environ(), env...)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd.Stdout, d.cmd.Stderr = pw, pw
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	pw.Close()
-	copied := make(chan struct{})
-	go func() {
-		var buf [4096]byte
-		for {
-			n, err := pr.Read(buf[:])
-			if n > 0 && d.out.Len() < 1<<20 {
-				d.out.Write(buf[:n])
-			}
-			if err != nil {
-				break
-			}
-		}
-		pr.Close()
-		close(copied)
-	}()
-	go func() {
-		d.cmd.Wait()
-		<-copied
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(5 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			s := d.out.String()
-			if len(s) > 5000 {
-				s = s[len(s)-5000:]
-			}
-			t.Logf("--- %s output:\n%s", name, s)
-		}
-	})
-	return d
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// build builds a command of this module into dir.
-func build(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	out := filepath.Join(dir, filepath.Base(pkg))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
 
 type ctlResult struct {
 	code           int
@@ -165,7 +31,7 @@ func ctl(t *testing.T, bin, addr string, asNobody bool, args ...string) ctlResul
 	t.Helper()
 	argv := append([]string{bin, "--bus", addr}, args...)
 	if asNobody {
-		argv = append([]string{tool(t, "setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"}, argv...)
+		argv = append([]string{peers.NeedTool(t, "setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"}, argv...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -186,72 +52,37 @@ func TestAgainstGnomond(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts daemons")
 	}
-	if os.Geteuid() != 0 {
-		skipOrFatal(t, "needs root (polkitd, setpriv)")
+	peers.NeedRoot(t, "polkitd, setpriv")
+	for _, tool := range []string{"dbus-daemon", "chronyd", "setpriv"} {
+		peers.NeedTool(t, tool)
 	}
-	dbusDaemon, polkitd, chronyd, setpriv := tool(t, "dbus-daemon"), tool(t, "/usr/lib/polkit-1/polkitd"), tool(t, "chronyd"), tool(t, "setpriv")
-	safe := func(argv ...string) []string {
-		return append([]string{setpriv, "--bounding-set=-sys_time", "--inh-caps=-sys_time"}, argv...)
-	}
+	polkitd := peers.NeedTool(t, "/usr/lib/polkit-1/polkitd")
 
-	dir, err := os.MkdirTemp("", "gnomonctl-it-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// nobody must reach the binary and the bus socket.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	gnomond := build(t, dir, "./cmd/gnomond")
-	gnomonctl := build(t, dir, "./cmd/gnomonctl")
+	// nobody must reach the binaries and the bus socket.
+	dir := peers.TempDir(t, 0o755)
+	gnomond := peers.Build(t, dir, "./cmd/gnomond")
+	gnomonctl := peers.Build(t, dir, "./cmd/gnomonctl")
 
 	// A private system bus that everyone may use (polkit decides).
-	sock := filepath.Join(dir, "system_bus_socket")
-	addr := "unix:path=" + sock
-	busConf := filepath.Join(dir, "bus.conf")
-	os.WriteFile(busConf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>`+addr+`</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-`), 0o644)
-	start(t, "dbus-daemon", nil, dbusDaemon, "--config-file="+busConf, "--nofork", "--nopidfile")
-	eventually(t, 10*time.Second, "the bus socket", func() error { _, err := os.Stat(sock); return err })
+	addr := peers.StartSystemBus(t, dir, peers.PermissiveBusPolicy).Addr
 
 	// gnomon's polkit action, under a name of this test's own, so that
 	// other tests installing polkit/org.gnomon.Gnomon1.policy are not
 	// disturbed (polkit takes the same definition twice).
-	_, file, _, _ := runtime.Caller(0)
-	policy, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "polkit", "org.gnomon.Gnomon1.policy"))
+	policy, err := os.ReadFile(filepath.Join(peers.ModuleRoot(t), "polkit", "org.gnomon.Gnomon1.policy"))
 	if err != nil {
-		skipOrFatal(t, "polkit action file: %v", err)
+		peers.SkipOrFatal(t, "polkit action file: %v", err)
 	}
-	tag := make([]byte, 4)
-	rand.Read(tag)
-	actionFile := "/usr/share/polkit-1/actions/org.gnomon.Gnomon1.gnomonctl-test-" + hex.EncodeToString(tag) + ".policy"
+	actionFile := "/usr/share/polkit-1/actions/org.gnomon.Gnomon1.gnomonctl-test-" + peers.RandomHex(t, 4) + ".policy"
 	if err := os.WriteFile(actionFile, policy, 0o644); err != nil {
-		skipOrFatal(t, "installing the polkit action: %v", err)
+		peers.SkipOrFatal(t, "installing the polkit action: %v", err)
 	}
 	t.Cleanup(func() { os.Remove(actionFile) })
-	start(t, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr}, polkitd, "--no-debug")
+	peers.Start(t, dir, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr}, polkitd, "--no-debug")
 
 	// chronyd -x: a stratum-1 server on loopback.
-	port := freeUDPPort(t)
-	chronyConf := filepath.Join(dir, "chrony.conf")
-	os.WriteFile(chronyConf, []byte(fmt.Sprintf("port %d\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 1\ncmdport 0\nbindcmdaddress /\npidfile %s\n",
-		port, filepath.Join(dir, "chronyd.pid"))), 0o644)
-	os.Chmod(dir, 0o777) // chronyd drops to _chrony and writes its PID file here
-	start(t, "chronyd", nil, safe(chronyd, "-x", "-d", "-f", chronyConf)...)
+	port := peers.FreePort(t)
+	peers.StartChronyd(t, peers.TempDir(t, 0o777), port, "")
 
 	// gnomond in observe mode, polling chronyd quickly.
 	cfg := filepath.Join(dir, "gnomon.toml")
@@ -266,12 +97,12 @@ poll-interval-limits = { min = 0, max = 2 }
 `, port)), 0o644)
 	state := filepath.Join(dir, "state")
 	os.Mkdir(state, 0o755)
-	start(t, "gnomond", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr},
-		safe(gnomond, "--config", cfg, "--user", "", "--state-dir", state, "--system-root", dir, "--log-level", "debug")...)
+	peers.Start(t, dir, "gnomond", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr},
+		peers.Safe(t, gnomond, "--config", cfg, "--user", "", "--state-dir", state, "--system-root", dir, "--log-level", "debug")...)
 
 	// status shows the chronyd source as selected.
 	var st ctlResult
-	eventually(t, 60*time.Second, "gnomonctl status shows chronyd selected", func() error {
+	peers.Eventually(t, 60*time.Second, "gnomonctl status shows chronyd selected", func() error {
 		st = ctl(t, gnomonctl, addr, false, "status")
 		if st.code != 0 {
 			return fmt.Errorf("exit %d: %s", st.code, st.stderr)
@@ -335,7 +166,7 @@ poll-interval-limits = { min = 0, max = 2 }
 	if add.code != 0 || !strings.Contains(add.stdout, "added server") {
 		t.Fatalf("add-source as root: exit %d\n%s%s", add.code, add.stdout, add.stderr)
 	}
-	eventually(t, 10*time.Second, "the new source listed", func() error {
+	peers.Eventually(t, 10*time.Second, "the new source listed", func() error {
 		r := ctl(t, gnomonctl, addr, false, "sources")
 		if !strings.Contains(r.stdout, "127.0.0.3") {
 			return fmt.Errorf("%s", r.stdout)

@@ -25,7 +25,16 @@ import (
 
 	gdbus "gnomon.dev/gnomon/dbus"
 	"gnomon.dev/gnomon/service/sysclock"
+	"gnomon.dev/gnomon/tests/peers"
 )
+
+// gnomondBin is the daemon TestMain built (or $GNOMON_TEST_GNOMOND, for
+// example one built with -race).
+var gnomondBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin}))
+}
 
 const polkitActions = "/usr/share/polkit-1/actions"
 const polkitRules = "/etc/polkit-1/rules.d"
@@ -35,35 +44,18 @@ type env struct {
 	t       *testing.T
 	dir     string
 	root    string // the temporary system root gnomond edits
-	sock    string
 	addr    string
-	bus     *proc
-	busConf string
-	gnomond *proc
-	polkitd *proc
+	bus     *peers.SystemBus
+	gnomond *peers.Proc
+	polkitd *peers.Proc
 	client  *godbus.Conn
 	tag     string
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	abs, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
-// busConfig is Debian's system.conf policy (deny own, deny method calls by
+// busPolicy is Debian's system.conf policy (deny own, deny method calls by
 // default) with polkit's and gnomon's policy files included.
-func busConfig(sock, repo string) string {
-	return fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+func busPolicy(repo string) string {
+	return fmt.Sprintf(`  <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
@@ -83,21 +75,7 @@ func busConfig(sock, repo string) string {
   </policy>
   <include ignore_missing="no">/usr/share/dbus-1/system.d/org.freedesktop.PolicyKit1.conf</include>
   <includedir>%s</includedir>
-</busconfig>
-`, sock, filepath.Join(repo, "units/dbus-1/system.d"))
-}
-
-func (e *env) startBus() {
-	t := e.t
-	e.bus = startProc(t, e.dir, "dbus-daemon", nil, needTool(t, "dbus-daemon"), "--config-file="+e.busConf, "--nofork", "--nopidfile")
-	eventually(t, 10*time.Second, "dbus-daemon listening", func() error {
-		c, err := godbus.Connect(e.addr)
-		if err != nil {
-			return err
-		}
-		c.Close()
-		return nil
-	})
+`, filepath.Join(repo, "units/dbus-1/system.d"))
 }
 
 func (e *env) hasOwner(c *godbus.Conn, name string) bool {
@@ -108,7 +86,7 @@ func (e *env) hasOwner(c *godbus.Conn, name string) bool {
 
 func (e *env) waitName(c *godbus.Conn, name string, timeout time.Duration) {
 	e.t.Helper()
-	eventually(e.t, timeout, name+" on the bus", func() error {
+	peers.Eventually(e.t, timeout, name+" on the bus", func() error {
 		if !e.hasOwner(c, name) {
 			return errors.New("no owner")
 		}
@@ -118,19 +96,14 @@ func (e *env) waitName(c *godbus.Conn, name string, timeout time.Duration) {
 
 // setup starts everything; it is torn down by t.Cleanup.
 func setup(t *testing.T) *env {
-	needRoot(t)
+	peers.NeedRoot(t, "private system bus, polkitd, useradd, setpriv")
 	for _, tool := range []string{"dbus-daemon", "/usr/lib/polkit-1/polkitd", "timedatectl", "busctl", "gdbus", "unshare", "useradd", "userdel", "groupadd", "groupdel", "setpriv", "chronyd"} {
-		needTool(t, tool)
+		peers.NeedTool(t, tool)
 	}
-	e := &env{t: t, dir: tempDir(t), tag: randomHex(t, 3)}
-	repo := repoRoot(t)
-	e.sock = filepath.Join(e.dir, "system_bus_socket")
-	e.addr = "unix:path=" + e.sock
-	e.busConf = filepath.Join(e.dir, "bus.conf")
-	if err := os.WriteFile(e.busConf, []byte(busConfig(e.sock, repo)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.startBus()
+	e := &env{t: t, dir: peers.TempDir(t, 0o755), tag: peers.RandomHex(t, 3)}
+	repo := peers.ModuleRoot(t)
+	e.bus = peers.StartSystemBus(t, e.dir, busPolicy(repo))
+	e.addr = e.bus.Addr
 
 	// gnomon's polkit actions go where polkitd reads them, for this test only.
 	for _, f := range []string{"org.gnomon.timedate1.policy", "org.gnomon.Gnomon1.policy"} {
@@ -147,7 +120,7 @@ func setup(t *testing.T) *env {
 		}
 		t.Cleanup(func() { os.Remove(dst) })
 	}
-	e.polkitd = startProc(t, e.dir, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr}, "/usr/lib/polkit-1/polkitd", "--no-debug")
+	e.polkitd = peers.Start(t, e.dir, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr}, "/usr/lib/polkit-1/polkitd", "--no-debug")
 
 	c, err := godbus.Connect(e.addr)
 	if err != nil {
@@ -158,34 +131,21 @@ func setup(t *testing.T) *env {
 	e.waitName(c, "org.freedesktop.PolicyKit1", 15*time.Second)
 
 	// The temporary system root: /etc/localtime -> Europe/Berlin, no
-	// adjtime, the real zoneinfo.
-	e.root = filepath.Join(e.dir, "root")
-	for _, d := range []string{"etc", "usr/share", "dev", "state"} {
-		if err := os.MkdirAll(filepath.Join(e.root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("/usr/share/zoneinfo", filepath.Join(e.root, "usr/share/zoneinfo")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../usr/share/zoneinfo/Europe/Berlin", filepath.Join(e.root, "etc/localtime")); err != nil {
+	// adjtime, the real zoneinfo, and gnomond's state directory.
+	e.root = peers.NewSystemRoot(t, e.dir, "Europe/Berlin")
+	if err := os.Mkdir(filepath.Join(e.root, "state"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 
-	chronyDir := filepath.Join(e.dir, "chrony")
-	if err := os.Mkdir(chronyDir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(chronyDir, 0o777)
-	port := freePort(t)
-	startChronyd(t, chronyDir, port)
+	port := peers.FreePort(t)
+	peers.StartChronyd(t, peers.TempDir(t, 0o777), port, "")
 	cfg := fmt.Sprintf("[clock]\nmode = \"observe\"\ndrift-file = \"\"\n\n[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:%d\"\npoll-interval-limits = { min = 0, max = 2 }\n", port)
 	cfgPath := filepath.Join(e.dir, "gnomon.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.gnomond = startProc(t, e.dir, "gnomond", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr},
-		safe(t, gnomondBin, "--config", cfgPath, "--user", "", "--state-dir", filepath.Join(e.root, "state"),
+	e.gnomond = peers.Start(t, e.dir, "gnomond", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr},
+		peers.Safe(t, gnomondBin, "--config", cfgPath, "--user", "", "--state-dir", filepath.Join(e.root, "state"),
 			"--system-root", e.root, "--log-level", "debug")...)
 	for _, n := range []string{gdbus.NameTimedate, gdbus.NameTimesync, gdbus.NameGnomon} {
 		e.waitName(c, n, 15*time.Second)
@@ -198,7 +158,7 @@ func setup(t *testing.T) *env {
 func (e *env) timedatectl(args ...string) (string, error) {
 	script := `mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec timedatectl --no-pager --no-ask-password "$@"`
 	argv := append([]string{"-m", "sh", "-c", script, "sh"}, args...)
-	cmd := exec.Command(needTool(e.t, "unshare"), argv...)
+	cmd := exec.Command(peers.NeedTool(e.t, "unshare"), argv...)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+e.addr, "SYSTEMD_PAGER=cat", "SYSTEMD_COLORS=0", "LC_ALL=C")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -241,7 +201,7 @@ func (e *env) localtimeTarget() string {
 
 func (e *env) waitSynced() {
 	e.t.Helper()
-	eventually(e.t, 30*time.Second, "gnomond selects chronyd (timesync1 ServerName and NTPMessage)", func() error {
+	peers.Eventually(e.t, 30*time.Second, "gnomond selects chronyd (timesync1 ServerName and NTPMessage)", func() error {
 		m := keyValues(e.mustTimedatectl("show-timesync"))
 		if m["ServerName"] != "127.0.0.1" || !strings.Contains(m["NTPMessage"], "Stratum=1") {
 			return fmt.Errorf("ServerName=%q NTPMessage=%q", m["ServerName"], m["NTPMessage"])
@@ -559,7 +519,7 @@ func testLocalRTC(e *env) {
 // introspection runs busctl introspect and returns member -> type/signature.
 func (e *env) introspect(service, path, iface string) map[string]string {
 	e.t.Helper()
-	out, err := e.run(needTool(e.t, "busctl"), "--system", "introspect", "--no-pager", "--no-legend", service, path, iface)
+	out, err := e.run(peers.NeedTool(e.t, "busctl"), "--system", "introspect", "--no-pager", "--no-legend", service, path, iface)
 	if err != nil {
 		e.t.Fatalf("busctl introspect %s %s: %v\n%s", service, path, err, out)
 	}
@@ -689,15 +649,15 @@ func testGnomon1(e *env) {
 	}
 
 	// Reload (the method and SIGHUP) re-reads the configuration file.
-	reloads := func() int { return strings.Count(e.gnomond.tail(1<<20), "configuration reloaded") }
+	reloads := func() int { return strings.Count(e.gnomond.Tail(1<<20), "configuration reloaded") }
 	if err := obj.Call(gdbus.GnomonManagerSpec.Name+".Reload", 0, false).Err; err != nil {
 		t.Errorf("Reload: %v", err)
 	}
 	if n := reloads(); n != 1 {
 		t.Errorf("after Reload: %d reloads logged", n)
 	}
-	_ = e.gnomond.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 5*time.Second, "SIGHUP reload", func() error {
+	_ = e.gnomond.Cmd.Process.Signal(syscall.SIGHUP)
+	peers.Eventually(t, 5*time.Second, "SIGHUP reload", func() error {
 		if n := reloads(); n != 2 {
 			return fmt.Errorf("%d reloads logged", n)
 		}
@@ -709,7 +669,7 @@ func testGnomon1(e *env) {
 	ch, done := e.signals(gdbus.PathGnomon)
 	defer done()
 	var added godbus.ObjectPath
-	if err := obj.Call(gdbus.GnomonManagerSpec.Name+".AddSource", 0, "server", "127.0.0.2:"+strconv.Itoa(freePort(t)), false).Store(&added); err != nil {
+	if err := obj.Call(gdbus.GnomonManagerSpec.Name+".AddSource", 0, "server", "127.0.0.2:"+strconv.Itoa(peers.FreePort(t)), false).Store(&added); err != nil {
 		t.Fatalf("AddSource: %v", err)
 	}
 	waitSources := func(want bool) {
@@ -745,7 +705,7 @@ func testGnomon1(e *env) {
 		t.Fatalf("RemoveSource: %v", err)
 	}
 	waitSources(false)
-	eventually(t, 5*time.Second, "removed source object gone", func() error {
+	peers.Eventually(t, 5*time.Second, "removed source object gone", func() error {
 		var id uint64
 		if err := e.client.Object(gdbus.NameGnomon, added).StoreProperty(gdbus.GnomonSourceSpec.Name+".ID", &id); err == nil {
 			return fmt.Errorf("still answers: ID %d", id)
@@ -771,7 +731,7 @@ func testTimesyncMethods(e *env) {
 			t.Fatal("no NTPMessage PropertiesChanged")
 		}
 	}
-	busctl := needTool(t, "busctl")
+	busctl := peers.NeedTool(t, "busctl")
 	call := func(args ...string) (string, error) {
 		return e.run(append([]string{busctl, "--system", "call", gdbus.NameTimesync, string(gdbus.PathTimesync), gdbus.TimesyncSpec.Name, "SetRuntimeNTPServers", "as"}, args...)...)
 	}
@@ -797,7 +757,7 @@ func testTimesyncMethods(e *env) {
 // (dbus-spec.md §7.1 and the observed trace), with gdbus.
 func testGnomeSettings(e *env) {
 	t := e.t
-	gd := needTool(t, "gdbus")
+	gd := peers.NeedTool(t, "gdbus")
 	call := func(method string, args ...string) (string, error) {
 		argv := append([]string{gd, "call", "--system", "--dest", gdbus.NameTimedate, "--object-path", string(gdbus.PathTimedate), "--method", method}, args...)
 		return e.run(argv...)
@@ -857,8 +817,8 @@ func testPolkitUser(e *env) {
 	// (the daemon's AccessDenied "Access denied") is told apart from a bus
 	// policy rejection ("Rejected send message ...").
 	asUser := func(method string, args ...string) (string, error) {
-		argv := append([]string{needTool(t, "setpriv"), "--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups",
-			needTool(t, "gdbus"), "call", "--system", "--dest", gdbus.NameTimedate, "--object-path", string(gdbus.PathTimedate),
+		argv := append([]string{peers.NeedTool(t, "setpriv"), "--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups",
+			peers.NeedTool(t, "gdbus"), "call", "--system", "--dest", gdbus.NameTimedate, "--object-path", string(gdbus.PathTimedate),
 			"--method", gdbus.TimedateSpec.Name + "." + method}, args...)
 		return e.run(argv...)
 	}
@@ -881,8 +841,8 @@ func testPolkitUser(e *env) {
 		t.Errorf("refused call changed Timezone: %q", m["Timezone"])
 	}
 	// Reading is open to everyone.
-	if out, err := e.run(needTool(t, "setpriv"), "--reuid="+u.Uid, "--regid="+u.Gid, "--init-groups",
-		needTool(t, "busctl"), "--system", "get-property", gdbus.NameTimedate, string(gdbus.PathTimedate), gdbus.TimedateSpec.Name, "Timezone"); err != nil || !strings.Contains(out, "Europe/Berlin") {
+	if out, err := e.run(peers.NeedTool(t, "setpriv"), "--reuid="+u.Uid, "--regid="+u.Gid, "--init-groups",
+		peers.NeedTool(t, "busctl"), "--system", "get-property", gdbus.NameTimedate, string(gdbus.PathTimedate), gdbus.TimedateSpec.Name, "Timezone"); err != nil || !strings.Contains(out, "Europe/Berlin") {
 		t.Errorf("unprivileged get-property: %v %s", err, out)
 	}
 	rule := filepath.Join(polkitRules, "49-gnomon-test-"+e.tag+".rules")
@@ -901,7 +861,7 @@ func testPolkitUser(e *env) {
 		os.Chown(rule, uid, 0)
 	}
 	// polkitd notices the new rules file by itself.
-	eventually(t, 15*time.Second, "SetTimezone allowed by the group rule", func() error {
+	peers.Eventually(t, 15*time.Second, "SetTimezone allowed by the group rule", func() error {
 		out, err := asUser("SetTimezone", "Asia/Tokyo", "false")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
@@ -924,8 +884,8 @@ func testPolkitUser(e *env) {
 
 	// Without polkit on the bus only root is allowed (fail closed), even
 	// for the user the rule would let through.
-	e.polkitd.stop()
-	eventually(t, 10*time.Second, "polkitd gone from the bus", func() error {
+	e.polkitd.Stop()
+	peers.Eventually(t, 10*time.Second, "polkitd gone from the bus", func() error {
 		if e.hasOwner(e.client, "org.freedesktop.PolicyKit1") {
 			return errors.New("still there")
 		}
@@ -969,14 +929,13 @@ func testReconnect(e *env) {
 	before := e.packetCount(e.client)
 	e.client.Close()
 	// Kill the bus outright (SIGKILL), as a crash would.
-	_ = e.bus.cmd.Process.Kill()
-	<-e.bus.done
+	_ = e.bus.Cmd.Process.Kill()
+	<-e.bus.Done()
 	time.Sleep(500 * time.Millisecond)
-	if !e.gnomond.alive() {
+	if !e.gnomond.Alive() {
 		t.Fatal("gnomond exited when the bus went away")
 	}
-	os.Remove(e.sock)
-	e.startBus()
+	e.bus.Restart(t)
 	c, err := godbus.Connect(e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -994,13 +953,13 @@ func testReconnect(e *env) {
 		t.Errorf("ServerName after reconnect: %q %v", name, err)
 	}
 	// Synchronization went on while the bus was away.
-	eventually(t, 15*time.Second, "new NTP replies after the bus came back", func() error {
+	peers.Eventually(t, 15*time.Second, "new NTP replies after the bus came back", func() error {
 		if n := e.packetCount(c); n <= before {
 			return fmt.Errorf("packet count %d, was %d", n, before)
 		}
 		return nil
 	})
-	if !e.gnomond.alive() {
+	if !e.gnomond.Alive() {
 		t.Fatal("gnomond exited")
 	}
 }

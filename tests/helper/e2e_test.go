@@ -11,74 +11,9 @@ import (
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+
+	"gnomon.dev/gnomon/tests/peers"
 )
-
-const permissiveBus = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_destination="*"/>
-    <allow receive_type="*"/>
-  </policy>
-</busconfig>
-`
-
-// startLogged starts argv logging to dir/name.log and stops it (SIGTERM,
-// then SIGKILL) when the test ends.
-func startLogged(t *testing.T, dir, name string, env []string, argv ...string) {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 5000 {
-				b = b[len(b)-5000:]
-			}
-			t.Logf("--- %s log:\n%s", name, b)
-		}
-	})
-}
-
-func waitFor(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // TestTimedatectlThroughHelper: gnomond started as root drops to the test
 // user (as under systemd it runs as gnomon), keeps its seccomp filter, and
@@ -87,28 +22,23 @@ func waitFor(t *testing.T, what string, f func() error) {
 func TestTimedatectlThroughHelper(t *testing.T) {
 	e := setup(t)
 	for _, tool := range []string{"dbus-daemon", "timedatectl", "unshare"} {
-		needTool(t, tool)
+		peers.NeedTool(t, tool)
 	}
-	sock := filepath.Join(e.dir, "system_bus_socket")
-	addr := "unix:path=" + sock
-	conf := filepath.Join(e.dir, "bus.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(permissiveBus, sock)), 0o644); err != nil {
+	addr := peers.StartSystemBus(t, e.dir, peers.PermissiveBusPolicy).Addr
+	bus, err := godbus.Connect(addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	startLogged(t, e.dir, "dbus-daemon", nil, needTool(t, "dbus-daemon"), "--config-file="+conf, "--nofork", "--nopidfile")
-	var bus *godbus.Conn
-	waitFor(t, "private bus", func() (err error) { bus, err = godbus.Connect(addr); return err })
 	defer bus.Close()
 
 	cfg := filepath.Join(e.dir, "gnomon.toml")
 	if err := os.WriteFile(cfg, []byte("[clock]\nmode = \"observe\"\ndrift-file = \"\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startLogged(t, e.dir, "gnomond", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr},
-		needTool(t, "setpriv"), "--bounding-set=-sys_time", "--inh-caps=-sys_time",
-		gnomondBin, "--config", cfg, "--user", e.user.Username, "--state-dir", "", "--system-root", e.root,
-		"--timedate-helper", e.sock, "--log-level", "debug")
-	waitFor(t, "gnomond owns org.freedesktop.timedate1", func() error {
+	peers.Start(t, e.dir, "gnomond", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr},
+		peers.Safe(t, gnomondBin, "--config", cfg, "--user", e.user.Username, "--state-dir", "", "--system-root", e.root,
+			"--timedate-helper", e.sock, "--log-level", "debug")...)
+	peers.Eventually(t, 15*time.Second, "gnomond owns org.freedesktop.timedate1", func() error {
 		var owner string
 		return bus.BusObject().Call("org.freedesktop.DBus.GetNameOwner", 0, "org.freedesktop.timedate1").Store(&owner)
 	})
@@ -117,7 +47,7 @@ func TestTimedatectlThroughHelper(t *testing.T) {
 	if err := bus.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, "org.freedesktop.timedate1").Store(&pid); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "gnomond drops to the test user", func() error {
+	peers.Eventually(t, 15*time.Second, "gnomond drops to the test user", func() error {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			return err
@@ -135,7 +65,7 @@ func TestTimedatectlThroughHelper(t *testing.T) {
 
 	timedatectl := func(args ...string) (string, error) {
 		script := `mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec timedatectl --no-pager --no-ask-password "$@"`
-		cmd := exec.Command(needTool(t, "unshare"), append([]string{"-m", "sh", "-c", script, "sh"}, args...)...)
+		cmd := exec.Command(peers.NeedTool(t, "unshare"), append([]string{"-m", "sh", "-c", script, "sh"}, args...)...)
 		cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+addr)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -158,8 +88,8 @@ func TestTimedatectlThroughHelper(t *testing.T) {
 	}
 	// Without the helper, gnomond (the test user) cannot write the root's
 	// /etc: the call fails and nothing changes.
-	e.helper.Process.Signal(syscall.SIGTERM)
-	waitFor(t, "helper gone", func() error {
+	e.helper.Cmd.Process.Signal(syscall.SIGTERM)
+	peers.Eventually(t, 15*time.Second, "helper gone", func() error {
 		if _, err := os.Stat(e.sock); err == nil {
 			return fmt.Errorf("socket still there")
 		}

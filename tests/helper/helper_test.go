@@ -7,8 +7,6 @@ package helpertest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"gnomon.dev/gnomon/service/tdhelper"
+	"gnomon.dev/gnomon/tests/peers"
 )
 
 var helperBin, gnomondBin string
@@ -33,7 +32,10 @@ func TestMain(m *testing.M) {
 	if sock := os.Getenv("GNOMON_HELPER_CLIENT"); sock != "" {
 		os.Exit(clientMain(sock, os.Getenv("GNOMON_HELPER_REQUEST")))
 	}
-	os.Exit(buildAndRun(m))
+	os.Exit(peers.BuildAndRun(m, map[string]*string{
+		"./cmd/gnomon-timedate-helper": &helperBin,
+		"./cmd/gnomond":                &gnomondBin,
+	}))
 }
 
 func clientMain(sock, req string) int {
@@ -70,164 +72,53 @@ func rawRequest(sock, line string) string {
 	return string(b[:n])
 }
 
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "gnomon-n-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = "/usr/local/go/bin/go"
-	}
-	helperBin = filepath.Join(dir, "gnomon-timedate-helper")
-	gnomondBin = filepath.Join(dir, "gnomond")
-	for bin, pkg := range map[string]string{helperBin: "./cmd/gnomon-timedate-helper", gnomondBin: "./cmd/gnomond"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		build := exec.CommandContext(ctx, goTool, "build", "-o", bin, pkg)
-		build.Dir = "../.."
-		// gnomond drops privileges on every thread, which cgo programs cannot.
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := build.CombinedOutput()
-		cancel()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "tests/helper: building %s: %v\n%s", pkg, err, out)
-			return 1
-		}
-	}
-	return m.Run()
-}
-
-func skipOrFatal(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: this may not be skipped)", msg)
-	}
-	t.Skip(msg)
-}
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return filepath.Join(d, name)
-		}
-	}
-	skipOrFatal(t, "%s is not installed", name)
-	return ""
-}
-
-func randomHex(t *testing.T, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // env is a temporary system root, a test user and a running helper.
 type env struct {
-	t        *testing.T
-	dir      string // 0755, root's
-	root     string // the system root the helper writes under
-	sock     string
-	user     *user.User
-	helper   *exec.Cmd
-	helperLg string
+	t      *testing.T
+	dir    string // 0755, root's
+	root   string // the system root the helper writes under
+	sock   string
+	user   *user.User
+	helper *peers.Proc
 }
 
 func setup(t *testing.T) *env {
-	if os.Geteuid() != 0 {
-		skipOrFatal(t, "needs root (the helper runs as root; useradd, setpriv)")
-	}
+	peers.NeedRoot(t, "the helper runs as root; useradd, setpriv")
 	for _, tool := range []string{"useradd", "userdel", "setpriv"} {
-		needTool(t, tool)
+		peers.NeedTool(t, tool)
 	}
 	e := &env{t: t}
-	dir, err := os.MkdirTemp("", "gnomon-n-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	dir := peers.TempDir(t, 0o755)
 	e.dir = dir
-	e.root = filepath.Join(dir, "root")
-	for _, d := range []string{"etc", "usr/share", "dev"} {
-		if err := os.MkdirAll(filepath.Join(e.root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("/usr/share/zoneinfo", filepath.Join(e.root, "usr/share/zoneinfo")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../usr/share/zoneinfo/Europe/Berlin", filepath.Join(e.root, "etc/localtime")); err != nil {
-		t.Fatal(err)
-	}
-	name := "gnh" + randomHex(t, 4)
-	if out, err := exec.Command(needTool(t, "useradd"), "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+	e.root = peers.NewSystemRoot(t, dir, "Europe/Berlin")
+	name := "gnh" + peers.RandomHex(t, 4)
+	if out, err := exec.Command(peers.NeedTool(t, "useradd"), "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
 		t.Fatalf("useradd: %v %s", err, out)
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command(needTool(t, "userdel"), name).CombinedOutput(); err != nil {
+		if out, err := exec.Command(peers.NeedTool(t, "userdel"), name).CombinedOutput(); err != nil {
 			t.Errorf("userdel %s: %v %s", name, err, out)
 		}
 	})
+	var err error
 	if e.user, err = user.Lookup(name); err != nil {
 		t.Fatal(err)
 	}
 	e.sock = filepath.Join(dir, "helper.sock")
-	e.helperLg = filepath.Join(dir, "helper.log")
 	e.startHelper()
 	return e
 }
 
 func (e *env) startHelper() {
 	t := e.t
-	lg, err := os.OpenFile(e.helperLg, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
 	// Without CAP_SYS_TIME: this test has no RTC to set, and no test
 	// touches the clock.
-	cmd := exec.Command(needTool(t, "setpriv"), "--bounding-set=-sys_time", "--inh-caps=-sys_time",
-		helperBin, "--listen", e.sock, "--root", e.root, "--allow-user", e.user.Username, "--idle-timeout", "0", "--log-level", "debug")
-	cmd.Stdout, cmd.Stderr = lg, lg
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.helper = cmd
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(e.helperLg)
-			t.Logf("helper log:\n%s", b)
-		}
+	e.helper = peers.Start(t, e.dir, "helper", nil, peers.Safe(t,
+		helperBin, "--listen", e.sock, "--root", e.root, "--allow-user", e.user.Username, "--idle-timeout", "0", "--log-level", "debug")...)
+	peers.Eventually(t, 10*time.Second, "the helper creates its socket", func() error {
+		_, err := os.Stat(e.sock)
+		return err
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(e.sock); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the helper did not create its socket")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // as sends req to the helper from a child process running as uid:gid.
@@ -238,7 +129,7 @@ func (e *env) as(uid, gid, req string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(needTool(t, "setpriv"), "--reuid="+uid, "--regid="+gid, "--clear-groups", self)
+	cmd := exec.Command(peers.NeedTool(t, "setpriv"), "--reuid="+uid, "--regid="+gid, "--clear-groups", self)
 	cmd.Env = append(os.Environ(), "GNOMON_HELPER_CLIENT="+e.sock, "GNOMON_HELPER_REQUEST="+req)
 	out, err := cmd.Output()
 	if err != nil {
@@ -301,7 +192,7 @@ func TestHelper(t *testing.T) {
 		}
 	}
 	// The user cannot write there itself: the helper is what made it work.
-	if out, err := exec.Command(needTool(t, "setpriv"), "--reuid="+u, "--regid="+g, "--clear-groups",
+	if out, err := exec.Command(peers.NeedTool(t, "setpriv"), "--reuid="+u, "--regid="+g, "--clear-groups",
 		"ln", "-sfn", "../usr/share/zoneinfo/UTC", filepath.Join(e.root, "etc/localtime")).CombinedOutput(); err == nil {
 		t.Errorf("the test user could replace etc/localtime itself: %s", out)
 	}

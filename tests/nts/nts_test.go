@@ -7,16 +7,11 @@ package nts_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -24,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,211 +26,25 @@ import (
 	"gnomon.dev/gnomon/engine/nts"
 	"gnomon.dev/gnomon/engine/sample"
 	"gnomon.dev/gnomon/service/ntsio"
+	"gnomon.dev/gnomon/tests/peers"
 )
 
-// skipOrFatal skips a test whose peer or privilege is missing, except
-// under CI=true, where that is a failure.
-func skipOrFatal(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: may not be skipped)", msg)
-	}
-	t.Skip(msg)
-}
-
-// tool finds an installed program (sbin may be off the PATH).
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-			return filepath.Join(d, name)
-		}
-	}
-	skipOrFatal(t, "%s is not installed", name)
-	return ""
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFatal(t, "needs root (chronyd)")
-	}
-}
-
-// noClock prefixes argv so that the daemon runs without CAP_SYS_TIME.
-func noClock(t *testing.T, argv ...string) []string {
-	return append([]string{tool(t, "setpriv"), "--bounding-set=-sys_time", "--inh-caps=-sys_time"}, argv...)
-}
-
-// scratch is a temporary directory chronyd (user _chrony) can read and
-// write.
-func scratch(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "gnomon-nts-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(d, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
-// freePort returns a random high port free for both UDP and TCP on
-// 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		n, _ := rand.Int(rand.Reader, big.NewInt(15000))
-		p := 20000 + int(n.Int64())
-		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
-		if err != nil {
-			continue
-		}
-		l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
-		u.Close()
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return p
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// writeCert writes a self-signed P-256 certificate for localhost and
-// 127.0.0.1 (a throwaway test key, readable by chronyd's user).
-func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	certFile, keyFile = filepath.Join(dir, "nts.crt"), filepath.Join(dir, "nts.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-// daemon is a process started by a test, stopped (SIGTERM, then SIGKILL)
-// when the test ends; its output is shown if the test failed.
-type daemon struct {
-	cmd  *exec.Cmd
-	out  string
-	done chan struct{}
-}
-
-func start(t *testing.T, dir, name string, argv ...string) *daemon {
-	t.Helper()
-	out := filepath.Join(dir, name+".log")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(out)
-			t.Logf("--- %s output:\n%s", name, b)
-		}
-	})
-	return d
-}
+// rootFor is what needs root in this package's tests.
+const rootFor = "chronyd"
 
 // chronyServer is chronyd -x as a stratum-1 NTS server on 127.0.0.1.
-type chronyServer struct {
-	ntpPort, kePort int
-	certFile        string
-}
+type chronyServer struct{ *peers.Chronyd }
 
-func startChronyServer(t *testing.T) *chronyServer {
+func startChronyServer(t *testing.T) chronyServer {
 	t.Helper()
-	needRoot(t)
-	bin := tool(t, "chronyd")
-	dir := scratch(t)
-	cert, key := writeCert(t, dir)
-	s := &chronyServer{ntpPort: freePort(t), kePort: freePort(t), certFile: cert}
-	conf := fmt.Sprintf(`port %d
-bindaddress 127.0.0.1
-bindaddress ::1
-allow 127.0.0.1
-local stratum 1
-cmdport 0
-ntsport %d
-ntsserverkey %s
-ntsservercert %s
-ntsdumpdir %s
-pidfile %s
-`, s.ntpPort, s.kePort, key, cert, dir, filepath.Join(dir, "chronyd.pid"))
-	confFile := filepath.Join(dir, "server.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := start(t, dir, "chronyd-server", noClock(t, bin, "-x", "-d", "-f", confFile)...)
-	// Wait for the NTS-KE port.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.kePort), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-d.done:
-			t.Fatal("chronyd exited")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chronyd's NTS-KE port %d never opened", s.kePort)
-		}
-	}
-	return s
+	peers.NeedRoot(t, rootFor)
+	return chronyServer{peers.StartChronydNTS(t, peers.TempDir(t, 0o777))}
 }
 
-func (s *chronyServer) keConfig() ntsio.ClientConfig {
+func (s chronyServer) keConfig() ntsio.ClientConfig {
 	return ntsio.ClientConfig{
-		Address: "127.0.0.1:" + strconv.Itoa(s.kePort),
-		CAFile:  s.certFile,
+		Address: "127.0.0.1:" + strconv.Itoa(s.KEPort),
+		CAFile:  s.CertFile,
 		RootCAs: x509.NewCertPool(), // only the test's CA
 		Timeout: 10 * time.Second,
 	}
@@ -268,9 +76,9 @@ func TestClientAgainstChronyd(t *testing.T) {
 		t.Fatalf("NTS-KE with chronyd: %v", err)
 	}
 	if len(res.Cookies) != nts.MaxCookies || res.Keys.Algorithm != nts.AEADAESSIVCMAC256 ||
-		res.NTPPort != uint16(srv.ntpPort) || res.NTPHost != "127.0.0.1" {
+		res.NTPPort != uint16(srv.Port) || res.NTPHost != "127.0.0.1" {
 		t.Fatalf("KE result: %d cookies, %v, NTP %s:%d (chronyd NTP port %d)",
-			len(res.Cookies), res.Keys.Algorithm, res.NTPHost, res.NTPPort, srv.ntpPort)
+			len(res.Cookies), res.Keys.Algorithm, res.NTPHost, res.NTPPort, srv.Port)
 	}
 	t.Logf("chronyd NTS-KE: %d cookies of %d bytes, NTP port %d", len(res.Cookies), len(res.Cookies[0]), res.NTPPort)
 
@@ -293,7 +101,7 @@ func TestClientAgainstChronyd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, _, err := udpExchange(conn, srv.ntpPort, req[:n], 5*time.Second)
+	reply, _, err := udpExchange(conn, srv.Port, req[:n], 5*time.Second)
 	if err != nil {
 		t.Fatalf("no NTS reply from chronyd: %v", err)
 	}
@@ -329,7 +137,7 @@ func TestClientAgainstChronyd(t *testing.T) {
 		if n == 0 {
 			t.Fatalf("no request: %v", src.LastError())
 		}
-		reply, rx, err := udpExchange(conn, srv.ntpPort, b[:n], 3*time.Second)
+		reply, rx, err := udpExchange(conn, srv.Port, b[:n], 3*time.Second)
 		if err != nil {
 			lastErr = err
 			continue
@@ -364,7 +172,7 @@ func TestClientAgainstChronyd(t *testing.T) {
 	}
 	b := make([]byte, 1500)
 	n = src.MakeRequest(time.Now(), randU64(), b)
-	reply, rx, err := udpExchange(conn, srv.ntpPort, b[:n], 3*time.Second)
+	reply, rx, err := udpExchange(conn, srv.Port, b[:n], 3*time.Second)
 	if err != nil {
 		t.Fatalf("no answer to a forged cookie: %v", err)
 	}
@@ -382,7 +190,7 @@ func TestClientAgainstChronyd(t *testing.T) {
 		t.Fatal(err)
 	}
 	n = src.MakeRequest(time.Now(), randU64(), b)
-	if reply, rx, err = udpExchange(conn, srv.ntpPort, b[:n], 3*time.Second); err != nil {
+	if reply, rx, err = udpExchange(conn, srv.Port, b[:n], 3*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := src.Receive(rx, reply); err != nil {
@@ -462,16 +270,16 @@ func (r *responder) serve() {
 // learns the NTP port from it, and gets a measurement from our NTP
 // responder, which authenticated its requests.
 func TestChronydClientAgainstUs(t *testing.T) {
-	needRoot(t)
-	bin := tool(t, "chronyd")
-	dir := scratch(t)
+	peers.NeedRoot(t, rootFor)
+	bin := peers.NeedTool(t, "chronyd")
+	dir := peers.TempDir(t, 0o777)
 	us := startUs(t, dir)
 	kePort, ntpPort, cert, ke, resp := us.kePort, us.ntpPort, us.cert, us.ke, us.resp
 
 	// No "port" in the server line: chronyd must take it from our KE.
 	cctx, ccancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer ccancel()
-	argv := noClock(t, bin, "-Q", "-x", "-t", "20", "-f", "/dev/null",
+	argv := peers.Safe(t, bin, "-Q", "-x", "-t", "20", "-f", "/dev/null",
 		fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d maxsamples 1", kePort),
 		"ntstrustedcerts "+cert)
 	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
@@ -501,7 +309,7 @@ type usServer struct {
 
 func startUs(t *testing.T, dir string) *usServer {
 	t.Helper()
-	cert, key := writeCert(t, dir)
+	cert, key, _ := peers.WriteCert(t, dir, "nts", 0o644)
 	ring, err := nts.NewKeyRing(rand.Reader, time.Now(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -534,13 +342,15 @@ func startUs(t *testing.T, dir string) *usServer {
 	return &usServer{ring: ring, ke: ke, resp: resp, kePort: ln.Addr().(*net.TCPAddr).Port, ntpPort: ntpPort, cert: cert}
 }
 
+// eventually waits up to 30 s for cond.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached within 30 s: %s", what)
+	peers.Eventually(t, 30*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-	}
+		return nil
+	})
 }
 
 // TestChronydClientKeyRotation: a long-running chronyd NTS client polling
@@ -549,9 +359,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // for are all rotated away, it gets an NTS NAK, runs NTS-KE again, and is
 // served again.
 func TestChronydClientKeyRotation(t *testing.T) {
-	needRoot(t)
-	bin := tool(t, "chronyd")
-	dir := scratch(t)
+	peers.NeedRoot(t, rootFor)
+	bin := peers.NeedTool(t, "chronyd")
+	dir := peers.TempDir(t, 0o777)
 	us := startUs(t, dir)
 	conf := fmt.Sprintf(`server 127.0.0.1 iburst nts ntsport %d minpoll -2 maxpoll -2
 ntstrustedcerts %s
@@ -563,7 +373,7 @@ pidfile %s
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start(t, dir, "chronyd-client", noClock(t, bin, "-x", "-d", "-f", confFile)...)
+	peers.Start(t, dir, "chronyd-client", nil, peers.Safe(t, bin, "-x", "-d", "-f", confFile)...)
 
 	eventually(t, "chronyd authenticated twice", func() bool { return us.resp.authenticated.Load() >= 2 })
 	if us.ke.Stats().Served != 1 {

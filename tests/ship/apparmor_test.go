@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"gnomon.dev/gnomon/tests/peers"
 )
 
 const profile = "debian/usr.sbin.gnomond"
@@ -15,7 +17,7 @@ const profile = "debian/usr.sbin.gnomond"
 // loading it (this kernel has no AppArmor), and checks that a broken copy
 // does not compile.
 func TestAppArmorParses(t *testing.T) {
-	parser := needTool(t, "apparmor_parser")
+	parser := peers.NeedTool(t, "apparmor_parser")
 	path := abs(t, profile)
 	code, out := run(t, filepath.Dir(path), parser, "-Q", "-K", path)
 	if code != 0 {
@@ -172,7 +174,7 @@ const helperProfile = "debian/usr.lib.gnomon.gnomon-timedate-helper"
 // TestAppArmorHelper compiles the helper's profile and checks that it
 // grants the helper's few paths and writes nothing else in /etc.
 func TestAppArmorHelper(t *testing.T) {
-	parser := needTool(t, "apparmor_parser")
+	parser := peers.NeedTool(t, "apparmor_parser")
 	path := abs(t, helperProfile)
 	if code, out := run(t, filepath.Dir(path), parser, "-Q", "-K", path); code != 0 {
 		t.Fatalf("apparmor_parser -Q -K %s: exit %d\n%s", helperProfile, code, out)

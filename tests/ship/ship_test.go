@@ -22,43 +22,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gnomon.dev/gnomon/tests/peers"
 )
 
 // root is the module root, seen from tests/ship.
 const root = "../.."
-
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// skipOrFatal skips outside CI and fails under CI=true.
-func skipOrFatal(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if inCI() {
-		t.Fatalf("%s (CI=true: this may not be skipped)", msg)
-	}
-	t.Skip(msg)
-}
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		skipOrFatal(t, "%s is not installed", name)
-	}
-	return p
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFatal(t, "needs root (a private mount namespace)")
-	}
-}
 
 func abs(t *testing.T, rel string) string {
 	t.Helper()
@@ -149,8 +118,8 @@ var unitFiles = []string{"gnomond.service", "gnomond.socket", "gnomond-nts-ke.so
 // with exit 0, so output counts too.
 func verifyClean(t *testing.T, dir string, units ...string) (bool, string) {
 	t.Helper()
-	sa := needTool(t, "systemd-analyze")
-	unshare := needTool(t, "unshare")
+	sa := peers.NeedTool(t, "systemd-analyze")
+	unshare := peers.NeedTool(t, "unshare")
 	ov := t.TempDir()
 	for _, d := range []string{"up", "work"} {
 		if err := os.Mkdir(filepath.Join(ov, d), 0o755); err != nil {
@@ -175,7 +144,7 @@ exec "$0" verify --man=no "$@"`
 }
 
 func TestUnitsVerify(t *testing.T) {
-	needRoot(t)
+	peers.NeedRoot(t, "a private mount namespace")
 	dir := abs(t, "units")
 	if ok, msg := verifyClean(t, dir, unitFiles...); !ok {
 		t.Fatalf("systemd-analyze verify is not clean: %s", msg)
@@ -214,7 +183,7 @@ var exposureRE = regexp.MustCompile(`Overall exposure level for (\S+): ([0-9]+\.
 // TestSecurityExposure bounds each service's systemd-analyze exposure:
 // gnomond at 2.0 (docs/security.md), the root helper at its measured 1.1.
 func TestSecurityExposure(t *testing.T) {
-	sa := needTool(t, "systemd-analyze")
+	sa := peers.NeedTool(t, "systemd-analyze")
 	dir := abs(t, "units")
 	for _, tc := range []struct {
 		unit string
@@ -345,8 +314,8 @@ func TestSockets(t *testing.T) {
 // TestSysusersTmpfiles applies the sysusers.d and tmpfiles.d entries to an
 // empty root with the real tools and checks the result.
 func TestSysusersTmpfiles(t *testing.T) {
-	sysusers := needTool(t, "systemd-sysusers")
-	tmpfiles := needTool(t, "systemd-tmpfiles")
+	sysusers := peers.NeedTool(t, "systemd-sysusers")
+	tmpfiles := peers.NeedTool(t, "systemd-tmpfiles")
 	r := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(r, "etc"), 0o755); err != nil {
 		t.Fatal(err)

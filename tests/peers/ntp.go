@@ -1,0 +1,109 @@
+package peers
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"gnomon.dev/gnomon/engine/ntp"
+)
+
+// NTPClient is a small NTP client built from engine/ntp, on an unconnected
+// UDP socket.
+type NTPClient struct {
+	Conn *net.UDPConn
+}
+
+// NewNTPClient opens the client's socket on ip (a loopback address, any
+// port); it is closed when the test ends.
+func NewNTPClient(t testing.TB, ip string) *NTPClient {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &NTPClient{Conn: conn}
+}
+
+// NTPRequest builds a mode-3 NTPv4 request whose transmit timestamp is
+// now with random low bits, so that every request is told apart by the
+// origin timestamp of its reply.
+func NTPRequest() ([]byte, ntp.Timestamp) {
+	var r [4]byte
+	rand.Read(r[:])
+	tx := ntp.TimestampFromTime(time.Now()) ^ ntp.Timestamp(uint32(r[0])|uint32(r[1])<<8)
+	h := ntp.Header{Version: 4, Mode: ntp.ModeClient, Poll: 0, Precision: -20, TransmitTime: tx}
+	b := make([]byte, ntp.HeaderLen)
+	if _, err := h.MarshalTo(b); err != nil {
+		panic(err)
+	}
+	return b, tx
+}
+
+// Send sends b to to.
+func (c *NTPClient) Send(to netip.AddrPort, b []byte) error {
+	_, err := c.Conn.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+// Await reads until a reply whose origin is tx arrives or timeout passes.
+// Every other datagram received meanwhile is returned in strays.
+func (c *NTPClient) Await(tx ntp.Timestamp, timeout time.Duration) (h ntp.Header, strays [][]byte, err error) {
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 4096)
+	for {
+		c.Conn.SetReadDeadline(deadline)
+		n, _, rerr := c.Conn.ReadFromUDPAddrPort(buf)
+		if rerr != nil {
+			return ntp.Header{}, strays, fmt.Errorf("no reply with origin %#x: %w", uint64(tx), rerr)
+		}
+		var p ntp.Packet
+		if perr := ntp.Parse(buf[:n], &p); perr == nil && p.OriginTime == tx {
+			return p.Header, strays, nil
+		}
+		strays = append(strays, bytes.Clone(buf[:n]))
+	}
+}
+
+// Query sends one request to to and waits for its reply, which must be
+// in server mode.
+func (c *NTPClient) Query(to netip.AddrPort, timeout time.Duration) (ntp.Header, [][]byte, error) {
+	b, tx := NTPRequest()
+	if err := c.Send(to, b); err != nil {
+		return ntp.Header{}, nil, err
+	}
+	h, strays, err := c.Await(tx, timeout)
+	if err == nil && h.Mode != ntp.ModeServer {
+		err = fmt.Errorf("reply in mode %v, want server", h.Mode)
+	}
+	return h, strays, err
+}
+
+// Measure queries to and returns the offset of its clock from ours,
+// ((T2-T1)+(T3-T4))/2, and the round-trip delay.
+func (c *NTPClient) Measure(to netip.AddrPort, timeout time.Duration) (offset, delay time.Duration, h ntp.Header, err error) {
+	b, tx := NTPRequest()
+	t1 := time.Now()
+	if err = c.Send(to, b); err != nil {
+		return 0, 0, h, err
+	}
+	h, _, err = c.Await(tx, timeout)
+	t4 := time.Now()
+	if err != nil {
+		return 0, 0, h, err
+	}
+	t2, t3 := h.ReceiveTime.Time(t1), h.TransmitTime.Time(t1)
+	offset = (t2.Sub(t1) + t3.Sub(t4)) / 2
+	delay = t4.Sub(t1) - t3.Sub(t2)
+	return offset, delay, h, nil
+}
+
+// Loop4 is 127.0.0.1:port.
+func Loop4(port int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
+}
