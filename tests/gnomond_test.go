@@ -2,12 +2,11 @@ package tests
 
 // gnomond-specific helpers for the integration tests: gnomond started
 // without CAP_SYS_TIME and reporting to a NOTIFY_SOCKET the test reads, its
-// STATUS lines parsed, its configuration tables, and a lying NTP server.
+// STATUS lines parsed, and its configuration tables.
 // The harness they stand on (peers, chronyd, processes, ports, netns) is
 // gnomon.dev/gnomon/tests/peers.
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"gnomon.dev/gnomon/engine/ntp"
-	"gnomon.dev/gnomon/engine/sample"
 	"gnomon.dev/gnomon/tests/peers"
 )
 
@@ -141,55 +138,6 @@ func sourceTable(port int) string {
 
 func serverTable(listen string, extra ...string) string {
 	return fmt.Sprintf("[[server]]\nlisten = %q\n%s\n", listen, strings.Join(extra, "\n"))
-}
-
-// liar is an NTP server written with engine/ntp that claims to be a
-// synchronized stratum-1 server but whose clock is shift ahead.
-func startLiar(t *testing.T, port int, shift time.Duration) {
-	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		out := make([]byte, ntp.HeaderLen)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			rx := time.Now().Add(shift)
-			var p ntp.Packet
-			if ntp.Parse(buf[:n], &p) != nil {
-				continue
-			}
-			st := ntp.ServerState{
-				Leap:           sample.LeapNone,
-				Stratum:        1,
-				Precision:      -20,
-				RootDispersion: 100 * time.Microsecond,
-				ReferenceID:    0x4c494152, // "LIAR"
-				ReferenceTime:  rx.Add(-time.Second),
-			}
-			var h ntp.Header
-			if !ntp.Respond(&p.Header, rx, time.Now().Add(shift), &st, &h) {
-				continue
-			}
-			if _, err := h.MarshalTo(out); err == nil {
-				conn.WriteToUDPAddrPort(out, from)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
 }
 
 // listenUDP binds 127.0.0.1:port.

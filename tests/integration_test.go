@@ -226,7 +226,7 @@ func TestLiarIsOutvoted(t *testing.T) {
 		tables = append(tables, sourceTable(c.Port))
 	}
 	liarPort := peers.FreePort(t)
-	startLiar(t, liarPort, time.Second)
+	peers.StartLiar(t, peers.Loop4(liarPort), time.Second)
 	liar := peers.Loop4(liarPort).String()
 	// Put the liar first: it must not win by being first.
 	tables = append([]string{sourceTable(liarPort)}, tables...)

@@ -109,6 +109,7 @@ func newRoot() *cobra.Command {
 		noDBus   bool
 		sysRoot  string
 		helper   string
+		poolRepl time.Duration
 	)
 	root := &cobra.Command{
 		Use:   "gnomond",
@@ -147,7 +148,7 @@ func newRoot() *cobra.Command {
 				return &exitError{exitFailure, fmt.Errorf("socket activation: %w", err)}
 			}
 			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify,
-				User: runAs, StateDir: stateDir})
+				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl})
 			if err != nil {
 				return &exitError{exitFailure, err}
 			}
@@ -215,6 +216,9 @@ func newRoot() *cobra.Command {
 	root.Flags().StringVar(&helper, "timedate-helper", tdhelper.DefaultSocket,
 		"socket of gnomon-timedate-helper, which writes /etc/localtime, /etc/adjtime and the RTC for timedate1 (\"\": write them directly; "+
 			"without this flag gnomond writes directly when it stays root, that is when started as root with --user \"\")")
+	// For tests: how long a useless pool member is kept (0: 8 minutes).
+	root.Flags().DurationVar(&poolRepl, "pool-replace-after", 0, "replace a pool member after it has been unreachable or a falseticker this long (default 8m)")
+	_ = root.Flags().MarkHidden("pool-replace-after")
 	root.AddCommand(&cobra.Command{
 		Use:           "check-config [PATH]",
 		Short:         "Validate a configuration file without starting",

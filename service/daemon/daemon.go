@@ -48,6 +48,11 @@ type Options struct {
 	// StateDir keeps state across restarts (the SetNTP setting); "" keeps
 	// nothing.
 	StateDir string
+	// PoolReplaceAfter is how long a pool member may stay unreachable or a
+	// falseticker before it is replaced; zero is the default, 8 minutes.
+	// Pools are checked every quarter of it, and at least once a minute.
+	// Tests shorten it; there is no configuration key.
+	PoolReplaceAfter time.Duration
 }
 
 // cryptoRand is the engine's source of unpredictable request cookies.
@@ -277,7 +282,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	driftTick := time.NewTicker(time.Hour)
 	defer driftTick.Stop()
-	maint := time.NewTicker(maintenanceInterval)
+	maint := time.NewTicker(d.maintenanceEvery())
 	defer maint.Stop()
 
 	timer := time.NewTimer(time.Hour)

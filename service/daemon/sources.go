@@ -21,7 +21,9 @@ const (
 )
 
 // How often pools are checked, and how long a member may stay useless
-// (unreachable, or a falseticker) before it is replaced.
+// (unreachable, or a falseticker) before it is replaced; a shorter
+// Options.PoolReplaceAfter overrides both (poolReplaceAfter,
+// maintenanceEvery).
 const (
 	maintenanceInterval = time.Minute
 	replaceAfter        = 8 * time.Minute
@@ -175,6 +177,10 @@ func (d *Daemon) addResolved(ctx context.Context, ev event) {
 		}
 		have[a] = true
 	}
+	if sp.src.Mode == config.SourcePool {
+		d.log.Debug("pool resolved", "pool", sp.src.Host(), "addresses", len(ev.addrs),
+			"members", d.members(sp), "count", d.want(sp))
+	}
 	if sp.src.Mode == config.SourcePool && d.members(sp) < d.want(sp) {
 		// The name gave too few usable addresses: ask again later.
 		d.startResolve(ctx, sp, 5*time.Minute)
@@ -225,8 +231,24 @@ func authOf(s *nts.ClientSession) ntp.Authenticator {
 	return s
 }
 
+// poolReplaceAfter is how long a pool member may stay useless before it is
+// replaced: Options.PoolReplaceAfter, or replaceAfter when that is zero.
+func (d *Daemon) poolReplaceAfter() time.Duration {
+	if d.opts.PoolReplaceAfter > 0 {
+		return d.opts.PoolReplaceAfter
+	}
+	return replaceAfter
+}
+
+// maintenanceEvery is how often maintainPools runs: every
+// maintenanceInterval, or a quarter of a shorter replacement delay, so
+// that a member is replaced at most a quarter late.
+func (d *Daemon) maintenanceEvery() time.Duration {
+	return max(min(maintenanceInterval, d.poolReplaceAfter()/4), time.Millisecond)
+}
+
 // maintainPools replaces pool members that have been unreachable or
-// falsetickers for replaceAfter, re-resolving the pool's name for new
+// falsetickers for poolReplaceAfter, re-resolving the pool's name for new
 // ones (chrony does the same for its pools).
 func (d *Daemon) maintainPools(ctx context.Context) {
 	sn := d.snap.Load()
@@ -246,9 +268,11 @@ func (d *Daemon) maintainPools(ctx context.Context) {
 		since, ok := sp.useless[s.ID]
 		if !ok {
 			sp.useless[s.ID] = now
+			d.log.Debug("pool member not useful", "pool", sp.src.Host(), "address", ls.addr,
+				"state", s.Protocol, "selection", s.Selection, "replace_in", d.poolReplaceAfter())
 			continue
 		}
-		if now.Sub(since) < replaceAfter {
+		if now.Sub(since) < d.poolReplaceAfter() {
 			continue
 		}
 		d.log.Info("replacing pool member", "pool", sp.src.Host(), "address", ls.addr,

@@ -3,6 +3,7 @@ package peers
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,10 +15,15 @@ import (
 )
 
 // Chronyd is a chronyd -x started by StartChronyd or StartChronydNTS,
-// serving `local stratum 1` on 127.0.0.1.
+// serving `local stratum 1` on 127.0.0.1, or by StartChronydAt on another
+// loopback address.
 type Chronyd struct {
 	*Proc
-	Port int // NTP, on 127.0.0.1
+	Port int // NTP, on 127.0.0.1 (on Addr when that is set)
+
+	// Addr is the one address a chronyd from StartChronydAt serves on;
+	// the zero Addr (StartChronyd, StartChronydNTS) means 127.0.0.1.
+	Addr netip.Addr
 
 	// NTS only (StartChronydNTS): the NTS-KE port on 127.0.0.1, and the
 	// self-signed certificate and key it serves; clients trust CertFile.
@@ -37,6 +43,29 @@ const chronydStartTimeout = 15 * time.Second
 func StartChronyd(t testing.TB, dir string, port int, ns string) *Chronyd {
 	t.Helper()
 	return startChronyd(t, dir, &Chronyd{Port: port}, ns)
+}
+
+// StartChronydAt starts chronyd -x like StartChronyd (not in a
+// namespace), serving only on addr, a loopback address of either family
+// (127.0.0.11, ::1), with only that family's sockets (-4 or -6) and
+// answering clients from 127.0.0.0/8 or ::1. Several can share one port
+// on different addresses, as the members of a pool. It returns once
+// chronyd answers on addr as a synchronized stratum-1 server.
+func StartChronydAt(t testing.TB, dir string, addr netip.Addr, port int) *Chronyd {
+	t.Helper()
+	if !addr.IsLoopback() {
+		t.Fatalf("StartChronydAt: %v is not a loopback address", addr)
+	}
+	return startChronyd(t, dir, &Chronyd{Port: port, Addr: addr.Unmap()}, "")
+}
+
+// AddrPort is where the chronyd serves NTP: Addr (127.0.0.1 when unset)
+// and Port.
+func (c *Chronyd) AddrPort() netip.AddrPort {
+	if c.Addr.IsValid() {
+		return netip.AddrPortFrom(c.Addr, uint16(c.Port))
+	}
+	return Loop4(c.Port)
 }
 
 // StartChronydNTS starts chronyd -x like StartChronyd on 127.0.0.1 (not in
@@ -59,16 +88,26 @@ func startChronyd(t testing.TB, dir string, c *Chronyd, ns string) *Chronyd {
 	// NTS-KE socket is opened on [::] otherwise); cmdport 0 and
 	// bindcmdaddress / close both command sockets, so that any number of
 	// instances can run side by side.
-	lines := []string{
-		"port " + strconv.Itoa(c.Port),
-		"bindaddress 127.0.0.1",
-		"bindaddress ::1",
-		"allow 127.0.0.1",
+	bind := []string{"bindaddress 127.0.0.1", "bindaddress ::1", "allow 127.0.0.1"}
+	var family []string
+	if c.Addr.IsValid() {
+		// One address of one family: -4 or -6 keeps chronyd from opening
+		// the other family's wildcard socket, which a second instance on
+		// the same port could not bind.
+		tag = "chronyd-" + strings.ReplaceAll(c.Addr.String(), ":", "_") + "-" + strconv.Itoa(c.Port)
+		bind = []string{"bindaddress " + c.Addr.String(), "allow 127.0.0.0/8"}
+		family = []string{"-4"}
+		if c.Addr.Is6() {
+			bind[1], family[0] = "allow ::1", "-6"
+		}
+	}
+	lines := append([]string{"port " + strconv.Itoa(c.Port)}, bind...)
+	lines = append(lines,
 		"local stratum 1",
 		"cmdport 0",
 		"bindcmdaddress /",
-		"pidfile " + filepath.Join(dir, tag+".pid"),
-	}
+		"pidfile "+filepath.Join(dir, tag+".pid"),
+	)
 	if c.KEPort != 0 {
 		lines = append(lines,
 			"ntsport "+strconv.Itoa(c.KEPort),
@@ -80,7 +119,8 @@ func startChronyd(t testing.TB, dir string, c *Chronyd, ns string) *Chronyd {
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.Proc = Start(t, dir, tag, nil, InNetns(t, ns, Safe(t, bin, "-x", "-d", "-f", conf))...)
+	args := append(append([]string{bin}, family...), "-x", "-d", "-f", conf)
+	c.Proc = Start(t, dir, tag, nil, InNetns(t, ns, Safe(t, args...))...)
 	if ns != "" {
 		return c
 	}
@@ -96,9 +136,13 @@ func startChronyd(t testing.TB, dir string, c *Chronyd, ns string) *Chronyd {
 			return nil
 		})
 	}
-	cl := NewNTPClient(t, "127.0.0.1")
+	from := "127.0.0.1"
+	if c.Addr.Is6() {
+		from = "::1"
+	}
+	cl := NewNTPClient(t, from)
 	c.waitUntil(t, deadline, func() error {
-		h, _, err := cl.Query(Loop4(c.Port), 500*time.Millisecond)
+		h, _, err := cl.Query(c.AddrPort(), 500*time.Millisecond)
 		if err == nil && (h.Stratum != 1 || h.Leap == sample.LeapUnsync) {
 			err = fmt.Errorf("not yet a synchronized stratum-1 server: %+v", h)
 		}
@@ -117,10 +161,10 @@ func (c *Chronyd) waitUntil(t testing.TB, deadline time.Time, ready func() error
 			return
 		}
 		if !c.Alive() {
-			t.Fatalf("chronyd on port %d exited: %v\n%s", c.Port, c.Err(), c.Tail(4096))
+			t.Fatalf("chronyd on %v exited: %v\n%s", c.AddrPort(), c.Err(), c.Tail(4096))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("chronyd on port %d did not serve within %v: %v", c.Port, chronydStartTimeout, err)
+			t.Fatalf("chronyd on %v did not serve within %v: %v", c.AddrPort(), chronydStartTimeout, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -18,11 +18,16 @@ type NTPClient struct {
 	Conn *net.UDPConn
 }
 
-// NewNTPClient opens the client's socket on ip (a loopback address, any
-// port); it is closed when the test ends.
+// NewNTPClient opens the client's socket on ip (a loopback address of
+// either family, any port); it is closed when the test ends. An IPv4
+// client talks to IPv4 servers only, an IPv6 one to IPv6 servers.
 func NewNTPClient(t testing.TB, ip string) *NTPClient {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
+	network, addr := "udp4", net.ParseIP(ip)
+	if addr != nil && addr.To4() == nil {
+		network = "udp6"
+	}
+	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: addr})
 	if err != nil {
 		t.Fatal(err)
 	}
