@@ -248,6 +248,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 			d.log.Warn("reload: [[server]] and [clock] mode changes take effect at the next restart")
 		}
 		d.cfg.Sources = cfg.Sources
+		d.publishConfigServers()
 		d.log.Info("configuration reloaded", "path", cfg.Path, "sources_added", added, "sources_removed", removed)
 		return nil
 	})
@@ -291,10 +292,21 @@ func (d *Daemon) RuntimeServers() []string {
 }
 
 // ConfigServers lists the configured sources' host names.
+// It is called from D-Bus goroutines: it reads the list the owner loop
+// publishes, never d.cfg.
 func (d *Daemon) ConfigServers() []string {
+	if p := d.cfgServers.Load(); p != nil {
+		return append([]string(nil), (*p)...)
+	}
+	return []string{}
+}
+
+// publishConfigServers records the configured sources' host names for
+// ConfigServers; the owner calls it whenever d.cfg.Sources changes.
+func (d *Daemon) publishConfigServers() {
 	out := []string{}
 	for _, s := range d.cfg.Sources {
 		out = append(out, strings.TrimSuffix(s.Host(), "."))
 	}
-	return out
+	d.cfgServers.Store(&out)
 }

@@ -127,6 +127,7 @@ type Daemon struct {
 	ntpOff     bool
 	ntpOffFlag atomic.Bool
 	runtime    atomic.Pointer[[]string]
+	cfgServers atomic.Pointer[[]string]
 	changed    chan struct{}
 	changeMu   sync.Mutex
 	ctx        context.Context
@@ -191,6 +192,7 @@ func New(opts Options) (*Daemon, error) {
 	sn := eng.Snapshot(d.clk.Now())
 	d.snap.Store(&sn)
 	d.changed = make(chan struct{})
+	d.publishConfigServers()
 	if f := d.ntpStateFile(); f != "" {
 		if _, err := os.Stat(f); err == nil {
 			d.ntpOff = true
