@@ -59,7 +59,6 @@ type Stats struct {
 	valid             bool
 	a, b              float64 // offset at newest time, slope (s/s)
 	varA, varB, covAB float64
-	xMean             float64
 	sigma             float64
 	minDelay          float64
 	meanW             float64 // mean weight of the fitted window
@@ -145,13 +144,11 @@ func (s *Stats) Estimate(now time.Time) (e Estimate, ok bool) {
 	e.Jitter = s.sigma
 	e.MinDelay = s.minDelay
 	e.Disp = last.Disp
-	e.N = s.used()
+	e.N = len(s.pts)
 	e.Span = last.Time.Sub(s.pts[n-e.N].Time)
 	e.Last = last.Time
 	return e, true
 }
-
-func (s *Stats) used() int { return len(s.pts) }
 
 // fit chooses the largest window of newest samples whose residuals pass
 // the runs test, prunes the older ones, and caches the weighted fit.
@@ -259,7 +256,6 @@ func (s *Stats) fitMean() {
 	s.varA = s.sigma * s.sigma / W
 	s.varB = math.Inf(1)
 	s.covAB = 0
-	s.xMean = 0
 }
 
 func (s *Stats) regress(start int) {
@@ -306,7 +302,6 @@ func (s *Stats) regress(start int) {
 	s.a, s.b = a, b
 	s.sigma = math.Sqrt(sigma2 * float64(m) / W) // a typical sample's
 	s.meanW = W / float64(m)
-	s.xMean = xm
 	if sxx > 0 {
 		s.varB = sigma2 / sxx
 	} else {

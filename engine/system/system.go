@@ -458,7 +458,7 @@ func (s *System) update(raw time.Time) {
 	default:
 		s.leap = sample.LeapNone
 	}
-	s.pushStatus(s.updateAt, true)
+	s.pushStatus(s.updateAt)
 }
 
 // reselectDistance and reselectRatio say how much better another source
@@ -561,7 +561,7 @@ func (s *System) refresh(now time.Time) {
 		return
 	}
 	if now.Sub(s.lastStatus) >= 64*time.Second {
-		s.pushStatus(now, false)
+		s.pushStatus(now)
 	}
 }
 
@@ -581,7 +581,7 @@ func (s *System) rootDelayDisp(now time.Time) (time.Duration, time.Duration) {
 	return p.RootDelay + p.Delay, time.Duration(disp * 1e9)
 }
 
-func (s *System) pushStatus(now time.Time, fresh bool) {
+func (s *System) pushStatus(now time.Time) {
 	rd, rdisp := s.rootDelayDisp(now)
 	st := clock.Status{
 		Synchronized: true,
@@ -594,7 +594,6 @@ func (s *System) pushStatus(now time.Time, fresh bool) {
 	}
 	s.armedLeap = st.Leap
 	s.lastStatus = now
-	_ = fresh
 }
 
 // adaptPoll picks the source's regression window and poll interval.
