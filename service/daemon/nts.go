@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"gnomon.dev/gnomon/engine/nts"
@@ -23,46 +22,18 @@ const (
 // startKeyExchange runs NTS-KE for sp in the background after delay, then
 // resolves the NTP server it names, and hands both to the owner.
 func (d *Daemon) startKeyExchange(ctx context.Context, sp *spec, delay time.Duration) {
-	if sp.resolving || sp.removed {
-		return
-	}
-	sp.resolving = true
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		if delay > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-		}
-		kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
+	d.background(ctx, sp, delay, 15*time.Second, func(ctx context.Context) event {
 		ev := event{kind: evResolved, spec: sp}
-		res, err := ntsio.KeyExchange(kctx, ntsio.ClientConfig{Address: sp.src.Address, CAFile: sp.src.CertificateAuthority})
+		res, err := ntsio.KeyExchange(ctx, ntsio.ClientConfig{Address: sp.src.Address, CAFile: sp.src.CertificateAuthority})
 		if err == nil {
 			ev.ke = res
 			var ips []netip.Addr
-			if ip, perr := netip.ParseAddr(res.NTPHost); perr == nil {
-				ips = []netip.Addr{ip}
-			} else {
-				r := d.opts.Resolver
-				if r == nil {
-					r = net.DefaultResolver
-				}
-				ips, err = r.LookupNetIP(kctx, "ip", res.NTPHost)
-			}
-			for _, ip := range ips {
-				ev.addrs = append(ev.addrs, netip.AddrPortFrom(ip.Unmap(), res.NTPPort))
-			}
+			ips, err = d.lookup(ctx, res.NTPHost)
+			ev.addrs = withPort(ips, res.NTPPort)
 		}
 		ev.err = err
-		select {
-		case d.events <- ev:
-		case <-ctx.Done():
-		}
-	}()
+		return ev
+	})
 }
 
 // keyExchanged takes a finished key exchange: it re-keys the source of sp
@@ -213,5 +184,3 @@ func (d *Daemon) reloadCertificates() error {
 	}
 	return errors.Join(errs...)
 }
-
-var _ = os.ErrNotExist

@@ -104,6 +104,16 @@ func (d *Daemon) startResolve(ctx context.Context, sp *spec, delay time.Duration
 		d.startKeyExchange(ctx, sp, delay)
 		return
 	}
+	d.background(ctx, sp, delay, 10*time.Second, func(ctx context.Context) event {
+		ips, err := d.lookup(ctx, sp.src.Host())
+		return event{kind: evResolved, spec: sp, err: err, addrs: withPort(ips, sp.src.Port())}
+	})
+}
+
+// background runs work for sp off the owner loop, one at a time per spec
+// (sp.resolving), after delay and within timeout, and hands its event to
+// the owner.
+func (d *Daemon) background(ctx context.Context, sp *spec, delay, timeout time.Duration, work func(context.Context) event) {
 	if sp.resolving || sp.removed {
 		return
 	}
@@ -118,22 +128,34 @@ func (d *Daemon) startResolve(ctx context.Context, sp *spec, delay time.Duration
 			case <-time.After(delay):
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		r := d.opts.Resolver
-		if r == nil {
-			r = net.DefaultResolver
-		}
-		ips, err := r.LookupNetIP(rctx, "ip", sp.src.Host())
-		ev := event{kind: evResolved, spec: sp, err: err}
-		for _, ip := range ips {
-			ev.addrs = append(ev.addrs, netip.AddrPortFrom(ip.Unmap(), sp.src.Port()))
-		}
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		ev := work(wctx)
+		cancel()
 		select {
 		case d.events <- ev:
 		case <-ctx.Done():
 		}
 	}()
+}
+
+// lookup resolves a host name (or takes an address as it is).
+func (d *Daemon) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{ip}, nil
+	}
+	r := d.opts.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	return r.LookupNetIP(ctx, "ip", host)
+}
+
+func withPort(ips []netip.Addr, port uint16) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ip := range ips {
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), port))
+	}
+	return out
 }
 
 func (d *Daemon) addResolved(ctx context.Context, ev event) {
