@@ -63,7 +63,7 @@ func newTimedate(s *Service) *timedate {
 			return ok && err == nil, nil
 		},
 		"TimeUSec":    func() (any, error) { return uint64(time.Now().UnixMicro()), nil },
-		"RTCTimeUSec": func() (any, error) { return readRTCUSec(s.opts.Paths.RTC()) },
+		"RTCTimeUSec": t.rtcTimeUSec,
 	}}}}
 	return t
 }
@@ -207,8 +207,11 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 		t.localRTC = local
 	}
 	if fixSystem {
-		rt, err := t.s.opts.Paths.ReadRTC(local)
+		// Read through the seam (the helper under User=gnomon), as if UTC,
+		// then in the new representation.
+		rt, _, err := t.s.readRTC()
 		if err == nil {
+			rt = t.s.opts.Paths.InterpretRTC(rt, local)
 			now := time.Now()
 			target := rt.Add(time.Duration(now.Nanosecond()))
 			ctx, cancel := t.s.call()

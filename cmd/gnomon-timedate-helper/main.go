@@ -1,5 +1,6 @@
 // Command gnomon-timedate-helper writes /etc/localtime, /etc/adjtime and the
-// RTC for gnomond, which runs as the unprivileged user gnomon and may not.
+// RTC, and reads the RTC, for gnomond, which runs as the unprivileged user
+// gnomon and may not (/etc and /dev/rtc are root's).
 // systemd starts it as root on the first connection to
 // gnomon-timedate-helper.socket (/run/gnomon/timedate-helper.sock, owned by
 // gnomon, mode 0600); it answers one request per connection, checks the

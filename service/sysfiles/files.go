@@ -3,6 +3,7 @@ package sysfiles
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
@@ -67,13 +68,31 @@ func ReadRTCRaw(path string) (time.Time, error) {
 	return time.Date(int(rt.Year)+1900, time.Month(rt.Mon+1), int(rt.Mday), int(rt.Hour), int(rt.Min), int(rt.Sec), 0, time.UTC), nil
 }
 
-// ReadRTC reads the RTC, interpreting it in the root's zone when local.
-func (p Paths) ReadRTC(local bool) (time.Time, error) {
-	t, err := ReadRTCRaw(p.RTC())
-	if err != nil || !local {
-		return t, err
+// InterpretRTC is the instant an RTC reading means: raw (the broken-down
+// time as if it were UTC, as ReadRTCRaw and Direct.ReadRTC give it) as
+// is, or, when local, the same wall clock in the root's zone (read afresh).
+func (p Paths) InterpretRTC(raw time.Time, local bool) time.Time {
+	if !local {
+		return raw
 	}
-	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, p.Location()), nil
+	raw = raw.UTC()
+	return time.Date(raw.Year(), raw.Month(), raw.Day(), raw.Hour(), raw.Minute(), raw.Second(), raw.Nanosecond(), p.Location())
+}
+
+// ErrRTCRange is an RTC reading outside what RTCTimeUSec can say: before
+// 1970 or past the range of int64 microseconds. It wraps syscall.EINVAL,
+// the kernel's answer for an RTC without a valid time, which timedate1
+// reports as no RTC time.
+var ErrRTCRange = fmt.Errorf("RTC time outside 1970 to 294247: %w", syscall.EINVAL)
+
+// CheckRTCTime refuses with ErrRTCRange a reading that is not a whole
+// number of microseconds in [0, MaxInt64] since the epoch.
+func CheckRTCTime(t time.Time) error {
+	us := t.UnixMicro()
+	if us < 0 || !time.UnixMicro(us).Equal(t) {
+		return ErrRTCRange
+	}
+	return nil
 }
 
 // RTCBrokenDown is t as the RTC holds it: in loc's wall clock, seconds
@@ -102,9 +121,10 @@ func (p Paths) WriteRTC(t time.Time, local bool) error {
 	return unix.IoctlSetRTCTime(int(f.Fd()), &rt)
 }
 
-// Direct writes the files itself: what gnomond does when it runs as root
-// (and in tests), and what gnomon-timedate-helper does for it otherwise.
-// Its methods match dbus.SystemFiles.
+// Direct writes the files and reads the RTC itself: what gnomond does when
+// it runs as root (and in tests), and what gnomon-timedate-helper does for
+// it otherwise.
+// Its methods match dbus.SystemFiles and dbus.RTCReader.
 type Direct struct {
 	Paths Paths
 }
@@ -122,4 +142,19 @@ func (d Direct) SetLocalRTC(_ context.Context, local bool) error {
 // SetRTC sets the RTC to t (local time when local).
 func (d Direct) SetRTC(_ context.Context, t time.Time, local bool) error {
 	return d.Paths.WriteRTC(t, local)
+}
+
+// ReadRTC reads the RTC's broken-down time as if it kept UTC (timegm):
+// RTCTimeUSec's reading, and SetLocalRTC's before InterpretRTC. With no
+// RTC the error wraps fs.ErrNotExist; a reading CheckRTCTime refuses is
+// ErrRTCRange (EINVAL).
+func (d Direct) ReadRTC(_ context.Context) (time.Time, error) {
+	t, err := ReadRTCRaw(d.Paths.RTC())
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := CheckRTCTime(t); err != nil {
+		return time.Time{}, fmt.Errorf("%s: %v: %w", d.Paths.RTC(), t.Format(time.DateTime), err)
+	}
+	return t, nil
 }

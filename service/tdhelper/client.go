@@ -13,8 +13,9 @@ import (
 // DefaultSocket is where gnomon-timedate-helper.socket listens.
 const DefaultSocket = "/run/gnomon/timedate-helper.sock"
 
-// Client asks gnomon-timedate-helper to make timedate1's changes; its
-// methods match dbus.SystemFiles. The zero value uses DefaultSocket.
+// Client asks gnomon-timedate-helper to make timedate1's changes and to
+// read the RTC; its methods match dbus.SystemFiles and dbus.RTCReader. The
+// zero value uses DefaultSocket.
 type Client struct {
 	// Path is the helper's socket; "" means DefaultSocket.
 	Path string
@@ -38,13 +39,38 @@ func (c *Client) SetRTC(ctx context.Context, t time.Time, local bool) error {
 	return c.Do(ctx, Request{Op: OpSetRTC, Time: t, Local: local})
 }
 
+// ReadRTC asks the helper to read the RTC: its broken-down time as if it
+// kept UTC, in UTC. The helper's errors are *Error (ENOENT: no RTC).
+func (c *Client) ReadRTC(ctx context.Context) (time.Time, error) {
+	reply, err := c.exchange(ctx, Request{Op: OpReadRTC})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return ParseRTCReply(reply)
+}
+
 // Do sends one request on a new connection and waits for the reply: nil
-// for "ok", an *Error for the helper's "error: ...", another error when the
-// helper cannot be reached or breaks the protocol.
+// for "ok" (for OpReadRTC, "ok <unix-micros>", whose time it drops), an
+// *Error for the helper's "error: ...", another error when the helper
+// cannot be reached or breaks the protocol.
 func (c *Client) Do(ctx context.Context, r Request) error {
-	line, err := r.Encode()
+	reply, err := c.exchange(ctx, r)
 	if err != nil {
 		return err
+	}
+	if r.Op == OpReadRTC {
+		_, err = ParseRTCReply(reply)
+		return err
+	}
+	return ParseReply(reply)
+}
+
+// exchange sends r on a new connection and returns the reply line, not
+// yet parsed.
+func (c *Client) exchange(ctx context.Context, r Request) ([]byte, error) {
+	line, err := r.Encode()
+	if err != nil {
+		return nil, err
 	}
 	path := c.Path
 	if path == "" {
@@ -59,7 +85,7 @@ func (c *Client) Do(ctx context.Context, r Request) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return fmt.Errorf("gnomon-timedate-helper: %w", err)
+		return nil, fmt.Errorf("gnomon-timedate-helper: %w", err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -68,7 +94,7 @@ func (c *Client) Do(ctx context.Context, r Request) error {
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := conn.Write(line); err != nil {
-		return fmt.Errorf("gnomon-timedate-helper: send: %w", err)
+		return nil, fmt.Errorf("gnomon-timedate-helper: send: %w", err)
 	}
 	reply, err := bufio.NewReaderSize(io.LimitReader(conn, MaxLine+1), MaxLine+1).ReadSlice('\n')
 	if err != nil {
@@ -77,7 +103,7 @@ func (c *Client) Do(ctx context.Context, r Request) error {
 		} else if errors.Is(err, io.EOF) {
 			err = errors.New("connection closed without a reply")
 		}
-		return fmt.Errorf("gnomon-timedate-helper: %w", err)
+		return nil, fmt.Errorf("gnomon-timedate-helper: %w", err)
 	}
-	return ParseReply(reply)
+	return reply, nil
 }

@@ -1,22 +1,26 @@
 // Package tdhelper is the protocol between gnomond and
 // gnomon-timedate-helper, the small root helper that writes /etc/localtime,
-// /etc/adjtime and the RTC for gnomond running as the gnomon user: the
-// request and reply codecs, the client gnomond uses and the server the
-// helper runs.
+// /etc/adjtime and the RTC, and reads the RTC, for gnomond running as the
+// gnomon user: the request and reply codecs, the client gnomond uses and
+// the server the helper runs.
 //
 // One request per connection over a Unix stream socket, one line each way:
 //
 //	timezone <zone>                 point /etc/localtime at <zone>
 //	local-rtc 0|1                   /etc/adjtime: RTC in UTC (0) or local time (1)
 //	rtc-set <unix-nanos> utc|local  set the RTC to that instant, in UTC or local time
+//	rtc-read                        read the RTC
 //
 // answered "ok" or "error: <message>", where the message starts with an
-// errno's name ("EACCES: ...") when there is one. Lines end in "\n", fields
-// are separated by one space, and nothing else is accepted: no carriage
-// return, no leading zeros, no signs, no trailing spaces.
+// errno's name ("EACCES: ...") when there is one; rtc-read's success is
+// "ok <unix-micros>", the RTC's broken-down time read as if it were UTC.
+// Lines end in "\n", fields are separated by one space, and nothing else is
+// accepted: no carriage return, no leading zeros, no signs, no trailing
+// spaces.
 package tdhelper
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -35,14 +39,15 @@ const MaxLine = 4200
 // Op is what a request asks for.
 type Op int
 
-// The three requests.
+// The requests.
 const (
 	OpTimezone Op = iota + 1
 	OpLocalRTC
 	OpSetRTC
+	OpReadRTC
 )
 
-// Request is one decoded request.
+// Request is one decoded request (OpReadRTC has no fields).
 type Request struct {
 	Op Op
 	// Zone is OpTimezone's zone name (syntax checked; its existence is
@@ -95,31 +100,33 @@ func ParseRequest(line []byte) (Request, error) {
 		if len(f) != 3 || (f[2] != "utc" && f[2] != "local") {
 			return Request{}, badRequest("rtc-set takes unix nanoseconds and utc or local")
 		}
-		ns, err := parseNanos(f[1])
-		if err != nil {
-			return Request{}, err
+		ns, ok := parseCount(f[1])
+		if !ok {
+			return Request{}, badRequest("bad nanoseconds")
 		}
 		return Request{Op: OpSetRTC, Time: time.Unix(0, ns), Local: f[2] == "local"}, nil
+	case "rtc-read":
+		if len(f) != 1 {
+			return Request{}, badRequest("rtc-read takes nothing")
+		}
+		return Request{Op: OpReadRTC}, nil
 	}
 	return Request{}, badRequest("unknown request")
 }
 
-// parseNanos accepts a canonical non-negative decimal int64: digits only,
+// parseCount accepts a canonical non-negative decimal int64: digits only,
 // no leading zero except "0" itself.
-func parseNanos(s string) (int64, error) {
+func parseCount(s string) (int64, bool) {
 	if s == "" || len(s) > 19 || (len(s) > 1 && s[0] == '0') {
-		return 0, badRequest("bad nanoseconds")
+		return 0, false
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return 0, badRequest("bad nanoseconds")
+			return 0, false
 		}
 	}
-	ns, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, badRequest("nanoseconds out of range")
-	}
-	return ns, nil
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // Encode is the request's line; it fails for requests ParseRequest would
@@ -137,6 +144,8 @@ func (r Request) Encode() ([]byte, error) {
 			return nil, badRequest("time outside 1970–2262")
 		}
 		s = "rtc-set " + strconv.FormatInt(ns, 10) + " " + map[bool]string{false: "utc", true: "local"}[r.Local]
+	case OpReadRTC:
+		s = "rtc-read"
 	default:
 		return nil, badRequest("unknown op %d", r.Op)
 	}
@@ -225,4 +234,32 @@ func ParseReply(line []byte) error {
 		e.Errno = errnoByName[name]
 	}
 	return e
+}
+
+// EncodeRTCReply is rtc-read's success line, "ok <unix-micros>\n", for
+// the reading t; it fails with sysfiles.ErrRTCRange (EINVAL) for a reading
+// the line cannot carry exactly.
+func EncodeRTCReply(t time.Time) ([]byte, error) {
+	if err := sysfiles.CheckRTCTime(t); err != nil {
+		return nil, err
+	}
+	return []byte("ok " + strconv.FormatInt(t.UnixMicro(), 10) + "\n"), nil
+}
+
+// ParseRTCReply decodes the reply to rtc-read: the reading (in UTC) for
+// "ok <unix-micros>", an *Error for "error: ...", a protocol error for
+// anything else, a bare "ok" included.
+func ParseRTCReply(line []byte) (time.Time, error) {
+	if rest, ok := bytes.CutPrefix(line, []byte("ok ")); ok && len(line) <= MaxLine {
+		if digits, ok := bytes.CutSuffix(rest, []byte("\n")); ok {
+			if us, ok := parseCount(string(digits)); ok {
+				return time.UnixMicro(us).UTC(), nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("gnomon-timedate-helper: unexpected reply %q", line)
+	}
+	if err := ParseReply(line); err != nil {
+		return time.Time{}, err
+	}
+	return time.Time{}, errors.New("gnomon-timedate-helper: rtc-read answered without a time")
 }

@@ -26,6 +26,7 @@ func TestParseRequest(t *testing.T) {
 		{"rtc-set 1764072000000000000 utc\n", Request{Op: OpSetRTC, Time: time.Unix(1764072000, 0)}, true},
 		{"rtc-set 0 local\n", Request{Op: OpSetRTC, Time: time.Unix(0, 0), Local: true}, true},
 		{"rtc-set 9223372036854775807 utc\n", Request{Op: OpSetRTC, Time: time.Unix(0, 1<<63-1)}, true},
+		{"rtc-read\n", Request{Op: OpReadRTC}, true},
 
 		{"timezone Europe/Berlin", Request{}, false},     // no newline
 		{"timezone Europe/Berlin\r\n", Request{}, false}, // CR
@@ -58,6 +59,15 @@ func TestParseRequest(t *testing.T) {
 		{"rtc-set 9223372036854775808 utc\n", Request{}, false},
 		{"rtc-set 1e9 utc\n", Request{}, false},
 		{"rtc-set  utc\n", Request{}, false},
+		{"rtc-read", Request{}, false},
+		{"rtc-read \n", Request{}, false},
+		{" rtc-read\n", Request{}, false},
+		{"rtc-read\r\n", Request{}, false},
+		{"rtc-read 0\n", Request{}, false},
+		{"rtc-read utc\n", Request{}, false},
+		{"rtc-read\nrtc-read\n", Request{}, false},
+		{"RTC-READ\n", Request{}, false},
+		{"rtc-read\x00\n", Request{}, false},
 		{"\n", Request{}, false},
 		{"", Request{}, false},
 		{"ok\n", Request{}, false},
@@ -152,6 +162,53 @@ func TestReplies(t *testing.T) {
 	}
 }
 
+func TestRTCReplies(t *testing.T) {
+	for _, tc := range []struct {
+		at   time.Time
+		line string
+	}{
+		{time.Unix(0, 0), "ok 0\n"},
+		{time.Unix(1764072000, 0), "ok 1764072000000000\n"},
+		{time.Date(2025, 11, 25, 13, 0, 0, 0, time.FixedZone("CET", 3600)), "ok 1764072000000000\n"},
+		{time.UnixMicro(1<<63 - 1), "ok 9223372036854775807\n"},
+	} {
+		line, err := EncodeRTCReply(tc.at)
+		if err != nil || string(line) != tc.line {
+			t.Errorf("%v: %q, %v; want %q", tc.at, line, err, tc.line)
+			continue
+		}
+		got, err := ParseRTCReply(line)
+		if err != nil || !got.Equal(tc.at) || got.Location() != time.UTC {
+			t.Errorf("%q: %v, %v; want %v", line, got, err, tc.at)
+		}
+	}
+	for _, at := range []time.Time{time.Unix(-1, 0), time.Unix(0, 1), time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if line, err := EncodeRTCReply(at); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%v: %q, %v; want EINVAL", at, line, err)
+		}
+	}
+	// Errors as for the other requests.
+	_, err := ParseRTCReply([]byte("error: ENOENT: open /dev/rtc: no such file or directory\n"))
+	var he *Error
+	if !errors.As(err, &he) || he.Errno != syscall.ENOENT || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ENOENT reply: %#v", err)
+	}
+	// Anything else is a protocol error, not an *Error and not a time.
+	for _, bad := range []string{
+		"ok\n", "ok \n", "ok 1", "ok 01\n", "ok -1\n", "ok +1\n", "ok 1 \n", "ok  1\n", "ok 1\r\n",
+		"ok 9223372036854775808\n", "ok 1e6\n", "ok 0x10\n", "ok 1\nok 1\n", "OK 1\n", "ok 1\x00\n", "", "1\n",
+	} {
+		got, err := ParseRTCReply([]byte(bad))
+		if err == nil || errors.As(err, &he) || !got.IsZero() {
+			t.Errorf("%q: %v, %v; want a protocol error", bad, got, err)
+		}
+	}
+	// A write request's reply is never "ok <n>".
+	if err := ParseReply([]byte("ok 5\n")); err == nil {
+		t.Errorf(`ParseReply took "ok 5"`)
+	}
+}
+
 // FuzzParseRequest: whatever arrives on the socket, an accepted request is
 // one the helper can act on safely: a zone name that cannot leave the zone
 // database, a mode, a time; and it encodes back to exactly the same line.
@@ -160,6 +217,7 @@ func FuzzParseRequest(f *testing.F) {
 		"timezone Europe/Berlin\n", "timezone UTC\n", "local-rtc 1\n", "local-rtc 0\n",
 		"rtc-set 1764072000000000000 utc\n", "rtc-set 0 local\n", "timezone ../../etc/shadow\n",
 		"timezone Europe/Berlin\r\n", "rtc-set -5 utc\n", "local-rtc 1 1\n", "\n", "timezone America/Argentina/Buenos_Aires\n",
+		"rtc-read\n", "rtc-read \n", "rtc-read 0\n", "rtc-read\r\n", "rtc-read",
 	} {
 		f.Add([]byte(s))
 	}
@@ -189,6 +247,10 @@ func FuzzParseRequest(f *testing.F) {
 			if r.Time.Before(time.Unix(0, 0)) {
 				t.Fatalf("%q: time %v", line, r.Time)
 			}
+		case OpReadRTC:
+			if string(line) != "rtc-read\n" || r != (Request{Op: OpReadRTC}) {
+				t.Fatalf("%q: read request %+v", line, r)
+			}
 		default:
 			t.Fatalf("%q: op %d", line, r.Op)
 		}
@@ -199,9 +261,13 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
-// FuzzParseReply: gnomond never takes a garbled reply for success.
+// FuzzParseReply: gnomond never takes a garbled reply for success, nor a
+// garbled rtc-read reply for a time: an accepted time is in range and
+// encodes back to exactly the same line.
 func FuzzParseReply(f *testing.F) {
-	for _, s := range []string{"ok\n", "error: EACCES: permission denied\n", "error: x\n", "ok", "ok\r\n", "error: \n"} {
+	for _, s := range []string{"ok\n", "error: EACCES: permission denied\n", "error: x\n", "ok", "ok\r\n", "error: \n",
+		"ok 1764072000000000\n", "ok 0\n", "ok 9223372036854775807\n", "ok 9223372036854775808\n", "ok -1\n", "ok 01\n",
+		"ok 1 \n", "error: ENOENT: open /dev/rtc: no such file or directory\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
@@ -210,5 +276,20 @@ func FuzzParseReply(f *testing.F) {
 			t.Fatalf("%q taken for ok", line)
 		}
 		_ = fmt.Sprint(err)
+		at, err := ParseRTCReply(line)
+		if err != nil {
+			if !at.IsZero() {
+				t.Fatalf("%q: error %v with time %v", line, err, at)
+			}
+			var he *Error
+			if errors.As(err, &he) && !strings.HasPrefix(string(line), "error: ") {
+				t.Fatalf("%q: taken for the helper's error %#v", line, err)
+			}
+			return
+		}
+		back, err := EncodeRTCReply(at)
+		if err != nil || string(back) != string(line) {
+			t.Fatalf("%q: read as %v, encodes to %q, %v", line, at, back, err)
+		}
 	})
 }

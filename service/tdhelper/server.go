@@ -15,11 +15,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Files makes the changes; sysfiles.Direct is the real one.
+// Files makes the changes and reads the RTC; sysfiles.Direct is the real
+// one.
 type Files interface {
 	SetTimezone(ctx context.Context, zone string) error
 	SetLocalRTC(ctx context.Context, local bool) error
 	SetRTC(ctx context.Context, t time.Time, local bool) error
+	// ReadRTC is the RTC's broken-down time as if it kept UTC.
+	ReadRTC(ctx context.Context) (time.Time, error)
 }
 
 // Server answers requests one connection at a time, so changes never
@@ -140,10 +143,14 @@ func (s *Server) handle(ctx context.Context, log *slog.Logger, conn *net.UnixCon
 		return
 	}
 	req, err := ParseRequest(line)
+	reply := []byte("ok\n")
 	if err == nil {
-		err = s.do(ctx, req)
+		reply, err = s.do(ctx, req)
 	}
 	attrs := []any{"uid", cred.Uid, "pid", cred.Pid}
+	// Changes are logged; reads, asked for by every timedate1 GetAll, only
+	// at debug level, and so are the failures that mean "no RTC time".
+	quiet := false
 	switch req.Op {
 	case OpTimezone:
 		attrs = append(attrs, "op", "timezone", "zone", req.Zone)
@@ -151,23 +158,43 @@ func (s *Server) handle(ctx context.Context, log *slog.Logger, conn *net.UnixCon
 		attrs = append(attrs, "op", "local-rtc", "local", req.Local)
 	case OpSetRTC:
 		attrs = append(attrs, "op", "rtc-set", "time", req.Time.UTC().Format(time.RFC3339), "local", req.Local)
+	case OpReadRTC:
+		attrs = append(attrs, "op", "rtc-read")
+		var errno syscall.Errno
+		quiet = err == nil || (errors.As(err, &errno) && (errno == syscall.ENOENT || errno == syscall.EBUSY || errno == syscall.EINVAL))
 	}
-	if err != nil {
+	switch {
+	case err != nil && !quiet:
 		log.Warn("request failed", append(attrs, "err", err)...)
-	} else {
+	case err != nil:
+		log.Debug("request failed", append(attrs, "err", err)...)
+	case quiet:
+		log.Debug("done", append(attrs, "reply", string(reply[:len(reply)-1]))...)
+	default:
 		log.Info("done", attrs...)
 	}
-	conn.Write(EncodeReply(err))
+	if err != nil {
+		reply = EncodeReply(err)
+	}
+	conn.Write(reply)
 }
 
-func (s *Server) do(ctx context.Context, r Request) error {
+// do carries out r and returns its success line.
+func (s *Server) do(ctx context.Context, r Request) ([]byte, error) {
+	ok := []byte("ok\n")
 	switch r.Op {
 	case OpTimezone:
-		return s.Files.SetTimezone(ctx, r.Zone)
+		return ok, s.Files.SetTimezone(ctx, r.Zone)
 	case OpLocalRTC:
-		return s.Files.SetLocalRTC(ctx, r.Local)
+		return ok, s.Files.SetLocalRTC(ctx, r.Local)
 	case OpSetRTC:
-		return s.Files.SetRTC(ctx, r.Time, r.Local)
+		return ok, s.Files.SetRTC(ctx, r.Time, r.Local)
+	case OpReadRTC:
+		t, err := s.Files.ReadRTC(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return EncodeRTCReply(t)
 	}
-	return badRequest("unknown request")
+	return nil, badRequest("unknown request")
 }

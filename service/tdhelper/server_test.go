@@ -16,11 +16,12 @@ import (
 	"time"
 )
 
-// fakeFiles records the calls and fails with err.
+// fakeFiles records the calls and fails with err; its RTC reads rtc.
 type fakeFiles struct {
 	mu    sync.Mutex
 	calls []string
 	err   error
+	rtc   time.Time
 }
 
 func (f *fakeFiles) record(s string) error {
@@ -45,6 +46,12 @@ func (f *fakeFiles) SetRTC(_ context.Context, t time.Time, local bool) error {
 		s += " local"
 	}
 	return f.record(s)
+}
+func (f *fakeFiles) ReadRTC(context.Context) (time.Time, error) {
+	if err := f.record("rtc-read"); err != nil {
+		return time.Time{}, err
+	}
+	return f.rtc, nil
 }
 
 // serve runs a Server on a socket in a temporary directory until the test
@@ -73,7 +80,8 @@ func serve(t *testing.T, s *Server) string {
 }
 
 func TestClientServer(t *testing.T) {
-	f := &fakeFiles{}
+	rtc := time.Date(2026, 11, 25, 11, 59, 58, 0, time.UTC)
+	f := &fakeFiles{rtc: rtc}
 	path := serve(t, &Server{Files: f, AllowUIDs: []uint32{uint32(os.Getuid())}})
 	c := &Client{Path: path}
 	ctx := context.Background()
@@ -90,12 +98,19 @@ func TestClientServer(t *testing.T) {
 	if err := c.SetRTC(ctx, at, true); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"timezone Europe/Berlin", "local-rtc true", "local-rtc false", "rtc 2026-11-25T12:00:01.0000005Z local"}
+	got, err := c.ReadRTC(ctx)
+	if err != nil || !got.Equal(rtc) || got.Location() != time.UTC {
+		t.Errorf("ReadRTC: %v, %v; want %v", got, err, rtc)
+	}
+	if err := c.Do(ctx, Request{Op: OpReadRTC}); err != nil {
+		t.Errorf("Do(rtc-read): %v", err)
+	}
+	want := []string{"timezone Europe/Berlin", "local-rtc true", "local-rtc false", "rtc 2026-11-25T12:00:01.0000005Z local", "rtc-read", "rtc-read"}
 	f.mu.Lock()
-	got := strings.Join(f.calls, "|")
+	calls := strings.Join(f.calls, "|")
 	f.mu.Unlock()
-	if got != strings.Join(want, "|") {
-		t.Errorf("calls %q, want %q", got, want)
+	if calls != strings.Join(want, "|") {
+		t.Errorf("calls %q, want %q", calls, want)
 	}
 	// The client refuses to send what the helper would refuse.
 	if err := c.SetTimezone(ctx, "../../etc/shadow"); !errors.Is(err, ErrBadRequest) {
@@ -111,19 +126,47 @@ func TestServerErrors(t *testing.T) {
 	}{
 		{"permission", &fs.PathError{Op: "rename", Path: "/etc/localtime", Err: syscall.EACCES}, syscall.EACCES},
 		{"no rtc", &fs.PathError{Op: "open", Path: "/dev/rtc", Err: syscall.ENOENT}, syscall.ENOENT},
+		{"busy", &fs.PathError{Op: "ioctl", Path: "/dev/rtc", Err: syscall.EBUSY}, syscall.EBUSY},
+		{"no valid time", syscall.EINVAL, syscall.EINVAL},
 		{"plain", errors.New("disk on fire"), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := serve(t, &Server{Files: &fakeFiles{err: tc.err}})
-			err := (&Client{Path: path}).SetRTC(context.Background(), time.Unix(1e9, 0), false)
-			var he *Error
-			if !errors.As(err, &he) || he.Errno != tc.errno || !strings.Contains(he.Msg, tc.err.Error()) {
-				t.Fatalf("got %#v, want errno %v and %q", err, tc.errno, tc.err)
+			f := &fakeFiles{err: tc.err}
+			c := &Client{Path: serve(t, &Server{Files: f})}
+			check := func(op string, err error) {
+				t.Helper()
+				var he *Error
+				if !errors.As(err, &he) || he.Errno != tc.errno || !strings.Contains(he.Msg, tc.err.Error()) {
+					t.Fatalf("%s: got %#v, want errno %v and %q", op, err, tc.errno, tc.err)
+				}
+				if errors.Is(err, fs.ErrNotExist) != (tc.errno == syscall.ENOENT) {
+					t.Errorf("%s: errors.Is(ErrNotExist) wrong for %v", op, err)
+				}
 			}
-			if errors.Is(err, fs.ErrNotExist) != (tc.errno == syscall.ENOENT) {
-				t.Errorf("errors.Is(ErrNotExist) wrong for %v", err)
+			check("rtc-set", c.SetRTC(context.Background(), time.Unix(1e9, 0), false))
+			rt, err := c.ReadRTC(context.Background())
+			check("rtc-read", err)
+			if !rt.IsZero() {
+				t.Errorf("rtc-read failed but gave %v", rt)
 			}
 		})
+	}
+}
+
+// A reading the reply cannot carry exactly is refused with EINVAL (what
+// the kernel says of an RTC without a valid time), never rounded.
+func TestServerRTCRange(t *testing.T) {
+	for _, rtc := range []time.Time{
+		time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(300000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 1, 0, 0, 0, 500, time.UTC),
+	} {
+		c := &Client{Path: serve(t, &Server{Files: &fakeFiles{rtc: rtc}})}
+		got, err := c.ReadRTC(context.Background())
+		var he *Error
+		if !errors.As(err, &he) || he.Errno != syscall.EINVAL || !got.IsZero() {
+			t.Errorf("RTC at %v: %v, %v; want EINVAL", rtc, got, err)
+		}
 	}
 }
 
@@ -150,7 +193,7 @@ func rawExchange(t *testing.T, path string, send string, closeWrite bool) string
 }
 
 func TestServerRefusesBadRequests(t *testing.T) {
-	f := &fakeFiles{}
+	f := &fakeFiles{rtc: time.Unix(1764072000, 0)}
 	path := serve(t, &Server{Files: f, RequestTimeout: 2 * time.Second})
 	for _, tc := range []struct {
 		send       string
@@ -164,7 +207,12 @@ func TestServerRefusesBadRequests(t *testing.T) {
 		{"local-rtc 1\r\n", false, "error: EINVAL: "},
 		{"reboot\n", false, "error: EINVAL: bad request: unknown request\n"},
 		{"local-rtc 1\nlocal-rtc 0\n", false, "error: EINVAL: bad request: more than one request on a connection\n"},
+		{"rtc-read 1\n", false, "error: EINVAL: bad request: rtc-read takes nothing\n"},
+		{"rtc-read \n", false, "error: EINVAL: bad request: rtc-read takes nothing\n"},
+		{"rtc-read\nrtc-read\n", false, "error: EINVAL: bad request: more than one request on a connection\n"},
+		{"rtc-read", true, "error: EINVAL: bad request: no complete line\n"},
 		{"local-rtc 1\n", false, "ok\n"},
+		{"rtc-read\n", false, "ok 1764072000000000\n"},
 	} {
 		got := rawExchange(t, path, tc.send, tc.closeWrite)
 		if !strings.HasPrefix(got, tc.want) || strings.Count(got, "\n") != 1 {
@@ -173,8 +221,8 @@ func TestServerRefusesBadRequests(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.calls) != 1 || f.calls[0] != "local-rtc true" {
-		t.Errorf("calls %q: only the one valid request may act", f.calls)
+	if strings.Join(f.calls, "|") != "local-rtc true|rtc-read" {
+		t.Errorf("calls %q: only the two valid requests may act", f.calls)
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 // TestTimedatectlThroughHelper: gnomond started as root drops to the test
 // user (as under systemd it runs as gnomon), keeps its seccomp filter, and
 // the real timedatectl changes the zone of the temporary root through the
-// helper; with the helper gone, the change fails and nothing is written.
+// helper, and reads RTCTimeUSec through it (0: the root has no RTC); with
+// the helper gone, the change fails and nothing is written, while
+// RTCTimeUSec still reads 0 and "timedatectl status" still works.
 func TestTimedatectlThroughHelper(t *testing.T) {
 	e := setup(t)
 	for _, tool := range []string{"dbus-daemon", "timedatectl", "unshare"} {
@@ -86,6 +88,49 @@ func TestTimedatectlThroughHelper(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(e.root, "etc/adjtime")); err != nil || string(b) != "0.0 0 0\n0\nLOCAL\n" {
 		t.Errorf("adjtime %q %v", b, err)
 	}
+
+	// RTCTimeUSec through the helper: the root has no dev/rtc, the helper
+	// answers ENOENT, the property reads 0 (timedated's rule) and the
+	// helper's log shows the read, asked for by the test user.
+	td := bus.Object("org.freedesktop.timedate1", "/org/freedesktop/timedate1")
+	rtcUSec := func() (any, error) {
+		v, err := td.GetProperty("org.freedesktop.timedate1.RTCTimeUSec")
+		return v.Value(), err
+	}
+	if v, err := rtcUSec(); err != nil || v != uint64(0) {
+		t.Errorf("RTCTimeUSec without an RTC: %v, %v", v, err)
+	}
+	readLogged := func() error {
+		log, err := os.ReadFile(e.helper.Log)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.Contains(l, "op=rtc-read") && strings.Contains(l, "uid="+e.user.Uid+" ") && strings.Contains(l, "dev/rtc: no such file or directory") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no rtc-read of a missing dev/rtc from uid %s in the helper's log", e.user.Uid)
+	}
+	if err := readLogged(); err != nil {
+		t.Error(err)
+	}
+	if out, err := timedatectl("status"); err != nil || !strings.Contains(out, "RTC time: n/a") {
+		t.Errorf("timedatectl status: %v\n%s", err, out)
+	}
+	// A dev/rtc only root may open, which is no RTC: read as gnomond's
+	// user it would be EACCES (0, by the fallback without a helper); the
+	// helper opens it and its ENOTTY fails the read, as timedated's would.
+	notRTC := filepath.Join(e.root, "dev/rtc")
+	if err := os.WriteFile(notRTC, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rtcUSec(); err == nil || !strings.Contains(err.Error(), "Failed to read RTC") {
+		t.Errorf("RTCTimeUSec of a root-only non-RTC: %v, %v; want the helper's ENOTTY", v, err)
+	}
+	if err := os.Remove(notRTC); err != nil {
+		t.Fatal(err)
+	}
 	// Without the helper, gnomond (the test user) cannot write the root's
 	// /etc: the call fails and nothing changes.
 	e.helper.Cmd.Process.Signal(syscall.SIGTERM)
@@ -101,5 +146,12 @@ func TestTimedatectlThroughHelper(t *testing.T) {
 	}
 	if got := e.localtime(); got != "../usr/share/zoneinfo/America/New_York" {
 		t.Errorf("without the helper: etc/localtime -> %q", got)
+	}
+	// Reads do not fail for it: RTCTimeUSec is 0 and status works.
+	if v, err := rtcUSec(); err != nil || v != uint64(0) {
+		t.Errorf("RTCTimeUSec without the helper: %v, %v", v, err)
+	}
+	if out, err := timedatectl("status"); err != nil || !strings.Contains(out, "RTC time: n/a") {
+		t.Errorf("timedatectl status without the helper: %v\n%s", err, out)
 	}
 }

@@ -2,7 +2,8 @@
 // socket in a temporary directory with a temporary system root, and talks
 // to it as a user made for the test (allowed), as nobody (refused) and as
 // root; then runs gnomond as that unprivileged user on a private bus and
-// changes the zone with the real timedatectl, through the helper.
+// changes the zone with the real timedatectl, and reads RTCTimeUSec,
+// through the helper.
 package helpertest
 
 import (
@@ -45,7 +46,20 @@ func clientMain(sock, req string) int {
 		fmt.Print(rawRequest(sock, req+"\n"))
 		return 0
 	}
-	err = (&tdhelper.Client{Path: sock, Timeout: 10 * time.Second}).Do(context.Background(), r)
+	c := &tdhelper.Client{Path: sock, Timeout: 10 * time.Second}
+	if r.Op == tdhelper.OpReadRTC {
+		at, err := c.ReadRTC(context.Background())
+		if err == nil {
+			line, err := tdhelper.EncodeRTCReply(at)
+			if err == nil {
+				fmt.Print(string(line))
+				return 0
+			}
+		}
+		fmt.Print(string(tdhelper.EncodeReply(unwrapHelper(err))))
+		return 0
+	}
+	err = c.Do(context.Background(), r)
 	fmt.Print(string(tdhelper.EncodeReply(unwrapHelper(err))))
 	return 0
 }
@@ -163,6 +177,10 @@ func TestHelper(t *testing.T) {
 		{"user", u, g, "local-rtc 1", "ok\n", ""},
 		{"nobody", nobody.Uid, nobody.Gid, "local-rtc 0", "error: EPERM: ", ""},
 		{"user", u, g, "rtc-set 1764072000000000000 utc", "error: ENOENT: ", ""},
+		{"user", u, g, "rtc-read", "error: ENOENT: ", ""},
+		{"user", u, g, "rtc-read now", "error: EINVAL: bad request", ""},
+		{"nobody", nobody.Uid, nobody.Gid, "rtc-read", "error: EPERM: ", ""},
+		{"root", "0", "0", "rtc-read", "error: ENOENT: ", ""},
 		{"root", "0", "0", "timezone Asia/Tokyo", "ok\n", "../usr/share/zoneinfo/Asia/Tokyo"},
 	}
 	for i, s := range steps {
@@ -190,6 +208,23 @@ func TestHelper(t *testing.T) {
 		if strings.HasPrefix(en.Name(), ".") {
 			t.Errorf("left behind etc/%s", en.Name())
 		}
+	}
+	// The helper reads the RTC as root: a dev/rtc only root may open (a
+	// plain file here, there being no RTC) is opened, and the RTC ioctl's
+	// ENOTTY comes back, where the user itself gets EACCES.
+	notRTC := filepath.Join(e.root, "dev/rtc")
+	if err := os.WriteFile(notRTC, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.as(u, g, "rtc-read"); !strings.HasPrefix(got, "error: ENOTTY: ") {
+		t.Errorf("rtc-read of a root-only non-RTC: %q, want ENOTTY", got)
+	}
+	if out, err := exec.Command(peers.NeedTool(t, "setpriv"), "--reuid="+u, "--regid="+g, "--clear-groups",
+		"cat", notRTC).CombinedOutput(); err == nil {
+		t.Errorf("the test user could open dev/rtc itself: %s", out)
+	}
+	if err := os.Remove(notRTC); err != nil {
+		t.Fatal(err)
 	}
 	// The user cannot write there itself: the helper is what made it work.
 	if out, err := exec.Command(peers.NeedTool(t, "setpriv"), "--reuid="+u, "--regid="+g, "--clear-groups",
