@@ -14,8 +14,9 @@ type Paths = sysfiles.Paths
 // SystemFiles makes the changes timedate1's methods make to root's files
 // and devices. sysfiles.Direct writes them itself (gnomond running as
 // root, and tests); tdhelper.Client asks gnomon-timedate-helper, which runs
-// as root, to write them for gnomond running as the gnomon user. Reads
-// (the zone, /etc/adjtime, the RTC) are always direct.
+// as root, to write them for gnomond running as the gnomon user. The zone
+// and /etc/adjtime are read directly; the RTC through RTCReader (rtc.go)
+// when the SystemFiles implements it, as both of these do.
 type SystemFiles interface {
 	// SetTimezone points /etc/localtime at zone.
 	SetTimezone(ctx context.Context, zone string) error

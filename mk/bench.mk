@@ -2,9 +2,11 @@
 # every daemon without CAP_SYS_TIME, in observe mode). Run as root.
 # Included by the Makefile; settings are environment variables of
 # scripts/bench-server.sh (DURATION, CLIENTS, START_RATE, PIN, WORKERS,
-# RATELIMIT, ROUNDS, RSS_WAIT, RSS_LIMIT_MB, PERF). Figures: docs/benchmarks.md.
+# RATELIMIT, ROUNDS, RSS_WAIT, RSS_LIMIT_MB, PERF; for NTS: NTS_START_RATE,
+# NTS_CPU_RATE, SESSIONS, NTS_PROCESSES, KE_CONCURRENCY, KE_DURATION,
+# KE_GROUPS). Figures: docs/benchmarks.md.
 
-.PHONY: bench-server bench-rss
+.PHONY: bench-server bench-rss bench-nts bench-ke
 
 ## bench-server: NTP server throughput, gnomond vs chronyd side by side: the
 ## highest answers/s each gives with < 1% loss, the ratio, and gnomond's loss
@@ -16,3 +18,14 @@ bench-server:
 ## nothing, after 60 s (target <= 12 MB).
 bench-rss:
 	./scripts/bench-server.sh rss
+
+## bench-nts: the same throughput sweep with NTS-authenticated requests
+## (gnomond vs chronyd as NTS servers, same certificate): max authenticated
+## answers/s under 1% loss, the ratio, CPU per answer.
+bench-nts:
+	./scripts/bench-server.sh nts
+
+## bench-ke: NTS-KE handshakes/s (TLS 1.3 + NTS-KE records), gnomond vs
+## chronyd, at several concurrencies and with two TLS key-exchange offers.
+bench-ke:
+	./scripts/bench-server.sh ke

@@ -4,6 +4,8 @@
 #
 #   scripts/bench-server.sh server   # throughput sweep: max answers/s under 1% loss, ratio
 #   scripts/bench-server.sh rss      # RSS of gnomond with 4 sources, serving nothing
+#   scripts/bench-server.sh nts      # the same sweep with NTS-authenticated requests
+#   scripts/bench-server.sh ke       # NTS-KE handshakes/s (TLS 1.3 + records)
 #
 # Everything runs on loopback (127.0.0.0/8) on random high ports. Every time
 # daemon runs without CAP_SYS_TIME (setpriv) and in observe mode (gnomond
@@ -35,7 +37,21 @@
 #                   load, which short stalls from other work hardly move
 #   GNOMOND_BIN=    use this gnomond binary instead of building ./cmd/gnomond
 #   PERF=0          1: record gnomond with `perf record -g` during one run at
-#                   its highest rate and print where the time goes
+#                   its highest rate and print where the time goes (server,
+#                   nts), or during a key-exchange run (ke)
+# NTS and NTS-KE (nts, ke): both servers use the same self-signed ECDSA P-256
+# certificate (made here with openssl, SAN IP:127.0.0.1); chronyd with
+# ntsprocesses 1 (its default: one NTS-KE helper process besides the main
+# one), gnomond with one [[nts-ke-server]]. Settings:
+#   NTS_START_RATE=5000  first rate of each NTS sweep
+#   NTS_CPU_RATE=5000    rate of the NTS CPU-cost run
+#   SESSIONS=64          NTS sessions per load-generator client
+#   NTS_PROCESSES=1      chronyd's ntsprocesses
+#   KE_CONCURRENCY="1 8 32"  key exchanges in flight, one run each
+#   KE_DURATION=5s       length of each key-exchange run
+#   KE_GROUPS="default x25519"  the generator's TLS key-exchange offer: Go's
+#                   default (X25519MLKEM768 and X25519) and X25519 only
+#                   (GODEBUG=tlsmlkem=0); each server picks what it supports
 # The whole script is one { ... } block, so bash reads all of it before
 # running any of it: editing the file during a run cannot change that run.
 {
@@ -55,10 +71,21 @@ PERF=${PERF:-0}
 NICE=${NICE:-0}
 RCVBUF=${RCVBUF:-}
 CPU_RATE=${CPU_RATE:-10000}
+NTS_START_RATE=${NTS_START_RATE:-5000}
+NTS_CPU_RATE=${NTS_CPU_RATE:-5000}
+SESSIONS=${SESSIONS:-64}
+NTS_PROCESSES=${NTS_PROCESSES:-1}
+KE_CONCURRENCY=${KE_CONCURRENCY:-1 8 32}
+KE_DURATION=${KE_DURATION:-5s}
+KE_GROUPS=${KE_GROUPS:-default x25519}
 GO=${GO:-go}
 CHRONYD=${CHRONYD:-/usr/sbin/chronyd}
 
 cd "$(dirname "$0")/.."
+case "$mode" in
+server | rss | nts | ke) ;;
+*) echo "usage: $0 [server|rss|nts|ke]" >&2; exit 2 ;;
+esac
 for tool in setpriv "$CHRONYD" "$GO"; do
 	command -v "$tool" >/dev/null || { echo "bench-server: $tool not found" >&2; exit 2; }
 done
@@ -109,14 +136,15 @@ else
 fi
 WORKERS=${WORKERS:-$server_ncpu}
 
-# new_port sets PORT to a random high port not in use on this machine.
+# new_port sets PORT to a random high port not in use (UDP or TCP) on this
+# machine.
 used_ports=" "
 new_port() {
 	local p
 	while :; do
 		p=$(( 20000 + RANDOM % 40000 ))
 		case "$used_ports" in *" $p "*) continue ;; esac
-		if ! ss -Hlun "sport = :$p" 2>/dev/null | grep -q .; then
+		if ! ss -Hluatn "sport = :$p" 2>/dev/null | grep -q .; then
 			used_ports="$used_ports$p "
 			PORT=$p
 			return
@@ -176,7 +204,7 @@ start_gnomond() {
 		# shellcheck disable=SC2086
 		shim=(/usr/bin/python3 "$T/activate.py" 127.0.0.1 $ACTIVATE)
 	fi
-	"$@" "${shim[@]}" "${safe[@]}" "$T/gnomond" --config "$T/$name.toml" --user "" --state-dir "" \
+	"$@" "${shim[@]}" "${safe[@]}" "$T/gnomond" --config "$T/$name.toml" --no-dbus --user "" --state-dir "" \
 		>"$T/$name.log" 2>&1 &
 	LASTPID=$!
 	pids+=("$LASTPID")
@@ -389,10 +417,285 @@ address = \"127.0.0.1:${ports[-1]}\"
 	fi
 }
 
+pin_note() {
+	if [ "$PIN" = 1 ]; then
+		echo "== pinned: servers on CPU $server_cpus, load generator on CPU $load_cpus; gnomond workers=$WORKERS"
+	else
+		echo "== not pinned: servers and load generator share all $ncpu CPUs; gnomond workers=$WORKERS"
+	fi
+	echo "== nice $NICE for the servers and the load generator"
+}
+
+# nts_certificate: one self-signed ECDSA P-256 certificate for 127.0.0.1
+# and localhost, for both servers; chronyd reads it as _chrony.
+nts_certificate() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$T/nts.key" -out "$T/nts.crt" -days 2 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >"$T/openssl.log" 2>&1 ||
+		{ cat "$T/openssl.log" >&2; exit 1; }
+	chown root:_chrony "$T/nts.key" "$T/nts.crt"
+	chmod 0640 "$T/nts.key"
+	chmod 0644 "$T/nts.crt"
+	mkdir -p "$T/ntsdump"
+	chown _chrony "$T/ntsdump"
+}
+
+# proc_family PID: PID and its children (chronyd's NTS-KE helper
+# processes), comma-separated, for ntpload -server-pid.
+proc_family() {
+	local kids
+	kids=$(ps -o pid= --ppid "$1" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+	echo "$1${kids:+,$kids}"
+}
+
+# nts_servers: the idle source chronyd (gnomond syncs from it, so that its
+# answers are synchronized like chronyd's), then chronyd and gnomond as NTP
+# + NTS-KE servers on the server CPU. Sets chr_ke, gno_ke, cpid, gpid.
+nts_servers() {
+	local src_port chr_ntp gno_ntp
+	new_port; src_port=$PORT
+	new_port; chr_ntp=$PORT
+	new_port; chr_ke=$PORT
+	new_port; gno_ntp=$PORT
+	new_port; gno_ke=$PORT
+	nts_certificate
+	start_chronyd source "$src_port" "" "${load_pin[@]}"
+	# bindaddress ::1 too: otherwise chronyd's NTS-KE also listens on [::].
+	start_chronyd chronyd "$chr_ntp" "bindaddress ::1
+ntsport $chr_ke
+ntsserverkey $T/nts.key
+ntsservercert $T/nts.crt
+ntsdumpdir $T/ntsdump
+ntsprocesses $NTS_PROCESSES" "${srv_pin[@]}"
+	cpid=$LASTPID
+	start_gnomond gnomond "[clock]
+mode = \"observe\"
+drift-file = \"\"
+
+[[source]]
+mode = \"server\"
+address = \"127.0.0.1:$src_port\"
+poll-interval-limits = { min = 0, max = 2 }
+
+[[server]]
+listen = \"127.0.0.1:$gno_ntp\"
+rate-limit = { interval = 0 }
+workers = $WORKERS
+
+[[nts-ke-server]]
+listen = \"127.0.0.1:$gno_ke\"
+certificate-chain-path = \"$T/nts.crt\"
+private-key-path = \"$T/nts.key\"
+
+[log]
+level = \"warn\"" "${srv_pin[@]}"
+	gpid=$LASTPID
+	echo "== chronyd: NTP 127.0.0.1:$chr_ntp, NTS-KE 127.0.0.1:$chr_ke (ntsprocesses $NTS_PROCESSES); gnomond: NTP 127.0.0.1:$gno_ntp, NTS-KE 127.0.0.1:$gno_ke"
+}
+
+# field NAME LINE: the value of NAME=... in LINE.
+field() {
+	sed -n "s|.*[ ]$1=\\([^ ]*\\).*|\\1|p" <<<" $2"
+}
+
+# perf_report FILE: where the time goes, inclusive and self.
+perf_report() {
+	echo "-- inclusive time by function (children), user-space frames:"
+	perf report -i "$1" --children --sort symbol --stdio -g none 2>/dev/null |
+		grep '%' | grep -F '[.]' | head -40 || true
+	echo "-- self time, top symbols:"
+	perf report -i "$1" --no-children --sort symbol --stdio -g none 2>/dev/null |
+		grep '%' | head -25 || true
+}
+
+bench_nts() {
+	machine_note
+	pin_note
+	echo "== NTS: one ECDSA P-256 certificate; $CLIENTS clients x $SESSIONS sessions; chronyd ntsprocesses $NTS_PROCESSES"
+	nts_servers
+	echo "== waiting for both servers to give authenticated, synchronized NTS answers"
+	loadgen -nts "127.0.0.1:$chr_ke" -ca "$T/nts.crt" -wait 30s -clients 1 -sessions 1 -duration 100ms -rate 100 -label warmup-chronyd >/dev/null
+	loadgen -nts "127.0.0.1:$gno_ke" -ca "$T/nts.crt" -wait 60s -clients 1 -sessions 1 -duration 100ms -rate 100 -label warmup-gnomond >/dev/null
+	local cpids gpids
+	cpids=$(proc_family "$cpid")
+	gpids=$gpid
+	echo "== server processes: chronyd $cpids, gnomond $gpids"
+
+	local r order s ke pids line v c_best=0 g_best=0
+	for r in $(seq 1 "$ROUNDS"); do
+		if [ $((r % 2)) = 1 ]; then order="chronyd gnomond"; else order="gnomond chronyd"; fi
+		for s in $order; do
+			ke=$chr_ke pids=$cpids
+			[ "$s" = gnomond ] && ke=$gno_ke pids=$gpids
+			echo "== round $r: $s NTS sweep (NTS-KE 127.0.0.1:$ke)"
+			loadgen -nts "127.0.0.1:$ke" -ca "$T/nts.crt" -sessions "$SESSIONS" -server-pid "$pids" -label "$s" \
+				-sweep -rate "$NTS_START_RATE" -max-loss "$MAX_LOSS" | tee "$T/$s.nts.$r.out" || true
+			line=$(grep '^RESULT' "$T/$s.nts.$r.out" || true)
+			v=$(field max_answers_per_s "$line")
+			v=${v:-0}
+			if [ "$s" = chronyd ]; then
+				[ "$v" -gt "$c_best" ] && c_best=$v
+			else
+				[ "$v" -gt "$g_best" ] && g_best=$v
+			fi
+			sleep 1
+		done
+	done
+
+	# At overload: every client keeps all its sessions busy (the most the
+	# generator can send with $SESSIONS requests in flight per client).
+	local c_sat=0 g_sat=0
+	if [ "$PIN" = 1 ]; then
+		for s in chronyd gnomond; do
+			ke=$chr_ke pids=$cpids
+			[ "$s" = gnomond ] && ke=$gno_ke pids=$gpids
+			echo "== $s NTS at overload (as fast as the sessions allow)"
+			loadgen -nts "127.0.0.1:$ke" -ca "$T/nts.crt" -sessions "$SESSIONS" -server-pid "$pids" -label "$s-overload" -rate 0 |
+				tee "$T/$s.ntssat.out" || true
+			v=$(field answers/s "$(grep ' answers/s=' "$T/$s.ntssat.out" || true)")
+			if [ "$s" = chronyd ]; then c_sat=${v:-0}; else g_sat=${v:-0}; fi
+			sleep 1
+		done
+	fi
+
+	local c_cpu="?" g_cpu="?"
+	for s in chronyd gnomond; do
+		ke=$chr_ke pids=$cpids
+		[ "$s" = gnomond ] && ke=$gno_ke pids=$gpids
+		echo "== $s NTS CPU cost at $NTS_CPU_RATE requests/s"
+		loadgen -nts "127.0.0.1:$ke" -ca "$T/nts.crt" -sessions "$SESSIONS" -server-pid "$pids" -label "$s-cpu" -rate "$NTS_CPU_RATE" |
+			tee "$T/$s.ntscpu.out" || true
+		v=$(field server-cpu/answer "$(grep ' answers/s=' "$T/$s.ntscpu.out" || true)")
+		if [ "$s" = chronyd ]; then c_cpu=${v:-?}; else g_cpu=${v:-?}; fi
+		sleep 1
+	done
+
+	local half=$(( c_best / 2 ))
+	if [ "$half" -gt 0 ]; then
+		echo "== gnomond NTS at half of chronyd's maximum ($half requests/s)"
+		loadgen -nts "127.0.0.1:$gno_ke" -ca "$T/nts.crt" -sessions "$SESSIONS" -label gnomond-half -rate "$half" | tee "$T/ntshalf.out" || true
+	fi
+
+	if [ "$PERF" = 1 ] && command -v perf >/dev/null && [ "$g_best" -gt 0 ]; then
+		echo "== perf: gnomond serving NTS at its maximum rate ($g_best/s)"
+		# The generator sets up its sessions first (key exchanges,
+		# priming): start recording once that is over.
+		loadgen -nts "127.0.0.1:$gno_ke" -ca "$T/nts.crt" -sessions "$SESSIONS" -label gnomond-perf -rate "$g_best" -duration 8s >"$T/ntsperf.out" &
+		local lpid=$!
+		pids+=("$lpid")
+		while ! grep -q 'nts: ' "$T/ntsperf.out" 2>/dev/null && kill -0 "$lpid" 2>/dev/null; do sleep 0.1; done
+		sleep 1
+		perf record -q -g -o "$T/perf.data" -p "$gpid" -- sleep 5 >/dev/null 2>&1 || true
+		wait "$lpid" || true
+		cat "$T/ntsperf.out"
+		perf_report "$T/perf.data"
+	fi
+
+	echo
+	echo "== summary: NTS (max authenticated answers/s with < $MAX_LOSS% loss; best of $ROUNDS round(s); pin=$PIN workers=$WORKERS; chronyd ntsprocesses $NTS_PROCESSES)"
+	printf '%-10s %12s\n' server "answers/s"
+	printf '%-10s %12s\n' chronyd "$c_best" gnomond "$g_best"
+	if [ "$c_best" -gt 0 ]; then
+		awk -v g="$g_best" -v c="$c_best" 'BEGIN { printf "NTS ratio gnomond/chronyd = %.2f (target >= 1.0)\n", g / c }'
+	fi
+	if [ "$c_sat" -gt 0 ]; then
+		printf '%-10s %12s (at overload)\n' chronyd "$c_sat" gnomond "$g_sat"
+		awk -v g="$g_sat" -v c="$c_sat" 'BEGIN { printf "NTS overload ratio gnomond/chronyd = %.2f\n", g / c }'
+	fi
+	echo "server CPU per NTS answer at $NTS_CPU_RATE requests/s (user+system): chronyd $c_cpu, gnomond $g_cpu"
+	if [ -f "$T/ntshalf.out" ]; then
+		echo "gnomond at half of chronyd's NTS maximum: $(grep -o 'loss=[0-9.]*%' "$T/ntshalf.out") (target: no loss)"
+	fi
+	echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+bench_ke() {
+	machine_note
+	pin_note
+	echo "== NTS-KE: one ECDSA P-256 certificate; chronyd ntsprocesses $NTS_PROCESSES; concurrency $KE_CONCURRENCY; offers: $KE_GROUPS"
+	nts_servers
+	echo "== waiting for both NTS-KE servers"
+	loadgen -ke "127.0.0.1:$chr_ke" -ca "$T/nts.crt" -wait 30s -concurrency 1 -duration 100ms -label warmup-chronyd >/dev/null
+	loadgen -ke "127.0.0.1:$gno_ke" -ca "$T/nts.crt" -wait 30s -concurrency 1 -duration 100ms -label warmup-gnomond >/dev/null
+	local cpids gpids
+	cpids=$(proc_family "$cpid")
+	gpids=$gpid
+	echo "== server processes: chronyd $cpids, gnomond $gpids"
+
+	declare -A best bestline bestcpu
+	local g c s ke pids order line v n=0 kenv r
+	for r in $(seq 1 "$ROUNDS"); do
+	for g in $KE_GROUPS; do
+		case "$g" in
+		default) kenv=(env) ;;
+		x25519) kenv=(env GODEBUG=tlsmlkem=0) ;;
+		*) echo "bench-server: KE_GROUPS: unknown offer $g (default, x25519)" >&2; exit 2 ;;
+		esac
+		for c in $KE_CONCURRENCY; do
+			n=$((n + 1))
+			if [ $((n % 2)) = 1 ]; then order="chronyd gnomond"; else order="gnomond chronyd"; fi
+			for s in $order; do
+				ke=$chr_ke pids=$cpids
+				[ "$s" = gnomond ] && ke=$gno_ke pids=$gpids
+				echo "== round $r: $s NTS-KE, offer $g, concurrency $c"
+				"${load_pin[@]}" "${kenv[@]}" "$T/ntpload" -ke "127.0.0.1:$ke" -ca "$T/nts.crt" -concurrency "$c" \
+					-duration "$KE_DURATION" -server-pid "$pids" -label "$s-$g-c$c" | tee "$T/$s.ke.$g.$c.$r.out" || true
+				line=$(grep '^RESULT' "$T/$s.ke.$g.$c.$r.out" || true)
+				v=$(field ke_per_s "$line")
+				v=${v:-0}
+				if [ "$v" -gt "${best[$s.$g]:-0}" ]; then
+					best[$s.$g]=$v
+					bestcpu[$s.$g]=$(field server_cpu_us "$line")
+					bestline[$s.$g]="$(grep ' ke: ' "$T/$s.ke.$g.$c.$r.out" | sed 's/^[^:]*: //; s/TLS 1.3 with 127.0.0.1: //')
+         $line"
+				fi
+				sleep 1
+			done
+		done
+	done
+	done
+
+	if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
+		c=${KE_CONCURRENCY##* }
+		echo "== perf: gnomond serving key exchanges (Go's default offer, concurrency $c)"
+		perf record -q -g -o "$T/perf.data" -p "$gpid" -- sleep 4 >/dev/null 2>&1 &
+		local perfpid=$!
+		pids+=("$perfpid")
+		"${load_pin[@]}" "$T/ntpload" -ke "127.0.0.1:$gno_ke" -ca "$T/nts.crt" -concurrency "$c" -duration 5s -label gnomond-perf || true
+		wait "$perfpid" || true
+		perf_report "$T/perf.data"
+		echo "== perf: chronyd's NTS-KE helper, the same load"
+		local helper=${cpids#*,}
+		if [ "$helper" != "$cpids" ]; then
+			perf record -q -g -o "$T/perf-chronyd.data" -p "$helper" -- sleep 4 >/dev/null 2>&1 &
+			perfpid=$!
+			pids+=("$perfpid")
+			"${load_pin[@]}" "$T/ntpload" -ke "127.0.0.1:$chr_ke" -ca "$T/nts.crt" -concurrency "$c" -duration 5s -label chronyd-perf || true
+			wait "$perfpid" || true
+			perf report -i "$T/perf-chronyd.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | grep '%' | head -25 || true
+		fi
+	fi
+
+	echo
+	echo "== summary: NTS-KE handshakes/s (complete key exchanges; best over concurrency $KE_CONCURRENCY; pin=$PIN; chronyd ntsprocesses $NTS_PROCESSES)"
+	for g in $KE_GROUPS; do
+		for s in chronyd gnomond; do
+			printf '%-8s offer %-8s %8s/s  %s\n' "$s" "$g" "${best[$s.$g]:-0}" "${bestline[$s.$g]:-}"
+		done
+		if [ "${best[chronyd.$g]:-0}" -gt 0 ]; then
+			awk -v g="${best[gnomond.$g]:-0}" -v c="${best[chronyd.$g]}" -v o="$g" \
+				'BEGIN { printf "NTS-KE ratio gnomond/chronyd, offer %s = %.2f (target >= 1.0)\n", o, g / c }'
+		fi
+		echo "server CPU per key exchange in those runs: chronyd ${bestcpu[chronyd.$g]:-?} µs, gnomond ${bestcpu[gnomond.$g]:-?} µs (a CPU's worth: $(awk -v c="${bestcpu[chronyd.$g]:-0}" -v g="${bestcpu[gnomond.$g]:-0}" 'BEGIN { printf "%.0f and %.0f/s", (c > 0 ? 1e6 / c : 0), (g > 0 ? 1e6 / g : 0) }'))"
+	done
+	echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 case "$mode" in
 server) bench_server ;;
 rss) bench_rss ;;
-*) echo "usage: $0 [server|rss]" >&2; exit 2 ;;
+nts) bench_nts ;;
+ke) bench_ke ;;
 esac
 exit
 }

@@ -22,15 +22,24 @@ const maxBatch = 64
 // bytes; anything larger than this is counted as malformed (truncated).
 const pktLen = 256
 
+// ntsPktLen is the buffer size in NTS mode: a request with one cookie and
+// seven placeholders, and its reply with eight cookies, are about 1 KB.
+const ntsPktLen = 2048
+
 // client is one simulated NTP client: a UDP socket bound to its own
 // loopback address and connected to the target, a sender and a receiver.
 type client struct {
 	conn  *net.UDPConn
 	raw   syscall.RawConn
 	local netip.AddrPort
-	tr    *tracker
+	p     protocol
+	blen  int // buffer size: longer datagrams count as malformed
 	sent  atomic.Uint64
-	// answered mirrors tr.answered for other goroutines (the drain).
+	// skipped counts requests due by the schedule that could not be
+	// sent because the protocol had nothing to send (NTS: no free session).
+	skipped atomic.Uint64
+	// answered mirrors the protocol's answered count for other
+	// goroutines (the drain).
 	answered atomic.Uint64
 	// sendErrs counts send failures (ECONNREFUSED when nothing listens).
 	sendErrs atomic.Uint64
@@ -66,7 +75,9 @@ func sourceAddr(base netip.Addr, i int) (netip.Addr, error) {
 	return a, nil
 }
 
-func newClient(src netip.Addr, target netip.AddrPort, seq uint32) (*client, error) {
+// newClient makes a client on src sending p's requests to target, with
+// buffers of blen bytes.
+func newClient(src netip.Addr, target netip.AddrPort, p protocol, blen int) (*client, error) {
 	conn, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), net.UDPAddrFromAddrPort(target))
 	if err != nil {
 		return nil, err
@@ -86,17 +97,17 @@ func newClient(src netip.Addr, target netip.AddrPort, seq uint32) (*client, erro
 			conn.SetWriteBuffer(4 << 20)
 		}
 	})
-	c := &client{conn: conn, raw: raw, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), tr: newTracker(seq)}
+	c := &client{conn: conn, raw: raw, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), p: p, blen: blen}
 	c.shdr = make([]unix.Mmsghdr, maxBatch)
 	c.siov = make([]unix.Iovec, maxBatch)
 	c.rhdr = make([]unix.Mmsghdr, maxBatch)
 	c.riov = make([]unix.Iovec, maxBatch)
 	for i := range maxBatch {
-		c.sbuf = append(c.sbuf, make([]byte, pktLen))
-		c.rbuf = append(c.rbuf, make([]byte, pktLen))
+		c.sbuf = append(c.sbuf, make([]byte, blen))
+		c.rbuf = append(c.rbuf, make([]byte, blen))
 		c.siov[i].Base = &c.sbuf[i][0]
 		c.riov[i].Base = &c.rbuf[i][0]
-		c.riov[i].SetLen(pktLen)
+		c.riov[i].SetLen(blen)
 		c.shdr[i].Hdr.Iov = &c.siov[i]
 		c.shdr[i].Hdr.Iovlen = 1
 		c.rhdr[i].Hdr.Iov = &c.riov[i]
@@ -105,17 +116,24 @@ func newClient(src netip.Addr, target netip.AddrPort, seq uint32) (*client, erro
 	return c, nil
 }
 
-// send builds n requests (n <= maxBatch) stamped with now and sends them
-// with sendmmsg, returning how many left.
-func (c *client) send(n int, start time.Time) int {
+// send builds up to n requests (n <= maxBatch) stamped with now and sends
+// them with sendmmsg. It returns how many it tried to send and how many it
+// skipped because the protocol had nothing to send.
+func (c *client) send(n int, start time.Time) (done, skipped int) {
 	now := time.Now()
 	sentNS := int64(now.Sub(start))
-	for i := range n {
-		l := c.tr.request(c.sbuf[i], now, sentNS)
-		c.siov[i].SetLen(l)
-		c.shdr[i].Len = 0
+	built := 0
+	for built < n {
+		l := c.p.request(c.sbuf[built], now, sentNS)
+		if l == 0 {
+			skipped = n - built
+			n = built
+			break
+		}
+		c.siov[built].SetLen(l)
+		c.shdr[built].Len = 0
+		built++
 	}
-	done := 0
 	for done < n {
 		c.sn = n - done
 		off := done
@@ -154,7 +172,7 @@ func (c *client) send(n int, start time.Time) int {
 		c.sent.Add(uint64(c.sres))
 		done += c.sres
 	}
-	return done
+	return done, skipped
 }
 
 // sendLoop sends at perClient requests/s (0: as fast as it can) from start
@@ -162,7 +180,10 @@ func (c *client) send(n int, start time.Time) int {
 func (c *client) sendLoop(ctx context.Context, start, stop time.Time, perClient float64, tick time.Duration) {
 	if perClient <= 0 {
 		for ctx.Err() == nil && time.Now().Before(stop) {
-			c.send(maxBatch/4, start)
+			if _, skipped := c.send(maxBatch/4, start); skipped > 0 {
+				// Every NTS session is waiting for its reply.
+				time.Sleep(20 * time.Microsecond)
+			}
 		}
 		return
 	}
@@ -174,7 +195,14 @@ func (c *client) sendLoop(ctx context.Context, start, stop time.Time, perClient 
 		}
 		due := uint64(perClient * now.Sub(start).Seconds())
 		for issued < due && ctx.Err() == nil {
-			issued += uint64(c.send(int(min(due-issued, maxBatch)), start))
+			done, skipped := c.send(int(min(due-issued, maxBatch)), start)
+			// Skipped requests are not sent later in a burst: the
+			// schedule moves on, and the run reports them.
+			issued += uint64(done + skipped)
+			c.skipped.Add(uint64(skipped))
+			if done == 0 {
+				break
+			}
 		}
 		// Sleep until the next request is due, or one tick.
 		next := start.Add(time.Duration(float64(issued+1) / perClient * float64(time.Second)))
@@ -214,14 +242,15 @@ func (c *client) recvLoop(start time.Time) {
 			continue
 		}
 		rxNS := int64(time.Since(start))
+		st, _ := c.p.counts()
 		for i := range c.rres {
 			n := int(c.rhdr[i].Len)
-			if c.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 || n > pktLen {
-				c.tr.malformed++
+			if c.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 || n > c.blen {
+				st.malformed++
 				continue
 			}
-			c.tr.reply(c.rbuf[i][:n], rxNS)
+			c.p.reply(c.rbuf[i][:n], rxNS)
 		}
-		c.answered.Store(c.tr.answered)
+		c.answered.Store(st.answered)
 	}
 }

@@ -17,6 +17,20 @@
 // than -max-loss loss: it raises the rate by -step from -rate until the loss
 // reaches -max-loss, bisects -refine times, and ends with a RESULT line.
 //
+// With -nts KEHOST:PORT (and -ca FILE, the server's certificate or its CA)
+// the requests are NTS-authenticated (RFC 8915): every client first runs
+// NTS key exchanges with ntsio.KeyExchange and then seals each request with
+// an engine/nts.ClientSession from a pool of -sessions per client, sending
+// it to the NTP server the key exchange names; a reply counts as an answer
+// only when the session authenticates it. NAKs, unauthenticated replies and
+// the re-keying are reported separately.
+//
+// With -ke KEHOST:PORT (and -ca FILE) it measures NTS-KE instead:
+// -concurrency workers run complete key exchanges (TLS 1.3 handshake,
+// request, response records) back to back for -duration, and it reports
+// handshakes/s, failures and the 50th and 99th percentile of their
+// duration.
+//
 // It only ever sends to 127.0.0.0/8 and stops by itself.
 package main
 
@@ -26,9 +40,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -48,6 +64,11 @@ type options struct {
 	pause   time.Duration
 	label   string
 	wait    time.Duration
+
+	// NTS and NTS-KE modes.
+	ntsMode, keMode bool
+	nts             ntsConfig
+	concurrency     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -70,8 +91,50 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.pause, "pause", time.Second, "with -sweep: quiet time between runs")
 	fs.StringVar(&o.label, "label", "ntpload", "name printed at the start of every line")
 	fs.DurationVar(&o.wait, "wait", 0, "first wait up to this long for the server to give a valid (synchronized) answer")
+	ntsKE := fs.String("nts", "", "NTS mode: the NTS-KE server (IPv4 loopback HOST:PORT); NTP goes where it says")
+	keKE := fs.String("ke", "", "NTS-KE mode: measure key exchanges with this server (IPv4 loopback HOST:PORT)")
+	ca := fs.String("ca", "", "with -nts or -ke: PEM file of the certificate(s) to trust (the test certificate)")
+	fs.IntVar(&o.nts.sessions, "sessions", 64, "with -nts: NTS sessions per client (the most requests a client has in flight)")
+	fs.DurationVar(&o.nts.stale, "stale", 250*time.Millisecond, "with -nts: a request unanswered this long frees its session")
+	fs.DurationVar(&o.nts.keTimeout, "ke-timeout", 5*time.Second, "with -nts or -ke: bound on one key exchange")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "with -ke: key exchanges in progress at once")
+	pids := fs.String("server-pid", "", "comma-separated process ids of the server: report its CPU time per answer (per key exchange with -ke)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	var perr error
+	if o.serverPIDs, perr = parsePIDs(*pids); perr != nil {
+		return nil, fmt.Errorf("-server-pid: %w", perr)
+	}
+	o.ntsMode, o.keMode = *ntsKE != "", *keKE != ""
+	if o.ntsMode || o.keMode {
+		ke := *ntsKE
+		if o.keMode {
+			ke = *keKE
+		}
+		switch {
+		case o.ntsMode && o.keMode:
+			return nil, errors.New("-nts and -ke: choose one")
+		case *ca == "":
+			return nil, errors.New("-nts and -ke need -ca FILE (the certificate to trust)")
+		case o.keMode && o.sweep:
+			return nil, errors.New("-sweep is for NTP and NTS requests, not with -ke")
+		case o.nts.sessions < 1 || o.nts.sessions > 4096:
+			return nil, errors.New("-sessions must be in [1, 4096]")
+		case o.nts.stale <= 0:
+			return nil, errors.New("-stale must be positive")
+		case o.nts.keTimeout <= 0 || o.nts.keTimeout > time.Minute:
+			return nil, errors.New("-ke-timeout must be in (0, 1m]")
+		case o.concurrency < 1 || o.concurrency > 4096:
+			return nil, errors.New("-concurrency must be in [1, 4096]")
+		}
+		var err error
+		if o.nts.ke, err = parseLoopback(ke); err != nil {
+			return nil, err
+		}
+		if o.nts.roots, err = loadRoots(*ca); err != nil {
+			return nil, fmt.Errorf("-ca: %w", err)
+		}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -125,7 +188,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if o.wait > 0 {
+	if o.keMode {
+		return runKEMode(ctx, o, stdout, stderr)
+	}
+	if o.ntsMode {
+		if o.wait > 0 {
+			if err := waitNTS(ctx, o.nts, o.base, o.wait); err != nil {
+				fmt.Fprintln(stderr, "ntpload:", err)
+				return 1
+			}
+		}
+		st, err := newNTSState(ctx, o.nts, o.clients, o.base)
+		if err != nil {
+			fmt.Fprintln(stderr, "ntpload: NTS set-up:", err)
+			return 1
+		}
+		defer st.close()
+		fmt.Fprintf(stdout, "%s nts: %d clients x %d sessions, NTP at %v, %d key exchanges to set up\n",
+			o.label, o.clients, o.nts.sessions, st.ntp, st.keys.Load())
+		o.runConfig.nts = st
+	} else if o.wait > 0 {
 		if err := waitValid(ctx, o.target, o.base, o.wait); err != nil {
 			fmt.Fprintln(stderr, "ntpload:", err)
 			return 1
@@ -138,7 +220,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		report(stdout, o.label, r)
-		if r.stats.answered == 0 && r.lastErr != nil {
+		if r.stats.answers() == 0 && r.lastErr != nil {
 			fmt.Fprintln(stderr, "ntpload: no answers; last error:", r.lastErr)
 			return 1
 		}
@@ -157,10 +239,74 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if best.generatorLimited() {
 		limited = "yes"
 	}
-	fmt.Fprintf(stdout, "RESULT label=%s max_answers_per_s=%.0f rate=%.0f loss_pct=%.3f p50_us=%.1f p99_us=%.1f generator_limited=%s\n",
-		o.label, best.answerRate(), best.rate, 100*best.loss(),
-		float64(best.hist.quantile(0.5))/1e3, float64(best.hist.quantile(0.99))/1e3, limited)
+	proto := "ntp"
+	if o.ntsMode {
+		proto = "nts"
+	}
+	fmt.Fprintf(stdout, "RESULT label=%s proto=%s max_answers_per_s=%.0f rate=%.0f loss_pct=%.3f p50_us=%.1f p99_us=%.1f naks=%d server_cpu_us=%.1f generator_limited=%s gen_cpu_pct=%.0f\n",
+		o.label, proto, best.answerRate(), best.rate, 100*best.loss(),
+		float64(best.hist.quantile(0.5))/1e3, float64(best.hist.quantile(0.99))/1e3, best.stats.nak,
+		float64(best.serverCPUPerAnswer())/1e3, limited, 100*best.genCPU)
 	return 0
+}
+
+// runKEMode is -ke: optionally wait for the server, describe what TLS
+// negotiates, run the key exchanges and end with a RESULT line.
+func runKEMode(ctx context.Context, o *options, stdout, stderr io.Writer) int {
+	if o.wait > 0 {
+		deadline := time.Now().Add(o.wait)
+		for {
+			kc := o.nts
+			kc.keTimeout = min(kc.keTimeout, max(time.Until(deadline), time.Millisecond))
+			_, err := probeKE(ctx, kc)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				fmt.Fprintf(stderr, "ntpload: NTS-KE %v did not answer within %v: %v\n", o.nts.ke, o.wait, err)
+				return 1
+			}
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+	}
+	desc, err := probeKE(ctx, o.nts)
+	if err != nil {
+		fmt.Fprintln(stderr, "ntpload: NTS-KE probe:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s ke: %s\n", o.label, desc)
+	r, err := runKE(ctx, keConfig{ntsConfig: o.nts, concurrency: o.concurrency, duration: o.duration, serverPIDs: o.serverPIDs})
+	if err != nil {
+		fmt.Fprintln(stderr, "ntpload:", err)
+		return 1
+	}
+	reportKE(stdout, o.label, r)
+	fmt.Fprintf(stdout, "RESULT label=%s proto=ke ke_per_s=%.0f concurrency=%d handshakes=%d failures=%d p50_us=%.1f p99_us=%.1f server_cpu_us=%.1f gen_cpu_pct=%.0f\n",
+		o.label, r.rate(), r.concurrency, r.ok, r.failed,
+		float64(r.hist.quantile(0.5))/1e3, float64(r.hist.quantile(0.99))/1e3,
+		float64(r.serverCPUPerKE())/1e3, 100*r.genCPU)
+	if r.ok == 0 {
+		fmt.Fprintln(stderr, "ntpload: no key exchange completed; first error:", r.firstErr)
+		return 1
+	}
+	return 0
+}
+
+// parseLoopback parses an IPv4 loopback HOST:PORT (a literal address).
+func parseLoopback(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is4() || !a.IsLoopback() {
+		return netip.AddrPort{}, fmt.Errorf("%q: want an IPv4 loopback address (127.0.0.0/8)", s)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return netip.AddrPort{}, fmt.Errorf("%q: bad port", s)
+	}
+	return netip.AddrPortFrom(a, uint16(p)), nil
 }
 
 // sweep searches for the highest rate answered with less than maxLoss loss
@@ -185,7 +331,7 @@ func sweep(ctx context.Context, o *options, w io.Writer) (*result, error) {
 			return false, false, err
 		}
 		report(w, o.label, r)
-		if r.stats.answered == 0 && r.lastErr != nil {
+		if r.stats.answers() == 0 && r.lastErr != nil {
 			return false, false, fmt.Errorf("no answers at %.0f/s; last error: %w", rate, r.lastErr)
 		}
 		ok = r.loss() < o.maxLoss
