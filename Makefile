@@ -49,11 +49,13 @@ check-deps:
 	if [ -n "$$now" ]; then echo "engine/ calls time.Now:"; echo "$$now"; exit 1; fi
 	@echo "check-deps: engine/ is sans-IO"
 
-## run: the daemon in the foreground on its embedded default configuration
-## (until the daemon exists: the simulator's acceptance scenarios).
+## run: the daemon in the foreground on its embedded default configuration.
+## It is a way to try gnomond, so it never touches the clock or the system
+## bus, whoever runs it: observe mode, no D-Bus, no state kept. Override with
+## RUNFLAGS (e.g. RUNFLAGS="--config my.toml --observe").
+RUNFLAGS ?= --observe --no-dbus --state-dir "" --user ""
 run:
-	@if [ -d cmd/gnomond ]; then $(GO) run ./cmd/gnomond; \
-	else $(GO) test -count=1 ./engine/sim -run Scenarios -v; fi
+	$(GO) run ./cmd/gnomond $(RUNFLAGS)
 
 install: build man completions install-units
 	install -D -m 0755 bin/gnomond $(DESTDIR)$(SBINDIR)/gnomond
