@@ -422,8 +422,10 @@ func parseProcStat(b []byte) (time.Duration, error) {
 	}
 	var ticks uint64
 	for _, x := range f[11:13] {
-		v, err := strconv.ParseUint(x, 10, 63)
-		if err != nil || v > 1<<40 {
+		// At most 2^36 ticks (21 years) each, so that the sum in
+		// nanoseconds stays far inside a time.Duration.
+		v, err := strconv.ParseUint(x, 10, 64)
+		if err != nil || v > 1<<36 {
 			return 0, fmt.Errorf("bad time %q", x)
 		}
 		ticks += v
