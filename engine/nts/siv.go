@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/subtle"
 	"errors"
+	"sync"
 )
 
 // SIV is AES-SIV (RFC 5297): S2V over AES-CMAC for the synthetic IV, then
@@ -49,12 +50,12 @@ func NewSIV(key []byte) (*SIV, error) {
 		return nil, err
 	}
 	s := &SIV{mac: mac, ctr: ctr}
-	var l [16]byte
-	mac.Encrypt(l[:], l[:])
-	s.k1 = dbl(l)
+	sc := new(scratch)
+	mac.Encrypt(sc.m[:], sc.m[:]) // L = AES(K1, 0^128)
+	s.k1 = dbl(sc.m)
 	s.k2 = dbl(s.k1)
 	var z [16]byte
-	s.cmac(&s.zero, z[:], nil)
+	s.cmac(sc, &s.zero, z[:], nil)
 	return s, nil
 }
 
@@ -70,16 +71,29 @@ func dbl(v [16]byte) [16]byte {
 }
 
 func xor16(dst *[16]byte, src []byte) {
-	for i := range 16 {
-		dst[i] ^= src[i]
-	}
+	subtle.XORBytes(dst[:], dst[:], src[:16])
 }
+
+// scratch holds every block one Seal or Open works on. The block cipher is
+// an interface, so whatever is handed to it lives on the heap; one scratch
+// per call instead of a dozen small arrays keeps a packet's cost to one
+// allocation (the SIV itself is shared between goroutines, so the scratch
+// cannot live in it).
+type scratch struct {
+	x, blk, m, ks, ctr [16]byte
+}
+
+// scratches recycles scratch space between calls; a server answering
+// tens of thousands of NTS requests a second would otherwise feed the
+// garbage collector two of them per request.
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
 
 // cmac computes AES-CMAC (RFC 4493) under K1 of msg into out. If xorEnd
 // is not nil (and len(msg) >= 16), it is XORed into the last 16 bytes of
 // msg first, without modifying msg: S2V's "xorend".
-func (s *SIV) cmac(out *[16]byte, msg []byte, xorEnd *[16]byte) {
-	var x [16]byte
+func (s *SIV) cmac(sc *scratch, out *[16]byte, msg []byte, xorEnd *[16]byte) {
+	x, blk := &sc.x, &sc.blk
+	*x = [16]byte{}
 	n := len(msg)
 	// Number of blocks before the last one; the last block is full only
 	// when n is a non-zero multiple of 16.
@@ -89,27 +103,28 @@ func (s *SIV) cmac(out *[16]byte, msg []byte, xorEnd *[16]byte) {
 		last = 0
 	}
 	tailStart := n - 16 // where xorEnd begins
-	var blk [16]byte
 	for off := 0; off < last; off += 16 {
-		copy(blk[:], msg[off:off+16])
-		if xorEnd != nil {
-			applyXorEnd(&blk, off, tailStart, xorEnd)
+		if xorEnd != nil && off+16 > tailStart {
+			copy(blk[:], msg[off:off+16])
+			applyXorEnd(blk, off, tailStart, xorEnd)
+			xor16(x, blk[:])
+		} else {
+			xor16(x, msg[off:off+16])
 		}
-		xor16(&x, blk[:])
 		s.mac.Encrypt(x[:], x[:])
 	}
-	blk = [16]byte{}
+	*blk = [16]byte{}
 	copy(blk[:], msg[last:])
 	if xorEnd != nil {
-		applyXorEnd(&blk, last, tailStart, xorEnd)
+		applyXorEnd(blk, last, tailStart, xorEnd)
 	}
 	if full {
-		xor16(&blk, s.k1[:])
+		xor16(blk, s.k1[:])
 	} else {
 		blk[n-last] = 0x80
-		xor16(&blk, s.k2[:])
+		xor16(blk, s.k2[:])
 	}
-	xor16(&x, blk[:])
+	xor16(x, blk[:])
 	s.mac.Encrypt(out[:], x[:])
 }
 
@@ -124,45 +139,59 @@ func applyXorEnd(blk *[16]byte, off, tail int, xorEnd *[16]byte) {
 	}
 }
 
-// s2v is RFC 5297's S2V over the strings ad... followed by p.
-func (s *SIV) s2v(p []byte, ad ...[]byte) [16]byte {
+// s2v is RFC 5297's S2V over the strings ad... followed by p, into v.
+func (s *SIV) s2v(sc *scratch, v *[16]byte, p []byte, ad ...[]byte) {
 	d := s.zero
-	var m [16]byte
+	m := &sc.m
 	for _, a := range ad {
 		d = dbl(d)
-		s.cmac(&m, a, nil)
+		s.cmac(sc, m, a, nil)
 		xor16(&d, m[:])
 	}
-	var v [16]byte
 	if len(p) >= 16 {
-		s.cmac(&v, p, &d)
-		return v
+		s.cmac(sc, v, p, &d)
+		return
 	}
 	d = dbl(d)
 	var t [16]byte
 	copy(t[:], p)
 	t[len(p)] = 0x80
 	xor16(&d, t[:])
-	s.cmac(&v, d[:], nil)
-	return v
+	s.cmac(sc, v, d[:], nil)
 }
 
 // ctrXOR runs AES-CTR under K2 from the synthetic IV v (with bits 31 and
-// 63 cleared) over src into dst.
-func (s *SIV) ctrXOR(dst, src []byte, v [16]byte) {
-	v[8] &= 0x7f
-	v[12] &= 0x7f
-	cipher.NewCTR(s.ctr, v[:]).XORKeyStream(dst, src)
+// 63 cleared) over src into dst: the counter is the whole 128-bit block,
+// big-endian, as RFC 5297 says.
+func (s *SIV) ctrXOR(sc *scratch, dst, src []byte, v *[16]byte) {
+	ctr, ks := &sc.ctr, &sc.ks
+	*ctr = *v
+	ctr[8] &= 0x7f
+	ctr[12] &= 0x7f
+	for off := 0; off < len(src); off += 16 {
+		s.ctr.Encrypt(ks[:], ctr[:])
+		n := min(16, len(src)-off)
+		subtle.XORBytes(dst[off:off+n], src[off:off+n], ks[:n])
+		for i := 15; i >= 0; i-- {
+			ctr[i]++
+			if ctr[i] != 0 {
+				break
+			}
+		}
+	}
 }
 
 // Seal encrypts and authenticates plaintext and the associated data
 // strings ad (in order; RFC 5297 allows up to 126 of them, and a nonce is
 // simply the last one) and appends IV||ciphertext to dst.
 func (s *SIV) Seal(dst, plaintext []byte, ad ...[]byte) []byte {
-	v := s.s2v(plaintext, ad...)
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	var v [16]byte
+	s.s2v(sc, &v, plaintext, ad...)
 	ret, out := sliceForAppend(dst, TagSize+len(plaintext))
 	copy(out, v[:])
-	s.ctrXOR(out[TagSize:], plaintext, v)
+	s.ctrXOR(sc, out[TagSize:], plaintext, &v)
 	return ret
 }
 
@@ -173,12 +202,14 @@ func (s *SIV) Open(dst, ciphertext []byte, ad ...[]byte) ([]byte, error) {
 	if len(ciphertext) < TagSize {
 		return nil, ErrOpen
 	}
-	var v [16]byte
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	var v, t [16]byte
 	copy(v[:], ciphertext[:TagSize])
 	ct := ciphertext[TagSize:]
 	ret, out := sliceForAppend(dst, len(ct))
-	s.ctrXOR(out, ct, v)
-	t := s.s2v(out, ad...)
+	s.ctrXOR(sc, out, ct, &v)
+	s.s2v(sc, &t, out, ad...)
 	if subtle.ConstantTimeCompare(t[:], v[:]) != 1 {
 		clear(out)
 		return nil, ErrOpen
