@@ -180,6 +180,26 @@ func AdoptServer(files []*os.File) (*ServerSockets, error) {
 	return ss, nil
 }
 
+// ServerReceiveBuffer is the receive buffer a server socket asks for. The
+// kernel's default (net.core.rmem_default, 208 KiB here) holds a few
+// milliseconds of requests at high rates, so a server off the CPU for that
+// long drops them; 4 MiB rides out such stalls. SO_RCVBUF is capped by
+// net.core.rmem_max; SO_RCVBUFFORCE passes the cap where the process may
+// (CAP_NET_ADMIN); under systemd, gnomond.socket's ReceiveBuffer= does it.
+const ServerReceiveBuffer = 4 << 20
+
+// growReceiveBuffer enlarges fd's receive buffer to ServerReceiveBuffer,
+// as far as it is allowed; it never shrinks one (systemd may have set a
+// larger one) and failure is not an error.
+func growReceiveBuffer(fd int) {
+	if cur, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil && cur >= ServerReceiveBuffer {
+		return
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ServerReceiveBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, ServerReceiveBuffer)
+	}
+}
+
 func newServerConn(udp *net.UDPConn) (*ServerConn, error) {
 	raw, err := udp.SyscallConn()
 	if err != nil {
@@ -201,6 +221,7 @@ func newServerConn(udp *net.UDPConn) (*ServerConn, error) {
 			return fmt.Errorf("netio: PKTINFO: %w", err)
 		}
 		s.mode = enableTimestamps(fd, false)
+		growReceiveBuffer(fd)
 		return nil
 	}); err != nil {
 		return nil, err

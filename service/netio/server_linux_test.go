@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // echoOnce reads one batch on sc, checks each message's addresses against
@@ -453,5 +455,31 @@ func TestServerNoAllocs(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("%d-client round allocates %v times, want 0", clients, allocs)
+	}
+}
+
+// TestServerReceiveBuffer: a server socket gets the large receive buffer
+// where the process may force it (root), and at least the kernel's default
+// where it may not.
+func TestServerReceiveBuffer(t *testing.T) {
+	ss, err := ListenServer(context.Background(), netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	var got int
+	if err := control(ss.Conns[0].raw, func(fd int) error {
+		var err error
+		got, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel reports twice what was set (its bookkeeping overhead).
+	if os.Geteuid() == 0 && got < ServerReceiveBuffer {
+		t.Errorf("receive buffer %d bytes as root, want at least %d", got, ServerReceiveBuffer)
+	}
+	if got <= 0 {
+		t.Errorf("receive buffer %d", got)
 	}
 }
