@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"gnomon.dev/gnomon/engine/ntp"
 )
@@ -22,6 +23,57 @@ var (
 type Server struct {
 	Keys *KeyRing
 	Rand io.Reader
+
+	sivs sivCache
+}
+
+// sivCache keeps the expanded keys of recent clients: a client sends
+// request after request with cookies that carry the same keys, and
+// expanding them (two AES key schedules and the CMAC subkeys per
+// direction) was the largest cost of an answer after the cipher itself.
+// It is bounded; when full, an arbitrary entry makes room.
+type sivCache struct {
+	mu sync.Mutex
+	m  map[string]*sivPair
+}
+
+type sivPair struct{ c2s, s2c *SIV }
+
+// sivCacheSize bounds the cache: 4096 clients, about 2 MiB.
+const sivCacheSize = 4096
+
+func (c *sivCache) get(k Keys) (*sivPair, error) {
+	var buf [2 * 64]byte
+	n := copy(buf[:], k.C2S)
+	n += copy(buf[n:], k.S2C)
+	c.mu.Lock()
+	p := c.m[string(buf[:n])]
+	c.mu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	c2s, err := NewSIV(k.C2S)
+	if err != nil {
+		return nil, err
+	}
+	s2c, err := NewSIV(k.S2C)
+	if err != nil {
+		return nil, err
+	}
+	p = &sivPair{c2s: c2s, s2c: s2c}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[string]*sivPair)
+	}
+	if len(c.m) >= sivCacheSize {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[string(buf[:n])] = p
+	c.mu.Unlock()
+	return p, nil
 }
 
 // ServerReply is the NTS part of the answer to one request, produced by
@@ -79,10 +131,11 @@ func (s *Server) Verify(req []byte, p *ntp.Packet) (*ServerReply, error) {
 	if err != nil {
 		return nak, nil
 	}
-	c2s, err := NewSIV(keys.C2S)
+	pair, err := s.sivs.get(keys)
 	if err != nil {
 		return nak, nil
 	}
+	c2s := pair.c2s
 	af, err := ParseAuthField(f.auth)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNTSRequest, err)
@@ -106,10 +159,7 @@ func (s *Server) Verify(req []byte, p *ntp.Packet) (*ServerReply, error) {
 	if bad != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNTSRequest, bad)
 	}
-	s2c, err := NewSIV(keys.S2C)
-	if err != nil {
-		return nak, nil
-	}
+	s2c := pair.s2c
 	r := &ServerReply{uid: nak.uid, s2c: s2c, nonce: make([]byte, NonceLen), padTo: len(req)}
 	if err := readFull(s.Rand, r.nonce); err != nil {
 		return nil, err
