@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"gnomon.dev/gnomon/tests/peers"
 	"io"
 	"log/slog"
 	"math"
@@ -21,6 +20,7 @@ import (
 	"gnomon.dev/gnomon/engine/ntp"
 	"gnomon.dev/gnomon/engine/nts"
 	"gnomon.dev/gnomon/service/ntsio"
+	"gnomon.dev/gnomon/tests/peers"
 )
 
 // writeTestCert writes a throwaway self-signed certificate for localhost
