@@ -323,6 +323,20 @@ func resolveSource(ctx context.Context, c *client.Client, arg string) (godbus.Ob
 	return "", fail(ExitFailure, fmt.Errorf("%q names %d sources: %s; give its ID", arg, len(found), strings.Join(ids, ", ")))
 }
 
+// resolveSource is resolveSource with a D-Bus failure turned into the
+// command's error (a usage-level error from the lookup stays as it is).
+func (g *globals) resolveSource(ctx context.Context, c *client.Client, arg string) (godbus.ObjectPath, error) {
+	p, err := resolveSource(ctx, c, arg)
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return "", err
+		}
+		return "", g.daemonError(err)
+	}
+	return p, nil
+}
+
 func newRemoveSource(g *globals) *cobra.Command {
 	var cf changeFlags
 	c := &cobra.Command{
@@ -336,13 +350,9 @@ func newRemoveSource(g *globals) *cobra.Command {
 		ValidArgsFunction: g.completeSources,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(cmd, changeTimeout, func(ctx context.Context, c *client.Client) error {
-				p, err := resolveSource(ctx, c, args[0])
+				p, err := g.resolveSource(ctx, c, args[0])
 				if err != nil {
-					var ee *exitError
-					if errors.As(err, &ee) {
-						return err
-					}
-					return g.daemonError(err)
+					return err
 				}
 				if err := c.RemoveSource(ctx, p, cf.interactive()); err != nil {
 					return g.daemonError(err)
@@ -370,12 +380,8 @@ func newBurst(g *globals) *cobra.Command {
 				p := godbus.ObjectPath("/")
 				if len(args) == 1 {
 					var err error
-					if p, err = resolveSource(ctx, c, args[0]); err != nil {
-						var ee *exitError
-						if errors.As(err, &ee) {
-							return err
-						}
-						return g.daemonError(err)
+					if p, err = g.resolveSource(ctx, c, args[0]); err != nil {
+						return err
 					}
 				}
 				if err := c.Burst(ctx, p, cf.interactive()); err != nil {
