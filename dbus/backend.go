@@ -36,8 +36,9 @@ type Backend interface {
 	RemoveSource(ctx context.Context, id system.ID) error
 	// Burst makes a source (or every source when id is 0) poll quickly now.
 	Burst(ctx context.Context, id system.ID) error
-	// Reload re-reads the configuration file.
-	Reload(ctx context.Context) error
+	// Reload re-reads the configuration file and applies it whole or not
+	// at all; it returns one line per change.
+	Reload(ctx context.Context) ([]string, error)
 	// SetRuntimeServers replaces the sources added at run time through
 	// timesync1's SetRuntimeNTPServers (names, each "host" or "host:port").
 	SetRuntimeServers(ctx context.Context, servers []string) error

@@ -55,7 +55,9 @@ func (f *fakeBackend) AddSource(context.Context, string, string) (system.ID, err
 }
 func (f *fakeBackend) RemoveSource(context.Context, system.ID) error { return nil }
 func (f *fakeBackend) Burst(context.Context, system.ID) error        { return nil }
-func (f *fakeBackend) Reload(context.Context) error                  { return nil }
+func (f *fakeBackend) Reload(context.Context) ([]string, error) {
+	return []string{"server 127.0.0.1:123: opened"}, nil
+}
 func (f *fakeBackend) SetRuntimeServers(_ context.Context, s []string) error {
 	f.runtime = s
 	return nil
@@ -758,11 +760,13 @@ func TestGnomonMethods(t *testing.T) {
 		{"burst all", s.gm.Burst(msg, "/", false), ""},
 		{"burst one", s.gm.Burst(msg, "/org/gnomon/Gnomon1/source/2", false), ""},
 		{"remove one", s.gm.RemoveSource(msg, "/org/gnomon/Gnomon1/source/1", false), ""},
-		{"reload", s.gm.Reload(msg, false), ""},
 	} {
 		if errName(tc.err) != tc.want {
 			t.Errorf("%s: %v, want %q", tc.name, tc.err, tc.want)
 		}
+	}
+	if changes, err := s.gm.Reload(msg, false); err != nil || len(changes) != 1 || changes[0] != "server 127.0.0.1:123: opened" {
+		t.Errorf("Reload = %q, %v; want the backend's one change", changes, err)
 	}
 	if _, err := s.gm.AddSource(msg, "bogus", "x", false); errName(err) != ErrInvalidArgs {
 		t.Errorf("AddSource bad mode: %v", err)

@@ -35,7 +35,7 @@ var GnomonManagerSpec = &InterfaceSpec{
 		{"Panic", "s", EmitsTrue},
 	},
 	Methods: []MethodSpec{
-		{"Reload", []ArgSpec{in("interactive", "b")}},
+		{"Reload", []ArgSpec{in("interactive", "b"), out("changes", "as")}},
 		{"AddSource", []ArgSpec{in("mode", "s"), in("address", "s"), in("interactive", "b"), out("source", "o")}},
 		{"RemoveSource", []ArgSpec{in("source", "o"), in("interactive", "b")}},
 		{"Burst", []ArgSpec{in("source", "o"), in("interactive", "b")}},
@@ -429,12 +429,24 @@ func (g *gnomonManager) run(f func(ctx context.Context) error) *godbus.Error {
 	return nil
 }
 
-// Reload re-reads the configuration file.
-func (g *gnomonManager) Reload(msg godbus.Message, interactive bool) *godbus.Error {
+// Reload re-reads the configuration file and returns what changed, one
+// line each.
+func (g *gnomonManager) Reload(msg godbus.Message, interactive bool) ([]string, *godbus.Error) {
 	if err := g.s.authorize(&msg, polkit.ActionManageSources, interactive); err != nil {
-		return err
+		return nil, err
 	}
-	return g.run(g.s.b.Reload)
+	var changes []string
+	if err := g.run(func(ctx context.Context) error {
+		var err error
+		changes, err = g.s.b.Reload(ctx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if changes == nil {
+		changes = []string{}
+	}
+	return changes, nil
 }
 
 // AddSource adds a source and returns its object.

@@ -131,13 +131,14 @@ func newRoot() *cobra.Command {
 			if observe {
 				cfg.Clock.Mode = config.ClockObserve
 			}
-			level := cfg.Log.Level.Level()
+			level := new(slog.LevelVar)
+			level.Set(cfg.Log.Level.Level())
 			if logLevel != "" {
 				var l config.LogLevel
 				if err := l.UnmarshalText([]byte(logLevel)); err != nil {
 					return &exitError{exitUsage, fmt.Errorf("--log-level: %w", err)}
 				}
-				level = l.Level()
+				level.Set(l.Level())
 			}
 			log := slog.New(sd.NewLogHandler(os.Stderr, level, string(cfg.Log.Format)))
 			for _, w := range cfg.Check() {
@@ -148,7 +149,8 @@ func newRoot() *cobra.Command {
 				return &exitError{exitFailure, fmt.Errorf("socket activation: %w", err)}
 			}
 			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify,
-				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl})
+				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl,
+				Observe: observe, LogLevel: level, LogLevelFixed: logLevel != ""})
 			if err != nil {
 				return &exitError{exitFailure, err}
 			}
@@ -162,7 +164,7 @@ func newRoot() *cobra.Command {
 					// The same reload as org.gnomon.Gnomon1.Manager.Reload;
 					// a storm of SIGHUPs is served one at a time.
 					rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-					if err := d.Reload(rctx); err != nil {
+					if _, err := d.Reload(rctx); err != nil {
 						log.Warn("SIGHUP: reload failed", "err", err)
 					}
 					cancel()

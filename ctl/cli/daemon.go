@@ -405,16 +405,25 @@ func newReload(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "reload",
 		Short: "Make gnomond re-read its configuration file",
-		Long: "reload asks gnomond to re-read gnomon.toml. An invalid file is refused and the running\n" +
-			"configuration kept: check it first with gnomonctl validate. polkit decides (action\n" +
-			"org.gnomon.manage-sources).",
+		Long: "reload asks gnomond to re-read gnomon.toml and apply it whole, and prints what changed.\n" +
+			"An invalid file, or one changing a key only a restart applies (clock.mode, log.format, ...),\n" +
+			"is refused, naming the key, and the running configuration kept: check a file first with\n" +
+			"gnomonctl validate. polkit decides (action org.gnomon.manage-sources).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withClient(cmd, changeTimeout, func(ctx context.Context, c *client.Client) error {
-				if err := c.Reload(ctx, cf.interactive()); err != nil {
+				changes, err := c.Reload(ctx, cf.interactive())
+				if err != nil {
 					return g.daemonError(err)
 				}
-				fmt.Fprintln(g.env.Stdout, "reloaded")
+				if len(changes) == 0 {
+					fmt.Fprintln(g.env.Stdout, "reloaded")
+					return nil
+				}
+				fmt.Fprintln(g.env.Stdout, "reloaded:")
+				for _, c := range changes {
+					fmt.Fprintf(g.env.Stdout, "  %s\n", c)
+				}
 				return nil
 			})
 		},

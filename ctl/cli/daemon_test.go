@@ -152,7 +152,7 @@ func TestChangesAgainstFake(t *testing.T) {
 		{args: []string{"remove-source", "/org/gnomon/Gnomon1/source/99"}, code: ExitFailure, call: "RemoveSource(/org/gnomon/Gnomon1/source/99, true)", stderr: "no source /org/gnomon/Gnomon1/source/99\nhint: "},
 		{args: []string{"burst"}, code: 0, call: "Burst(/, true)", stdout: "burst: every source"},
 		{args: []string{"burst", "3", "--no-ask-password"}, code: 0, call: "Burst(/org/gnomon/Gnomon1/source/3, false)"},
-		{args: []string{"reload"}, code: 0, call: "Reload(true)", stdout: "reloaded"},
+		{args: []string{"reload"}, code: 0, call: "Reload(true)", stdout: "reloaded:\n  server 127.0.0.1:11123: opened\n  source server ntp.example: added"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

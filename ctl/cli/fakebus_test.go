@@ -202,11 +202,14 @@ func (m *fakeManager) check() *godbus.Error {
 	return nil
 }
 
-func (m *fakeManager) Reload(interactive bool) *godbus.Error {
+func (m *fakeManager) Reload(interactive bool) ([]string, *godbus.Error) {
 	m.f.mu.Lock()
 	defer m.f.mu.Unlock()
 	m.f.record("Reload(%t)", interactive)
-	return m.check()
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return []string{"server 127.0.0.1:11123: opened", "source server ntp.example: added"}, nil
 }
 
 func (m *fakeManager) AddSource(mode, address string, interactive bool) (godbus.ObjectPath, *godbus.Error) {

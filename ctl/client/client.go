@@ -263,10 +263,20 @@ func (c *Client) Burst(ctx context.Context, path godbus.ObjectPath, interactive 
 	return sort("burst", err)
 }
 
-// Reload makes gnomond re-read its configuration file.
-func (c *Client) Reload(ctx context.Context, interactive bool) error {
-	_, err := c.call(ctx, "Reload", interactive, interactive)
-	return sort("reload", err)
+// Reload makes gnomond re-read its configuration file and returns what
+// changed, one line each (nothing from a gnomond older than the reply).
+func (c *Client) Reload(ctx context.Context, interactive bool) ([]string, error) {
+	call, err := c.call(ctx, "Reload", interactive, interactive)
+	if err != nil {
+		return nil, sort("reload", err)
+	}
+	var changes []string
+	if len(call.Body) > 0 {
+		if err := call.Store(&changes); err != nil {
+			return nil, sort("reload", err)
+		}
+	}
+	return changes, nil
 }
 
 // Watch returns a channel that receives a value whenever gnomond signals a

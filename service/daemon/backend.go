@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	gdbus "gnomon.dev/gnomon/dbus"
 	"gnomon.dev/gnomon/engine/system"
+	"gnomon.dev/gnomon/service/atomicfile"
 	"gnomon.dev/gnomon/service/config"
 )
 
@@ -69,21 +69,20 @@ func (d *Daemon) NTP() bool { return !d.ntpOffFlag.Load() }
 
 // SetNTP turns synchronization on or off; off stops every request (the
 // clock then runs free on its last frequency) and is remembered in the
-// state directory.
+// state directory. The setting changes only once it is persisted: when
+// the state file cannot be written (a full, read-only or missing state
+// directory) the call fails and nothing changes, now or at the next start.
 func (d *Daemon) SetNTP(ctx context.Context, on bool) error {
 	return d.call(ctx, func() error {
 		if f := d.ntpStateFile(); f != "" {
 			var err error
 			if on {
-				err = os.Remove(f)
-				if errors.Is(err, os.ErrNotExist) {
-					err = nil
-				}
+				err = atomicfile.Remove(f)
 			} else {
-				err = os.WriteFile(f, []byte("synchronization disabled through SetNTP\n"), 0o644)
+				err = atomicfile.WriteFile(f, []byte("synchronization disabled through SetNTP\n"), 0o644)
 			}
 			if err != nil {
-				return fmt.Errorf("persist NTP setting: %w", err)
+				return fmt.Errorf("persist NTP setting: %w", d.stateError(err))
 			}
 		}
 		d.ntpOff = !on
@@ -127,9 +126,9 @@ func (d *Daemon) AddSource(ctx context.Context, mode, address string) (system.ID
 	if err != nil {
 		return 0, err
 	}
-	src := d.sourceDefaults(m, addr)
 	var key int
 	if err := d.call(ctx, func() error {
+		src := d.sourceDefaults(m, addr)
 		sp := d.addSpec(d.ctx, src, originDBus)
 		key = sp.key
 		return nil
@@ -207,53 +206,6 @@ func (d *Daemon) Burst(ctx context.Context, id system.ID) error {
 	})
 }
 
-// Reload re-reads the NTS-KE certificates and the configuration file, and
-// applies what can change at run time: the sources (added, removed).
-// Servers and the clock mode need a restart; a change to them is logged.
-func (d *Daemon) Reload(ctx context.Context) error {
-	// NTS-KE certificates first: renewed certificates are the common
-	// reason to reload, and clients mid-exchange keep the old one.
-	if err := d.reloadCertificates(); err != nil {
-		return fmt.Errorf("reload NTS-KE certificates: %w", err)
-	}
-	if d.cfg.Path == "" {
-		return errors.New("reload: running on the embedded default configuration; there is no file to re-read")
-	}
-	cfg, err := config.Load(d.cfg.Path, config.Options{IsRoot: os.Geteuid() == 0})
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	return d.call(ctx, func() error {
-		old := map[string]*spec{}
-		for _, sp := range d.specs {
-			if sp.origin == originConfig {
-				old[specKey(sp.src)] = sp
-			}
-		}
-		added, removed := 0, 0
-		for _, src := range cfg.Sources {
-			k := specKey(src)
-			if _, ok := old[k]; ok {
-				delete(old, k)
-				continue
-			}
-			d.addSpec(d.ctx, src, originConfig)
-			added++
-		}
-		for _, sp := range old {
-			d.removeSpec(sp)
-			removed++
-		}
-		if len(cfg.Servers) != len(d.cfg.Servers) || cfg.Clock.Mode != d.cfg.Clock.Mode {
-			d.log.Warn("reload: [[server]] and [clock] mode changes take effect at the next restart")
-		}
-		d.cfg.Sources = cfg.Sources
-		d.publishConfigServers()
-		d.log.Info("configuration reloaded", "path", cfg.Path, "sources_added", added, "sources_removed", removed)
-		return nil
-	})
-}
-
 func specKey(s config.SourceConfig) string {
 	return fmt.Sprintf("%s|%s|%v|%v|%v|%v|%d|%s", s.Mode, s.Address, s.PollIntervalLimits, s.IBurst,
 		s.Prefer, s.NoSelect, s.Count, s.CertificateAuthority)
@@ -261,15 +213,19 @@ func specKey(s config.SourceConfig) string {
 
 // SetRuntimeServers replaces the runtime servers (timesync1).
 func (d *Daemon) SetRuntimeServers(ctx context.Context, servers []string) error {
-	var srcs []config.SourceConfig
+	var addrs []string
 	for _, s := range servers {
 		addr, err := config.ParseSourceAddress(s, config.SourceServer)
 		if err != nil {
 			return fmt.Errorf("invalid NTP server %q: %w", s, err)
 		}
-		srcs = append(srcs, d.sourceDefaults(config.SourceServer, addr))
+		addrs = append(addrs, addr)
 	}
 	return d.call(ctx, func() error {
+		var srcs []config.SourceConfig
+		for _, a := range addrs {
+			srcs = append(srcs, d.sourceDefaults(config.SourceServer, a))
+		}
 		for _, sp := range append([]*spec(nil), d.specs...) {
 			if sp.origin == originRuntime {
 				d.removeSpec(sp)

@@ -53,6 +53,13 @@ type Options struct {
 	// Pools are checked every quarter of it, and at least once a minute.
 	// Tests shorten it; there is no configuration key.
 	PoolReplaceAfter time.Duration
+	// Observe is --observe: observe mode whatever the file says, on
+	// reloads too.
+	Observe bool
+	// LogLevel is the level the logger was made with; a reload sets it
+	// to [log] level unless LogLevelFixed (--log-level was given).
+	LogLevel      *slog.LevelVar
+	LogLevelFixed bool
 }
 
 // cryptoRand is the engine's source of unpredictable request cookies.
@@ -131,7 +138,18 @@ type Daemon struct {
 	changed    chan struct{}
 	changeMu   sync.Mutex
 	ctx        context.Context
-	nts        *ntsServer
+
+	// Read by the NTP workers; replaced by start-up and reloads.
+	nts atomic.Pointer[ntsServer]
+	// The servers, the logging level and the running configuration's
+	// parts outside the owner loop belong to whoever holds reloadMu:
+	// Run while it starts and stops, Reload in between.
+	reloadMu  sync.Mutex
+	servers   []*serverGroup
+	keServers []*keGroup
+	runCtx    context.Context
+	started   chan struct{} // closed once Run has started everything
+	stopped   bool
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -139,7 +157,7 @@ func New(opts Options) (*Daemon, error) {
 	cfg := opts.Config
 	d := &Daemon{opts: opts, cfg: cfg, log: opts.Logger, events: make(chan event, 256),
 		sources: map[system.ID]*liveSource{}, mono0: time.Now(),
-		limiter: sd.NewRateLimited(time.Minute, 1024)}
+		limiter: sd.NewRateLimited(time.Minute, 1024), started: make(chan struct{})}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -193,6 +211,7 @@ func New(opts Options) (*Daemon, error) {
 	d.snap.Store(&sn)
 	d.changed = make(chan struct{})
 	d.publishConfigServers()
+	d.prepareStateDir()
 	if f := d.ntpStateFile(); f != "" {
 		if _, err := os.Stat(f); err == nil {
 			d.ntpOff = true
@@ -243,21 +262,28 @@ func (d *Daemon) Snapshot() *system.Snapshot { return d.snap.Load() }
 // Run serves until ctx is cancelled.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	defer d.wg.Wait()
+	defer cancel() // before the wait: every goroutine ends with ctx
 	defer d.closeSources()
 
+	d.reloadMu.Lock()
+	d.runCtx = ctx
 	if err := d.startNTS(ctx); err != nil {
+		d.reloadMu.Unlock()
 		return err
 	}
-	servers, err := d.startServers(ctx)
-	if err != nil {
+	if err := d.startServers(ctx); err != nil {
+		d.closeKE()
+		d.reloadMu.Unlock()
 		return err
 	}
+	d.reloadMu.Unlock()
 	defer func() {
-		for _, s := range servers {
-			s.Close()
-		}
+		d.reloadMu.Lock()
+		d.stopped = true
+		d.closeServers()
+		d.closeKE()
+		d.reloadMu.Unlock()
 	}()
 	d.dropPrivileges()
 	if d.cfg.Security.Seccomp {
@@ -274,7 +300,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.publish()
 	_ = d.opts.Notify("READY=1\n" + sd.Status(d.statusLine()))
-	d.log.Info("gnomond started", "clock", d.cfg.Clock.Mode, "sources", len(d.cfg.Sources), "servers", len(servers))
+	d.log.Info("gnomond started", "clock", d.cfg.Clock.Mode, "sources", len(d.cfg.Sources), "servers", len(d.servers))
+	close(d.started)
 
 	var watchdog <-chan time.Time
 	if iv, err := sd.WatchdogInterval(); err == nil && iv > 0 {

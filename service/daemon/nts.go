@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"sync"
 	"time"
 
 	"gnomon.dev/gnomon/engine/nts"
+	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/ntsio"
 )
 
@@ -93,11 +96,64 @@ func (d *Daemon) checkSessions(ctx context.Context) {
 }
 
 // ntsServer is the server side of NTS: the master keys shared by the
-// key-exchange servers and the NTP workers.
+// key-exchange servers and the NTP workers (which read it through
+// Daemon.nts, an atomic pointer).
 type ntsServer struct {
 	ring    *nts.KeyRing
-	ke      []*ntsio.Server
 	handler *nts.Server
+}
+
+// keGroup is one [[nts-ke-server]]: its listeners (its own, or the
+// sockets systemd passed) and the ntsio.Server accepting on them. A reload
+// that changes its certificate paths, timeout or the NTP port it names
+// swaps the ntsio.Server on the same listeners, without closing them.
+type keGroup struct {
+	cfg       config.NTSKEServerConfig
+	ntpPort   uint16
+	activated bool
+	lns       []*handoffListener
+	srv       *ntsio.Server
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// loadRing reads (or makes) the master keys. Keys that cannot be saved in
+// the state directory are kept in memory: NTS goes on, loudly, and the
+// saving is retried; unsaved says so.
+func (d *Daemon) loadRing() (ring *nts.KeyRing, unsaved bool, err error) {
+	if d.opts.StateDir == "" {
+		ring, err = nts.NewKeyRing(rand.Reader, time.Now(), 0, 0)
+		return ring, false, err
+	}
+	ring, err = ntsio.LoadKeyRing(d.opts.StateDir, time.Now(), rand.Reader, 0, 0, d.log)
+	if ring != nil && errors.Is(err, ntsio.ErrNotSaved) {
+		d.log.Error("NTS master keys cannot be saved in the state directory: serving NTS with keys held in memory only "+
+			"(clients must re-key after a restart); retrying the save",
+			"state_dir", d.opts.StateDir, "retry_every", ntsio.SaveRetry, "err", d.stateError(err))
+		return ring, true, nil
+	}
+	return ring, false, err
+}
+
+// startRing makes the master keys and starts their rotation; the NTP
+// workers verify NTS requests with them from then on.
+func (d *Daemon) startRing(ctx context.Context, ring *nts.KeyRing, unsaved bool) {
+	d.nts.Store(&ntsServer{ring: ring, handler: &nts.Server{Keys: ring, Rand: rand.Reader}})
+	if d.opts.StateDir != "" {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			_ = ntsio.RotateKeysUnsaved(ctx, d.opts.StateDir, ring, time.Now, d.log, unsaved)
+		}()
+	}
+}
+
+// keNTPPort is the NTP port NTS-KE servers name: the first [[server]]'s.
+func keNTPPort(cfg *config.Config) uint16 {
+	if len(cfg.Servers) > 0 {
+		return cfg.Servers[0].Listen.Port()
+	}
+	return 0
 }
 
 // startNTS opens the NTS-KE servers ([[nts-ke-server]], or the systemd
@@ -111,76 +167,194 @@ func (d *Daemon) startNTS(ctx context.Context) error {
 	if len(d.cfg.NTSKEServers) == 0 {
 		return errors.New("sockets named nts-ke were passed, but no [[nts-ke-server]] says which certificate to use")
 	}
-	var ring *nts.KeyRing
-	var err error
-	if d.opts.StateDir != "" {
-		ring, err = ntsio.LoadKeyRing(d.opts.StateDir, time.Now(), rand.Reader, 0, 0, d.log)
-	} else {
-		ring, err = nts.NewKeyRing(rand.Reader, time.Now(), 0, 0)
-	}
+	ring, unsaved, err := d.loadRing()
 	if err != nil {
 		return fmt.Errorf("NTS master keys: %w", err)
 	}
-	d.nts = &ntsServer{ring: ring, handler: &nts.Server{Keys: ring, Rand: rand.Reader}}
-	if d.opts.StateDir != "" {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			_ = ntsio.RotateKeys(ctx, d.opts.StateDir, ring, time.Now, d.log)
-		}()
-	}
-	var ntpPort uint16
-	if len(d.cfg.Servers) > 0 {
-		ntpPort = d.cfg.Servers[0].Listen.Port()
-	}
+	d.startRing(ctx, ring, unsaved)
 	for i, kc := range d.cfg.NTSKEServers {
-		srv, err := ntsio.NewServer(ntsio.ServerConfig{
-			CertFile: kc.CertificateChainPath, KeyFile: kc.PrivateKeyPath, Keys: ring,
-			NTPPort: ntpPort, Timeout: kc.KeyExchangeTimeout, Logger: d.log,
-		})
+		var g *keGroup
+		if i == 0 && len(activated) > 0 {
+			g, err = d.adoptKE(kc, activated)
+		} else {
+			g, err = d.openKE(ctx, kc)
+		}
+		if err == nil {
+			err = g.newServer(d, ring, keNTPPort(d.cfg))
+		}
 		if err != nil {
+			if g != nil {
+				g.closeListeners()
+			}
+			d.closeKE()
 			return fmt.Errorf("nts-ke-server[%d]: %w", i, err)
 		}
-		var lns []net.Listener
-		if i == 0 && len(activated) > 0 {
-			for _, f := range activated {
-				ln, err := ntsio.FileListener(f)
-				if err != nil {
-					return fmt.Errorf("socket activation (nts-ke): %w", err)
-				}
-				lns = append(lns, ln)
-			}
-		} else {
-			ln, err := ntsio.Listen(ctx, kc.Listen.String())
-			if err != nil {
-				return fmt.Errorf("nts-ke-server[%d]: listen %s: %w", i, kc.Listen, err)
-			}
-			lns = append(lns, ln)
-		}
-		for _, ln := range lns {
-			d.wg.Add(1)
-			go func() {
-				defer d.wg.Done()
-				if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
-					d.log.Error("NTS-KE server stopped", "listen", ln.Addr(), "err", err)
-				}
-			}()
-			d.log.Info("serving NTS-KE", "listen", ln.Addr())
-		}
-		d.nts.ke = append(d.nts.ke, srv)
+		g.serve(ctx, d)
+		d.keServers = append(d.keServers, g)
 	}
 	return nil
 }
 
-// reloadCertificates re-reads every NTS-KE server's certificate; clients
-// in the middle of an exchange keep the old one.
-func (d *Daemon) reloadCertificates() error {
-	if d.nts == nil {
-		return nil
+// openKE listens on kc.Listen.
+func (d *Daemon) openKE(ctx context.Context, kc config.NTSKEServerConfig) (*keGroup, error) {
+	ln, err := ntsio.Listen(ctx, kc.Listen.String())
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", kc.Listen, err)
 	}
-	var errs []error
-	for _, s := range d.nts.ke {
-		errs = append(errs, s.Reload())
+	h, err := newHandoff(ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
-	return errors.Join(errs...)
+	return &keGroup{cfg: kc, lns: []*handoffListener{h}}, nil
+}
+
+// adoptKE takes the sockets systemd passed for NTS-KE.
+func (d *Daemon) adoptKE(kc config.NTSKEServerConfig, files []*os.File) (*keGroup, error) {
+	g := &keGroup{cfg: kc, activated: true}
+	for _, f := range files {
+		ln, err := ntsio.FileListener(f)
+		if err == nil {
+			var h *handoffListener
+			if h, err = newHandoff(ln); err == nil {
+				g.lns = append(g.lns, h)
+				continue
+			}
+			ln.Close()
+		}
+		g.closeListeners()
+		return nil, fmt.Errorf("socket activation (nts-ke): %w", err)
+	}
+	return g, nil
+}
+
+// newServer makes g's ntsio.Server (loading its certificate) for ring and
+// the NTP port to name; it serves once g.serve is called.
+func (g *keGroup) newServer(d *Daemon, ring *nts.KeyRing, ntpPort uint16) error {
+	srv, err := ntsio.NewServer(ntsio.ServerConfig{
+		CertFile: g.cfg.CertificateChainPath, KeyFile: g.cfg.PrivateKeyPath, Keys: ring,
+		NTPPort: ntpPort, Timeout: g.cfg.KeyExchangeTimeout, Logger: d.log,
+	})
+	if err != nil {
+		return err
+	}
+	g.srv, g.ntpPort = srv, ntpPort
+	return nil
+}
+
+// serve runs g.srv on every listener of g.
+func (g *keGroup) serve(ctx context.Context, d *Daemon) {
+	ctx, g.cancel = context.WithCancel(ctx)
+	srv := g.srv
+	for _, h := range g.lns {
+		h.reset()
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := srv.Serve(ctx, h); err != nil && ctx.Err() == nil {
+				d.log.Error("NTS-KE server stopped", "listen", h.Addr(), "err", err)
+			}
+		}()
+		d.log.Info("serving NTS-KE", "listen", h.Addr())
+	}
+}
+
+// stopAccepting makes g's server stop accepting and returns once every
+// listener is free for another server; exchanges in progress finish on
+// their own.
+func (g *keGroup) stopAccepting() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	for _, h := range g.lns {
+		h.waitStopped()
+	}
+}
+
+func (g *keGroup) closeListeners() {
+	for _, h := range g.lns {
+		h.ln.Close()
+	}
+}
+
+// close stops g and closes its listeners.
+func (g *keGroup) close() {
+	g.stopAccepting()
+	g.closeListeners()
+	g.wg.Wait()
+}
+
+func (d *Daemon) closeKE() {
+	for _, g := range d.keServers {
+		g.close()
+	}
+	d.keServers = nil
+}
+
+// handoffListener lets one listening socket pass from one ntsio.Server to
+// the next: Serve "closes" it when its context ends, which here only
+// makes Accept return (a deadline in the past) and leaves the socket open
+// for the next Serve.
+type handoffListener struct {
+	ln       net.Listener
+	deadline interface{ SetDeadline(time.Time) error }
+
+	mu       sync.Mutex
+	stopping bool
+	stopped  chan struct{} // closed once Accept returned after Close
+}
+
+func newHandoff(ln net.Listener) (*handoffListener, error) {
+	dl, ok := ln.(interface{ SetDeadline(time.Time) error })
+	if !ok {
+		return nil, fmt.Errorf("listener %T has no deadline", ln)
+	}
+	return &handoffListener{ln: ln, deadline: dl, stopped: make(chan struct{})}, nil
+}
+
+// reset readies h for the next Serve.
+func (h *handoffListener) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopping = false
+	h.stopped = make(chan struct{})
+	_ = h.deadline.SetDeadline(time.Time{})
+}
+
+func (h *handoffListener) Accept() (net.Conn, error) {
+	c, err := h.ln.Accept()
+	if err != nil {
+		h.mu.Lock()
+		if h.stopping {
+			select {
+			case <-h.stopped:
+			default:
+				close(h.stopped)
+			}
+		}
+		h.mu.Unlock()
+	}
+	return c, err
+}
+
+// Close ends the current Serve's accepting, not the socket.
+func (h *handoffListener) Close() error {
+	h.mu.Lock()
+	h.stopping = true
+	h.mu.Unlock()
+	return h.deadline.SetDeadline(time.Unix(1, 0))
+}
+
+func (h *handoffListener) Addr() net.Addr { return h.ln.Addr() }
+
+// waitStopped waits until the current Serve has stopped accepting (it was
+// told to: its context ended), for at most a few seconds.
+func (h *handoffListener) waitStopped() {
+	h.mu.Lock()
+	ch := h.stopped
+	h.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+	}
 }

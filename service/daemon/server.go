@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,60 +38,110 @@ const batch = 32
 // legitimate is larger.
 const maxRequest = 1280
 
+// serverGroup is one [[server]]'s sockets (or the sockets systemd passed)
+// and their workers. A reload keeps a group whose listen address and
+// worker count are unchanged, changing only its workers' policy; it opens
+// the groups of new addresses and closes those of removed ones.
+type serverGroup struct {
+	listen    netip.AddrPort // the [[server]]'s; invalid for activated sockets
+	workers   int            // as configured (0: one per CPU)
+	activated bool
+	ss        *netio.ServerSockets
+	ws        []*worker
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// activatedPolicy is the policy of sockets passed by systemd: the first
+// [[server]]'s, or an open one with the default rate limit.
+func activatedPolicy(cfg *config.Config) config.ServerConfig {
+	if len(cfg.Servers) > 0 {
+		return cfg.Servers[0]
+	}
+	return config.ServerConfig{RateLimit: config.RateLimit{Interval: 2 * time.Second, Burst: 16, KoD: true, TableSize: 65536}}
+}
+
 // startServers opens (or adopts from systemd, name "ntp") the NTP server
 // sockets and starts one worker per socket.
-func (d *Daemon) startServers(ctx context.Context) ([]*netio.ServerSockets, error) {
-	var all []*netio.ServerSockets
+func (d *Daemon) startServers(ctx context.Context) error {
 	if files := d.opts.Listeners["ntp"]; len(files) > 0 {
 		ss, err := netio.AdoptServer(files)
 		if err != nil {
-			return nil, fmt.Errorf("socket activation (ntp): %w", err)
+			return fmt.Errorf("socket activation (ntp): %w", err)
 		}
-		// Activated sockets take the first [[server]]'s policy, or an
-		// open one with the default rate limit.
-		pol := config.ServerConfig{RateLimit: config.RateLimit{Interval: 2 * time.Second, Burst: 16, KoD: true, TableSize: 65536}}
-		if len(d.cfg.Servers) > 0 {
-			pol = d.cfg.Servers[0]
-		}
-		for _, c := range ss.Conns {
-			d.startWorker(ctx, c, pol)
-		}
-		all = append(all, ss)
+		g := &serverGroup{activated: true, ss: ss}
+		g.start(ctx, d, activatedPolicy(d.cfg), d.cfg.Synchronization.LocalStratum)
+		d.servers = append(d.servers, g)
 		d.log.Info("serving NTP on activated sockets", "count", len(ss.Conns))
-		return all, nil
+		return nil
 	}
 	for _, sc := range d.cfg.Servers {
-		workers := sc.Workers
-		if workers <= 0 {
-			workers = runtime.NumCPU()
-		}
-		ss, err := netio.ListenServer(ctx, sc.Listen, workers)
+		g, err := d.openServer(ctx, sc)
 		if err != nil {
-			for _, s := range all {
-				s.Close()
-			}
-			if errors.Is(err, syscall.EACCES) && sc.Listen.Port() < 1024 {
-				return nil, fmt.Errorf("listen %s: %w (a port below 1024 needs CAP_NET_BIND_SERVICE: "+
-					"under systemd enable gnomond.socket, which passes the socket, or add the capability in a drop-in)", sc.Listen, err)
-			}
-			return nil, fmt.Errorf("listen %s: %w", sc.Listen, err)
+			d.closeServers()
+			return err
 		}
-		for _, c := range ss.Conns {
-			d.startWorker(ctx, c, sc)
-		}
-		all = append(all, ss)
-		d.log.Info("serving NTP", "listen", sc.Listen, "workers", len(ss.Conns))
+		g.start(ctx, d, sc, d.cfg.Synchronization.LocalStratum)
+		d.servers = append(d.servers, g)
+		d.log.Info("serving NTP", "listen", sc.Listen, "workers", len(g.ss.Conns))
 	}
-	return all, nil
+	return nil
 }
 
-func (d *Daemon) startWorker(ctx context.Context, c *netio.ServerConn, pol config.ServerConfig) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		w := newWorker(pol, d)
-		w.serve(ctx, c)
-	}()
+// openServer binds sc's sockets; the group serves once started.
+func (d *Daemon) openServer(ctx context.Context, sc config.ServerConfig) (*serverGroup, error) {
+	workers := sc.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	ss, err := netio.ListenServer(ctx, sc.Listen, workers)
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) && sc.Listen.Port() < 1024 {
+			return nil, fmt.Errorf("listen %s: %w (a port below 1024 needs CAP_NET_BIND_SERVICE: "+
+				"under systemd enable gnomond.socket, which passes the socket, or add the capability in a drop-in)", sc.Listen, err)
+		}
+		return nil, fmt.Errorf("listen %s: %w", sc.Listen, err)
+	}
+	return &serverGroup{listen: sc.Listen, workers: sc.Workers, ss: ss}, nil
+}
+
+// start runs one worker per socket of g under ctx.
+func (g *serverGroup) start(ctx context.Context, d *Daemon, pol config.ServerConfig, localStratum int) {
+	ctx, g.cancel = context.WithCancel(ctx)
+	for _, c := range g.ss.Conns {
+		w := newWorker(pol, localStratum, d)
+		g.ws = append(g.ws, w)
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			w.serve(ctx, c)
+		}()
+	}
+}
+
+// setPolicy gives g's workers a new policy; a worker keeps its rate
+// limiter (and what it knows of its clients) when the limit is unchanged.
+func (g *serverGroup) setPolicy(pol config.ServerConfig, localStratum int) {
+	for _, w := range g.ws {
+		w.setPolicy(pol, localStratum)
+	}
+}
+
+// close stops g's workers and closes its sockets.
+func (g *serverGroup) close() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.ss.Close()
+	g.wg.Wait()
+}
+
+// closeServers closes every server group.
+func (d *Daemon) closeServers() {
+	for _, g := range d.servers {
+		g.close()
+	}
+	d.servers = nil
 }
 
 // worker answers on one socket. The kernel hashes a client to one
@@ -96,25 +149,20 @@ func (d *Daemon) startWorker(ctx context.Context, c *netio.ServerConn, pol confi
 // client's requests.
 type worker struct {
 	d       *Daemon
-	pol     config.ServerConfig
-	limiter *ntp.RateLimiter
+	pol     atomic.Pointer[workerPolicy]
 	in, out []netio.Message
 }
 
-func newWorker(pol config.ServerConfig, d *Daemon) *worker {
-	w := &worker{d: d, pol: pol}
-	if pol.RateLimit.Enabled() {
-		kodEvery := 0
-		if pol.RateLimit.KoD {
-			kodEvery = 4
-		}
-		w.limiter = ntp.NewRateLimiter(ntp.RateLimitConfig{
-			Interval:  pol.RateLimit.Interval,
-			Burst:     pol.RateLimit.Burst,
-			KoDEvery:  kodEvery,
-			TableSize: pol.RateLimit.TableSize,
-		})
-	}
+// workerPolicy is what a worker answers by; a reload swaps it whole.
+type workerPolicy struct {
+	cfg          config.ServerConfig
+	limiter      *ntp.RateLimiter // nil: no rate limit; used by its worker only
+	localStratum int
+}
+
+func newWorker(pol config.ServerConfig, localStratum int, d *Daemon) *worker {
+	w := &worker{d: d}
+	w.setPolicy(pol, localStratum)
 	w.in = make([]netio.Message, batch)
 	w.out = make([]netio.Message, batch)
 	for i := range w.in {
@@ -124,6 +172,25 @@ func newWorker(pol config.ServerConfig, d *Daemon) *worker {
 	return w
 }
 
+func (w *worker) setPolicy(pol config.ServerConfig, localStratum int) {
+	np := &workerPolicy{cfg: pol, localStratum: localStratum}
+	if old := w.pol.Load(); old != nil && old.cfg.RateLimit == pol.RateLimit {
+		np.limiter = old.limiter
+	} else if pol.RateLimit.Enabled() {
+		kodEvery := 0
+		if pol.RateLimit.KoD {
+			kodEvery = 4
+		}
+		np.limiter = ntp.NewRateLimiter(ntp.RateLimitConfig{
+			Interval:  pol.RateLimit.Interval,
+			Burst:     pol.RateLimit.Burst,
+			KoDEvery:  kodEvery,
+			TableSize: pol.RateLimit.TableSize,
+		})
+	}
+	w.pol.Store(np)
+}
+
 func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 	for {
 		n, err := c.ReadBatch(ctx, w.in)
@@ -131,16 +198,17 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			return
 		}
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			w.d.logLimited("server-read", "server socket read error", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		pol := w.pol.Load()
 		m := 0
 		for i := 0; i < n; i++ {
-			if w.answer(&w.in[i], &w.out[m]) {
+			if w.answer(pol, &w.in[i], &w.out[m]) {
 				m++
 			}
 		}
@@ -154,7 +222,7 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 
 // answer decides about one request and fills the reply; false means
 // nothing is sent.
-func (w *worker) answer(req, resp *netio.Message) bool {
+func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	if req.Truncated || req.N > maxRequest {
 		return false
 	}
@@ -165,13 +233,13 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	client := req.Peer.Addr()
 	var h ntp.Header
 	deny := false
-	if al := w.pol.Allowlist; al != nil && !al.Contains(client) {
+	if al := pol.cfg.Allowlist; al != nil && !al.Contains(client) {
 		if al.Action != config.FilterDeny {
 			return false
 		}
 		deny = true
 	}
-	if dl := w.pol.Denylist; dl != nil && dl.Contains(client) {
+	if dl := pol.cfg.Denylist; dl != nil && dl.Contains(client) {
 		if dl.Action != config.FilterDeny {
 			return false
 		}
@@ -179,14 +247,14 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	}
 	sn := w.d.snap.Load()
 	st := sn.ServerState(precision)
-	if !sn.Synchronized && w.d.cfg.Synchronization.LocalStratum < 16 {
+	if !sn.Synchronized && pol.localStratum < 16 {
 		// [synchronization] local-stratum: serve the local clock when
 		// nothing better is selected (chrony's "local stratum N").
-		st.Leap, st.Stratum = sample.LeapNone, uint8(w.d.cfg.Synchronization.LocalStratum)
+		st.Leap, st.Stratum = sample.LeapNone, uint8(pol.localStratum)
 		st.ReferenceID = 0x4c4f434c // "LOCL"
 		st.RootDelay, st.RootDispersion = 0, 0
 	}
-	st.MinPoll = minPollFor(w.pol.RateLimit.Interval)
+	st.MinPoll = minPollFor(pol.cfg.RateLimit.Interval)
 	rx := w.d.mapRaw(req.RxTime.Round(0))
 	// Decide with Respond first: it refuses everything that is not a
 	// client request (mode 6/7 included), before any KoD is sent.
@@ -198,13 +266,13 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	case deny:
 		ntp.RespondKiss(&p.Header, ntp.KissDeny, &h)
 		kissed = true
-	case w.limiter != nil:
+	case pol.limiter != nil:
 		// The limiter runs on monotonic time: a clock step must not
 		// change its decisions.
 		// When the request arrived, not when this batch got to it: a
 		// burst read in one batch must not look like one instant.
 		arrived := time.Since(w.d.mono0) - max(time.Since(req.RxTime), 0)
-		switch w.limiter.Check(client.As16(), time.Time{}.Add(arrived)) {
+		switch pol.limiter.Check(client.As16(), time.Time{}.Add(arrived)) {
 		case ntp.Drop:
 			return false
 		case ntp.Kiss:
@@ -214,8 +282,8 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	}
 	// NTS (RFC 8915): verify the request and add fresh cookies, or NAK.
 	var ntsReply *nts.ServerReply
-	if w.d.nts != nil && !kissed {
-		r, err := w.d.nts.handler.Verify(req.Buf[:req.N], &p)
+	if ns := w.d.nts.Load(); ns != nil && !kissed {
+		r, err := ns.handler.Verify(req.Buf[:req.N], &p)
 		switch {
 		case errors.Is(err, nts.ErrNotNTS):
 		case err != nil:

@@ -7,9 +7,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"gnomon.dev/gnomon/service/atomicfile"
 )
 
 // The drift file keeps the clock's frequency correction across restarts,
@@ -97,62 +98,16 @@ func formatDrift(freqPPM, skewPPM float64) []byte {
 	return fmt.Appendf(nil, "%.6f %.6f\n", freqPPM, skewPPM)
 }
 
-// WriteDrift replaces the drift file at path atomically: it writes a
-// temporary file in the same directory, syncs it, renames it over path and
-// syncs the directory, so a crash leaves the old file or the new one, never
-// a torn one, and no temporary file is left behind on error.
+// WriteDrift replaces the drift file at path atomically (atomicfile): a
+// crash leaves the old file or the new one, never a torn one, and no
+// temporary file is left behind on error.
 func WriteDrift(path string, freqPPM, skewPPM float64) error {
 	if math.IsNaN(freqPPM) || math.IsInf(freqPPM, 0) || math.Abs(freqPPM) > maxDriftPPM ||
 		math.IsNaN(skewPPM) || skewPPM < 0 || skewPPM > maxDriftPPM {
 		return fmt.Errorf("sysclock: drift file %s: refusing to write %v %v: %w", path, freqPPM, skewPPM, ErrDriftFormat)
 	}
-	if err := writeAtomic(path, formatDrift(freqPPM, skewPPM), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, formatDrift(freqPPM, skewPPM), 0o644); err != nil {
 		return fmt.Errorf("sysclock: drift file: %w", err)
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	renamed := false
-	defer func() {
-		if err != nil && !renamed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	renamed = true
-	// The new content is in place; syncing the directory makes the rename
-	// itself survive a crash.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"gnomon.dev/gnomon/service/atomicfile"
 )
 
 // WriteAdjtime records in /etc/adjtime whether the RTC keeps local time,
@@ -26,11 +28,11 @@ func (p Paths) WriteAdjtime(local bool) error {
 	content, write, remove := RewriteAdjtime(old, exists, local)
 	switch {
 	case remove:
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := atomicfile.Remove(path); err != nil {
 			return err
 		}
 	case write:
-		return AtomicWrite(path, content, 0o644)
+		return atomicfile.WriteFile(path, content, 0o644)
 	}
 	return nil
 }

@@ -9,8 +9,6 @@ package sysfiles
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -19,6 +17,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"gnomon.dev/gnomon/service/atomicfile"
 )
 
 // Paths are the files timedate1 reads and writes. Every one lives under
@@ -140,10 +140,7 @@ func (p Paths) WriteTimezone(zone string) error {
 	if zone == "" || zone == "UTC" {
 		zone = "UTC"
 		if _, err := os.Stat(filepath.Join(p.Zoneinfo(), "UTC")); errors.Is(err, fs.ErrNotExist) {
-			if err := os.Remove(lt); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			return nil
+			return atomicfile.Remove(lt)
 		}
 	}
 	target := "../usr/share/zoneinfo/" + zone
@@ -161,61 +158,14 @@ func (invalidTimezoneError) Is(target error) bool {
 	return target == syscall.EINVAL
 }
 
-func tempName(path string) (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+hex.EncodeToString(b[:])), nil
-}
+// AtomicSymlink makes path a symlink to target in one rename
+// (atomicfile.Symlink).
+func AtomicSymlink(target, path string) error { return atomicfile.Symlink(target, path) }
 
-// AtomicSymlink makes path a symlink to target, atomically: a link with a
-// random temporary name beside path, renamed over it.
-func AtomicSymlink(target, path string) error {
-	tmp, err := tempName(path)
-	if err != nil {
-		return err
-	}
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-// AtomicWrite replaces path with data (mode mode), atomically: a
-// temporary file beside path, written, synced and renamed over it.
+// AtomicWrite replaces path with data (mode mode) in one rename
+// (atomicfile.WriteFile).
 func AtomicWrite(path string, data []byte, mode os.FileMode) error {
-	tmp, err := tempName(path)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	if werr == nil {
-		// On the descriptor (fchmod): the umask may have narrowed the
-		// mode, and the seccomp filter allows no path-based chmod.
-		werr = f.Chmod(mode)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-	}
-	return werr
+	return atomicfile.WriteFile(path, data, mode)
 }
 
 // ListTimezones lists the zones of tzdata.zi (Zone and Link names), or of
