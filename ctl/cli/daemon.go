@@ -280,6 +280,13 @@ func newAddSource(g *globals) *cobra.Command {
 					return g.daemonError(err)
 				}
 				fmt.Fprintf(g.env.Stdout, "added %s %s as %s\n", mode, addr, p)
+				if s, err := c.Source(ctx, p); err == nil && s.State == "unresolved" {
+					why := s.LastError
+					if why == "" {
+						why = "still resolving"
+					}
+					fmt.Fprintf(g.env.Stdout, "not usable yet (%s); gnomond keeps trying: see gnomonctl sources\n", why)
+				}
 				return nil
 			})
 		},

@@ -20,6 +20,7 @@ var stateMarks = map[string]byte{
 	"too-far":     'd',
 	"noselect":    'n',
 	"unreachable": '?',
+	"unresolved":  '?',
 	"none":        '?',
 }
 
@@ -49,7 +50,7 @@ const sourcesLegend = `  .-- Source mode  '^' = server, '#' = local clock (refcl
  / .- Source state '*' = selected, '+' = combined, '-' = candidate (not combined),
 | /                'x' = falseticker, '~' = outlier (too variable),
 ||                 'd' = too far (root distance above max-distance),
-||                 'n' = noselect, '?' = unreachable or no usable measurement.
+||                 'n' = noselect, '?' = unreachable, unresolved or no usable measurement.
 ||                                                 .- Reachability register (octal): 377 =
 ||                                                /   each of the last 8 polls answered.
 ||                                               |    Offset: reference minus local, the
@@ -136,7 +137,7 @@ func writeSources(w io.Writer, sources []client.Source, addresses, verbose bool)
 		}
 		fmt.Fprintf(w, "%c%c %-29s %7s %4s %5o %10s %10s %10s\n", modeMark(s.Kind), StateMark(s.State), label,
 			stratum, pollExp(s.PollUS), s.Reach, offset, delay, jitter)
-		if verbose && s.LastError != "" {
+		if s.LastError != "" && (verbose || s.State == "unresolved" || s.State == "unreachable") {
 			fmt.Fprintf(w, "   last error: %s\n", s.LastError)
 		}
 	}

@@ -128,6 +128,15 @@ func (d *Daemon) AddSource(ctx context.Context, mode, address string) (system.ID
 	}
 	var key int
 	if err := d.call(ctx, func() error {
+		if sp := d.findSpec(m, addr); sp != nil {
+			id := pendingID(sp)
+			for sid, ls := range d.sources {
+				if ls.spec == sp && sid < id {
+					id = sid
+				}
+			}
+			return fmt.Errorf("%w: %s %s is source %d, from %s", ErrSourceExists, m, addr, id, sourceOrigin(sp.origin))
+		}
 		src := d.sourceDefaults(m, addr)
 		sp := d.addSpec(d.ctx, src, originDBus)
 		key = sp.key
@@ -136,7 +145,8 @@ func (d *Daemon) AddSource(ctx context.Context, mode, address string) (system.ID
 		return 0, err
 	}
 	// The name resolves in the background; wait (bounded) for its first
-	// engine source so the caller gets an ID.
+	// engine source so the caller gets its ID, or, once resolving failed,
+	// return the ID it shows under until it resolves.
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
 	for {
@@ -145,6 +155,13 @@ func (d *Daemon) AddSource(ctx context.Context, mode, address string) (system.ID
 			for sid, ls := range d.sources {
 				if ls.spec.key == key && (id == 0 || sid < id) {
 					id = sid
+				}
+			}
+			if id == 0 {
+				for _, sp := range d.specs {
+					if sp.key == key && sp.lastErr != "" {
+						id = pendingID(sp)
+					}
 				}
 			}
 			return nil
@@ -156,10 +173,21 @@ func (d *Daemon) AddSource(ctx context.Context, mode, address string) (system.ID
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-deadline.C:
-			return 0, fmt.Errorf("source %s added, but its name has not resolved yet", address)
+			return pendingBase + system.ID(key), nil
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// sourceOrigin says where a source came from, for messages.
+func sourceOrigin(origin string) string {
+	switch origin {
+	case originConfig:
+		return "the configuration file"
+	case originRuntime:
+		return "timesync1's runtime servers"
+	}
+	return "added at run time"
 }
 
 func (d *Daemon) sourceDefaults(m config.SourceMode, addr string) config.SourceConfig {
@@ -176,6 +204,14 @@ func (d *Daemon) sourceDefaults(m config.SourceMode, addr string) config.SourceC
 func (d *Daemon) RemoveSource(ctx context.Context, id system.ID) error {
 	return d.call(ctx, func() error {
 		ls := d.sources[id]
+		if ls == nil && id >= pendingBase {
+			for _, sp := range d.specs {
+				if pendingID(sp) == id && d.members(sp) == 0 {
+					d.removeSpec(sp)
+					return nil
+				}
+			}
+		}
 		if ls == nil {
 			return fmt.Errorf("%w: %d", ErrNoSource, id)
 		}

@@ -109,6 +109,7 @@ type liveSource struct {
 	lastID  uint32
 	added   time.Time
 	session *nts.ClientSession // NTS sources only
+	lastErr string             // the last socket error, until a reply is used
 }
 
 // Daemon is one running instance.
@@ -128,6 +129,8 @@ type Daemon struct {
 	wg      sync.WaitGroup
 	status  string
 	logged  string
+	// srcState is each source's protocol state last logged.
+	srcState map[system.ID]string
 
 	specs      []*spec
 	nextSpec   int
@@ -370,6 +373,7 @@ func (d *Daemon) transmit(out []system.Transmit) {
 		}
 		sent, id, err := ls.conn.Send(tx.Data)
 		if err != nil {
+			ls.lastErr = "sending: " + err.Error()
 			d.logLimited("send:"+ls.addr.String(), "cannot send to source", "source", ls.addr, "err", err)
 			continue
 		}
@@ -381,9 +385,12 @@ func (d *Daemon) transmit(out []system.Transmit) {
 func (d *Daemon) handle(ctx context.Context, ev event) {
 	switch ev.kind {
 	case evPacket:
-		if err := d.eng.Receive(ev.src, d.now(), d.mapRaw(ev.at), ev.data); err != nil {
-			if ls := d.sources[ev.src]; ls != nil {
+		err := d.eng.Receive(ev.src, d.now(), d.mapRaw(ev.at), ev.data)
+		if ls := d.sources[ev.src]; ls != nil {
+			if err != nil {
 				d.logLimited("rx:"+ls.addr.String(), "reply not used", "source", ls.addr, "err", err)
+			} else {
+				ls.lastErr = ""
 			}
 		}
 	case evTxStamp:
@@ -392,6 +399,7 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 		}
 	case evReadErr:
 		if ls := d.sources[ev.src]; ls != nil {
+			ls.lastErr = errText(ev.err)
 			d.logLimited("rxerr:"+ls.addr.String(), "source socket error", "source", ls.addr, "err", ev.err)
 		}
 	case evResolved:
@@ -401,14 +409,26 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 	}
 }
 
+// logLimited logs a warning that may repeat (retries, a peer's bad
+// packets) at most once a minute per key, except that a new error (the
+// value of an "err" argument) is always logged: the limiter hides
+// repetitions, never changes. At debug level nothing is hidden.
 func (d *Daemon) logLimited(key, msg string, args ...any) {
-	d.limiter.Log(context.Background(), d.log, time.Now(), slog.LevelWarn, key, msg, args...)
+	state := ""
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == "err" {
+			state = fmt.Sprint(args[i+1])
+		}
+	}
+	d.limiter.LogState(context.Background(), d.log, time.Now(), slog.LevelWarn, key, state, msg, args...)
 }
 
 // publish stores a fresh snapshot for the server workers and views, and
 // updates systemd's status line when it changed.
 func (d *Daemon) publish() {
 	sn := d.eng.Snapshot(d.clk.Now())
+	d.addPending(&sn)
+	d.logSourceChanges(&sn)
 	d.snap.Store(&sn)
 	d.changeMu.Lock()
 	close(d.changed)

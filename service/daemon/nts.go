@@ -49,12 +49,14 @@ func (d *Daemon) keyExchanged(ctx context.Context, ev event) {
 		if err == nil {
 			err = errors.New("the NTP server it names does not resolve")
 		}
+		sp.lastErr = resolveErrText(sp, err)
 		d.logLimited("ke:"+sp.src.Address, "NTS key exchange failed", "address", sp.src.Address,
 			"retry_in", sp.keBackoff, "err", err)
 		d.startKeyExchange(ctx, sp, sp.keBackoff)
 		return
 	}
 	sp.keBackoff = 0
+	sp.lastErr = ""
 	for _, ls := range d.sources {
 		if ls.spec == sp && ls.session != nil {
 			if ls.addr == ev.addrs[0] {
@@ -78,6 +80,7 @@ func (d *Daemon) keyExchanged(ctx context.Context, ev event) {
 		return
 	}
 	if err := d.addSourceAuth(ctx, sp, ev.addrs[0], session); err != nil {
+		sp.lastErr = "socket: " + errText(err)
 		d.logLimited("dial:"+ev.addrs[0].String(), "cannot open socket to source", "address", ev.addrs[0], "err", err)
 		d.startKeyExchange(ctx, sp, keBackoffMin)
 		return

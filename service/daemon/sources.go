@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -42,6 +43,7 @@ type spec struct {
 	resolving bool
 	useless   map[system.ID]time.Time // since when a member has been useless
 	keBackoff time.Duration           // NTS: wait before the next key exchange
+	lastErr   string                  // the last resolution or key exchange error, "" after a success
 }
 
 func (d *Daemon) addSpec(ctx context.Context, src config.SourceConfig, origin string) *spec {
@@ -169,10 +171,16 @@ func (d *Daemon) addResolved(ctx context.Context, ev event) {
 		return
 	}
 	if ev.err != nil || len(ev.addrs) == 0 {
-		d.logLimited("dns:"+sp.src.Address, "cannot resolve source; retrying in 60 s", "address", sp.src.Address, "err", ev.err)
+		err := ev.err
+		if err == nil {
+			err = errors.New("no addresses")
+		}
+		sp.lastErr = resolveErrText(sp, err)
+		d.logLimited("dns:"+sp.src.Address, "cannot resolve source; retrying in 60 s", "address", sp.src.Address, "err", err)
 		d.startResolve(ctx, sp, time.Minute)
 		return
 	}
+	sp.lastErr = ""
 	have := map[netip.AddrPort]bool{}
 	for _, ls := range d.sources {
 		have[ls.addr] = true // never two sources at one address
@@ -194,6 +202,7 @@ func (d *Daemon) addResolved(ctx context.Context, ev event) {
 			continue
 		}
 		if err := d.addSource(ctx, sp, a); err != nil {
+			sp.lastErr = "socket: " + errText(err)
 			d.logLimited("dial:"+a.String(), "cannot open socket to source", "address", a, "err", err)
 			continue
 		}

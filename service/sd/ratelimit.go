@@ -36,6 +36,7 @@ type RateLimited struct {
 type rateEntry struct {
 	last       time.Time // when a line was last let through
 	suppressed int       // lines held back since
+	state      string    // AllowState: the state the last line reported
 }
 
 // Suppressed is a count of lines held back for a key.
@@ -60,16 +61,29 @@ func (r *RateLimited) over(e *rateEntry, now time.Time) bool {
 // A now before the last line let through (a clock that went back) counts
 // as a new interval.
 func (r *RateLimited) Allow(key string, now time.Time) (ok bool, suppressed int) {
+	return r.AllowState(key, "", now)
+}
+
+// AllowState is Allow for a line that reports a state (an error's text,
+// a source's condition): a line whose state differs from the last one let
+// through for key is always let through, so a change is never held back,
+// only its repetitions are.
+func (r *RateLimited) AllowState(key, state string, now time.Time) (ok bool, suppressed int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.keys[key]
+	if e != nil && e.state != state {
+		n := e.suppressed
+		e.last, e.suppressed, e.state = now, 0, state
+		return true, n
+	}
 	if e == nil && key != OverflowKey && len(r.keys) >= r.maxKeys {
 		r.sweep(now)
 	}
 	switch {
 	case e != nil:
 	case key != OverflowKey && len(r.keys) < r.maxKeys:
-		r.keys[key] = &rateEntry{last: now}
+		r.keys[key] = &rateEntry{last: now, state: state}
 		return true, 0
 	default:
 		if r.overflow == nil {
@@ -139,10 +153,21 @@ func (r *RateLimited) Expire(now time.Time) []Suppressed {
 
 // Log logs msg with args at level on l if key is allowed at now, adding
 // " (suppressed N similar messages)" and a "suppressed" attribute when
-// lines were held back. It reports whether the line was logged.
+// lines were held back. A line held back is still logged at debug level
+// (marked "rate_limited"), so that nothing is hidden from a debug log. It
+// reports whether the line was logged at level.
 func (r *RateLimited) Log(ctx context.Context, l *slog.Logger, now time.Time, level slog.Level, key, msg string, args ...any) bool {
-	ok, n := r.Allow(key, now)
+	return r.LogState(ctx, l, now, level, key, "", msg, args...)
+}
+
+// LogState is Log for a line reporting state (AllowState): a new state is
+// always logged.
+func (r *RateLimited) LogState(ctx context.Context, l *slog.Logger, now time.Time, level slog.Level, key, state, msg string, args ...any) bool {
+	ok, n := r.AllowState(key, state, now)
 	if !ok {
+		if level > slog.LevelDebug && l.Enabled(ctx, slog.LevelDebug) {
+			l.Log(ctx, slog.LevelDebug, msg, append(args, slog.Bool("rate_limited", true))...)
+		}
 		return false
 	}
 	if n > 0 {

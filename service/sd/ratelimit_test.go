@@ -2,6 +2,7 @@ package sd
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -169,4 +170,49 @@ func equalBools(a, b []bool) bool {
 		}
 	}
 	return true
+}
+
+// A new state always gets through; repetitions of one are limited.
+func TestRateLimitedStateChanges(t *testing.T) {
+	r := NewRateLimited(time.Minute, 16)
+	now := time.Unix(1000, 0)
+	if ok, _ := r.AllowState("src", "connection refused", now); !ok {
+		t.Fatal("first line held back")
+	}
+	if ok, _ := r.AllowState("src", "connection refused", now.Add(time.Second)); ok {
+		t.Error("a repetition within the interval got through")
+	}
+	ok, n := r.AllowState("src", "no such host", now.Add(2*time.Second))
+	if !ok || n != 1 {
+		t.Errorf("a changed state: ok %v, suppressed %d; want through, 1", ok, n)
+	}
+	if ok, _ := r.AllowState("src", "connection refused", now.Add(3*time.Second)); !ok {
+		t.Error("a change back was held back")
+	}
+}
+
+// Lines held back are still logged at debug level.
+func TestRateLimitedDebugHidesNothing(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := NewRateLimited(time.Minute, 16)
+	now := time.Unix(1000, 0)
+	for i := range 6 {
+		r.Log(context.Background(), l, now.Add(time.Duration(i)*time.Second), slog.LevelWarn, "k", "retry")
+	}
+	if got := strings.Count(buf.String(), "msg=retry"); got != 6 {
+		t.Errorf("%d of 6 lines in a debug log:\n%s", got, buf.String())
+	}
+	if got := strings.Count(buf.String(), "level=WARN"); got != 1 {
+		t.Errorf("%d warnings, want 1 (the rest at debug):\n%s", got, buf.String())
+	}
+	buf.Reset()
+	l = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r = NewRateLimited(time.Minute, 16)
+	for i := range 6 {
+		r.Log(context.Background(), l, now.Add(time.Duration(i)*time.Second), slog.LevelWarn, "k", "retry")
+	}
+	if got := strings.Count(buf.String(), "msg=retry"); got != 1 {
+		t.Errorf("%d of 6 lines at info level, want 1:\n%s", got, buf.String())
+	}
 }
