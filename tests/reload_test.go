@@ -28,7 +28,7 @@ type busGnomond struct {
 	ctl   string // gnomonctl
 	dir   string
 	argv  []string
-	env   []string
+	wrap  []string
 	tag   string
 }
 
@@ -48,12 +48,19 @@ func needGnomonctl(t *testing.T) string {
 // directory state ("" for a fresh one in dir) and extra flags.
 func startBusGnomond(t *testing.T, dir, cfg, state string, extra ...string) *busGnomond {
 	t.Helper()
+	return startBusGnomondWrapped(t, dir, cfg, state, nil, extra...)
+}
+
+// startBusGnomondWrapped is startBusGnomond with wrap (a command that
+// ends by exec'ing its arguments) before gnomond.
+func startBusGnomondWrapped(t *testing.T, dir, cfg, state string, wrap []string, extra ...string) *busGnomond {
+	t.Helper()
 	peers.NeedTool(t, "dbus-daemon")
 	bus := peers.StartSystemBus(t, filepath.Join(dir), peers.PermissiveBusPolicy)
 	if state == "" {
 		state = filepath.Join(dir, "state")
 	}
-	b := &busGnomond{bus: bus, state: state, ctl: needGnomonctl(t), dir: dir, tag: "gnomond-" + peers.RandomHex(t, 3)}
+	b := &busGnomond{bus: bus, state: state, ctl: needGnomonctl(t), dir: dir, tag: "gnomond-" + peers.RandomHex(t, 3), wrap: wrap}
 	path := filepath.Join(dir, b.tag+".toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -70,7 +77,8 @@ func (b *busGnomond) start(t *testing.T) {
 	t.Helper()
 	n := peers.NewNotifier(t, b.dir)
 	b.notify = n
-	b.Proc = peers.Start(t, b.dir, b.tag, []string{"NOTIFY_SOCKET=" + n.Path}, peers.Safe(t, b.argv...)...)
+	argv := append(append([]string(nil), b.wrap...), peers.Safe(t, b.argv...)...)
+	b.Proc = peers.Start(t, b.dir, b.tag, []string{"NOTIFY_SOCKET=" + n.Path}, argv...)
 	n.WaitFor(t, 15*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
 	peers.Eventually(t, 15*time.Second, "gnomond on the bus", func() error {
 		if !b.Alive() {

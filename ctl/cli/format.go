@@ -135,9 +135,13 @@ func writeSources(w io.Writer, sources []client.Source, addresses, verbose bool)
 		if s.Stratum == 0 && s.Reach == 0 {
 			stratum = "-"
 		}
+		poll := pollExp(s.PollUS)
+		if s.State == "unresolved" {
+			poll = "-" // not polled yet: its name does not resolve
+		}
 		fmt.Fprintf(w, "%c%c %-29s %7s %4s %5o %10s %10s %10s\n", modeMark(s.Kind), StateMark(s.State), label,
-			stratum, pollExp(s.PollUS), s.Reach, offset, delay, jitter)
-		if s.LastError != "" && (verbose || s.State == "unresolved" || s.State == "unreachable") {
+			stratum, poll, s.Reach, offset, delay, jitter)
+		if s.LastError != "" && (verbose || s.Reach == 0 || s.State == "unresolved" || s.State == "unreachable") {
 			fmt.Fprintf(w, "   last error: %s\n", s.LastError)
 		}
 	}
