@@ -110,6 +110,7 @@ func newRoot() *cobra.Command {
 		sysRoot  string
 		helper   string
 		poolRepl time.Duration
+		keyRetry time.Duration
 	)
 	root := &cobra.Command{
 		Use:   "gnomond",
@@ -150,7 +151,7 @@ func newRoot() *cobra.Command {
 			}
 			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify,
 				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl,
-				Observe: observe, LogLevel: level, LogLevelFixed: logLevel != ""})
+				Observe: observe, LogLevel: level, LogLevelFixed: logLevel != "", KeySaveRetry: keyRetry})
 			if err != nil {
 				return &exitError{exitFailure, err}
 			}
@@ -221,6 +222,9 @@ func newRoot() *cobra.Command {
 	// For tests: how long a useless pool member is kept (0: 8 minutes).
 	root.Flags().DurationVar(&poolRepl, "pool-replace-after", 0, "replace a pool member after it has been unreachable or a falseticker this long (default 8m)")
 	_ = root.Flags().MarkHidden("pool-replace-after")
+	// For tests: how often NTS master keys that could not be saved are retried.
+	root.Flags().DurationVar(&keyRetry, "key-save-retry", 0, "retry saving NTS master keys that could not be saved this often (default 30s)")
+	_ = root.Flags().MarkHidden("key-save-retry")
 	root.AddCommand(&cobra.Command{
 		Use:           "check-config [PATH]",
 		Short:         "Validate a configuration file without starting",

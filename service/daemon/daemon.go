@@ -53,6 +53,9 @@ type Options struct {
 	// Pools are checked every quarter of it, and at least once a minute.
 	// Tests shorten it; there is no configuration key.
 	PoolReplaceAfter time.Duration
+	// KeySaveRetry is how often NTS master keys that could not be saved
+	// are saved again (0: every 30 s). Tests shorten it.
+	KeySaveRetry time.Duration
 	// Observe is --observe: observe mode whatever the file says, on
 	// reloads too.
 	Observe bool

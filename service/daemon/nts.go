@@ -132,7 +132,7 @@ func (d *Daemon) loadRing() (ring *nts.KeyRing, unsaved bool, err error) {
 	if ring != nil && errors.Is(err, ntsio.ErrNotSaved) {
 		d.log.Error("NTS master keys cannot be saved in the state directory: serving NTS with keys held in memory only "+
 			"(clients must re-key after a restart); retrying the save",
-			"state_dir", d.opts.StateDir, "retry_every", ntsio.SaveRetry, "err", d.stateError(err))
+			"state_dir", d.opts.StateDir, "err", d.stateError(err))
 		return ring, true, nil
 	}
 	return ring, false, err
@@ -146,7 +146,7 @@ func (d *Daemon) startRing(ctx context.Context, ring *nts.KeyRing, unsaved bool)
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			_ = ntsio.RotateKeysUnsaved(ctx, d.opts.StateDir, ring, time.Now, d.log, unsaved)
+			_ = ntsio.RotateKeysUnsaved(ctx, d.opts.StateDir, ring, time.Now, d.log, unsaved, d.opts.KeySaveRetry)
 		}()
 	}
 }

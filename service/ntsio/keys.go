@@ -95,23 +95,28 @@ const SaveRetry = 30 * time.Second
 // save is logged and retried every SaveRetry; the new key is in use
 // either way.
 func RotateKeys(ctx context.Context, dir string, ring *nts.KeyRing, now func() time.Time, log *slog.Logger) error {
-	return RotateKeysUnsaved(ctx, dir, ring, now, log, false)
+	return RotateKeysUnsaved(ctx, dir, ring, now, log, false, 0)
 }
 
 // RotateKeysUnsaved is RotateKeys for a ring that is not saved yet
 // (unsaved: LoadKeyRing returned ErrNotSaved): it tries to save it every
-// SaveRetry until that works, logging the first failure and the success.
-func RotateKeysUnsaved(ctx context.Context, dir string, ring *nts.KeyRing, now func() time.Time, log *slog.Logger, unsaved bool) error {
+// retry (0: SaveRetry) until that works, logging the first failure, then
+// hourly, and the success.
+func RotateKeysUnsaved(ctx context.Context, dir string, ring *nts.KeyRing, now func() time.Time, log *slog.Logger, unsaved bool, retry time.Duration) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	if retry <= 0 {
+		retry = SaveRetry
+	}
+	logEvery := max(int(time.Hour/retry), 1)
 	const maxSleep = time.Hour // re-check hourly: the clock may be stepped
 	dirty := unsaved
 	failures := 0
 	for {
 		wait := min(max(ring.NextRotation().Sub(now()), time.Second), maxSleep)
 		if dirty {
-			wait = min(wait, SaveRetry)
+			wait = min(wait, retry)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -127,10 +132,10 @@ func RotateKeysUnsaved(ctx context.Context, dir string, ring *nts.KeyRing, now f
 		}
 		if rotated || dirty {
 			if err := SaveKeyRing(dir, ring); err != nil {
-				if !dirty || failures%120 == 0 {
+				if !dirty || failures%logEvery == 0 {
 					// Once, then hourly: every retry would flood the log.
 					log.Error("saving NTS master keys failed; serving with keys held in memory, retrying",
-						"dir", dir, "retry_every", SaveRetry, "err", err)
+						"dir", dir, "retry_every", retry, "err", err)
 				}
 				failures++
 				dirty = true

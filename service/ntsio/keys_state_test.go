@@ -26,7 +26,7 @@ func TestLoadKeyRingUnsaved(t *testing.T) {
 	done := make(chan error, 1)
 	// A clock past the next rotation makes the loop wake at once.
 	go func() {
-		done <- RotateKeysUnsaved(ctx, dir, ring, func() time.Time { return time.Now().Add(72 * time.Hour) }, quiet, true)
+		done <- RotateKeysUnsaved(ctx, dir, ring, func() time.Time { return time.Now().Add(72 * time.Hour) }, quiet, true, 0)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
