@@ -110,8 +110,9 @@ var unitFiles = []string{"gnomond.service", "gnomond.socket", "gnomond-nts-ke.so
 	"gnomon-timedate-helper.service", "gnomon-timedate-helper.socket"}
 
 // verifyClean runs systemd-analyze verify on units in a private mount
-// namespace where /usr/sbin holds only a stand-in gnomond and an overlay on
-// /usr/lib adds a stand-in /usr/lib/gnomon/gnomon-timedate-helper (verify
+// namespace where /usr/sbin holds only a stand-in gnomond and overlays on
+// /usr/lib and /usr/bin add a stand-in /usr/lib/gnomon/gnomon-timedate-helper
+// and /usr/bin/gnomonctl (ExecReload=) (verify
 // checks that ExecStart= is executable; nothing here installs into the real
 // /usr, the overlay's upper layer is a temporary directory). A clean unit
 // gives exit 0 and no output at all: verify reports bad values as warnings
@@ -121,7 +122,7 @@ func verifyClean(t *testing.T, dir string, units ...string) (bool, string) {
 	sa := peers.NeedTool(t, "systemd-analyze")
 	unshare := peers.NeedTool(t, "unshare")
 	ov := t.TempDir()
-	for _, d := range []string{"up", "work"} {
+	for _, d := range []string{"up", "work", "binup", "binwork"} {
 		if err := os.Mkdir(filepath.Join(ov, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -134,6 +135,9 @@ mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$OV/up,workdir=$OV/work"
 mkdir -p /usr/lib/gnomon
 printf '#!/bin/sh\nexit 0\n' > /usr/lib/gnomon/gnomon-timedate-helper
 chmod 0755 /usr/lib/gnomon/gnomon-timedate-helper
+mount -t overlay overlay -o "lowerdir=/usr/bin,upperdir=$OV/binup,workdir=$OV/binwork" /usr/bin
+printf '#!/bin/sh\nexit 0\n' > /usr/bin/gnomonctl
+chmod 0755 /usr/bin/gnomonctl
 exec "$0" verify --man=no "$@"`
 	args := []string{"env", "OV=" + ov, unshare, "-m", "--propagation", "private", "sh", "-c", script, sa}
 	for _, u := range units {
