@@ -274,12 +274,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.reloadMu.Lock()
 	d.runCtx = ctx
-	if err := d.startNTS(ctx); err != nil {
-		d.reloadMu.Unlock()
-		return err
+	err := d.startNTS(ctx)
+	if err == nil {
+		if err = d.startServers(ctx); err != nil {
+			d.closeKE()
+		}
 	}
-	if err := d.startServers(ctx); err != nil {
-		d.closeKE()
+	if err != nil {
+		d.stopped = true // a Reload waiting for the start gives up
+		close(d.started)
 		d.reloadMu.Unlock()
 		return err
 	}

@@ -277,7 +277,11 @@ func (p *plan) commit(d *Daemon) []string {
 		d.log.Info("serving NTP", "listen", g.listen, "workers", len(g.ss.Conns))
 		changes = append(changes, fmt.Sprintf("server %s: opened", g.listen))
 	}
-	for g, sc := range p.keep {
+	for _, g := range d.servers {
+		sc, ok := p.keep[g]
+		if !ok {
+			continue
+		}
 		if w := g.ws; len(w) > 0 {
 			if prev := w[0].pol.Load(); prev != nil {
 				name := "server " + g.listen.String()
