@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"gnomon.dev/gnomon/ctl/migrate"
+	"gnomon.dev/gnomon/service/atomicfile"
 	"gnomon.dev/gnomon/service/config"
 )
 
@@ -83,29 +83,13 @@ func newMigrateChrony(g *globals) *cobra.Command {
 	return c
 }
 
-// writeOutput writes data to path through a temporary file in the same
-// directory, so a reader never sees half a file.
+// writeOutput writes data to path atomically (atomicfile.WriteFile), so a
+// reader never sees half a file and a failure leaves no file behind.
 func writeOutput(path string, data []byte, force bool) error {
 	if _, err := os.Lstat(path); err == nil && !force {
 		return fmt.Errorf("%s exists (use --force to replace it)", path)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".gnomon.toml.*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o644)
 }
