@@ -5,9 +5,13 @@
 // Every change is all or nothing: the new content goes to a temporary
 // file beside the target (".NAME.tmp-RANDOM"), is synced, and is renamed
 // over the target; then the directory is synced so that the rename itself
-// survives a crash. On any error the temporary file is removed and the
-// target is left as it was, so a caller that reports an error to its
-// client has changed nothing. A process killed in the middle leaves the
+// survives a power loss. On any error before the rename the temporary
+// file is removed and the target is left as it was, so a caller that
+// reports an error to its client has changed nothing. The rename is the
+// commit: once it is done the call succeeds, and the directory sync after
+// it is best effort (a sandbox may forbid opening the directory; the new
+// file is in place either way, and reporting failure then would tell the
+// caller that nothing changed when it did). A process killed in the middle leaves the
 // old file or the new one, never a torn one; at worst a temporary file,
 // which Clean removes.
 package atomicfile
@@ -81,7 +85,8 @@ func WriteFile(path string, data []byte, perm fs.FileMode) (err error) {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	renamed = true
-	return SyncDir(dirOf(path))
+	_ = SyncDir(dirOf(path))
+	return nil
 }
 
 // Symlink makes path a symbolic link to target, replacing what was there
@@ -98,7 +103,8 @@ func Symlink(target, path string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("link %s: %w", path, err)
 	}
-	return SyncDir(dirOf(path))
+	_ = SyncDir(dirOf(path))
+	return nil
 }
 
 // Remove removes path; a path that does not exist is no error. The
@@ -110,7 +116,8 @@ func Remove(path string) error {
 		}
 		return err
 	}
-	return SyncDir(dirOf(path))
+	_ = SyncDir(dirOf(path)) // best effort, as after a rename
+	return nil
 }
 
 // SyncDir makes the renames and removals in dir durable.

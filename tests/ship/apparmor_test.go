@@ -134,6 +134,9 @@ func TestAppArmorCoversPaths(t *testing.T) {
 		{"/dev/ptp3", "rw"},
 		{"/dev/pps0", "r"},
 		{"/etc/localtime", "rwl"},
+		{"/etc/.localtime.tmp-0123456789abcdef", "rwl"},
+		{"/etc/", "r"},
+		{"/var/lib/gnomon/.ntp-disabled.tmp-0123456789abcdef", "w"},
 		{"/etc/adjtime", "rw"},
 		{"/usr/share/zoneinfo/Europe/Berlin", "r"},
 		{"/usr/share/zoneinfo/tzdata.zi", "r"},
@@ -192,6 +195,8 @@ func TestAppArmorHelper(t *testing.T) {
 	for _, tc := range []struct{ path, need string }{
 		{"/usr/lib/gnomon/gnomon-timedate-helper", "m"},
 		{"/etc/localtime", "rwl"},
+		{"/etc/.localtime.tmp-0123456789abcdef", "rwl"},
+		{"/etc/", "r"},
 		{"/etc/.localtime.0123456789abcdef", "rwl"},
 		{"/etc/adjtime", "rw"},
 		{"/etc/.adjtime.0123456789abcdef", "rw"},
