@@ -305,3 +305,51 @@ func unitExecReload(t *testing.T) string {
 	t.Fatal("units/gnomond.service has no ExecReload=")
 	return ""
 }
+
+// TestReloadActivatedSockets: with the NTP socket passed by systemd
+// (systemd-socket-activate), a reload applies the new policy to that
+// socket (a denylist is enforced at once) and says a listen change cannot
+// apply there.
+func TestReloadActivatedSockets(t *testing.T) {
+	peers.NeedRoot(t, rootFor)
+	t.Parallel()
+	ssa := peers.NeedTool(t, "systemd-socket-activate")
+	dir := peers.TempDir(t, 0o777)
+	port := peers.FreePort(t)
+	addr := peers.Loop4(port)
+	wrap := []string{ssa, "-l", addr.String(), "--datagram", "--fdname=ntp", "-E", "NOTIFY_SOCKET=@NOTIFY@"}
+	g := startGnomond(t, dir, observeConfig(serverTable(addr.String(), "rate-limit = { interval = 0 }")), gnomondOpts{wrap: wrap})
+	deadline := time.Now().Add(10 * time.Second)
+	for portFree(port) {
+		if !g.Alive() || time.Now().After(deadline) {
+			t.Fatalf("systemd-socket-activate did not bind %v", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c := peers.NewNTPClient(t, "127.0.0.1")
+	if _, _, err := c.Query(addr, 10*time.Second); err != nil {
+		t.Fatalf("the activating request: %v", err)
+	}
+	g.notify.WaitFor(t, 5*time.Second, "READY=1", func(l string) bool { return l == "READY=1" })
+
+	other := peers.Loop4(peers.FreePort(t))
+	cfg := observeConfig(serverTable(other.String(), `denylist = { filter = ["127.0.0.1/32"] }`, "rate-limit = { interval = 0 }"))
+	if err := os.WriteFile(g.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	recs := waitLog(t, g, 10*time.Second, 1, "configuration reloaded", nil)
+	mustContain(t, "reload on activated sockets", recs[0]["changes"], "server (systemd sockets): denylist changed",
+		"server listen: not applied")
+	if answers(t, "127.0.0.1", addr, 2) {
+		t.Error("127.0.0.1 is still answered on the activated socket after it was denied")
+	}
+	if !answers(t, "127.0.0.2", addr, 3) {
+		t.Error("127.0.0.2 is not answered on the activated socket")
+	}
+	if answers(t, "127.0.0.2", other, 1) {
+		t.Error("the listen address of the reloaded file was opened, but the sockets come from systemd")
+	}
+}

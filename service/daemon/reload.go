@@ -88,6 +88,9 @@ func (d *Daemon) reload(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	changes := p.commit(d)
+	if len(d.opts.Listeners["ntp"]) > 0 && !reflect.DeepEqual(listens(old), listens(cfg)) {
+		changes = append(changes, "server listen: not applied, the NTP sockets come from systemd (edit gnomond.socket)")
+	}
 	// The owner loop's part: sources, engine limits, the configuration.
 	var own []string
 	if err := d.call(d.runCtx, func() error {
@@ -123,11 +126,23 @@ func (d *Daemon) needsRestart(old, cfg *config.Config) error {
 			}
 		}
 	}
+	if len(d.opts.Listeners["nts-ke"]) > 0 && len(cfg.NTSKEServers) == 0 {
+		keys = append(keys, "nts-ke-server (removing the last one while systemd passes NTS-KE sockets; disable gnomond-nts-ke.socket first)")
+	}
 	if len(keys) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%s: %s cannot change while gnomond runs: %w (systemctl restart gnomond); nothing was changed",
 		cfg.Path, strings.Join(keys, ", "), ErrNeedsRestart)
+}
+
+// listens is every [[server]]'s listen address.
+func listens(cfg *config.Config) []string {
+	var out []string
+	for _, sc := range cfg.Servers {
+		out = append(out, sc.Listen.String())
+	}
+	return out
 }
 
 // serverAt is the running group of sc's listen address, if any.
