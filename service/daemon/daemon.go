@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -423,7 +424,14 @@ func (d *Daemon) logLimited(key, msg string, args ...any) {
 	state := ""
 	for i := 0; i+1 < len(args); i += 2 {
 		if k, ok := args[i].(string); ok && k == "err" {
-			state = fmt.Sprint(args[i+1])
+			// The error's last words ("connection refused", "no such
+			// host"): the addresses and ports before them may vary
+			// from one retry to the next without anything changing.
+			msg := fmt.Sprint(args[i+1])
+			if j := strings.LastIndex(msg, ": "); j >= 0 {
+				msg = msg[j+2:]
+			}
+			state = msg
 		}
 	}
 	d.limiter.LogState(context.Background(), d.log, time.Now(), slog.LevelWarn, key, state, msg, args...)
