@@ -68,18 +68,36 @@ func newTimedate(s *Service) *timedate {
 	return t
 }
 
-func (t *timedate) export(conn *godbus.Conn) error {
-	if err := conn.Export(t, PathTimedate, TimedateSpec.Name); err != nil {
-		return err
-	}
-	if err := conn.Export(t.props, PathTimedate, ifaceProperties); err != nil {
-		return err
-	}
-	return conn.Export(&introspectObject{ifaces: []*InterfaceSpec{TimedateSpec}}, PathTimedate, ifaceIntrospect)
+// object is timedate1's object for its router.
+func (t *timedate) object() *busObject {
+	return &busObject{path: PathTimedate, ifaces: []*objIface{{spec: TimedateSpec, get: t.props.ifaces[0].get,
+		methods: map[string]methodFunc{
+			"SetTime": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetTime(*c.msg, c.body[0].(int64), c.body[1].(bool), c.body[2].(bool))
+			},
+			"SetTimezone": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetTimezone(*c.msg, c.body[0].(string), c.body[1].(bool))
+			},
+			"SetLocalRTC": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetLocalRTC(*c.msg, c.body[0].(bool), c.body[1].(bool), c.body[2].(bool))
+			},
+			"SetNTP": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetNTP(*c.msg, c.body[0].(bool), c.body[1].(bool))
+			},
+			"ListTimezones": func(c *call) ([]any, *godbus.Error) {
+				l, err := t.ListTimezones()
+				if err != nil {
+					return nil, err
+				}
+				return []any{l}, nil
+			},
+		}}}}
 }
 
+// emit sends PropertiesChanged for one property with its new value (the
+// caller may hold t.mu, so no getter runs here).
 func (t *timedate) emit(name string, v any) {
-	t.s.emit(PathTimedate, TimedateSpec.Name, map[string]godbus.Variant{name: godbus.MakeVariant(v)})
+	t.s.tdr.emitValues(PathTimedate, TimedateSpec.Name, []dictEntry{{name, godbus.MakeVariant(v)}})
 }
 
 // SetTime steps the clock (through the Backend) to usec_utc µs since the
@@ -183,16 +201,6 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 		return err
 	}
 	rtcPath := t.s.opts.Paths.RTC()
-	if fixSystem {
-		// Setting the system clock from the RTC needs an RTC and a clock
-		// gnomond may set: refuse before changing anything.
-		if _, err := os.Stat(rtcPath); err != nil {
-			return errnoError("Failed to read RTC "+rtcPath+" (this machine has no RTC; nothing was changed)", err)
-		}
-		if t.s.b.ClockMode() == "observe" {
-			return newError(ErrNotSupported, "Failed to set the system clock from the RTC: gnomond runs in observe mode and never sets the clock")
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if local != t.localRTC {
@@ -207,18 +215,25 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 		t.localRTC = local
 	}
 	if fixSystem {
-		// Read through the seam (the helper under User=gnomon), as if UTC,
-		// then in the new representation.
+		// Set the system clock from the RTC, read through the seam (the
+		// helper under User=gnomon) as if UTC, then in the new
+		// representation. As in timedated, a failure (no RTC: every VM
+		// and container) is logged and ignored: /etc/adjtime is written.
 		rt, _, err := t.s.readRTC()
-		if err == nil {
+		switch {
+		case err != nil:
+		case t.s.b.ClockMode() == "observe":
+			err = errors.New("gnomond runs in observe mode and never sets the clock")
+		default:
 			rt = t.s.opts.Paths.InterpretRTC(rt, local)
-			now := time.Now()
-			target := rt.Add(time.Duration(now.Nanosecond()))
+			target := rt.Add(time.Duration(time.Now().Nanosecond()))
 			ctx, cancel := t.s.call()
 			err = t.s.b.SetTime(ctx, target)
 			cancel()
 		}
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			t.s.log.Info("no RTC: the system clock was not set from it, only /etc/adjtime was updated", "rtc", rtcPath)
+		} else if err != nil {
 			t.s.log.Warn("cannot set the system clock from the RTC", "err", err)
 		}
 	} else {

@@ -139,7 +139,11 @@ func newRoot() *cobra.Command {
 				}
 				level = l.Level()
 			}
-			log := slog.New(sd.NewLogHandler(os.Stderr, level, string(cfg.Log.Format)))
+			// A LevelVar, so that LogControl1 (systemctl service-log-level)
+			// can change it at run time.
+			levelVar := new(slog.LevelVar)
+			levelVar.Set(level)
+			log := slog.New(sd.NewLogHandler(os.Stderr, levelVar, string(cfg.Log.Format)))
 			for _, w := range cfg.Check() {
 				log.Warn("configuration", "warning", w.String())
 			}
@@ -181,6 +185,7 @@ func newRoot() *cobra.Command {
 					PollIntervalMin: pollSeconds(cfg.SourceDefaults.PollIntervalLimits.Min),
 					PollIntervalMax: pollSeconds(cfg.SourceDefaults.PollIntervalLimits.Max),
 					RootDistanceMax: cfg.Synchronization.MaxDistance,
+					LogLevel:        levelVar,
 				})
 				if err != nil {
 					return &exitError{exitFailure, err}
