@@ -126,12 +126,12 @@ func intercept(msg *godbus.Message) {
 type routed struct{ r *router }
 
 func (r *router) LookupObject(godbus.ObjectPath) (godbus.ServerObject, bool) { return routed{r}, true }
-func (o routed) LookupInterface(string) (godbus.Interface, bool)            { return o, true }
-func (o routed) LookupMethod(string) (godbus.Method, bool)                  { return o, true }
-func (o routed) NumArguments() int                                          { return 0 }
-func (o routed) NumReturns() int                                            { return 0 }
-func (o routed) ArgumentValue(int) any                                      { return nil }
-func (o routed) ReturnValue(int) any                                        { return nil }
+func (o routed) LookupInterface(string) (godbus.Interface, bool)             { return o, true }
+func (o routed) LookupMethod(string) (godbus.Method, bool)                   { return o, true }
+func (o routed) NumArguments() int                                           { return 0 }
+func (o routed) NumReturns() int                                             { return 0 }
+func (o routed) ArgumentValue(int) any                                       { return nil }
+func (o routed) ReturnValue(int) any                                         { return nil }
 
 // DecodeArguments (godbus.ArgumentDecoder) passes the message on undecoded.
 func (o routed) DecodeArguments(conn *godbus.Conn, _ string, msg *godbus.Message, _ []any) ([]any, error) {

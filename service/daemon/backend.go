@@ -261,14 +261,8 @@ func specKey(s config.SourceConfig) string {
 
 // SetRuntimeServers replaces the runtime servers (timesync1).
 func (d *Daemon) SetRuntimeServers(ctx context.Context, servers []string) error {
-	var srcs []config.SourceConfig
-	for _, s := range servers {
-		addr, err := config.ParseSourceAddress(s, config.SourceServer)
-		if err != nil {
-			return fmt.Errorf("invalid NTP server %q: %w", s, err)
-		}
-		srcs = append(srcs, d.sourceDefaults(config.SourceServer, addr))
-	}
+	servers = append([]string{}, servers...)
+	srcs := d.serverSources(servers, "runtime")
 	return d.call(ctx, func() error {
 		for _, sp := range append([]*spec(nil), d.specs...) {
 			if sp.origin == originRuntime {
@@ -279,6 +273,7 @@ func (d *Daemon) SetRuntimeServers(ctx context.Context, servers []string) error 
 			d.addSpec(d.ctx, src, originRuntime)
 		}
 		d.runtime.Store(&servers)
+		d.applyPrecedence()
 		return nil
 	})
 }
@@ -309,4 +304,5 @@ func (d *Daemon) publishConfigServers() {
 		out = append(out, strings.TrimSuffix(s.Host(), "."))
 	}
 	d.cfgServers.Store(&out)
+	d.applyPrecedence()
 }
