@@ -3,9 +3,9 @@ package dbus
 import (
 	"errors"
 	"io/fs"
-	"math"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -100,6 +100,21 @@ func (t *timedate) emit(name string, v any) {
 	t.s.tdr.emitValues(PathTimedate, TimedateSpec.Name, []dictEntry{{name, godbus.MakeVariant(v)}})
 }
 
+// timeSettodSecMax is the kernel's TIME_SETTOD_SEC_MAX: KTIME_SEC_MAX
+// less 30 years of uptime.
+const timeSettodSecMax = 9223372036 - 30*365*24*3600
+
+// addUsec adds a relative µs value to now as timedated 252 does, in
+// unsigned 64-bit arithmetic: ok is false when the sum wraps.
+func addUsec(now, rel int64) (uint64, bool) {
+	n := uint64(now)
+	x := n + uint64(rel)
+	if (rel > 0 && x < n) || (rel < 0 && x > n) {
+		return 0, false
+	}
+	return x, true
+}
+
 // SetTime steps the clock (through the Backend) to usec_utc µs since the
 // epoch, or by usec_utc µs when relative. Refused while NTP is on.
 func (t *timedate) SetTime(msg godbus.Message, usec int64, relative, interactive bool) *godbus.Error {
@@ -114,8 +129,7 @@ func (t *timedate) SetTime(msg godbus.Message, usec int64, relative, interactive
 		return nil
 	}
 	if relative {
-		now := start.UnixMicro()
-		if (usec > 0 && now > math.MaxInt64-usec) || (usec < 0 && now+usec < 0) {
+		if _, ok := addUsec(start.UnixMicro(), usec); !ok {
 			return newError(ErrInvalidArgs, "Time value overflow")
 		}
 	}
@@ -124,16 +138,22 @@ func (t *timedate) SetTime(msg godbus.Message, usec int64, relative, interactive
 	}
 	// Relative times are against now at this point (after polkit), an
 	// absolute time gets the handling latency added, as timedated does.
-	var target time.Time
+	var targetUsec uint64
 	if relative {
-		now := time.Now().UnixMicro()
-		if (usec > 0 && now > math.MaxInt64-usec) || (usec < 0 && now+usec < 0) {
+		x, ok := addUsec(time.Now().UnixMicro(), usec)
+		if !ok {
 			return newError(ErrInvalidArgs, "Time value overflow")
 		}
-		target = time.UnixMicro(now + usec)
+		targetUsec = x
 	} else {
-		target = time.UnixMicro(usec).Add(time.Since(start))
+		targetUsec = uint64(usec) + uint64(time.Since(start)/time.Microsecond)
 	}
+	// The kernel refuses times past TIME_SETTOD_SEC_MAX (year 2232) with
+	// EINVAL; timedated passes that on.
+	if targetUsec/1e6 >= timeSettodSecMax {
+		return newError(ErrInvalidArgs, "Failed to set local time: %s", strerror(syscall.EINVAL))
+	}
+	target := time.UnixMicro(int64(targetUsec))
 	if t.s.b.ClockMode() == "observe" {
 		return newError(ErrNotSupported, "Failed to set local time: gnomond runs in observe mode and never sets the clock")
 	}
