@@ -339,6 +339,9 @@ func battery() []step {
 	return b
 }
 
+// verbose shows every step's outcome (GNOMON_CONFORMANCE_VERBOSE=1).
+var verbose = os.Getenv("GNOMON_CONFORMANCE_VERBOSE") != ""
+
 func runOut(argv ...string) (string, error) {
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	return string(out), err
@@ -394,6 +397,9 @@ func TestConformance(t *testing.T) {
 			out = shorten(maskGet(st, maskRes(normalize(out, s.dir))))
 			sigs := s.drainSignals()
 			res[i] = fmt.Sprintf("%s\nsignals: %s\nfiles: %s", out, normalize(strings.Join(sigs, " | "), s.dir), s.files())
+		}
+		if verbose {
+			t.Logf("step %q (%s):\n%s", st.name, st.who, res[0])
 		}
 		if res[0] == res[1] {
 			continue
