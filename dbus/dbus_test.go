@@ -640,7 +640,7 @@ func TestSetTime(t *testing.T) {
 		if tc.relative {
 			want = before.Add(time.Duration(tc.usec) * time.Microsecond)
 		}
-		if d := b.setTime[0].Sub(want); d < 0 || d > time.Second {
+		if d := b.setTime[0].Sub(want); d < -time.Microsecond || d > time.Second { // µs, as timedated
 			t.Errorf("%s: set to %v, want %v", tc.name, b.setTime[0], want)
 		}
 	}

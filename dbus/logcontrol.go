@@ -122,6 +122,69 @@ func (lc *logControl) privileged(c *call, prop string) *godbus.Error {
 	return newError(ErrAccessDenied, "Access to %s.%s() not permitted.", LogControlSpec.Name, prop)
 }
 
+// gnomonLogControl serves LogControl1 on org.gnomon.Gnomon1's connection
+// (godbus exports), the name units/gnomond.service gives as BusName=, so
+// that "systemctl service-log-level gnomond debug" reaches it.
+type gnomonLogControl struct {
+	lc  *logControl
+	obj *busObject
+}
+
+func (g gnomonLogControl) call(msg godbus.Message) *call { return &call{msg: &msg, body: msg.Body} }
+
+// Get is org.freedesktop.DBus.Properties.Get.
+func (g gnomonLogControl) Get(iface, name string) (godbus.Variant, *godbus.Error) {
+	it, p, ok := g.obj.prop(iface, name)
+	if !ok {
+		return godbus.Variant{}, newError("org.freedesktop.DBus.Error.UnknownProperty", "Unknown interface %s or property %s.", iface, name)
+	}
+	return it.value(p)
+}
+
+// GetAll is org.freedesktop.DBus.Properties.GetAll (a map: godbus's
+// exports cannot keep the order).
+func (g gnomonLogControl) GetAll(iface string) (map[string]godbus.Variant, *godbus.Error) {
+	entries, err := g.obj.getAll(iface)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]godbus.Variant{}
+	for _, e := range entries {
+		out[e.Key] = e.Value
+	}
+	return out, nil
+}
+
+// Set is org.freedesktop.DBus.Properties.Set.
+func (g gnomonLogControl) Set(msg godbus.Message, iface, name string, v godbus.Variant) *godbus.Error {
+	it, p, ok := g.obj.prop(iface, name)
+	if !ok {
+		return newError("org.freedesktop.DBus.Error.UnknownProperty", "Unknown interface %s or property %s.", iface, name)
+	}
+	set := it.set[name]
+	if set == nil {
+		return newError("org.freedesktop.DBus.Error.PropertyReadOnly", "Property '%s' is not writable.", name)
+	}
+	if vs := v.Signature().String(); vs != p.Type {
+		return newError(ErrInvalidArgs, "Incorrect parameters for property '%s', expected '%s', got '%s'.", name, p.Type, vs)
+	}
+	return set(g.call(msg), v)
+}
+
+// Introspect is org.freedesktop.DBus.Introspectable.Introspect.
+func (g gnomonLogControl) Introspect() (string, *godbus.Error) {
+	return sdIntrospect(g.obj.ifaces, nil), nil
+}
+
+// export puts LogControl1 on the Gnomon1 connection.
+func (lc *logControl) export(conn *godbus.Conn) error {
+	g := gnomonLogControl{lc: lc, obj: lc.object("gnomond")}
+	if err := conn.Export(g, PathLogControl, ifaceProperties); err != nil {
+		return err
+	}
+	return conn.ExportMethodTable(map[string]any{"Introspect": g.Introspect}, PathLogControl, ifaceIntrospect)
+}
+
 func (lc *logControl) setLevel(c *call, v godbus.Variant) *godbus.Error {
 	if err := lc.privileged(c, "LogLevel"); err != nil {
 		return err

@@ -283,6 +283,9 @@ func (s *Service) Attach(conn *godbus.Conn) error {
 	s.mu.Lock()
 	s.exported = map[uint64]bool{}
 	s.mu.Unlock()
+	if err := s.lc.export(conn); err != nil {
+		return err
+	}
 	if err := s.gm.export(conn); err != nil {
 		return err
 	}
