@@ -225,6 +225,7 @@ func TestDBus(t *testing.T) {
 	t.Run("introspect", func(t *testing.T) { e.t = t; testIntrospect(e) })
 	t.Run("gnomon1", func(t *testing.T) { e.t = t; testGnomon1(e) })
 	t.Run("timesync-methods", func(t *testing.T) { e.t = t; testTimesyncMethods(e) })
+	t.Run("log-control", func(t *testing.T) { e.t = t; testLogControl(e) })
 	t.Run("gnome-settings", func(t *testing.T) { e.t = t; testGnomeSettings(e) })
 	t.Run("polkit-unprivileged", func(t *testing.T) { e.t = t; testPolkitUser(e) })
 	t.Run("reconnect", func(t *testing.T) { e.t = t; testReconnect(e) })
@@ -783,6 +784,46 @@ func (e *env) sourceOrigins() string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
+}
+
+// testLogControl: LogControl1's LogLevel changes gnomond's log level at
+// run time, through any of the three names (systemctl service-log-level
+// uses BusName=, org.gnomon.Gnomon1).
+func testLogControl(e *env) {
+	t := e.t
+	busctl := peers.NeedTool(t, "busctl")
+	set := func(name, level string) {
+		if out, err := e.run(busctl, "--system", "set-property", name, string(gdbus.PathLogControl), gdbus.LogControlSpec.Name, "LogLevel", "s", level); err != nil {
+			t.Fatalf("set LogLevel %s on %s: %v %s", level, name, err, out)
+		}
+	}
+	zone := func(z string) {
+		if err := e.client.Object(gdbus.NameTimedate, gdbus.PathTimedate).Call(gdbus.TimedateSpec.Name+".SetTimezone", 0, z, false).Err; err != nil {
+			t.Fatalf("SetTimezone %s: %v", z, err)
+		}
+	}
+	logged := func(z string) bool {
+		data, _ := os.ReadFile(e.gnomond.Log)
+		return strings.Contains(string(data), "timezone="+z)
+	}
+	set(gdbus.NameTimedate, "warning")
+	zone("Asia/Kolkata")
+	set(gdbus.NameGnomon, "debug")
+	zone("Asia/Dhaka")
+	peers.Eventually(t, 5*time.Second, "the info line after LogLevel=debug", func() error {
+		if !logged("Asia/Dhaka") {
+			return fmt.Errorf("not logged")
+		}
+		return nil
+	})
+	if logged("Asia/Kolkata") {
+		t.Error("an info line was logged while LogLevel was warning")
+	}
+	var level string
+	if err := e.client.Object(gdbus.NameTimesync, gdbus.PathLogControl).StoreProperty(gdbus.LogControlSpec.Name+".LogLevel", &level); err != nil || level != "debug" {
+		t.Errorf("LogLevel through timesync1: %q %v", level, err)
+	}
+	zone("Europe/Berlin")
 }
 
 // testGnomeSettings replays what GNOME Settings' Date & Time panel sends
