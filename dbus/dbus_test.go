@@ -92,12 +92,12 @@ func (a *fakeAuth) Authorize(_ context.Context, _ polkit.Caller, _ string, actio
 	return a.deny
 }
 
-func newTestService(t *testing.T, b *fakeBackend, root string) *Service {
+func newTestService(t testing.TB, b *fakeBackend, root string) *Service {
 	t.Helper()
 	return newTestServiceAuth(t, b, root, &fakeAuth{})
 }
 
-func newTestServiceAuth(t *testing.T, b *fakeBackend, root string, auth Authorizer) *Service {
+func newTestServiceAuth(t testing.TB, b *fakeBackend, root string, auth Authorizer) *Service {
 	t.Helper()
 	s, err := New(b, Options{Paths: Paths{Root: root}, Version: "test", Authorizer: auth,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -404,34 +403,6 @@ func (o *busObject) getAll(iface string) ([]dictEntry, *godbus.Error) {
 		return nil, newError("org.freedesktop.DBus.Error.UnknownInterface", "Unknown interface '%s'.", iface)
 	}
 	return out, nil
-}
-
-// emit sends PropertiesChanged for names of iface at path, with their
-// current values, in introspection order.
-func (r *router) emit(path godbus.ObjectPath, iface string, names ...string) {
-	conn := r.current()
-	obj := r.find(string(path))
-	if conn == nil || obj == nil {
-		return
-	}
-	var entries []dictEntry
-	for _, it := range obj.ifaces {
-		if it.spec.Name != iface {
-			continue
-		}
-		for _, p := range it.spec.Props {
-			if !slices.Contains(names, p.Name) {
-				continue
-			}
-			v, err := it.value(p)
-			if err != nil {
-				r.s.log.Debug("D-Bus: property for PropertiesChanged", "property", p.Name, "err", err)
-				continue
-			}
-			entries = append(entries, dictEntry{p.Name, v})
-		}
-	}
-	r.emitValues(path, iface, entries)
 }
 
 // emitValues sends PropertiesChanged with the given values.
