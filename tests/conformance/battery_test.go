@@ -15,11 +15,10 @@ import (
 
 // step is one call of the battery, made the same way on both sides.
 type step struct {
-	name  string
-	who   string // "root", "allow", "deny", "chal"
-	call  *req
-	argv  []string      // a command (busctl, timedatectl) instead of a call
-	pause time.Duration // extra wait for signals sent later (SetNTP)
+	name string
+	who  string // "root", "allow", "deny", "chal"
+	call *req
+	argv []string // a command (busctl, timedatectl) instead of a call
 	// phase actions run before the step on both sides (stop polkitd)
 	before func(s *side)
 }
@@ -226,7 +225,7 @@ func battery() []step {
 	add("td SetLocalRTC false fix", "root", td(pTD, iTD, "SetLocalRTC", "bbb", "false", "true", "false"))
 	add("td SetLocalRTC false", "root", td(pTD, iTD, "SetLocalRTC", "bbb", "false", "false", "false"))
 	add("td SetTime NTP on", "root", td(pTD, iTD, "SetTime", "xbb", "1700000000000000", "false", "false"))
-	b = append(b, step{name: "td SetNTP false", who: "root", call: td(pTD, iTD, "SetNTP", "bb", "false", "false"), pause: 300 * time.Millisecond})
+	b = append(b, step{name: "td SetNTP false", who: "root", call: td(pTD, iTD, "SetNTP", "bb", "false", "false")})
 	add("td Get NTP after off", "root", td(pTD, iTD, "Get", "ss", "'"+iTD+"'", "'NTP'"))
 	add("td SetTime absolute 0", "root", td(pTD, iTD, "SetTime", "xbb", "0", "false", "false"))
 	add("td SetTime absolute -5", "root", td(pTD, iTD, "SetTime", "xbb", "-5", "false", "false"))
@@ -240,7 +239,7 @@ func battery() []step {
 	add("td SetTime chal, NTP off", "chal", td(pTD, iTD, "SetTime", "xbb", "1700000000000000", "false", "false"))
 	add("td SetTime chal interactive, NTP off", "chal", td(pTD, iTD, "SetTime", "xbb", "1700000000000000", "false", "true"))
 	cmd("timedatectl set-time, NTP off", "root", "timedatectl", "set-time", "2030-01-01 00:00:00")
-	b = append(b, step{name: "td SetNTP true", who: "root", call: td(pTD, iTD, "SetNTP", "bb", "true", "false"), pause: 300 * time.Millisecond})
+	b = append(b, step{name: "td SetNTP true", who: "root", call: td(pTD, iTD, "SetNTP", "bb", "true", "false")})
 	add("td SetNTP true again", "root", td(pTD, iTD, "SetNTP", "bb", "true", "false"))
 
 	// Runtime servers.
@@ -272,7 +271,7 @@ func battery() []step {
 				call: &req{Dest: "td", Path: pTD, Iface: iTD, Member: "SetTimezone", Sig: "sb", Args: []string{"'Europe/Oslo'", "false"}, Flags: 0x4}})
 			add("td SetLocalRTC as "+who+suffix, who, td(pTD, iTD, "SetLocalRTC", "bbb", "true", "false", "false"))
 			add("td SetLocalRTC back as "+who+suffix, who, td(pTD, iTD, "SetLocalRTC", "bbb", "false", "false", "false"))
-			b = append(b, step{name: "td SetNTP as " + who + suffix, who: who, call: td(pTD, iTD, "SetNTP", "bb", "true", "false"), pause: 200 * time.Millisecond})
+			b = append(b, step{name: "td SetNTP as " + who + suffix, who: who, call: td(pTD, iTD, "SetNTP", "bb", "true", "false")})
 			add("td SetTimezone same as "+who+suffix, who, td(pTD, iTD, "SetTimezone", "sb", "'Asia/Tokyo'", "false"))
 			add("ts SetRuntimeNTPServers as "+who+suffix, who, ts(pTS, iTS, "SetRuntimeNTPServers", "as", "@as []"))
 			add("td Get Timezone as "+who+suffix, who, td(pTD, iProp, "Get", "ss", "'"+iTD+"'", "'Timezone'"))
@@ -304,9 +303,9 @@ func battery() []step {
 	cmd("timedatectl set-local-rtc 1 --adjust-system-clock", "root", "timedatectl", "set-local-rtc", "1", "--adjust-system-clock")
 	cmd("timedatectl set-local-rtc 0", "root", "timedatectl", "set-local-rtc", "0")
 	cmd("timedatectl set-local-rtc bogus", "root", "timedatectl", "set-local-rtc", "bogus")
-	b = append(b, step{name: "timedatectl set-ntp false", who: "root", argv: []string{"timedatectl", "set-ntp", "false"}, pause: 300 * time.Millisecond})
+	b = append(b, step{name: "timedatectl set-ntp false", who: "root", argv: []string{"timedatectl", "set-ntp", "false"}})
 	cmd("timedatectl show after set-ntp false", "root", "timedatectl", "show", "-p", "NTP", "-p", "CanNTP")
-	b = append(b, step{name: "timedatectl set-ntp true", who: "root", argv: []string{"timedatectl", "set-ntp", "true"}, pause: 300 * time.Millisecond})
+	b = append(b, step{name: "timedatectl set-ntp true", who: "root", argv: []string{"timedatectl", "set-ntp", "true"}})
 	cmd("timedatectl set-time, NTP on", "root", "timedatectl", "set-time", "2030-01-01 00:00:00")
 	cmd("timedatectl set-time bad", "root", "timedatectl", "set-time", "yesterday-ish")
 	cmd("timedatectl timesync-status", "root", "timedatectl", "timesync-status")
@@ -387,15 +386,19 @@ func TestConformance(t *testing.T) {
 			if st.before != nil {
 				st.before(s)
 			}
+			jobs := 0
+			if s.jobs != nil {
+				jobs = s.jobs()
+			}
 			var out string
 			if st.call != nil {
 				out = s.call(st.who, *st.call)
 			} else {
 				out = s.run(byName[st.who], st.argv)
 			}
-			s.settle(30*time.Millisecond + st.pause)
+			s.settle(30 * time.Millisecond)
 			out = shorten(maskGet(st, maskRes(normalize(out, s.dir))))
-			sigs := s.drainSignals()
+			sigs := s.drainSignals(s.jobs != nil && s.jobs() > jobs)
 			res[i] = fmt.Sprintf("%s\nsignals: %s\nfiles: %s", out, normalize(strings.Join(sigs, " | "), s.dir), s.files())
 		}
 		if verbose {

@@ -289,6 +289,9 @@ type side struct {
 	polkitd *peers.Proc
 	dir     string
 	stopped bool
+	// jobs counts the unit jobs timedated started (systemd side only):
+	// each ends in a JobRemoved after which timedated signals NTP.
+	jobs func() int
 }
 
 func (s *side) call(who string, r req) string {
@@ -320,22 +323,42 @@ func (s *side) files() string {
 	return "localtime: " + effect(s.upper, "localtime") + "; adjtime: " + effect(s.upper, "adjtime")
 }
 
-// drainSignals returns the PropertiesChanged signals seen so far.
-func (s *side) drainSignals() []string {
+// drainSignals returns the PropertiesChanged signals seen so far; with
+// waitNTP it first waits (up to 5 s) for timedated's NTP signal, which
+// follows the unit jobs rather than the reply.
+func (s *side) drainSignals(waitNTP bool) []string {
 	var out []string
+	deadline := time.After(5 * time.Second)
+	for waitNTP {
+		select {
+		case sig := <-s.sigs:
+			if x := s.signalText(sig); x != "" {
+				out = append(out, x)
+				waitNTP = !strings.Contains(x, `"NTP"`)
+			}
+		case <-deadline:
+			waitNTP = false
+		}
+	}
 	for {
 		select {
 		case sig := <-s.sigs:
-			// Only the systemd names' objects are compared (Gnomon1 is
-			// gnomond's own).
-			if sig.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(sig.Body) != 3 || !strings.HasPrefix(string(sig.Path), "/org/freedesktop/") {
-				continue
+			if x := s.signalText(sig); x != "" {
+				out = append(out, x)
 			}
-			out = append(out, fmt.Sprintf("%s %v %s %s", sig.Path, sig.Body[0], format(sig.Body[1]), format(sig.Body[2])))
 		default:
 			return out
 		}
 	}
+}
+
+// signalText is a PropertiesChanged signal of the systemd names' objects
+// as text ("" for any other signal: Gnomon1's are gnomond's own).
+func (s *side) signalText(sig *godbus.Signal) string {
+	if sig.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(sig.Body) != 3 || !strings.HasPrefix(string(sig.Path), "/org/freedesktop/") {
+		return ""
+	}
+	return fmt.Sprintf("%s %v %s %s", sig.Path, sig.Body[0], format(sig.Body[1]), format(sig.Body[2]))
 }
 
 // settle waits until both daemons have sent what they were going to

@@ -106,6 +106,13 @@ func (p sdUnitProps) GetAll(iface string) (map[string]godbus.Variant, *godbus.Er
 	}, nil
 }
 
+// jobCount is how many start and stop jobs timedated asked for.
+func (s *systemd1) jobCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests)
+}
+
 func startSystemd1(t *testing.T, addr string) *systemd1 {
 	conn, err := godbus.Connect(addr)
 	if err != nil {
@@ -172,7 +179,7 @@ exec unshare -m --propagation private sh -c '%s && exec setpriv --bounding-set=-
 	writeFile(t, filepath.Join(services, "org.freedesktop.timedate1.service"),
 		"[D-BUS Service]\nName=org.freedesktop.timedate1\nExec=/bin/sh "+tdScript+"\nUser=root\n", 0o644)
 	sd.bus = peers.StartSystemBus(t, sd.dir, policy+"  <servicedir>"+services+"</servicedir>\n")
-	startSystemd1(t, sd.bus.Addr)
+	sd.jobs = startSystemd1(t, sd.bus.Addr).jobCount
 
 	ts := lookupUser(t, "systemd-timesync")
 	writeFile(t, filepath.Join(tsUpper, "systemd", "timesyncd.conf"), "[Time]\nNTP=\nFallbackNTP=\n", 0o644)
