@@ -6,9 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	godbus "github.com/godbus/dbus/v5"
 
 	"gnomon.dev/gnomon/tests/peers"
 )
@@ -350,7 +353,7 @@ func runOut(argv ...string) (string, error) {
 // gnomond and fails on every difference that allowed does not list.
 func TestConformance(t *testing.T) {
 	peers.NeedRoot(t, "private buses, mount namespaces, useradd, polkitd")
-	for _, tool := range []string{"dbus-daemon", "/usr/lib/polkit-1/polkitd", "busctl", "timedatectl", "unshare", "setpriv", "useradd", "userdel", timedatedPath, timesyncdPath()} {
+	for _, tool := range []string{"dbus-daemon", "/usr/lib/polkit-1/polkitd", "busctl", "timedatectl", "unshare", "setpriv", "useradd", "userdel", "ip", timedatedPath, timesyncdPath()} {
 		peers.NeedTool(t, tool)
 	}
 	if !strings.Contains(mustRead(t, "/proc/filesystems"), "overlay") {
@@ -424,6 +427,33 @@ func TestConformance(t *testing.T) {
 	for _, d := range diffs {
 		t.Error(d)
 	}
+	// Beyond what timesyncd shows: gnomond polls networkd's server (the
+	// only one it can reach a socket to in its network namespace).
+	peers.Eventually(t, 10*time.Second, "gnomond polling the link server", func() error {
+		got := gnomonSources(gn)
+		if got != "link 127.0.0.7:123" {
+			return fmt.Errorf("Gnomon1 sources: %q", got)
+		}
+		return nil
+	})
+}
+
+// gnomonSources lists gnomond's sources as "origin address".
+func gnomonSources(s *side) string {
+	var paths []godbus.ObjectPath
+	if err := s.root.Object("org.gnomon.Gnomon1", "/org/gnomon/Gnomon1").StoreProperty("org.gnomon.Gnomon1.Manager.Sources", &paths); err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, p := range paths {
+		var origin, addr string
+		o := s.root.Object("org.gnomon.Gnomon1", p)
+		_ = o.StoreProperty("org.gnomon.Gnomon1.Source.Origin", &origin)
+		_ = o.StoreProperty("org.gnomon.Gnomon1.Source.Address", &addr)
+		out = append(out, origin+" "+addr)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 func mustRead(t *testing.T, p string) string {

@@ -135,7 +135,7 @@ func startSystemd1(t *testing.T, addr string) *systemd1 {
 // netifState is the shell line that writes what systemd-networkd would
 // write in /run/systemd/netif/state, with its NTP= line, in a private
 // /run/systemd: both timesyncd and gnomond read it for LinkNTPServers.
-const netifState = `mkdir -p /run/systemd/netif/links && printf '# This is private data. Do not parse.\nOPER_STATE=routable\nNTP=192.0.2.7 a..b ntp.example 192.0.2.7\n' > /run/systemd/netif/state`
+const netifState = `mkdir -p /run/systemd/netif/links && printf '# This is private data. Do not parse.\nOPER_STATE=routable\nNTP=127.0.0.7 a..b ntp.example 127.0.0.7\n' > /run/systemd/netif/state`
 
 // overlayEtc is the shell line that gives the process a private /etc: an
 // overlay of the real one whose changes land in upper.
@@ -199,7 +199,7 @@ exec unshare -m --propagation private sh -c '%s && exec setpriv --bounding-set=-
 	// No sources (timesyncd has none either); timesyncd's poll and
 	// distance defaults.
 	writeFile(t, cfg, "[clock]\nmode = \"observe\"\ndrift-file = \"\"\n\n[synchronization]\nmax-distance = 5.0\n\n[source-defaults]\npoll-interval-limits = { min = 5, max = 11 }\n", 0o644)
-	gInner := fmt.Sprintf(`%s && mount -t tmpfs -o mode=0755 tmpfs /run/systemd && %s && exec setpriv --bounding-set=-sys_time --inh-caps=-sys_time %s --config %s --observe --user "" --state-dir %s --bus-address %s --timedate-helper "" --log-level debug`,
+	gInner := fmt.Sprintf(`%s && mount -t tmpfs -o mode=0755 tmpfs /run/systemd && %s && ip link set lo up && exec setpriv --bounding-set=-sys_time --inh-caps=-sys_time %s --config %s --observe --user "" --state-dir %s --bus-address %s --timedate-helper "" --log-level debug`,
 		overlayEtc(gUpper, gWork), netifState, gnomondBin, cfg, state, gn.bus.Addr)
 	peers.Start(t, gn.dir, "gnomond", nil, "unshare", "-m", "-n", "--propagation", "private", "sh", "-c", gInner)
 
