@@ -117,6 +117,11 @@ func battery() []step {
 		add(d+" Ping /nope", "root", &req{Dest: d, Path: "/nope", Iface: iPeer, Member: "Ping"})
 		add(d+" GetMachineId", "root", &req{Dest: d, Path: "/", Iface: iPeer, Member: "GetMachineId"})
 		add(d+" Peer.Foo", "root", &req{Dest: d, Path: "/", Iface: iPeer, Member: "Foo"})
+		add(d+" Ping with args", "root", &req{Dest: d, Path: "/", Iface: iPeer, Member: "Ping", Sig: "s", Args: []string{"'x'"}})
+		add(d+" GetMachineId with args", "root", &req{Dest: d, Path: pLC, Iface: iPeer, Member: "GetMachineId", Sig: "i", Args: []string{"1"}})
+		add(d+" Introspect below LogControl1", "root", &req{Dest: d, Path: pLC + "/x", Iface: iIntr, Member: "Introspect"})
+		add(d+" GetAll LogControl1 empty iface", "root", &req{Dest: d, Path: pLC, Iface: iProp, Member: "GetAll", Sig: "s", Args: []string{"''"}})
+		add(d+" Introspect LogControl1 as deny", "deny", &req{Dest: d, Path: pLC, Iface: iIntr, Member: "Introspect"})
 		add(d+" GetManagedObjects /", "root", &req{Dest: d, Path: "/", Iface: "org.freedesktop.DBus.ObjectManager", Member: "GetManagedObjects"})
 		cmd("busctl tree "+d, "root", "busctl", "--system", "--no-pager", "tree", busNames[d])
 		cmd("busctl introspect "+d, "root", "busctl", "--system", "--no-pager", "introspect", busNames[d], map[string]string{"td": pTD, "ts": pTS}[d])
@@ -167,6 +172,8 @@ func battery() []step {
 	add("td unknown method", "root", td(pTD, iTD, "Nope", ""))
 	add("td unknown iface", "root", td(pTD, "org.bogus", "SetTime", "xbb", "1", "false", "false"))
 	add("ts unknown method", "root", ts(pTS, iTS, "Nope", ""))
+	add("td timesync1 method on timedate1 path", "root", td(pTD, iTS, "SetRuntimeNTPServers", "as", "['x']"))
+	add("td timedate1 method on LogControl1 path", "root", td(pLC, iTD, "ListTimezones", ""))
 
 	// LogControl1 writes.
 	for _, d := range []string{"td", "ts"} {
@@ -222,6 +229,9 @@ func battery() []step {
 	add("td SetTimezone dir", "root", td(pTD, iTD, "SetTimezone", "sb", "'Europe'", "false"))
 	add("td SetTimezone UTC", "root", td(pTD, iTD, "SetTimezone", "sb", "'UTC'", "true"))
 	add("td SetTimezone America/New_York", "root", td(pTD, iTD, "SetTimezone", "sb", "'America/New_York'", "true"))
+	b = append(b, step{name: "td SetTimezone no reply expected", who: "root",
+		call: &req{Dest: "td", Path: pTD, Iface: iTD, Member: "SetTimezone", Sig: "sb", Args: []string{"'Pacific/Auckland'", "false"}, Flags: 0x1}})
+	add("td SetTimezone back to New York", "root", td(pTD, iTD, "SetTimezone", "sb", "'America/New_York'", "false"))
 	add("td SetLocalRTC true", "root", td(pTD, iTD, "SetLocalRTC", "bbb", "true", "false", "false"))
 	add("td SetLocalRTC true again", "root", td(pTD, iTD, "SetLocalRTC", "bbb", "true", "false", "false"))
 	add("td SetLocalRTC true fix", "root", td(pTD, iTD, "SetLocalRTC", "bbb", "true", "true", "false"))
@@ -235,6 +245,8 @@ func battery() []step {
 	add("td SetTime relative 0", "root", td(pTD, iTD, "SetTime", "xbb", "0", "true", "false"))
 	add("td SetTime overflow", "root", td(pTD, iTD, "SetTime", "xbb", "9223372036854775807", "true", "false"))
 	add("td SetTime underflow", "root", td(pTD, iTD, "SetTime", "xbb", "-9223372036854775807", "true", "false"))
+	add("td SetTime far future, NTP off", "root", td(pTD, iTD, "SetTime", "xbb", "9000000000000000000", "false", "false"))
+	add("td SetTime before the epoch, NTP off", "root", td(pTD, iTD, "SetTime", "xbb", "-9000000000000000000", "true", "false"))
 	add("td SetTime absolute, NTP off", "root", td(pTD, iTD, "SetTime", "xbb", "1700000000000000", "false", "false"))
 	add("td SetTime relative +1s, NTP off", "root", td(pTD, iTD, "SetTime", "xbb", "1000000", "true", "false"))
 	add("td SetTime allow, NTP off", "allow", td(pTD, iTD, "SetTime", "xbb", "1700000000000000", "false", "false"))
