@@ -439,6 +439,7 @@ func TestConformance(t *testing.T) {
 	for _, d := range diffs {
 		t.Error(d)
 	}
+	testServiceLogLevel(t, gn)
 	// Beyond what timesyncd shows: gnomond polls networkd's server (the
 	// only one it can reach a socket to in its network namespace).
 	peers.Eventually(t, 10*time.Second, "gnomond polling the link server", func() error {
@@ -448,6 +449,60 @@ func TestConformance(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// testServiceLogLevel runs "systemctl service-log-level gnomond LEVEL" on
+// gnomond's bus, with a stand-in systemd1 that reports the BusName= of
+// units/gnomond.service, as PID 1 would: systemctl finds LogControl1
+// through it.
+func testServiceLogLevel(t *testing.T, gn *side) {
+	unit, err := os.ReadFile(filepath.Join(peers.ModuleRoot(t), "units", "gnomond.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	busName := ""
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "BusName="); ok {
+			busName = v
+		}
+	}
+	if busName == "" {
+		t.Fatal("units/gnomond.service has no BusName=")
+	}
+	conn, err := godbus.Connect(gn.bus.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Export(serviceProps{busName}, unitPath("gnomond.service"), "org.freedesktop.DBus.Properties"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.RequestName("org.freedesktop.systemd1", godbus.NameFlagDoNotQueue); err != nil {
+		t.Fatal(err)
+	}
+	out := gn.run(nil, []string{"timedatectl-like", "systemctl", "service-log-level", "gnomond", "warning"})
+	if !strings.HasPrefix(out, "rc=0") {
+		t.Fatalf("systemctl service-log-level gnomond warning:\n%s", out)
+	}
+	for _, d := range []string{"td", "ts"} {
+		if got := doCall(gn.root, req{Dest: d, Path: pLC, Iface: iProp, Member: "Get", Sig: "ss", Args: []string{"'" + iLC + "'", "'LogLevel'"}}); got != `ok v <s "warning">` {
+			t.Errorf("LogLevel on %s after systemctl service-log-level: %s", d, got)
+		}
+	}
+	if out := gn.run(nil, []string{"timedatectl-like", "systemctl", "service-log-level", "gnomond"}); !strings.Contains(out, "stdout:\nwarning\n") {
+		t.Errorf("systemctl service-log-level gnomond:\n%s", out)
+	}
+}
+
+// serviceProps is a unit's org.freedesktop.systemd1.Service properties,
+// as far as systemctl service-log-level reads them.
+type serviceProps struct{ busName string }
+
+func (p serviceProps) Get(iface, name string) (godbus.Variant, *godbus.Error) {
+	if iface == "org.freedesktop.systemd1.Service" && name == "BusName" {
+		return godbus.MakeVariant(p.busName), nil
+	}
+	return godbus.Variant{}, godbus.NewError("org.freedesktop.DBus.Error.UnknownProperty", []any{"Unknown property " + name})
 }
 
 // gnomonSources lists gnomond's sources as "origin address".

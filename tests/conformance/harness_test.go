@@ -418,7 +418,11 @@ func lookupUser(t *testing.T, name string) testUser {
 // run runs argv with the side's bus address, as who.
 func (s *side) run(u *testUser, argv []string) string {
 	var full []string
-	if argv[0] == "timedatectl" {
+	if argv[0] == "timedatectl-like" { // another systemd tool that needs /run/systemd/system
+		argv = argv[1:]
+		inner := `mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec "$@"`
+		full = append([]string{"unshare", "-m", "sh", "-c", inner, "sh"}, argv...)
+	} else if argv[0] == "timedatectl" {
 		inner := `mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec "$@"`
 		full = []string{"unshare", "-m", "sh", "-c", inner, "sh"}
 		if u != nil {
