@@ -887,7 +887,7 @@ func testPolkitUser(e *env) {
 		t.Fatal(err)
 	}
 	// gdbus prints the D-Bus error name and message, so a polkit refusal
-	// (the daemon's AccessDenied "Access denied") is told apart from a bus
+	// (the daemon's AccessDenied "Permission denied") is told apart from a bus
 	// policy rejection ("Rejected send message ...").
 	asUser := func(method string, args ...string) (string, error) {
 		argv := append([]string{peers.NeedTool(t, "setpriv"), "--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups",
@@ -896,7 +896,7 @@ func testPolkitUser(e *env) {
 		return e.run(argv...)
 	}
 	refused := func(out string) bool {
-		return strings.Contains(out, "org.freedesktop.DBus.Error.AccessDenied: Access denied") ||
+		return strings.Contains(out, "org.freedesktop.DBus.Error.AccessDenied: Permission denied") ||
 			strings.Contains(out, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired: Interactive authentication required.")
 	}
 	before := e.localtimeTarget()
