@@ -411,7 +411,7 @@ func TestConformance(t *testing.T) {
 			} else {
 				out = s.run(byName[st.who], st.argv)
 			}
-			s.settle(30 * time.Millisecond)
+			s.settle(5 * time.Millisecond)
 			out = shorten(maskGet(st, maskRes(normalize(out, s.dir))))
 			sigs := s.drainSignals(s.jobs != nil && s.jobs() > jobs)
 			res[i] = fmt.Sprintf("%s\nsignals: %s\nfiles: %s", out, normalize(strings.Join(sigs, " | "), s.dir), s.files())
