@@ -81,8 +81,8 @@ type Options struct {
 	Link LinkServers
 }
 
-// Service is gnomond's D-Bus face: timedate1, timesync1 and Gnomon1 on
-// whatever bus connection is current.
+// Service is gnomond's D-Bus face: timedate1, timesync1 and Gnomon1, each
+// on its own connection to the bus (re-made whenever the bus comes back).
 type Service struct {
 	b    Backend
 	opts Options
