@@ -68,12 +68,22 @@ func ErrnoErrorName(errno syscall.Errno) string {
 	return ErrFailed
 }
 
+// strerror is glibc's text for errno (Go's, which is the kernel's
+// lower-cased, with a capital first letter).
+func strerror(errno syscall.Errno) string {
+	s := errno.Error()
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		s = string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
+}
+
 // errnoError formats "<prefix>: <strerror>" under the errno's name, or
 // Failed when err carries no errno.
 func errnoError(prefix string, err error) *godbus.Error {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
-		return newError(ErrnoErrorName(errno), "%s: %s", prefix, errno.Error())
+		return newError(ErrnoErrorName(errno), "%s: %s", prefix, strerror(errno))
 	}
 	return newError(ErrFailed, "%s: %v", prefix, err)
 }

@@ -87,18 +87,36 @@ func FuzzParseTzdataZi(f *testing.F) {
 }
 
 // FuzzValidServerName: an accepted runtime server is an address literal
-// or a name of plain labels, never anything a config line could be built
-// from (spaces, quotes, ports, slashes).
+// or a name whose labels hold no control character, no DEL and no empty
+// label, 253 bytes at most once escaped (so never more than 253 bytes
+// raw), as systemd's dns_name_is_valid_or_address.
 func FuzzValidServerName(f *testing.F) {
-	for _, s := range []string{"pool.ntp.org", "192.0.2.1", "2001:db8::1", "fe80::1%eth0", "a..b", "host:123", "x y", "time."} {
+	for _, s := range []string{"pool.ntp.org", "192.0.2.1", "2001:db8::1", "fe80::1%eth0", "a..b", "host:123", "x y", "time.", "a\\.b", "a\\065"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if !ValidServerName(s) {
 			return
 		}
-		if strings.ContainsAny(s, " \t\n\"'/\\[]") || s == "" {
+		if strings.ContainsAny(s, "\x00\t\n\r\x7f") || s == "" || len(s) > 253*4 {
 			t.Fatalf("accepted %q", s)
+		}
+	})
+}
+
+// FuzzParseNetifNTP: networkd's state file never yields an invalid or
+// repeated name.
+func FuzzParseNetifNTP(f *testing.F) {
+	f.Add([]byte("# This is private data. Do not parse.\nOPER_STATE=routable\nNTP=192.0.2.1 ntp.example ntp.example\n"))
+	f.Add([]byte("NTP=\nNTP=a..b x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := ParseNetifNTP(data)
+		seen := map[string]bool{}
+		for _, n := range got {
+			if !ValidServerName(n) || seen[n] {
+				t.Fatalf("%q from %q", n, data)
+			}
+			seen[n] = true
 		}
 	})
 }

@@ -167,15 +167,6 @@ type propsObject struct {
 	ifaces []propIface
 }
 
-func (o *propsObject) find(iface string) (*propIface, bool) {
-	for i := range o.ifaces {
-		if o.ifaces[i].spec.Name == iface {
-			return &o.ifaces[i], true
-		}
-	}
-	return nil, false
-}
-
 func errUnknownProperty(name string) *godbus.Error {
 	return &godbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty", Body: []any{"Unknown property or interface."}}
 }

@@ -73,10 +73,16 @@ type Options struct {
 	// CallTimeout bounds each Backend call made for a D-Bus method;
 	// zero means 30 s.
 	CallTimeout time.Duration
+	// LogLevel is the daemon logger's level, which LogControl1's LogLevel
+	// changes at run time; nil makes LogLevel read-only in effect.
+	LogLevel *slog.LevelVar
+	// Link reads systemd-networkd's per-link NTP servers for timesync1's
+	// LinkNTPServers; nil asks org.freedesktop.network1 on the bus.
+	Link LinkServers
 }
 
-// Service is gnomond's D-Bus face: timedate1, timesync1 and Gnomon1 on
-// whatever bus connection is current.
+// Service is gnomond's D-Bus face: timedate1, timesync1 and Gnomon1, each
+// on its own connection to the bus (re-made whenever the bus comes back).
 type Service struct {
 	b    Backend
 	opts Options
@@ -86,6 +92,13 @@ type Service struct {
 	td *timedate
 	ts *timesync
 	gm *gnomonManager
+	lc *logControl
+
+	// One connection per systemd name (each serves only its own objects,
+	// like systemd-timedated and systemd-timesyncd); Gnomon1 on conn.
+	tdr, tsr *router
+	selfUID  uint32
+	links    links
 
 	mu   sync.Mutex
 	conn *godbus.Conn
@@ -101,7 +114,7 @@ func New(b Backend, opts Options) (*Service, error) {
 		return nil, errors.New("dbus: nil Backend")
 	}
 	s := &Service{b: b, opts: opts, log: opts.Logger, auth: opts.Authorizer, exported: map[uint64]bool{},
-		ctx: context.Background()}
+		ctx: context.Background(), selfUID: uint32(os.Geteuid())}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -135,9 +148,13 @@ func New(b Backend, opts Options) (*Service, error) {
 	if s.opts.CallTimeout <= 0 {
 		s.opts.CallTimeout = 30 * time.Second
 	}
+	s.links.s = s
 	s.td = newTimedate(s)
 	s.ts = newTimesync(s)
 	s.gm = newGnomonManager(s)
+	s.lc = newLogControl(s)
+	s.tdr = newRouter(s, NameTimedate, s.td.object(), s.lc.object("systemd-timedated"))
+	s.tsr = newRouter(s, NameTimesync, s.ts.object(), s.lc.object("systemd-timesyncd"))
 	return s, nil
 }
 
@@ -166,31 +183,35 @@ func (s *Service) current() *godbus.Conn {
 func (s *Service) Serve(ctx context.Context) error {
 	s.ctx = ctx
 	watchDone := make(chan struct{})
+	linksDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
 		s.watch(ctx)
 	}()
-	defer func() { <-watchDone }()
+	go func() {
+		defer close(linksDone)
+		s.links.watch(ctx, 5*time.Second)
+	}()
+	defer func() { <-watchDone; <-linksDone }()
 	wait := s.opts.RetryInterval
 	lastErr := ""
 	for {
-		conn, err := godbus.Connect(s.address(), godbus.WithContext(ctx))
-		if err == nil {
-			err = s.Attach(conn)
-			if err != nil {
-				conn.Close()
-			}
-		}
+		conns, err := s.connectAll(ctx)
 		if err == nil {
 			wait = s.opts.RetryInterval
 			lastErr = ""
 			s.log.Info("D-Bus: serving", "address", s.address(), "names", []string{NameTimedate, NameTimesync, NameGnomon})
-			select {
-			case <-ctx.Done():
-			case <-conn.Context().Done():
+			cases := []<-chan struct{}{ctx.Done()}
+			for _, c := range conns {
+				cases = append(cases, c.Context().Done())
 			}
-			s.detach(conn)
-			conn.Close()
+			waitAny(cases)
+			s.detach(conns[0])
+			s.tdr.detach(conns[1])
+			s.tsr.detach(conns[2])
+			for _, c := range conns {
+				c.Close()
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -208,17 +229,61 @@ func (s *Service) Serve(ctx context.Context) error {
 	}
 }
 
-// Attach exports every object on conn, then requests the names (objects
-// before names, so the first caller finds them). Serve calls it; tests may
-// too.
+// waitAny returns when one of the channels is closed.
+func waitAny(chs []<-chan struct{}) {
+	done := make(chan struct{}, len(chs))
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, c := range chs {
+		go func() {
+			select {
+			case <-c:
+				done <- struct{}{}
+			case <-stop:
+			}
+		}()
+	}
+	<-done
+}
+
+// connectAll opens the three connections: Gnomon1 (objects exported
+// through godbus), then timedate1 and timesync1 (each served by its
+// router), and requests each name once its objects are in place.
+func (s *Service) connectAll(ctx context.Context) ([]*godbus.Conn, error) {
+	gn, err := godbus.Connect(s.address(), godbus.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Attach(gn); err != nil {
+		gn.Close()
+		return nil, err
+	}
+	td, err := s.tdr.connect(ctx, s.address())
+	if err != nil {
+		s.detach(gn)
+		gn.Close()
+		return nil, err
+	}
+	ts, err := s.tsr.connect(ctx, s.address())
+	if err != nil {
+		s.detach(gn)
+		gn.Close()
+		s.tdr.detach(td)
+		td.Close()
+		return nil, err
+	}
+	return []*godbus.Conn{gn, td, ts}, nil
+}
+
+// Attach exports org.gnomon.Gnomon1's objects on conn, then requests its
+// name (objects before names, so the first caller finds them). Serve calls
+// it; tests may too. timedate1 and timesync1 have connections of their
+// own (router.go).
 func (s *Service) Attach(conn *godbus.Conn) error {
 	s.mu.Lock()
 	s.exported = map[uint64]bool{}
 	s.mu.Unlock()
-	if err := s.td.export(conn); err != nil {
-		return err
-	}
-	if err := s.ts.export(conn); err != nil {
+	if err := s.lc.export(conn); err != nil {
 		return err
 	}
 	if err := s.gm.export(conn); err != nil {
@@ -228,7 +293,7 @@ func (s *Service) Attach(conn *godbus.Conn) error {
 	s.conn = conn
 	s.mu.Unlock()
 	s.syncSources(conn)
-	for _, name := range []string{NameTimedate, NameTimesync, NameGnomon} {
+	for _, name := range []string{NameGnomon} {
 		reply, err := conn.RequestName(name, godbus.NameFlagDoNotQueue)
 		if err != nil {
 			s.detach(conn)

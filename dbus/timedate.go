@@ -3,9 +3,9 @@ package dbus
 import (
 	"errors"
 	"io/fs"
-	"math"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -68,18 +68,51 @@ func newTimedate(s *Service) *timedate {
 	return t
 }
 
-func (t *timedate) export(conn *godbus.Conn) error {
-	if err := conn.Export(t, PathTimedate, TimedateSpec.Name); err != nil {
-		return err
-	}
-	if err := conn.Export(t.props, PathTimedate, ifaceProperties); err != nil {
-		return err
-	}
-	return conn.Export(&introspectObject{ifaces: []*InterfaceSpec{TimedateSpec}}, PathTimedate, ifaceIntrospect)
+// object is timedate1's object for its router.
+func (t *timedate) object() *busObject {
+	return &busObject{path: PathTimedate, ifaces: []*objIface{{spec: TimedateSpec, get: t.props.ifaces[0].get,
+		methods: map[string]methodFunc{
+			"SetTime": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetTime(*c.msg, c.body[0].(int64), c.body[1].(bool), c.body[2].(bool))
+			},
+			"SetTimezone": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetTimezone(*c.msg, c.body[0].(string), c.body[1].(bool))
+			},
+			"SetLocalRTC": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetLocalRTC(*c.msg, c.body[0].(bool), c.body[1].(bool), c.body[2].(bool))
+			},
+			"SetNTP": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetNTP(*c.msg, c.body[0].(bool), c.body[1].(bool))
+			},
+			"ListTimezones": func(c *call) ([]any, *godbus.Error) {
+				l, err := t.ListTimezones()
+				if err != nil {
+					return nil, err
+				}
+				return []any{l}, nil
+			},
+		}}}}
 }
 
+// emit sends PropertiesChanged for one property with its new value (the
+// caller may hold t.mu, so no getter runs here).
 func (t *timedate) emit(name string, v any) {
-	t.s.emit(PathTimedate, TimedateSpec.Name, map[string]godbus.Variant{name: godbus.MakeVariant(v)})
+	t.s.tdr.emitValues(PathTimedate, TimedateSpec.Name, []dictEntry{{name, godbus.MakeVariant(v)}})
+}
+
+// timeSettodSecMax is the kernel's TIME_SETTOD_SEC_MAX: KTIME_SEC_MAX
+// less 30 years of uptime.
+const timeSettodSecMax = 9223372036 - 30*365*24*3600
+
+// addUsec adds a relative µs value to now as timedated 252 does, in
+// unsigned 64-bit arithmetic: ok is false when the sum wraps.
+func addUsec(now, rel int64) (uint64, bool) {
+	n := uint64(now)
+	x := n + uint64(rel)
+	if (rel > 0 && x < n) || (rel < 0 && x > n) {
+		return 0, false
+	}
+	return x, true
 }
 
 // SetTime steps the clock (through the Backend) to usec_utc µs since the
@@ -96,8 +129,7 @@ func (t *timedate) SetTime(msg godbus.Message, usec int64, relative, interactive
 		return nil
 	}
 	if relative {
-		now := start.UnixMicro()
-		if (usec > 0 && now > math.MaxInt64-usec) || (usec < 0 && now+usec < 0) {
+		if _, ok := addUsec(start.UnixMicro(), usec); !ok {
 			return newError(ErrInvalidArgs, "Time value overflow")
 		}
 	}
@@ -106,16 +138,22 @@ func (t *timedate) SetTime(msg godbus.Message, usec int64, relative, interactive
 	}
 	// Relative times are against now at this point (after polkit), an
 	// absolute time gets the handling latency added, as timedated does.
-	var target time.Time
+	var targetUsec uint64
 	if relative {
-		now := time.Now().UnixMicro()
-		if (usec > 0 && now > math.MaxInt64-usec) || (usec < 0 && now+usec < 0) {
+		x, ok := addUsec(time.Now().UnixMicro(), usec)
+		if !ok {
 			return newError(ErrInvalidArgs, "Time value overflow")
 		}
-		target = time.UnixMicro(now + usec)
+		targetUsec = x
 	} else {
-		target = time.UnixMicro(usec).Add(time.Since(start))
+		targetUsec = uint64(usec) + uint64(time.Since(start)/time.Microsecond)
 	}
+	// The kernel refuses times past TIME_SETTOD_SEC_MAX (year 2232) with
+	// EINVAL; timedated passes that on.
+	if targetUsec/1e6 >= timeSettodSecMax {
+		return newError(ErrInvalidArgs, "Failed to set local time: %s", strerror(syscall.EINVAL))
+	}
+	target := time.UnixMicro(int64(targetUsec))
 	if t.s.b.ClockMode() == "observe" {
 		return newError(ErrNotSupported, "Failed to set local time: gnomond runs in observe mode and never sets the clock")
 	}
@@ -183,16 +221,6 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 		return err
 	}
 	rtcPath := t.s.opts.Paths.RTC()
-	if fixSystem {
-		// Setting the system clock from the RTC needs an RTC and a clock
-		// gnomond may set: refuse before changing anything.
-		if _, err := os.Stat(rtcPath); err != nil {
-			return errnoError("Failed to read RTC "+rtcPath+" (this machine has no RTC; nothing was changed)", err)
-		}
-		if t.s.b.ClockMode() == "observe" {
-			return newError(ErrNotSupported, "Failed to set the system clock from the RTC: gnomond runs in observe mode and never sets the clock")
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if local != t.localRTC {
@@ -207,18 +235,25 @@ func (t *timedate) SetLocalRTC(msg godbus.Message, local, fixSystem, interactive
 		t.localRTC = local
 	}
 	if fixSystem {
-		// Read through the seam (the helper under User=gnomon), as if UTC,
-		// then in the new representation.
+		// Set the system clock from the RTC, read through the seam (the
+		// helper under User=gnomon) as if UTC, then in the new
+		// representation. As in timedated, a failure (no RTC: every VM
+		// and container) is logged and ignored: /etc/adjtime is written.
 		rt, _, err := t.s.readRTC()
-		if err == nil {
+		switch {
+		case err != nil:
+		case t.s.b.ClockMode() == "observe":
+			err = errors.New("gnomond runs in observe mode and never sets the clock")
+		default:
 			rt = t.s.opts.Paths.InterpretRTC(rt, local)
-			now := time.Now()
-			target := rt.Add(time.Duration(now.Nanosecond()))
+			target := rt.Add(time.Duration(time.Now().Nanosecond()))
 			ctx, cancel := t.s.call()
 			err = t.s.b.SetTime(ctx, target)
 			cancel()
 		}
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			t.s.log.Info("no RTC: the system clock was not set from it, only /etc/adjtime was updated", "rtc", rtcPath)
+		} else if err != nil {
 			t.s.log.Warn("cannot set the system clock from the RTC", "err", err)
 		}
 	} else {

@@ -3,8 +3,6 @@ package dbus
 import (
 	"encoding/binary"
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,15 +12,15 @@ import (
 	"gnomon.dev/gnomon/polkit"
 )
 
-// TimesyncSpec is org.freedesktop.timesync1.Manager with the change
-// signals of systemd ≥ 255 (the four server lists emit changes).
+// TimesyncSpec is org.freedesktop.timesync1.Manager exactly as systemd
+// 252 serves it: the server lists emit no change signals (≥ 255 would).
 var TimesyncSpec = &InterfaceSpec{
 	Name: "org.freedesktop.timesync1.Manager",
 	Props: []PropSpec{
-		{"LinkNTPServers", "as", EmitsTrue},
-		{"SystemNTPServers", "as", EmitsTrue},
-		{"RuntimeNTPServers", "as", EmitsTrue},
-		{"FallbackNTPServers", "as", EmitsTrue},
+		{"LinkNTPServers", "as", EmitsFalse},
+		{"SystemNTPServers", "as", EmitsConst},
+		{"RuntimeNTPServers", "as", EmitsFalse},
+		{"FallbackNTPServers", "as", EmitsConst},
 		{"ServerName", "s", EmitsFalse},
 		{"ServerAddress", "(iay)", EmitsFalse},
 		{"RootDistanceMaxUSec", "t", EmitsConst},
@@ -158,17 +156,16 @@ type timesync struct {
 	mu        sync.Mutex
 	lastCount uint64
 	lastPeer  system.ID
-	lastLists [3][]string
 }
 
 func newTimesync(s *Service) *timesync {
 	t := &timesync{s: s}
 	snap := func() *system.Snapshot { return s.b.Snapshot() }
 	t.props = &propsObject{ifaces: []propIface{{spec: TimesyncSpec, get: map[string]getter{
-		"LinkNTPServers":     func() (any, error) { return []string{}, nil },
-		"SystemNTPServers":   func() (any, error) { return nonNil(s.b.ConfigServers()), nil },
+		"LinkNTPServers":     func() (any, error) { return s.links.get(), nil },
+		"SystemNTPServers":   func() (any, error) { return s.systemServers(), nil },
 		"RuntimeNTPServers":  func() (any, error) { return nonNil(s.b.RuntimeServers()), nil },
-		"FallbackNTPServers": func() (any, error) { return []string{}, nil },
+		"FallbackNTPServers": func() (any, error) { return s.fallbackServers(), nil },
 		"ServerName": func() (any, error) {
 			if src := selected(snap()); src != nil {
 				return src.Name, nil
@@ -230,18 +227,18 @@ func nonNil(l []string) []string {
 	return l
 }
 
-func (t *timesync) export(conn *godbus.Conn) error {
-	if err := conn.Export(t, PathTimesync, TimesyncSpec.Name); err != nil {
-		return err
-	}
-	if err := conn.Export(t.props, PathTimesync, ifaceProperties); err != nil {
-		return err
-	}
-	return conn.Export(&introspectObject{ifaces: []*InterfaceSpec{TimesyncSpec}}, PathTimesync, ifaceIntrospect)
+// object is timesync1's object for its router.
+func (t *timesync) object() *busObject {
+	return &busObject{path: PathTimesync, ifaces: []*objIface{{spec: TimesyncSpec, get: t.props.ifaces[0].get,
+		methods: map[string]methodFunc{
+			"SetRuntimeNTPServers": func(c *call) ([]any, *godbus.Error) {
+				return nil, t.SetRuntimeNTPServers(*c.msg, c.body[0].([]string))
+			},
+		}}}}
 }
 
 // refresh emits NTPMessage after every new valid reply of the selected
-// source, and the server lists when they change.
+// source (the only timesync1 property systemd 252 signals).
 func (t *timesync) refresh(sn *system.Snapshot) {
 	src := selected(sn)
 	var count uint64
@@ -249,52 +246,114 @@ func (t *timesync) refresh(sn *system.Snapshot) {
 	if src != nil {
 		count, peer = src.Valid, src.ID
 	}
-	lists := [3][]string{nonNil(t.s.b.ConfigServers()), nonNil(t.s.b.RuntimeServers()), {}}
 	t.mu.Lock()
 	newMsg := src != nil && (count != t.lastCount || peer != t.lastPeer)
 	t.lastCount, t.lastPeer = count, peer
-	changed := map[string]godbus.Variant{}
-	names := [3]string{"SystemNTPServers", "RuntimeNTPServers", "LinkNTPServers"}
-	for i := range lists {
-		if t.lastLists[i] != nil && !slices.Equal(t.lastLists[i], lists[i]) {
-			changed[names[i]] = godbus.MakeVariant(lists[i])
-		}
-		t.lastLists[i] = lists[i]
-	}
 	t.mu.Unlock()
 	if newMsg {
-		changed["NTPMessage"] = godbus.MakeVariant(ntpMessage(sn, src))
+		t.s.tsr.emitValues(PathTimesync, TimesyncSpec.Name, []dictEntry{{"NTPMessage", godbus.MakeVariant(ntpMessage(sn, src))}})
 	}
-	t.s.emit(PathTimesync, TimesyncSpec.Name, changed)
 }
 
-// ValidServerName reports whether s is an IPv4/IPv6 literal (no zone) or a valid
-// DNS name (labels of 1–63 letters, digits, '-' or '_', 253 bytes at
-// most, an optional final dot), as SetRuntimeNTPServers requires.
+// ValidServerName is systemd 252's dns_name_is_valid_or_address, which
+// SetRuntimeNTPServers applies: an IPv4 or IPv6 literal (inet_pton: no
+// zone), or a DNS name in systemd's loose sense: labels of 1..63 bytes,
+// each byte a printable ASCII character or any byte of 0x80 and above
+// (not 0x7f, no control character), "\." "\\" and "\DDD" (≤ 255)
+// escapes allowed, no empty label but a single final dot, and at most 253
+// bytes once escaped again the way systemd does (letters, digits, '-' and
+// '_' as they are, '.' and '\' as two bytes, everything else as \DDD).
+// So "bad name!" is valid, as it is for systemd-timesyncd.
 func ValidServerName(s string) bool {
 	if s == "" {
 		return false
 	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		// inet_pton has no zones ("fe80::1%eth0"), nor does systemd.
-		return a.Zone() == ""
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return true
 	}
-	name := strings.TrimSuffix(s, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
+	n, first := 0, true
+	for i := 0; ; {
+		label, next, ok := dnsLabel(s, i)
+		if !ok {
 			return false
 		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if len(label) == 0 {
+			if next != len(s) {
 				return false
 			}
+			break
+		}
+		esc := 0
+		for _, c := range label {
+			switch {
+			case c == '.' || c == '\\':
+				esc += 2
+			case c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+				esc++
+			default:
+				esc += 4
+			}
+		}
+		if !first {
+			n++
+		}
+		n += esc
+		first = false
+		i = next
+	}
+	return n <= 253
+}
+
+// dnsLabel unescapes the label of s starting at i (systemd's
+// dns_label_unescape): the label's bytes and where the next one starts.
+func dnsLabel(s string, i int) (label []byte, next int, ok bool) {
+	for {
+		if i == len(s) || s[i] == '.' {
+			if i < len(s) {
+				i++
+			}
+			break
+		}
+		if len(label) >= 63 {
+			return nil, 0, false
+		}
+		c := s[i]
+		switch {
+		case c == '\\':
+			i++
+			switch {
+			case i == len(s):
+				return nil, 0, false
+			case s[i] == '\\' || s[i] == '.':
+				label = append(label, s[i])
+				i++
+			case s[i] >= '0' && s[i] <= '9':
+				if i+2 >= len(s) || s[i+1] < '0' || s[i+1] > '9' || s[i+2] < '0' || s[i+2] > '9' {
+					return nil, 0, false
+				}
+				k := int(s[i]-'0')*100 + int(s[i+1]-'0')*10 + int(s[i+2]-'0')
+				if k > 255 {
+					return nil, 0, false
+				}
+				label = append(label, byte(k))
+				i += 3
+			default:
+				return nil, 0, false
+			}
+		case c >= ' ' && c != 127:
+			label = append(label, c)
+			i++
+		default:
+			return nil, 0, false
 		}
 	}
-	return true
+	if len(label) == 0 && i < len(s) {
+		return nil, 0, false // an empty label that is not the end
+	}
+	if i < len(s) && s[i] == '.' {
+		return nil, 0, false // more than one trailing dot
+	}
+	return label, i, true
 }
 
 // SetRuntimeNTPServers replaces the runtime servers.
@@ -313,10 +372,5 @@ func (t *timesync) SetRuntimeNTPServers(msg godbus.Message, servers []string) *g
 	if err := t.s.b.SetRuntimeServers(ctx, append([]string{}, servers...)); err != nil {
 		return errnoError("Failed to set runtime NTP servers", err)
 	}
-	t.s.emit(PathTimesync, TimesyncSpec.Name, map[string]godbus.Variant{
-		"RuntimeNTPServers": godbus.MakeVariant(nonNil(t.s.b.RuntimeServers()))})
-	t.mu.Lock()
-	t.lastLists[1] = nonNil(t.s.b.RuntimeServers())
-	t.mu.Unlock()
 	return nil
 }

@@ -186,7 +186,10 @@ func (a *Authorizer) Authorize(ctx context.Context, c Caller, sender, action str
 	case res.Authorized:
 		log.Debug("polkit authorized", "action", action, "sender", sender, "uid", uid)
 		return nil
-	case res.Challenge && !interactive:
+	case res.Challenge:
+		// systemd 252 answers every challenge this way, interactive or
+		// not: polkit agents and timedatectl react to this name.
+		log.Info("polkit wants interactive authentication", "action", action, "sender", sender, "uid", uid)
 		return &godbus.Error{Name: ErrNameInteractiveRequired, Body: []any{"Interactive authentication required."}}
 	default:
 		log.Info("polkit not authorized", "action", action, "sender", sender, "uid", uid)
@@ -194,6 +197,7 @@ func (a *Authorizer) Authorize(ctx context.Context, c Caller, sender, action str
 	}
 }
 
+// accessDenied is sd-bus's answer for -EACCES: the errno's name and text.
 func accessDenied() *godbus.Error {
-	return &godbus.Error{Name: ErrNameAccessDenied, Body: []any{"Access denied"}}
+	return &godbus.Error{Name: ErrNameAccessDenied, Body: []any{"Permission denied"}}
 }

@@ -38,4 +38,18 @@ if [ ! -x "$ntpsec_root/usr/sbin/ntpd" ] && [ "$(id -u)" -eq 0 ]; then
   rm -rf "$tmp"
 fi
 
+# systemd-timesyncd, for the differential D-Bus test (tests/conformance),
+# likewise unpacked: chrony conflicts with it, and it must never run as the
+# host's time daemon.
+timesyncd_root=${TIMESYNCD_ROOT:-/opt/gnomon-peers/timesyncd}
+if [ ! -x "$timesyncd_root/lib/systemd/systemd-timesyncd" ] && [ "$(id -u)" -eq 0 ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq systemd-timesyncd >/dev/null && mkdir -p "$timesyncd_root" && dpkg-deb -x systemd-timesyncd_*.deb "$timesyncd_root")
+  rm -rf "$tmp"
+fi
+# timesyncd runs as this user (the package's sysusers.d entry, not installed).
+if ! getent passwd systemd-timesync >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin --comment "systemd Time Synchronization" systemd-timesync
+fi
+
 echo "install-peers: ok"

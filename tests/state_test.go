@@ -120,7 +120,7 @@ func TestSetNTPPersistsOnlyOnSuccess(t *testing.T) {
 	fill(t, state)
 	if out, err := b.setNTP(t, false); err == nil {
 		t.Fatalf("SetNTP(false) on a full state directory succeeded:\n%s", out)
-	} else if !strings.Contains(out, "no space left") {
+	} else if !strings.Contains(strings.ToLower(out), "no space left") {
 		t.Errorf("SetNTP(false) on a full state directory: %q does not say why", out)
 	}
 	if names := dirNames(t, state); len(names) != 1 || names[0] != "filler" {

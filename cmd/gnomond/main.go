@@ -132,6 +132,8 @@ func newRoot() *cobra.Command {
 			if observe {
 				cfg.Clock.Mode = config.ClockObserve
 			}
+			// One LevelVar: reload ([log] level) and LogControl1
+			// (systemctl service-log-level) change it at run time.
 			level := new(slog.LevelVar)
 			level.Set(cfg.Log.Level.Level())
 			if logLevel != "" {
@@ -184,6 +186,7 @@ func newRoot() *cobra.Command {
 					PollIntervalMin: pollSeconds(cfg.SourceDefaults.PollIntervalLimits.Min),
 					PollIntervalMax: pollSeconds(cfg.SourceDefaults.PollIntervalLimits.Max),
 					RootDistanceMax: cfg.Synchronization.MaxDistance,
+					LogLevel:        level,
 				})
 				if err != nil {
 					return &exitError{exitFailure, err}

@@ -249,19 +249,10 @@ func specKey(s config.SourceConfig) string {
 
 // SetRuntimeServers replaces the runtime servers (timesync1).
 func (d *Daemon) SetRuntimeServers(ctx context.Context, servers []string) error {
-	var addrs []string
-	for _, s := range servers {
-		addr, err := config.ParseSourceAddress(s, config.SourceServer)
-		if err != nil {
-			return fmt.Errorf("invalid NTP server %q: %w", s, err)
-		}
-		addrs = append(addrs, addr)
-	}
+	servers = append([]string{}, servers...)
 	return d.call(ctx, func() error {
-		var srcs []config.SourceConfig
-		for _, a := range addrs {
-			srcs = append(srcs, d.sourceDefaults(config.SourceServer, a))
-		}
+		// d.cfg (the source defaults) is the owner's: read it here.
+		srcs := d.serverSources(servers, "runtime")
 		for _, sp := range append([]*spec(nil), d.specs...) {
 			if sp.origin == originRuntime {
 				d.removeSpec(sp)
@@ -271,6 +262,7 @@ func (d *Daemon) SetRuntimeServers(ctx context.Context, servers []string) error 
 			d.addSpec(d.ctx, src, originRuntime)
 		}
 		d.runtime.Store(&servers)
+		d.applyPrecedence()
 		return nil
 	})
 }
@@ -301,4 +293,5 @@ func (d *Daemon) publishConfigServers() {
 		out = append(out, strings.TrimSuffix(s.Host(), "."))
 	}
 	d.cfgServers.Store(&out)
+	d.applyPrecedence()
 }

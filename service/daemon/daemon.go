@@ -142,6 +142,7 @@ type Daemon struct {
 	ntpOffFlag atomic.Bool
 	runtime    atomic.Pointer[[]string]
 	cfgServers atomic.Pointer[[]string]
+	ntpsrv     ntpServerState // timesync1's lists and their precedence (ntpservers.go)
 	changed    chan struct{}
 	changeMu   sync.Mutex
 	ctx        context.Context
