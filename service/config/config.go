@@ -274,13 +274,19 @@ func Default(opts Options) *Config {
 // the file name used in messages and kept as Config.Path. On any problem it
 // returns nil and Errors listing every problem found.
 func Parse(name string, data []byte, opts Options) (*Config, error) {
+	// The line scanner goes first: it bounds the nesting and the work that
+	// the TOML library and the decoder would otherwise spend (positions.go).
+	lines, lim := scanKeys(data)
+	if lim != nil {
+		return nil, Errors{{File: name, Line: lim.line, Msg: lim.msg}}
+	}
 	var tree map[string]any
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&tree); err != nil {
 		return nil, Errors{syntaxError(name, err)}
 	}
 	c := Default(opts)
 	c.Path = name
-	c.lines = keyLines(data)
+	c.lines = lines
 
 	d := &decoder{file: name, lines: c.lines}
 	d.decode(tree, c)
@@ -295,10 +301,23 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	}
 	if len(errs) > 0 {
 		sortErrors(errs)
+		if n := len(errs) - MaxErrors + d.dropped; n > 0 {
+			line := errs[len(errs)-1].Line
+			if len(errs) > MaxErrors {
+				line = errs[MaxErrors].Line
+			}
+			more := &Error{File: name, Line: line,
+				Msg: fmt.Sprintf("and %d more errors (only the first %d are listed)", n, min(len(errs), MaxErrors))}
+			errs = append(errs[:min(len(errs), MaxErrors):min(len(errs), MaxErrors)], more)
+		}
 		return nil, errs
 	}
 	return c, nil
 }
+
+// MaxErrors is how many errors Parse lists; one more says how many were
+// left out.
+const MaxErrors = 100
 
 // syntaxError turns what the TOML library says into an *Error.
 func syntaxError(name string, err error) *Error {

@@ -20,19 +20,32 @@ import (
 type decoder struct {
 	file   string
 	lines  map[string]int
-	errs   Errors
-	failed []string // keys whose values did not decode
+	errs    Errors
+	dropped int      // errors past maxDecodeErrors, counted only
+	failed  []string // keys whose values did not decode
 }
 
 // errorf reports a value that could not be decoded.
 func (d *decoder) errorf(key, format string, args ...any) {
-	d.failed = append(d.failed, key)
+	if len(d.failed) < maxDecodeErrors {
+		d.failed = append(d.failed, key)
+	}
 	d.add(key, format, args...)
 }
 
 func (d *decoder) add(key, format string, args ...any) {
+	if len(d.errs) >= maxDecodeErrors {
+		// Past this many, the rest are only counted: a document of 400 000
+		// wrong array elements must not cost 400 000 messages.
+		d.dropped++
+		return
+	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: lineOf(d.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
+
+// maxDecodeErrors is how many errors the decoder keeps (Parse lists the
+// first MaxErrors of them in file order, and counts the rest).
+const maxDecodeErrors = 10 * MaxErrors
 
 // reported reports whether the value at key, at a table or array above it,
 // or at a key inside it did not decode: checking what is left there would
