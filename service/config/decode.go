@@ -18,8 +18,8 @@ import (
 // inline tables included.
 
 type decoder struct {
-	file   string
-	lines  map[string]int
+	file    string
+	lines   map[string]int
 	errs    Errors
 	dropped int      // errors past maxDecodeErrors, counted only
 	failed  []string // keys whose values did not decode
