@@ -127,7 +127,10 @@ func TestEmbeddedEveryKeyCommented(t *testing.T) {
 
 // full.toml sets every key; the result must be exactly this.
 func TestParseFull(t *testing.T) {
-	ca := writeFile(t, "ca.pem", "not really a certificate", 0o644)
+	// One PEM file is CA file, certificate and key: each loader takes the
+	// blocks it wants.
+	certPEM, keyPEM := testPair(t, time.Now().Add(-time.Hour))
+	ca := writeFile(t, "ca.pem", string(certPEM)+string(keyPEM), 0o600)
 	data, err := os.ReadFile("testdata/full.toml")
 	if err != nil {
 		t.Fatal(err)

@@ -165,7 +165,11 @@ func (v *validator) source(key string, s *SourceConfig, seen map[string]string) 
 		if s.Mode != SourceNTS {
 			v.errorf(key+".certificate-authority", "only allowed with mode = %q", SourceNTS)
 		} else {
+			n := len(v.errs)
 			v.existingFile(key+".certificate-authority", s.CertificateAuthority)
+			if len(v.errs) == n {
+				v.caFile(key+".certificate-authority", s.CertificateAuthority)
+			}
 		}
 	}
 }
@@ -225,15 +229,22 @@ func (v *validator) listen(key string, ap netip.AddrPort, seen map[netip.AddrPor
 
 func (v *validator) ntsKEServer(key string, s *NTSKEServerConfig, listens map[netip.AddrPort]string) {
 	v.listen(key+".listen", s.Listen, listens)
+	ok := true
 	for _, f := range []struct{ name, path string }{
 		{"certificate-chain-path", s.CertificateChainPath},
 		{"private-key-path", s.PrivateKeyPath},
 	} {
+		n := len(v.errs)
 		if f.path == "" {
 			v.errorf(key+"."+f.name, "missing")
 		} else {
 			v.existingFile(key+"."+f.name, f.path)
 		}
+		ok = ok && len(v.errs) == n
+	}
+	if ok {
+		// Load them as gnomond will.
+		v.keyPair(key, s)
 	}
 	if s.KeyExchangeTimeout <= 0 || s.KeyExchangeTimeout > time.Hour {
 		v.errorf(key+".key-exchange-timeout", "must be more than 0 and at most 3600 s (got %s)", secs(s.KeyExchangeTimeout))
