@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"os/user"
 	"slices"
 )
 
@@ -54,6 +55,16 @@ func (c *Config) Check() []Warning {
 	}
 
 	c.fileWarnings(warn)
+	// Only a user named in the file: the default one comes with the
+	// package (sysusers.d), and a missing one is gnomond's to report.
+	if _, set := c.lines["security.user"]; set && c.Security.User != "" {
+		u := c.Security.User
+		if _, err := user.Lookup(u); err != nil {
+			if _, uerr := user.LookupId(u); uerr != nil {
+				warn("security.user", "no user %q on this machine: gnomond started as root will refuse to run (exit status 1); create it, or set user = \"\" to run as root", u)
+			}
+		}
+	}
 
 	slices.SortStableFunc(ws, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
 	return ws

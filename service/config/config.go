@@ -222,6 +222,9 @@ type LogConfig struct {
 type SecurityConfig struct {
 	// Seccomp confines the daemon to the system calls it needs. Default true.
 	Seccomp bool
+	// User is who gnomond becomes once its sockets are bound, when started
+	// as root (DefaultUser); "" stays root. gnomond's --user overrides it.
+	User string
 }
 
 // Options are facts about the running daemon that change defaults.
@@ -236,6 +239,9 @@ var (
 	defaultPollLimits = PollIntervalLimits{Min: 6, Max: 10}
 	defaultRateLimit  = RateLimit{Interval: 2 * time.Second, Burst: 16, KoD: true, TableSize: 65536}
 )
+
+// DefaultUser is the packaged service user gnomond switches to.
+const DefaultUser = "gnomon"
 
 const (
 	defaultPoolCount          = 4
@@ -266,7 +272,7 @@ func Default(opts Options) *Config {
 		},
 		SourceDefaults: SourceDefaults{PollIntervalLimits: defaultPollLimits},
 		Log:            LogConfig{Level: LogInfo, Format: LogAuto},
-		Security:       SecurityConfig{Seccomp: true},
+		Security:       SecurityConfig{Seccomp: true, User: DefaultUser},
 	}
 }
 

@@ -290,6 +290,7 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 	}
 	if st := t.sub("security"); st != nil {
 		st.boolean("seccomp", &c.Security.Seccomp)
+		st.str("user", &c.Security.User)
 		st.finish()
 	}
 	t.finish()

@@ -53,6 +53,9 @@ func (c *Config) validate() Errors {
 	for i := range c.NTSKEServers {
 		v.ntsKEServer(indexKey("nts-ke-server", i), &c.NTSKEServers[i], listens)
 	}
+	if u := c.Security.User; strings.ContainsAny(u, ":/\x00 \t\n") {
+		v.errorf("security.user", "%q is not a user name", u)
+	}
 	v.enum("log.level", c.Log.Level.MarshalText)
 	v.enum("log.format", c.Log.Format.MarshalText)
 	return v.errs
