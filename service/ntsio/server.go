@@ -69,7 +69,7 @@ type Server struct {
 	lim  *limiter
 
 	accepted, refused, limitedConns, limitedRate, evicted atomic.Uint64
-	failed, timeouts, served                             atomic.Uint64
+	failed, timeouts, served                              atomic.Uint64
 }
 
 // ServerStats counts connections since the server was made.
