@@ -210,6 +210,13 @@ type NTSKEServerConfig struct {
 	PrivateKeyPath       string
 	// KeyExchangeTimeout bounds one key exchange. Default 1 s.
 	KeyExchangeTimeout time.Duration
+	// MaxConnectionsPerAddress is how many connections one client address
+	// (IPv6: /64) may have open at once; 0 is no limit. Default 8.
+	MaxConnectionsPerAddress int
+	// ConnectionRatePerAddress is how many new connections a second one
+	// address may open on average (bursts of 8 times that, at least 32);
+	// 0 is no limit. Default 4.
+	ConnectionRatePerAddress float64
 }
 
 // LogConfig is [log].

@@ -172,7 +172,7 @@ func TestParseFull(t *testing.T) {
 			},
 		},
 		NTSKEServers: []NTSKEServerConfig{{Listen: netip.MustParseAddrPort("[::1]:4460"),
-			CertificateChainPath: ca, PrivateKeyPath: ca, KeyExchangeTimeout: 2500 * time.Millisecond}},
+			CertificateChainPath: ca, PrivateKeyPath: ca, KeyExchangeTimeout: 2500 * time.Millisecond, ConnectionRatePerAddress: 0.5}},
 		Log:      LogConfig{Level: LogDebug, Format: LogJSON},
 		Security: SecurityConfig{Seccomp: false, User: "ntp"},
 		Path:     "full.toml",

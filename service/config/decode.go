@@ -418,7 +418,8 @@ func (d *decoder) filter(t *table) *AddressFilter {
 }
 
 func (d *decoder) ntsKEServer(t *table) NTSKEServerConfig {
-	s := NTSKEServerConfig{KeyExchangeTimeout: defaultKeyExchangeTimeout}
+	s := NTSKEServerConfig{KeyExchangeTimeout: defaultKeyExchangeTimeout,
+		MaxConnectionsPerAddress: defaultKEConnsPerAddress, ConnectionRatePerAddress: defaultKERatePerAddress}
 	var listen string
 	if t.str("listen", &listen) {
 		if ap, err := parseListen(listen); err != nil {
@@ -430,9 +431,18 @@ func (d *decoder) ntsKEServer(t *table) NTSKEServerConfig {
 	t.str("certificate-chain-path", &s.CertificateChainPath)
 	t.str("private-key-path", &s.PrivateKeyPath)
 	t.seconds("key-exchange-timeout", &s.KeyExchangeTimeout)
+	t.integer("max-connections-per-address", &s.MaxConnectionsPerAddress)
+	t.number("connection-rate-per-address", &s.ConnectionRatePerAddress)
 	t.finish()
 	return s
 }
+
+// NTS-KE per-address defaults (service/ntsio's DefaultMaxConnsPerAddr and
+// DefaultNewConnsPerAddr).
+const (
+	defaultKEConnsPerAddress = 8
+	defaultKERatePerAddress  = 4
+)
 
 // describe names a TOML value for a message: `the string "0.1"`.
 func describe(v any) string {

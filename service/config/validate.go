@@ -249,6 +249,12 @@ func (v *validator) ntsKEServer(key string, s *NTSKEServerConfig, listens map[ne
 		// Load them as gnomond will.
 		v.keyPair(key, s)
 	}
+	if s.MaxConnectionsPerAddress < 0 || s.MaxConnectionsPerAddress > 1<<16 {
+		v.errorf(key+".max-connections-per-address", "must be between 0 (no limit) and 65536 (got %d)", s.MaxConnectionsPerAddress)
+	}
+	if r := s.ConnectionRatePerAddress; r < 0 || r > 1e6 || math.IsNaN(r) {
+		v.errorf(key+".connection-rate-per-address", "must be between 0 (no limit) and 1000000 per second (got %s)", formatFloat(r))
+	}
 	if s.KeyExchangeTimeout <= 0 || s.KeyExchangeTimeout > time.Hour {
 		v.errorf(key+".key-exchange-timeout", "must be more than 0 and at most 3600 s (got %s)", secs(s.KeyExchangeTimeout))
 	}

@@ -137,6 +137,7 @@ func (d *Daemon) startNTS(ctx context.Context) error {
 		srv, err := ntsio.NewServer(ntsio.ServerConfig{
 			CertFile: kc.CertificateChainPath, KeyFile: kc.PrivateKeyPath, Keys: ring,
 			NTPPort: ntpPort, Timeout: kc.KeyExchangeTimeout, Logger: d.log,
+			MaxConnsPerAddr: noLimit(kc.MaxConnectionsPerAddress), NewConnsPerAddr: float64(noLimit(kc.ConnectionRatePerAddress)),
 		})
 		if err != nil {
 			return fmt.Errorf("nts-ke-server[%d]: %w", i, err)
@@ -164,12 +165,34 @@ func (d *Daemon) startNTS(ctx context.Context) error {
 				if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
 					d.log.Error("NTS-KE server stopped", "listen", ln.Addr(), "err", err)
 				}
+				d.log.Info("NTS-KE server counters", "listen", ln.Addr(), "stats", srv.Stats().String())
 			}()
 			d.log.Info("serving NTS-KE", "listen", ln.Addr())
 		}
 		d.nts.ke = append(d.nts.ke, srv)
 	}
 	return nil
+}
+
+// NTSKEStats are the counters of each NTS-KE server, in configuration
+// order (none when there is no NTS-KE server).
+func (d *Daemon) NTSKEStats() []ntsio.ServerStats {
+	if d.nts == nil {
+		return nil
+	}
+	out := make([]ntsio.ServerStats, len(d.nts.ke))
+	for i, s := range d.nts.ke {
+		out[i] = s.Stats()
+	}
+	return out
+}
+
+// noLimit maps the configuration's 0 ("no limit") to ntsio's negative.
+func noLimit[T int | float64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // reloadCertificates re-reads every NTS-KE server's certificate; clients
