@@ -174,3 +174,61 @@ func TestNTSKEFloodFairness(t *testing.T) {
 }
 
 func hnFirst(s []string, n int) []string { return s[:min(len(s), n)] }
+
+// TestNTSClientBackAfterOutage (issue 11, item 1, the client side): a
+// gnomond NTS client whose key-exchange server is down at first (refusing
+// connections for 20 s, long enough for a backoff of 16 s, 32 s, ... to
+// grow) is back within three of its longest poll intervals once the server
+// answers again, and then synchronizes to it.
+func TestNTSClientBackAfterOutage(t *testing.T) {
+	peers.NeedRoot(t, rootFor)
+	t.Parallel()
+	dir := peers.TempDir(t, 0o777)
+	cert, key := ntsCert(t, dir)
+	up := peers.StartChronyd(t, dir, peers.FreePort(t), "")
+	ntpPort, kePort := peers.FreePort(t), peers.FreePort(t)
+	const maxPoll = 2 // log2 s
+	src := fmt.Sprintf("[[source]]\nmode = \"nts\"\naddress = \"127.0.0.1:%d\"\ncertificate-authority = %q\npoll-interval-limits = { min = 0, max = %d }\n", kePort, cert, maxPoll)
+	client := startGnomond(t, dir, observeConfig(src), gnomondOpts{})
+
+	const outage = 20 * time.Second
+	time.Sleep(outage)
+	if n := strings.Count(hnLog(t, client), "NTS key exchange failed"); n == 0 {
+		t.Fatalf("no failed key exchange logged during the outage")
+	}
+	if strings.Contains(hnLog(t, client), "NTS key exchange done") {
+		t.Fatal("a key exchange succeeded with the server down")
+	}
+
+	ke := fmt.Sprintf("[[nts-ke-server]]\nlisten = \"127.0.0.1:%d\"\ncertificate-chain-path = %q\nprivate-key-path = %q\n", kePort, cert, key)
+	server := startGnomond(t, dir, observeConfig(sourceTable(up.Port), serverTable(peers.Loop4(ntpPort).String(), "rate-limit = { interval = 0 }"), ke), gnomondOpts{})
+	keAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(kePort))
+	peers.Eventually(t, 10*time.Second, "the NTS-KE server accepting", func() error {
+		c, err := net.DialTimeout("tcp", keAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	back := time.Now()
+	bound := 3 * (time.Second << maxPoll)
+	peers.Eventually(t, bound, "the client's key exchange after the server came back", func() error {
+		if !strings.Contains(hnLog(t, client), "NTS key exchange done") {
+			return fmt.Errorf("no key exchange yet (%v after the server came back)", time.Since(back).Round(time.Millisecond))
+		}
+		return nil
+	})
+	t.Logf("key exchange done %v after the server came back (bound: 3 polls of %v)", time.Since(back).Round(time.Millisecond), time.Second<<maxPoll)
+	waitSynced(t, server, peers.Loop4(up.Port).String(), 20*time.Second)
+	waitSynced(t, client, peers.Loop4(ntpPort).String(), 30*time.Second)
+}
+
+// hnLog is a daemon's log so far.
+func hnLog(t *testing.T, g *gnomond) string {
+	t.Helper()
+	b, err := os.ReadFile(g.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
