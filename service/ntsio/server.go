@@ -155,7 +155,11 @@ func (s *Server) Stats() ServerStats {
 // Listen opens a TCP listener on addr (host:port) for Serve.
 func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
-	return lc.Listen(ctx, "tcp", addr)
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%w: address in use by another process (is chronyd, ntpd or another gnomond serving NTS-KE on it?)", err)
+	}
+	return ln, err
 }
 
 // FileListener adopts a socket-activated listening socket (the file is
