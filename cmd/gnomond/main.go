@@ -141,6 +141,8 @@ func newRoot() *cobra.Command {
 			}
 			if !cmd.Flags().Changed("user") {
 				runAs = cfg.Security.User
+			} else {
+				cfg.Security.User = runAs // for Check's warnings
 			}
 			log := slog.New(sd.NewLogHandler(os.Stderr, level, string(cfg.Log.Format)))
 			for _, w := range cfg.Check() {

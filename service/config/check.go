@@ -55,6 +55,7 @@ func (c *Config) Check() []Warning {
 	}
 
 	c.fileWarnings(warn)
+	c.userFileWarnings(warn)
 	// Only a user named in the file: the default one comes with the
 	// package (sysusers.d), and a missing one is gnomond's to report.
 	if _, set := c.lines["security.user"]; set && c.Security.User != "" {

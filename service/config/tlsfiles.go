@@ -10,7 +10,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -192,6 +197,88 @@ func (c *Config) fileWarnings(warn func(key, format string, args ...any)) {
 	for i, s := range c.Sources {
 		if s.CertificateAuthority != "" && readPEMFile(s.CertificateAuthority).denied {
 			warn(indexKey("source", i)+".certificate-authority", "%s: cannot read it as this user to check it", s.CertificateAuthority)
+		}
+	}
+}
+
+// readableBy reports why the user uid (with groups gids) could not read
+// the file at p, judging by the permission bits of p and of every
+// directory above it; "" when it could. Root reads everything.
+func readableBy(p string, uid int, gids []int) string {
+	if uid == 0 {
+		return ""
+	}
+	may := func(fi os.FileInfo, bit fs.FileMode) bool {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return true
+		}
+		perm := fi.Mode().Perm()
+		switch {
+		case int(st.Uid) == uid:
+			return perm&(bit<<6) != 0
+		case slices.Contains(gids, int(st.Gid)):
+			return perm&(bit<<3) != 0
+		}
+		return perm&bit != 0
+	}
+	abs := filepath.Clean(p)
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil && !may(fi, 0o1) {
+			return "cannot enter " + dir
+		}
+		if dir == "/" || dir == "." {
+			break
+		}
+	}
+	if fi, err := os.Stat(abs); err == nil && !may(fi, 0o4) {
+		return fmt.Sprintf("cannot read it (mode %04o)", fi.Mode().Perm())
+	}
+	return ""
+}
+
+// userFileWarnings warns about the files gnomond reads after it has become
+// the configured user: an NTS source's CA file (read at every key
+// exchange) and an NTS-KE server's certificate and key (read again on
+// every reload).
+func (c *Config) userFileWarnings(warn func(key, format string, args ...any)) {
+	name := c.Security.User
+	if name == "" {
+		return
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return // reported by Check when set in the file; gnomond refuses it
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return
+	}
+	var gids []int
+	if ids, err := u.GroupIds(); err == nil {
+		for _, s := range ids {
+			if g, err := strconv.Atoi(s); err == nil {
+				gids = append(gids, g)
+			}
+		}
+	}
+	if g, err := strconv.Atoi(u.Gid); err == nil {
+		gids = append(gids, g)
+	}
+	for i, s := range c.Sources {
+		if s.CertificateAuthority == "" {
+			continue
+		}
+		if why := readableBy(s.CertificateAuthority, uid, gids); why != "" {
+			warn(indexKey("source", i)+".certificate-authority", "%s: user %s %s, and gnomond reads it as %s at every key exchange: they will fail", s.CertificateAuthority, name, why, name)
+		}
+	}
+	for i, s := range c.NTSKEServers {
+		key := indexKey("nts-ke-server", i)
+		for _, f := range []struct{ key, path string }{{key + ".certificate-chain-path", s.CertificateChainPath}, {key + ".private-key-path", s.PrivateKeyPath}} {
+			if why := readableBy(f.path, uid, gids); why != "" {
+				warn(f.key, "%s: user %s %s: gnomond reads it as root at start, but a reload (as %s) cannot renew the certificate", f.path, name, why, name)
+			}
 		}
 	}
 }

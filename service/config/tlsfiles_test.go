@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,5 +121,49 @@ func TestSourceCAFile(t *testing.T) {
 	_, err := Parse("t.toml", []byte(fmt.Sprintf(src, bad)), Options{})
 	if want := "t.toml:4: source[0].certificate-authority: " + bad + ": holds a private key, want PEM CA certificates"; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestUserFileWarnings: files the configured user cannot read, which
+// gnomond reads after becoming that user, are warned about.
+func TestUserFileWarnings(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make files another user cannot read")
+	}
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skip("no user nobody")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} { // testing makes them 0700
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert, key := testPair(t, time.Now().Add(-time.Hour))
+	open, closed := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "secret.pem")
+	if os.WriteFile(open, cert, 0o644) != nil || os.WriteFile(closed, append(cert, key...), 0o600) != nil {
+		t.Fatal("write")
+	}
+	doc := "[security]\nuser = \"nobody\"\n[[source]]\nmode = \"nts\"\naddress = \"localhost\"\ncertificate-authority = %q\n"
+	for _, tc := range []struct {
+		path string
+		warn bool
+	}{{open, false}, {closed, true}} {
+		c, err := Parse("t.toml", []byte(fmt.Sprintf(doc, tc.path)), Options{IsRoot: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range c.Check() {
+			if strings.Contains(w.String(), "user nobody cannot") {
+				got = append(got, w.String())
+			}
+		}
+		if tc.warn != (len(got) == 1) {
+			t.Fatalf("%s: warnings %q, want one: %v", tc.path, got, tc.warn)
+		}
+		if tc.warn && !strings.HasPrefix(got[0], "t.toml:6: source[0].certificate-authority: "+closed+": user nobody cannot read it (mode 0600)") {
+			t.Errorf("warning %q lacks file:line: key", got[0])
+		}
 	}
 }
