@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +15,8 @@ import (
 )
 
 // hnRun runs argv (under prlimit's address-space limit when limitAS > 0)
-// and returns its exit code, output and peak RSS in KiB.
-func hnRun(t *testing.T, limitAS int64, argv ...string) (code int, out string, maxRSSKiB int64) {
+// and returns its exit code and output.
+func hnRun(t *testing.T, limitAS int64, argv ...string) (code int, out string) {
 	t.Helper()
 	if limitAS > 0 {
 		argv = append([]string{peers.NeedTool(t, "prlimit"), fmt.Sprintf("--as=%d", limitAS), "--"}, argv...)
@@ -33,18 +32,17 @@ func hnRun(t *testing.T, limitAS int64, argv ...string) (code int, out string, m
 	case err != nil && !errors.As(err, &ee):
 		t.Fatalf("%s: %v", strings.Join(argv, " "), err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		maxRSSKiB = ru.Maxrss
-	}
-	return cmd.ProcessState.ExitCode(), string(b), maxRSSKiB
+	return cmd.ProcessState.ExitCode(), string(b)
 }
 
 // TestConfigParsingBounded (issue 11, item 6): an 800 KB file of 400 000
 // nested arrays (24 GB in gnomond check-config before) and one of 200 000
 // nested inline tables (out of memory in the TOML library) are refused at
 // once with file:line by gnomond check-config, gnomonctl validate and
-// gnomond itself, each within 1 GiB of address space and well under
-// 200 MiB of memory.
+// gnomond itself, each within 1 GiB of address space (of which the Go
+// runtime reserves about 700 MiB at start). The wait4 peak RSS of a child
+// of this process counts this process's own, so the allocations are
+// counted in service/config's TestParseHostileBounded instead.
 func TestConfigParsingBounded(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -54,7 +52,6 @@ func TestConfigParsingBounded(t *testing.T) {
 		"tables.toml": "[clock]\nx = " + strings.Repeat("{a=", 200_000) + "1" + strings.Repeat("}", 200_000) + "\n",
 	}
 	const limitAS = 1 << 30
-	const maxRSS = 200 << 10 // KiB
 	for name, text := range files {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -73,13 +70,9 @@ func TestConfigParsingBounded(t *testing.T) {
 			{[]string{ctl, "validate", "--config", path}, 1},
 			{[]string{gnomondBin, "--config", path, "--no-dbus", "--state-dir", "", "--user", ""}, 3},
 		} {
-			code, out, rss := hnRun(t, limitAS, run.argv...)
-			t.Logf("%s on %s (%d KB): exit %d, peak RSS %d MiB", filepath.Base(run.argv[0]), name, len(text)/1000, code, rss>>10)
+			code, out := hnRun(t, limitAS, run.argv...)
 			if code != run.code || !strings.Contains(out, want) {
 				t.Errorf("%s: exit %d, want %d with %q:\n%.2000s", strings.Join(run.argv, " "), code, run.code, want, out)
-			}
-			if rss > maxRSS {
-				t.Errorf("%s: peak RSS %d MiB, want under %d MiB", strings.Join(run.argv, " "), rss>>10, maxRSS>>10)
 			}
 		}
 	}
@@ -118,8 +111,8 @@ func TestValidateLoadsWhatDaemonLoads(t *testing.T) {
 			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			vCode, vOut, _ := hnRun(t, 0, ctl, "validate", "--config", path)
-			cCode, cOut, _ := hnRun(t, 0, gnomondBin, "check-config", path)
+			vCode, vOut := hnRun(t, 0, ctl, "validate", "--config", path)
+			cCode, cOut := hnRun(t, 0, gnomondBin, "check-config", path)
 			if tc.want == "" {
 				if vCode != 0 || cCode != 0 {
 					t.Fatalf("good pair refused: validate %d %s; check-config %d %s", vCode, vOut, cCode, cOut)
@@ -136,7 +129,7 @@ func TestValidateLoadsWhatDaemonLoads(t *testing.T) {
 				t.Errorf("gnomond check-config: exit %d, want 3 with %q:\n%s", cCode, want, cOut)
 			}
 			// The daemon refuses it the same way, before binding anything.
-			dCode, dOut, _ := hnRun(t, 0, peers.Safe(t, gnomondBin, "--config", path, "--no-dbus", "--state-dir", "", "--user", "")...)
+			dCode, dOut := hnRun(t, 0, peers.Safe(t, gnomondBin, "--config", path, "--no-dbus", "--state-dir", "", "--user", "")...)
 			if dCode != 3 || !strings.Contains(dOut, want) {
 				t.Errorf("gnomond: exit %d, want 3 with %q:\n%s", dCode, want, dOut)
 			}
