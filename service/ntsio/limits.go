@@ -91,6 +91,9 @@ type limiter struct {
 	warnWin  time.Time // start of the current log window
 	warnLeft int       // addresses that may still be logged in it
 	swept    time.Time // last sweep
+
+	fullLogged  time.Time // when "server full" was last logged
+	fullDropped uint64    // refused as overTotal since
 }
 
 func newLimiter(maxTotal, maxPerAddr int, rate float64, burst int) *limiter {
@@ -173,7 +176,14 @@ func (l *limiter) admit(key netip.Addr, c net.Conn, now time.Time) (s *slot, v v
 		if now.Sub(l.warnWin) >= warnEvery {
 			l.warnWin, l.warnLeft = now, warnBurst
 		}
-		if v != overTotal && now.Sub(p.logged) >= warnEvery && l.warnLeft > 0 {
+		switch {
+		case v == overTotal:
+			l.fullDropped++
+			if now.Sub(l.fullLogged) >= warnEvery {
+				note = &logNote{addr: key, why: v, dropped: l.fullDropped, active: l.total}
+				l.fullDropped, l.fullLogged = 0, now
+			}
+		case now.Sub(p.logged) >= warnEvery && l.warnLeft > 0:
 			l.warnLeft--
 			note = &logNote{addr: key, why: v, dropped: p.dropped, active: p.active}
 			p.dropped, p.logged = 0, now

@@ -96,7 +96,10 @@ func TestLimiterFairness(t *testing.T) {
 	l2 := newLimiter(2, 0, 0, 0)
 	l2.admit(flood, nil, now)
 	l2.admit(honest, nil, now)
-	if _, v, _, _ := l2.admit(honest, nil, now); v != overTotal {
-		t.Fatalf("full with equal shares: %v", v)
+	if _, v, _, note := l2.admit(honest, nil, now); v != overTotal || note == nil || note.why != overTotal {
+		t.Fatalf("full with equal shares: %v, note %+v", v, note)
+	}
+	if _, _, _, note := l2.admit(flood, nil, now); note != nil {
+		t.Fatalf("second refusal within a minute logged: %+v", note)
 	}
 }

@@ -198,7 +198,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.accepted.Add(1)
 		key := addrKey(c.RemoteAddr())
 		sl, v, victim, note := s.lim.admit(key, c, time.Now())
-		if note != nil {
+		switch {
+		case note != nil && note.why == overTotal:
+			s.log.Warn("NTS-KE: server full, refusing connections", "open", note.active, "refused", note.dropped,
+				"latest", note.addr.String(), "stats", s.Stats().String())
+		case note != nil:
 			s.log.Warn("NTS-KE: refusing connections from an address", "address", note.addr.String(),
 				"reason", note.why.String(), "refused", note.dropped, "open", note.active, "stats", s.Stats().String())
 		}
