@@ -8,6 +8,9 @@ DESTDIR   ?=
 SBINDIR   ?= $(PREFIX)/sbin
 BINDIR    ?= $(PREFIX)/bin
 FUZZTIME  ?= 60s
+# address space (KiB) of each fuzz run: an input that blows up memory fails
+# the run, not the machine
+FUZZMEM   ?= 8000000
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 
@@ -66,7 +69,7 @@ install: build man completions install-units
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; ( ulimit -v $(FUZZMEM) && GOMEMLIMIT=1GiB $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg ) || exit 1; \
 	  done; done
 
 bench: bench-sim

@@ -486,6 +486,9 @@ workers = $WORKERS
 listen = \"127.0.0.1:$gno_ke\"
 certificate-chain-path = \"$T/nts.crt\"
 private-key-path = \"$T/nts.key\"
+# the load generator is one address: no per-address limits
+max-connections-per-address = 0
+connection-rate-per-address = 0
 
 [log]
 level = \"warn\"" "${srv_pin[@]}"

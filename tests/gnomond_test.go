@@ -121,7 +121,9 @@ func startGnomond(t *testing.T, dir, cfg string, o gnomondOpts) *gnomond {
 			argv[i] = strings.ReplaceAll(a, "@NOTIFY@", n.Path)
 		}
 	}
-	argv = append(argv, gnomondBin, "--config", path, "--no-dbus", "--state-dir", "")
+	// As root on purpose: a test machine need not have the gnomon user
+	// (gnomond refuses to start as root without --user "").
+	argv = append(argv, gnomondBin, "--config", path, "--no-dbus", "--state-dir", "", "--user", "")
 	argv = peers.InNetns(t, o.netns, peers.Safe(t, argv...))
 	return &gnomond{Proc: peers.Start(t, dir, tag, env, argv...), notify: n, config: path}
 }

@@ -143,6 +143,11 @@ func newRoot() *cobra.Command {
 				}
 				level.Set(l.Level())
 			}
+			if !cmd.Flags().Changed("user") {
+				runAs = cfg.Security.User
+			} else {
+				cfg.Security.User = runAs // for Check's warnings
+			}
 			log := slog.New(sd.NewLogHandler(os.Stderr, level, string(cfg.Log.Format)))
 			for _, w := range cfg.Check() {
 				log.Warn("configuration", "warning", w.String())
@@ -214,7 +219,7 @@ func newRoot() *cobra.Command {
 	root.Flags().BoolVarP(&observe, "observe", "x", false, "never touch any clock: measure, select and report only (like chronyd -x)")
 	root.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error (overrides [log] level)")
 	root.Flags().BoolVar(&showVer, "version", false, "print the version and exit")
-	root.Flags().StringVar(&runAs, "user", "gnomon", "user to become after binding when started as root (\"\" to stay root)")
+	root.Flags().StringVar(&runAs, "user", config.DefaultUser, "user to become after binding when started as root; gnomond exits (status 1) if it cannot (\"\" to stay root; overrides [security] user)")
 	root.Flags().StringVar(&stateDir, "state-dir", "/var/lib/gnomon", "directory for state kept across restarts (\"\" for none)")
 	root.Flags().StringVar(&busAddr, "bus-address", "", "D-Bus system bus address (default $DBUS_SYSTEM_BUS_ADDRESS, else "+gdbus.DefaultSystemBus+")")
 	root.Flags().BoolVar(&noDBus, "no-dbus", false, "do not serve timedate1, timesync1 and Gnomon1 on the system bus")

@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"os/user"
 	"slices"
 )
 
@@ -50,6 +51,19 @@ func (c *Config) Check() []Warning {
 	for i, s := range c.Servers {
 		if s.Listen.Addr().IsUnspecified() && s.Allowlist == nil && !s.RateLimit.Enabled() {
 			warn(indexKey("server", i)+".listen", "listens on every address with neither an allowlist nor a rate-limit: anyone who can reach it may use it as much as they like")
+		}
+	}
+
+	c.fileWarnings(warn)
+	c.userFileWarnings(warn)
+	// Only a user named in the file: the default one comes with the
+	// package (sysusers.d), and a missing one is gnomond's to report.
+	if _, set := c.lines["security.user"]; set && c.Security.User != "" {
+		u := c.Security.User
+		if _, err := user.Lookup(u); err != nil {
+			if _, uerr := user.LookupId(u); uerr != nil {
+				warn("security.user", "no user %q on this machine: gnomond started as root will refuse to run (exit status 1); create it, or set user = \"\" to run as root", u)
+			}
 		}
 	}
 

@@ -210,6 +210,13 @@ type NTSKEServerConfig struct {
 	PrivateKeyPath       string
 	// KeyExchangeTimeout bounds one key exchange. Default 1 s.
 	KeyExchangeTimeout time.Duration
+	// MaxConnectionsPerAddress is how many connections one client address
+	// (IPv6: /64) may have open at once; 0 is no limit. Default 8.
+	MaxConnectionsPerAddress int
+	// ConnectionRatePerAddress is how many new connections a second one
+	// address may open on average (bursts of 8 times that, at least 32);
+	// 0 is no limit. Default 4.
+	ConnectionRatePerAddress float64
 }
 
 // LogConfig is [log].
@@ -222,6 +229,9 @@ type LogConfig struct {
 type SecurityConfig struct {
 	// Seccomp confines the daemon to the system calls it needs. Default true.
 	Seccomp bool
+	// User is who gnomond becomes once its sockets are bound, when started
+	// as root (DefaultUser); "" stays root. gnomond's --user overrides it.
+	User string
 }
 
 // Options are facts about the running daemon that change defaults.
@@ -236,6 +246,9 @@ var (
 	defaultPollLimits = PollIntervalLimits{Min: 6, Max: 10}
 	defaultRateLimit  = RateLimit{Interval: 2 * time.Second, Burst: 16, KoD: true, TableSize: 65536}
 )
+
+// DefaultUser is the packaged service user gnomond switches to.
+const DefaultUser = "gnomon"
 
 const (
 	defaultPoolCount          = 4
@@ -266,7 +279,7 @@ func Default(opts Options) *Config {
 		},
 		SourceDefaults: SourceDefaults{PollIntervalLimits: defaultPollLimits},
 		Log:            LogConfig{Level: LogInfo, Format: LogAuto},
-		Security:       SecurityConfig{Seccomp: true},
+		Security:       SecurityConfig{Seccomp: true, User: DefaultUser},
 	}
 }
 
@@ -274,13 +287,19 @@ func Default(opts Options) *Config {
 // the file name used in messages and kept as Config.Path. On any problem it
 // returns nil and Errors listing every problem found.
 func Parse(name string, data []byte, opts Options) (*Config, error) {
+	// The line scanner goes first: it bounds the nesting and the work that
+	// the TOML library and the decoder would otherwise spend (positions.go).
+	lines, lim := scanKeys(data)
+	if lim != nil {
+		return nil, Errors{{File: name, Line: lim.line, Msg: lim.msg}}
+	}
 	var tree map[string]any
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&tree); err != nil {
 		return nil, Errors{syntaxError(name, err)}
 	}
 	c := Default(opts)
 	c.Path = name
-	c.lines = keyLines(data)
+	c.lines = lines
 
 	d := &decoder{file: name, lines: c.lines}
 	d.decode(tree, c)
@@ -295,10 +314,23 @@ func Parse(name string, data []byte, opts Options) (*Config, error) {
 	}
 	if len(errs) > 0 {
 		sortErrors(errs)
+		if n := len(errs) - MaxErrors + d.dropped; n > 0 {
+			line := errs[len(errs)-1].Line
+			if len(errs) > MaxErrors {
+				line = errs[MaxErrors].Line
+			}
+			more := &Error{File: name, Line: line,
+				Msg: fmt.Sprintf("and %d more errors (only the first %d are listed)", n, min(len(errs), MaxErrors))}
+			errs = append(errs[:min(len(errs), MaxErrors):min(len(errs), MaxErrors)], more)
+		}
 		return nil, errs
 	}
 	return c, nil
 }
+
+// MaxErrors is how many errors Parse lists; one more says how many were
+// left out.
+const MaxErrors = 100
 
 // syntaxError turns what the TOML library says into an *Error.
 func syntaxError(name string, err error) *Error {

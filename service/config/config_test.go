@@ -127,7 +127,10 @@ func TestEmbeddedEveryKeyCommented(t *testing.T) {
 
 // full.toml sets every key; the result must be exactly this.
 func TestParseFull(t *testing.T) {
-	ca := writeFile(t, "ca.pem", "not really a certificate", 0o644)
+	// One PEM file is CA file, certificate and key: each loader takes the
+	// blocks it wants.
+	certPEM, keyPEM := testPair(t, time.Now().Add(-time.Hour))
+	ca := writeFile(t, "ca.pem", string(certPEM)+string(keyPEM), 0o600)
 	data, err := os.ReadFile("testdata/full.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -169,9 +172,9 @@ func TestParseFull(t *testing.T) {
 			},
 		},
 		NTSKEServers: []NTSKEServerConfig{{Listen: netip.MustParseAddrPort("[::1]:4460"),
-			CertificateChainPath: ca, PrivateKeyPath: ca, KeyExchangeTimeout: 2500 * time.Millisecond}},
+			CertificateChainPath: ca, PrivateKeyPath: ca, KeyExchangeTimeout: 2500 * time.Millisecond, ConnectionRatePerAddress: 0.5}},
 		Log:      LogConfig{Level: LogDebug, Format: LogJSON},
-		Security: SecurityConfig{Seccomp: false},
+		Security: SecurityConfig{Seccomp: false, User: "ntp"},
 		Path:     "full.toml",
 	}
 	got.lines = nil

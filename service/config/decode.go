@@ -18,21 +18,34 @@ import (
 // inline tables included.
 
 type decoder struct {
-	file   string
-	lines  map[string]int
-	errs   Errors
-	failed []string // keys whose values did not decode
+	file    string
+	lines   map[string]int
+	errs    Errors
+	dropped int      // errors past maxDecodeErrors, counted only
+	failed  []string // keys whose values did not decode
 }
 
 // errorf reports a value that could not be decoded.
 func (d *decoder) errorf(key, format string, args ...any) {
-	d.failed = append(d.failed, key)
+	if len(d.failed) < maxDecodeErrors {
+		d.failed = append(d.failed, key)
+	}
 	d.add(key, format, args...)
 }
 
 func (d *decoder) add(key, format string, args ...any) {
+	if len(d.errs) >= maxDecodeErrors {
+		// Past this many, the rest are only counted: a document of 400 000
+		// wrong array elements must not cost 400 000 messages.
+		d.dropped++
+		return
+	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: lineOf(d.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
+
+// maxDecodeErrors is how many errors the decoder keeps (Parse lists the
+// first MaxErrors of them in file order, and counts the rest).
+const maxDecodeErrors = 10 * MaxErrors
 
 // reported reports whether the value at key, at a table or array above it,
 // or at a key inside it did not decode: checking what is left there would
@@ -277,6 +290,7 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 	}
 	if st := t.sub("security"); st != nil {
 		st.boolean("seccomp", &c.Security.Seccomp)
+		st.str("user", &c.Security.User)
 		st.finish()
 	}
 	t.finish()
@@ -404,7 +418,8 @@ func (d *decoder) filter(t *table) *AddressFilter {
 }
 
 func (d *decoder) ntsKEServer(t *table) NTSKEServerConfig {
-	s := NTSKEServerConfig{KeyExchangeTimeout: defaultKeyExchangeTimeout}
+	s := NTSKEServerConfig{KeyExchangeTimeout: defaultKeyExchangeTimeout,
+		MaxConnectionsPerAddress: defaultKEConnsPerAddress, ConnectionRatePerAddress: defaultKERatePerAddress}
 	var listen string
 	if t.str("listen", &listen) {
 		if ap, err := parseListen(listen); err != nil {
@@ -416,9 +431,18 @@ func (d *decoder) ntsKEServer(t *table) NTSKEServerConfig {
 	t.str("certificate-chain-path", &s.CertificateChainPath)
 	t.str("private-key-path", &s.PrivateKeyPath)
 	t.seconds("key-exchange-timeout", &s.KeyExchangeTimeout)
+	t.integer("max-connections-per-address", &s.MaxConnectionsPerAddress)
+	t.number("connection-rate-per-address", &s.ConnectionRatePerAddress)
 	t.finish()
 	return s
 }
+
+// NTS-KE per-address defaults (service/ntsio's DefaultMaxConnsPerAddr and
+// DefaultNewConnsPerAddr).
+const (
+	defaultKEConnsPerAddress = 8
+	defaultKERatePerAddress  = 4
+)
 
 // describe names a TOML value for a message: `the string "0.1"`.
 func describe(v any) string {

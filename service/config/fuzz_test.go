@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -26,7 +28,23 @@ func fuzzSeeds(f *testing.F) {
 		f.Add([]byte(tc.in))
 	}
 	f.Add([]byte(trickyTOML))
+	// Past the nesting limit, at it, and a long key over an array: the
+	// shapes that once cost memory quadratic in their size.
+	for _, doc := range []string{
+		"x = " + strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1),
+		"x = " + strings.Repeat("[", MaxNesting-1) + strings.Repeat("]", MaxNesting-1),
+		"x = " + strings.Repeat("{a=", MaxNesting) + "1" + strings.Repeat("}", MaxNesting),
+		strings.Repeat("a.", MaxNesting) + "b = 1",
+		"[" + strings.Repeat("a.", MaxNesting) + "b]",
+		`"` + strings.Repeat("k", 200) + `" = [` + strings.Repeat("1,", 200) + "]",
+	} {
+		f.Add([]byte(doc))
+	}
 }
+
+// allocBound is what parsing data may allocate: linear in its size (see
+// TestParseHostileBounded), plus a constant.
+func allocBound(data []byte) uint64 { return 8<<20 + 200*uint64(len(data)) }
 
 // FuzzParse: arbitrary bytes never panic, and give either a configuration
 // that passes Validate or errors; every error about a key in a document
@@ -34,7 +52,13 @@ func fuzzSeeds(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		c, err := Parse("fuzz.toml", data, Options{IsRoot: true})
+		runtime.ReadMemStats(&after)
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > allocBound(data) {
+			t.Fatalf("parsing %d bytes allocated %d bytes, over %d", len(data), alloc, allocBound(data))
+		}
 		if err == nil {
 			if c == nil {
 				t.Fatal("nil config without error")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,17 +16,48 @@ import (
 // table and key structure itself and notes the line of every key path, in
 // the same path spelling the decoder uses ("source[1].poll-interval-limits.min").
 //
-// keyLines only ever sees documents the TOML parser accepted, but it must not
-// panic or loop on anything: every step moves forward.
+// The scanner also runs before the TOML library, as the guard of every
+// parse (gnomond, check-config, gnomonctl validate, reload): it must not
+// panic or loop on anything, every step moves forward, and its work is
+// bounded. A key path is as long as the keys above it, so a document nested
+// N deep holds N paths of up to N parts: 400 000 nested arrays in an 800 KB
+// file once took 24 GB here, and the TOML library itself copies its key
+// context at every level of nested inline tables. So nesting (dotted key
+// parts, table header parts, arrays and inline tables together) stops at
+// MaxNesting levels, and the key paths recorded at maxPathBytes bytes.
+
+// MaxNesting is the deepest a key may sit in a configuration: table header
+// parts, dotted key parts, arrays and inline tables counted together. The
+// deepest key gnomon reads (server[0].allowlist.filter[0]) is 4 levels.
+const MaxNesting = 32
+
+// maxPathBytes bounds the bytes of key paths the scanner builds (about 30
+// times the largest file allowed); a document that needs more is refused.
+const maxPathBytes = 32 << 20
+
+// scanLimitError is where and why the scanner gave up.
+type scanLimitError struct {
+	line int
+	msg  string
+}
 
 // keyLines maps each key path in data to the 1-based line it is on. An
 // element of an array of tables maps to the line of its [[header]] (or of
 // its inline table), an element of an array value to the line it starts on.
+// A document past the scanner's limits gives the lines found until then.
 func keyLines(data []byte) map[string]int {
+	lines, _ := scanKeys(data)
+	return lines
+}
+
+// scanKeys is keyLines that also says whether the document went past
+// MaxNesting or maxPathBytes (then the map is incomplete).
+func scanKeys(data []byte) (map[string]int, *scanLimitError) {
 	s := &lineScanner{
 		src:    data,
 		lines:  make(map[string]int),
 		arrays: make(map[string]int),
+		budget: maxPathBytes,
 	}
 	for i, b := range data {
 		if b == '\n' {
@@ -36,7 +68,7 @@ func keyLines(data []byte) map[string]int {
 		s.pos = 3
 	}
 	s.run()
-	return s.lines
+	return s.lines, s.fail
 }
 
 type lineScanner struct {
@@ -46,6 +78,53 @@ type lineScanner struct {
 	lines    map[string]int // key path → line
 	arrays   map[string]int // array-of-tables path → elements seen so far
 	table    string         // path of the table that key/value pairs go into
+	tdepth   int            // nesting of table
+	budget   int            // path bytes still allowed
+	fail     *scanLimitError
+}
+
+// stop ends the scan: the document is past a limit at byte offset pos.
+func (s *lineScanner) stop(pos int, format string, args ...any) {
+	if s.fail == nil {
+		s.fail = &scanLimitError{line: s.lineAt(pos), msg: fmt.Sprintf(format, args...)}
+	}
+	s.pos = len(s.src)
+}
+
+// deep reports (and stops the scan) when depth is past MaxNesting.
+func (s *lineScanner) deep(depth, pos int) bool {
+	if depth > MaxNesting {
+		s.stop(pos, "nested more than %d levels deep (tables, dotted keys, arrays and inline tables together)", MaxNesting)
+		return true
+	}
+	return false
+}
+
+// charge takes n bytes of key paths from the budget; false (and the scan
+// stopped) when it is spent.
+func (s *lineScanner) charge(n int) bool {
+	s.budget -= n
+	if s.budget < 0 {
+		s.stop(s.pos, "too complex: its key paths would take more than %d MiB (very long keys, or very many of them)", maxPathBytes>>20)
+		return false
+	}
+	return true
+}
+
+// join is joinKey charged to the budget ("" when it is spent).
+func (s *lineScanner) join(parent, key string) string {
+	if !s.charge(len(parent) + len(key) + 3) {
+		return ""
+	}
+	return joinKey(parent, key)
+}
+
+// index is indexKey charged to the budget.
+func (s *lineScanner) index(parent string, i int) string {
+	if !s.charge(len(parent) + 12) {
+		return ""
+	}
+	return indexKey(parent, i)
 }
 
 // lineAt is the 1-based line of byte offset pos.
@@ -67,7 +146,7 @@ func (s *lineScanner) setIfAbsent(path string, line int) {
 }
 
 func (s *lineScanner) run() {
-	for {
+	for s.fail == nil {
 		s.skipBlank()
 		if s.eof() {
 			return
@@ -85,7 +164,7 @@ func (s *lineScanner) run() {
 			parts := s.keyParts()
 			s.tableHeader(parts, line)
 		default:
-			s.keyValue(s.table)
+			s.keyValue(s.table, s.tdepth)
 		}
 		s.skipLineRest()
 		if s.pos == start {
@@ -99,10 +178,13 @@ func (s *lineScanner) run() {
 // "a[1].b".
 func (s *lineScanner) resolve(parts []string, line int) string {
 	p := ""
+	s.tdepth = 0
 	for _, part := range parts {
-		p = joinKey(p, part)
+		s.tdepth++
+		p = s.join(p, part)
 		if n := s.arrays[p]; n > 0 {
-			p = indexKey(p, n-1)
+			s.tdepth++
+			p = s.index(p, n-1)
 		} else {
 			s.setIfAbsent(p, line)
 		}
@@ -111,30 +193,39 @@ func (s *lineScanner) resolve(parts []string, line int) string {
 }
 
 func (s *lineScanner) arrayHeader(parts []string, line int) {
-	if len(parts) == 0 {
+	if len(parts) == 0 || s.deep(2*len(parts), s.pos) {
 		return
 	}
-	p := joinKey(s.resolve(parts[:len(parts)-1], line), parts[len(parts)-1])
+	p := s.join(s.resolve(parts[:len(parts)-1], line), parts[len(parts)-1])
 	n := s.arrays[p]
 	s.arrays[p] = n + 1
 	s.setIfAbsent(p, line)
-	s.table = indexKey(p, n)
+	s.table = s.index(p, n)
+	s.tdepth += 2
+	if s.deep(s.tdepth, s.pos) || s.fail != nil {
+		return
+	}
 	s.lines[s.table] = line
 }
 
 func (s *lineScanner) tableHeader(parts []string, line int) {
-	if len(parts) == 0 {
+	if len(parts) == 0 || s.deep(2*len(parts), s.pos) {
 		return
 	}
 	s.table = s.resolve(parts, line)
+	if s.deep(s.tdepth, s.pos) || s.fail != nil {
+		return
+	}
 	s.lines[s.table] = line
 }
 
-// keyValue reads `key = value` at the current position, inside table base.
-func (s *lineScanner) keyValue(base string) {
+// keyValue reads `key = value` at the current position, inside table base
+// (depth levels deep).
+func (s *lineScanner) keyValue(base string, depth int) {
 	line := s.lineAt(s.pos)
+	start := s.pos
 	parts := s.keyParts()
-	if len(parts) == 0 {
+	if len(parts) == 0 || s.deep(depth+len(parts), start) {
 		return
 	}
 	s.skipSpaces()
@@ -144,16 +235,21 @@ func (s *lineScanner) keyValue(base string) {
 	s.pos++
 	p := base
 	for _, part := range parts {
-		p = joinKey(p, part)
+		p = s.join(p, part)
+		if s.fail != nil {
+			return
+		}
 		s.setIfAbsent(p, line)
 	}
 	s.lines[p] = line
 	s.skipSpaces()
-	s.value(p)
+	s.value(p, depth+len(parts))
 }
 
-func (s *lineScanner) value(path string) {
-	if s.eof() {
+// value skips the value of the key at path, depth levels deep, noting the
+// lines of what is inside arrays and inline tables.
+func (s *lineScanner) value(path string, depth int) {
+	if s.eof() || s.fail != nil {
 		return
 	}
 	switch c := s.src[s.pos]; {
@@ -166,8 +262,11 @@ func (s *lineScanner) value(path string) {
 	case c == '\'':
 		s.literalString()
 	case c == '[':
+		if s.deep(depth+1, s.pos) {
+			return
+		}
 		s.pos++
-		for i := 0; ; {
+		for i := 0; s.fail == nil; {
 			s.skipBlank()
 			if s.eof() {
 				return
@@ -180,18 +279,24 @@ func (s *lineScanner) value(path string) {
 				s.pos++
 				continue
 			}
-			elem := indexKey(path, i)
+			elem := s.index(path, i)
+			if s.fail != nil {
+				return
+			}
 			s.lines[elem] = s.lineAt(s.pos)
 			before := s.pos
-			s.value(elem)
+			s.value(elem, depth+1)
 			if s.pos == before {
 				s.pos++
 			}
 			i++
 		}
 	case c == '{':
+		if s.deep(depth+1, s.pos) {
+			return
+		}
 		s.pos++
-		for {
+		for s.fail == nil {
 			s.skipBlank()
 			if s.eof() {
 				return
@@ -205,7 +310,7 @@ func (s *lineScanner) value(path string) {
 				continue
 			}
 			before := s.pos
-			s.keyValue(path)
+			s.keyValue(path, depth+1)
 			if s.pos == before {
 				s.pos++
 			}
@@ -247,7 +352,8 @@ func (s *lineScanner) keyParts() []string {
 			parts = append(parts, string(s.src[start:s.pos]))
 		}
 		s.skipSpaces()
-		if s.eof() || s.src[s.pos] != '.' {
+		if s.eof() || s.src[s.pos] != '.' || len(parts) > MaxNesting {
+			// Past MaxNesting parts the key is refused anyway (deep).
 			return parts
 		}
 		s.pos++

@@ -53,6 +53,9 @@ func (c *Config) validate() Errors {
 	for i := range c.NTSKEServers {
 		v.ntsKEServer(indexKey("nts-ke-server", i), &c.NTSKEServers[i], listens)
 	}
+	if u := c.Security.User; strings.ContainsAny(u, ":/\x00 \t\n") {
+		v.errorf("security.user", "%q is not a user name", u)
+	}
 	v.enum("log.level", c.Log.Level.MarshalText)
 	v.enum("log.format", c.Log.Format.MarshalText)
 	return v.errs
@@ -165,7 +168,11 @@ func (v *validator) source(key string, s *SourceConfig, seen map[string]string) 
 		if s.Mode != SourceNTS {
 			v.errorf(key+".certificate-authority", "only allowed with mode = %q", SourceNTS)
 		} else {
+			n := len(v.errs)
 			v.existingFile(key+".certificate-authority", s.CertificateAuthority)
+			if len(v.errs) == n {
+				v.caFile(key+".certificate-authority", s.CertificateAuthority)
+			}
 		}
 	}
 }
@@ -225,15 +232,28 @@ func (v *validator) listen(key string, ap netip.AddrPort, seen map[netip.AddrPor
 
 func (v *validator) ntsKEServer(key string, s *NTSKEServerConfig, listens map[netip.AddrPort]string) {
 	v.listen(key+".listen", s.Listen, listens)
+	ok := true
 	for _, f := range []struct{ name, path string }{
 		{"certificate-chain-path", s.CertificateChainPath},
 		{"private-key-path", s.PrivateKeyPath},
 	} {
+		n := len(v.errs)
 		if f.path == "" {
 			v.errorf(key+"."+f.name, "missing")
 		} else {
 			v.existingFile(key+"."+f.name, f.path)
 		}
+		ok = ok && len(v.errs) == n
+	}
+	if ok {
+		// Load them as gnomond will.
+		v.keyPair(key, s)
+	}
+	if s.MaxConnectionsPerAddress < 0 || s.MaxConnectionsPerAddress > 1<<16 {
+		v.errorf(key+".max-connections-per-address", "must be between 0 (no limit) and 65536 (got %d)", s.MaxConnectionsPerAddress)
+	}
+	if r := s.ConnectionRatePerAddress; r < 0 || r > 1e6 || math.IsNaN(r) {
+		v.errorf(key+".connection-rate-per-address", "must be between 0 (no limit) and 1000000 per second (got %s)", formatFloat(r))
 	}
 	if s.KeyExchangeTimeout <= 0 || s.KeyExchangeTimeout > time.Hour {
 		v.errorf(key+".key-exchange-timeout", "must be more than 0 and at most 3600 s (got %s)", secs(s.KeyExchangeTimeout))

@@ -231,20 +231,21 @@ func New(opts Options) (*Daemon, error) {
 }
 
 // dropPrivileges becomes d.opts.User once every socket is bound, keeping
-// only CAP_SYS_TIME (and not even that in observe mode).
-func (d *Daemon) dropPrivileges() {
+// only CAP_SYS_TIME (and not even that in observe mode). It fails closed:
+// a user that cannot be switched to is an error, never a root daemon.
+func (d *Daemon) dropPrivileges() error {
 	if d.opts.User == "" || os.Geteuid() != 0 {
-		return
+		return nil
 	}
 	var keep []privdrop.Cap
 	if d.virtual == nil {
 		keep = append(keep, privdrop.CapSysTime)
 	}
 	if err := privdrop.Drop(d.opts.User, keep); err != nil {
-		d.log.Warn("still running as root: cannot drop privileges", "user", d.opts.User, "err", err)
-		return
+		return fmt.Errorf("cannot run as user %q: %w (create the user, or run as root on purpose with --user \"\" or [security] user = \"\")", d.opts.User, err)
 	}
 	d.log.Info("dropped privileges", "user", d.opts.User, "kept", fmt.Sprint(keep))
+	return nil
 }
 
 // now is the engine's Instant: the disciplined clock's reading and the
@@ -270,8 +271,10 @@ func (d *Daemon) Snapshot() *system.Snapshot { return d.snap.Load() }
 // Run serves until ctx is cancelled.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	// On an early return (a socket, the privilege drop) the goroutines
+	// started so far are stopped before they are waited for.
 	defer d.wg.Wait()
-	defer cancel() // before the wait: every goroutine ends with ctx
+	defer cancel()
 	defer d.closeSources()
 
 	d.reloadMu.Lock()
@@ -296,7 +299,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.closeKE()
 		d.reloadMu.Unlock()
 	}()
-	d.dropPrivileges()
+	if err := d.dropPrivileges(); err != nil {
+		return err
+	}
 	if d.cfg.Security.Seccomp {
 		// After the privilege drop: the filter refuses setuid and capset.
 		if err := seccomp.Install(seccomp.Default); err != nil {

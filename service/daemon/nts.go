@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -16,11 +17,45 @@ import (
 	"gnomon.dev/gnomon/service/ntsio"
 )
 
-// Key exchange retries back off from keBackoffMin to keBackoffMax.
+// Key exchange retries back off from keBackoffMin to keBackoffMax after a
+// failure that needs a person (certificate, protocol). After one that only
+// says the server could not be reached or did not answer (down, restarting,
+// overloaded: ntsio.Transient), they back off from keTransientMin to the
+// source's longest poll interval, kept within [keTransientMaxLow,
+// keTransientMaxHigh]: a source whose server returns is back within about
+// a poll, not an hour.
 const (
-	keBackoffMin = 16 * time.Second
-	keBackoffMax = time.Hour
+	keBackoffMin       = 16 * time.Second
+	keBackoffMax       = time.Hour
+	keTransientMin     = 2 * time.Second
+	keTransientMaxLow  = 4 * time.Second
+	keTransientMaxHigh = 64 * time.Second
 )
+
+// keRetry is the wait before the next key exchange of a source with poll
+// limits maxPoll (log2 s) after a failure err, the previous wait being
+// prev; ±10 % of jitter keeps many clients of one server apart.
+func keRetry(prev time.Duration, err error, maxPoll int) time.Duration {
+	var next time.Duration
+	if ntsio.Transient(err) {
+		ceiling := keTransientMaxHigh
+		if maxPoll >= 0 && maxPoll < 6 {
+			ceiling = time.Duration(1<<maxPoll) * time.Second
+		} else if maxPoll < 0 {
+			ceiling = 0
+		}
+		ceiling = min(max(ceiling, keTransientMaxLow), keTransientMaxHigh)
+		next = min(max(2*prev, keTransientMin), ceiling)
+	} else {
+		next = min(max(2*prev, keBackoffMin), keBackoffMax)
+	}
+	return next
+}
+
+// jitter spreads d by ±10 %.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((mrand.Float64()-0.5)*0.2*float64(d))
+}
 
 // startKeyExchange runs NTS-KE for sp in the background after delay, then
 // resolves the NTP server it names, and hands both to the owner.
@@ -44,15 +79,16 @@ func (d *Daemon) startKeyExchange(ctx context.Context, sp *spec, delay time.Dura
 func (d *Daemon) keyExchanged(ctx context.Context, ev event) {
 	sp := ev.spec
 	if ev.err != nil || len(ev.addrs) == 0 {
-		sp.keBackoff = min(max(2*sp.keBackoff, keBackoffMin), keBackoffMax)
 		err := ev.err
 		if err == nil {
 			err = errors.New("the NTP server it names does not resolve")
 		}
 		sp.lastErr = resolveErrText(sp, err)
+		sp.keBackoff = keRetry(sp.keBackoff, ev.err, sp.src.PollIntervalLimits.Max)
+		wait := jitter(sp.keBackoff)
 		d.logLimited("ke:"+sp.src.Address, "NTS key exchange failed", "address", sp.src.Address,
-			"retry_in", sp.keBackoff, "err", err)
-		d.startKeyExchange(ctx, sp, sp.keBackoff)
+			"retry_in", wait.Round(time.Millisecond), "err", err)
+		d.startKeyExchange(ctx, sp, wait)
 		return
 	}
 	sp.keBackoff = 0
@@ -237,6 +273,8 @@ func (g *keGroup) newServer(d *Daemon, ring *nts.KeyRing, ntpPort uint16) error 
 	srv, err := ntsio.NewServer(ntsio.ServerConfig{
 		CertFile: g.cfg.CertificateChainPath, KeyFile: g.cfg.PrivateKeyPath, Keys: ring,
 		NTPPort: ntpPort, Timeout: g.cfg.KeyExchangeTimeout, Logger: d.log,
+		MaxConnsPerAddr: noLimit(g.cfg.MaxConnectionsPerAddress),
+		NewConnsPerAddr: float64(noLimit(g.cfg.ConnectionRatePerAddress)),
 	})
 	if err != nil {
 		return err
@@ -257,6 +295,7 @@ func (g *keGroup) serve(ctx context.Context, d *Daemon) {
 			if err := srv.Serve(ctx, h); err != nil && ctx.Err() == nil {
 				d.log.Error("NTS-KE server stopped", "listen", h.Addr(), "err", err)
 			}
+			d.log.Info("NTS-KE server counters", "listen", h.Addr(), "stats", srv.Stats().String())
 		}()
 		d.log.Info("serving NTS-KE", "listen", h.Addr())
 	}
@@ -360,4 +399,25 @@ func (h *handoffListener) waitStopped() {
 	case <-ch:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// NTSKEStats are the counters of each NTS-KE server, in configuration
+// order (none when there is no NTS-KE server). The owner's: call it on
+// the owner loop or after Run.
+func (d *Daemon) NTSKEStats() []ntsio.ServerStats {
+	out := make([]ntsio.ServerStats, 0, len(d.keServers))
+	for _, g := range d.keServers {
+		if g.srv != nil {
+			out = append(out, g.srv.Stats())
+		}
+	}
+	return out
+}
+
+// noLimit maps the configuration's 0 ("no limit") to ntsio's negative.
+func noLimit[T int | float64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

@@ -98,9 +98,11 @@ type ServerConn struct {
 }
 
 // ListenServer binds addr (use port 0 for a kernel-chosen port) with
-// `workers` sockets; with more than one, every socket sets SO_REUSEPORT and
-// all share the port the first one got, so the kernel spreads clients over
-// them. Each socket asks for PKTINFO (so that a reply can leave from the
+// `workers` sockets; with more than one, they share the port the first one
+// got with SO_REUSEPORT, and a BPF program spreads clients over them by
+// address and port. They share it with no other process: if another holds
+// addr, the error wraps ErrAddrInUse, and a socket of another process that
+// joins later gets no datagram (reuseport_linux.go). Each socket asks for PKTINFO (so that a reply can leave from the
 // address the request came to, even on a wildcard bind) and kernel receive
 // timestamps. An IPv6 address binds IPv6 only (IPV6_V6ONLY), so "0.0.0.0" and
 // "[::]" can be bound side by side on one port.
@@ -116,22 +118,29 @@ func ListenServer(ctx context.Context, addr netip.AddrPort, workers int) (*Serve
 		network = "udp4"
 		addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	}
-	lc := net.ListenConfig{}
-	if workers > 1 {
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			return control(rc, func(fd int) error {
-				if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-					return fmt.Errorf("netio: SO_REUSEPORT: %w", err)
-				}
-				return nil
-			})
-		}
+	// The first socket binds alone (see reuseport_linux.go); the others
+	// join it with SO_REUSEPORT.
+	first, rest := net.ListenConfig{}, net.ListenConfig{}
+	rest.Control = func(_, _ string, rc syscall.RawConn) error {
+		return control(rc, func(fd int) error {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				return fmt.Errorf("netio: SO_REUSEPORT: %w", err)
+			}
+			return nil
+		})
 	}
 	ss := &ServerSockets{}
 	for i := range workers {
+		lc := &rest
+		if i == 0 {
+			lc = &first
+		}
 		pc, err := lc.ListenPacket(ctx, network, addr.String())
 		if err != nil {
 			ss.Close()
+			if i == 0 && inUse(err) {
+				return nil, fmt.Errorf("netio: listen %v: %w (is chronyd, ntpd or another gnomond serving it?)", addr, ErrAddrInUse)
+			}
 			return nil, fmt.Errorf("netio: listen %v (socket %d of %d): %w", addr, i+1, workers, err)
 		}
 		udp := pc.(*net.UDPConn) // ListenPacket on udp* always gives one
@@ -144,6 +153,23 @@ func ListenServer(ctx context.Context, addr netip.AddrPort, workers int) (*Serve
 		ss.Conns = append(ss.Conns, sc)
 		if i == 0 {
 			addr = netip.AddrPortFrom(addr.Addr(), sc.local.Port())
+			if workers > 1 {
+				if err := control(sc.raw, func(fd int) error {
+					return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+				}); err != nil {
+					ss.Close()
+					return nil, fmt.Errorf("netio: SO_REUSEPORT: %w", err)
+				}
+			}
+		}
+	}
+	if workers > 1 {
+		// Only our workers are ever chosen, whoever joins later.
+		if err := control(ss.Conns[0].raw, func(fd int) error {
+			return attachSteering(fd, network == "udp4", workers)
+		}); err != nil {
+			ss.Close()
+			return nil, err
 		}
 	}
 	slog.Debug("netio: server sockets", "addr", addr, "workers", workers, "timestamping", ss.Conns[0].mode.String())

@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"gnomon.dev/gnomon/engine/nts"
@@ -209,4 +210,37 @@ func readMessage(r io.Reader) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// Transient reports whether a key exchange failed in a way that says
+// nothing about the server's configuration: it could not be reached,
+// reset or closed the connection, or did not answer in time (down,
+// restarting, overloaded). Such failures are worth retrying at the pace
+// of the source's polls; the others (certificate, ALPN, protocol) need a
+// person, and long backoff.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var cve *tls.CertificateVerificationError
+	var alert tls.AlertError
+	if errors.As(err, &cve) || errors.As(err, &alert) || errors.Is(err, ErrALPN) {
+		return false
+	}
+	var ne net.Error
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(),
+		errors.As(err, &dnsErr),
+		errors.As(err, &opErr),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.ETIMEDOUT):
+		return true
+	}
+	return false
 }

@@ -43,6 +43,19 @@ type ServerConfig struct {
 	MaxConns   int           // DefaultMaxConns if 0
 	Timeout    time.Duration // DefaultConnTimeout if 0
 	Logger     *slog.Logger  // slog.Default() if nil
+
+	// MaxConnsPerAddr is how many connections one client address (IPv6:
+	// its /64) may have at once: DefaultMaxConnsPerAddr if 0, no limit if
+	// negative.
+	MaxConnsPerAddr int
+	// NewConnsPerAddr is how many new connections a second one address may
+	// open on average, NewConnsBurst at once: DefaultNewConnsPerAddr and
+	// DefaultNewConnsBurst if 0, no limit if negative.
+	NewConnsPerAddr float64
+	NewConnsBurst   int
+	// HandshakeTimeout bounds the TLS handshake (DefaultHandshakeTimeout
+	// if 0; never more than Timeout).
+	HandshakeTimeout time.Duration
 }
 
 // Server serves NTS-KE over TLS 1.3 with ALPN ntske/1. Its certificate
@@ -53,16 +66,24 @@ type Server struct {
 	cert atomic.Pointer[tls.Certificate]
 	tls  *tls.Config
 	log  *slog.Logger
-	sem  chan struct{}
+	lim  *limiter
 
-	accepted, refused, failed, served atomic.Uint64
+	accepted, refused, limitedConns, limitedRate, evicted atomic.Uint64
+	failed, timeouts, served                              atomic.Uint64
 }
 
 // ServerStats counts connections since the server was made.
 type ServerStats struct {
 	Accepted uint64 // TCP connections accepted
-	Refused  uint64 // closed at once: over MaxConns
-	Failed   uint64 // handshake, ALPN, timeout, bad request
+	Refused  uint64 // closed at once: over MaxConns, nothing to evict
+	// LimitedConns and LimitedRate were closed at once, before TLS: their
+	// address was over MaxConnsPerAddr, or over NewConnsPerAddr.
+	LimitedConns, LimitedRate uint64
+	// Evicted gave up their slot to a newcomer from an address holding
+	// fewer (the server was full).
+	Evicted  uint64
+	Failed   uint64 // handshake, ALPN, timeout, bad request (evictions included)
+	Timeouts uint64 // of Failed: cut off by HandshakeTimeout or Timeout
 	Served   uint64 // key exchanges completed with cookies
 }
 
@@ -80,12 +101,25 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
+	if cfg.NewConnsPerAddr == 0 {
+		cfg.NewConnsPerAddr = DefaultNewConnsPerAddr
+	}
+	if cfg.NewConnsBurst <= 0 {
+		cfg.NewConnsBurst = max(DefaultNewConnsBurst, int(4*cfg.NewConnsPerAddr))
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	cfg.HandshakeTimeout = min(cfg.HandshakeTimeout, cfg.Timeout)
 	s := &Server{
 		cfg: cfg,
 		ke: &nts.KEServer{Keys: cfg.Keys, Algorithms: cfg.Algorithms,
 			Server: cfg.NTPServer, Port: cfg.NTPPort},
 		log: cfg.Logger,
-		sem: make(chan struct{}, cfg.MaxConns),
+		lim: newLimiter(cfg.MaxConns, max(cfg.MaxConnsPerAddr, 0), max(cfg.NewConnsPerAddr, 0), cfg.NewConnsBurst),
 	}
 	if err := s.Reload(); err != nil {
 		return nil, err
@@ -114,13 +148,18 @@ func (s *Server) Reload() error {
 // Stats returns the connection counters.
 func (s *Server) Stats() ServerStats {
 	return ServerStats{Accepted: s.accepted.Load(), Refused: s.refused.Load(),
-		Failed: s.failed.Load(), Served: s.served.Load()}
+		LimitedConns: s.limitedConns.Load(), LimitedRate: s.limitedRate.Load(), Evicted: s.evicted.Load(),
+		Failed: s.failed.Load(), Timeouts: s.timeouts.Load(), Served: s.served.Load()}
 }
 
 // Listen opens a TCP listener on addr (host:port) for Serve.
 func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
-	return lc.Listen(ctx, "tcp", addr)
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%w: address in use by another process (is chronyd, ntpd or another gnomond serving NTS-KE on it?)", err)
+	}
+	return ln, err
 }
 
 // FileListener adopts a socket-activated listening socket (the file is
@@ -157,25 +196,61 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		tempDelay = 0
 		s.accepted.Add(1)
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			s.refused.Add(1)
+		key := addrKey(c.RemoteAddr())
+		sl, v, victim, note := s.lim.admit(key, c, time.Now())
+		switch {
+		case note != nil && note.why == overTotal:
+			s.log.Warn("NTS-KE: server full, refusing connections", "open", note.active, "refused", note.dropped,
+				"latest", note.addr.String(), "stats", s.Stats().String())
+		case note != nil:
+			s.log.Warn("NTS-KE: refusing connections from an address", "address", note.addr.String(),
+				"reason", note.why.String(), "refused", note.dropped, "open", note.active, "stats", s.Stats().String())
+		}
+		if v != admitted {
+			switch v {
+			case overAddrConns:
+				s.limitedConns.Add(1)
+			case overAddrRate:
+				s.limitedRate.Add(1)
+			default:
+				s.refused.Add(1)
+			}
+			// Close at once: no TLS, no goroutine. SetLinger(0) sends a
+			// reset and keeps no TIME_WAIT state for it.
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
 			c.Close()
 			continue
+		}
+		if victim != nil {
+			s.evicted.Add(1)
+			victim.Close() // its handler fails and releases nothing twice
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-s.sem }()
-			if err := s.handle(ctx, c); err != nil {
-				s.failed.Add(1)
-				s.log.Debug("NTS-KE connection failed", "peer", c.RemoteAddr().String(), "err", err)
-			} else {
+			err := s.handle(ctx, c)
+			evicted := s.lim.done(sl)
+			switch {
+			case err == nil:
 				s.served.Add(1)
+			default:
+				s.failed.Add(1)
+				var ne net.Error
+				if !evicted && (errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)) {
+					s.timeouts.Add(1)
+				}
+				s.log.Debug("NTS-KE connection failed", "peer", c.RemoteAddr().String(), "evicted", evicted, "err", err)
 			}
 		}()
 	}
+}
+
+// String is the counters as one log value.
+func (st ServerStats) String() string {
+	return fmt.Sprintf("accepted=%d served=%d failed=%d timeouts=%d limited_conns=%d limited_rate=%d evicted=%d refused=%d",
+		st.Accepted, st.Served, st.Failed, st.Timeouts, st.LimitedConns, st.LimitedRate, st.Evicted, st.Refused)
 }
 
 // handle serves one connection within the configured timeout.
@@ -190,9 +265,18 @@ func (s *Server) handle(ctx context.Context, c net.Conn) error {
 
 	conn := tls.Server(c, s.tls)
 	defer conn.Close()
-	if err := conn.HandshakeContext(ctx); err != nil {
+	// The handshake has its own, shorter deadline: a client that connects
+	// and sends nothing holds its slot for HandshakeTimeout at most.
+	if hd := time.Now().Add(s.cfg.HandshakeTimeout); hd.Before(dl) {
+		c.SetDeadline(hd)
+	}
+	hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	err := conn.HandshakeContext(hctx)
+	hcancel()
+	if err != nil {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}
+	c.SetDeadline(dl)
 	cs := conn.ConnectionState()
 	if cs.NegotiatedProtocol != ALPN {
 		return ErrALPN

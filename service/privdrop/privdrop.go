@@ -84,6 +84,11 @@ func Drop(userName string, keep []Cap) error {
 		if err := syscall.Setresuid(uid, uid, uid); err != nil {
 			return fmt.Errorf("privdrop: setresuid %d: %w", uid, err)
 		}
+		// Fail closed: believe the kernel, not the return values.
+		if syscall.Getuid() != uid || syscall.Geteuid() != uid || syscall.Getgid() != gid || syscall.Getegid() != gid {
+			return fmt.Errorf("privdrop: still uid %d/%d gid %d/%d after switching to %d/%d",
+				syscall.Getuid(), syscall.Geteuid(), syscall.Getgid(), syscall.Getegid(), uid, gid)
+		}
 	}
 	if err := capSetAll(capSets{effective: want, permitted: want}); err != nil {
 		return err
@@ -137,7 +142,16 @@ func Current() (effective, permitted []Cap) {
 }
 
 func lookup(name string) (uid, gid int, groups []int, err error) {
+	if name == "" {
+		return 0, 0, nil, errors.New("privdrop: no user given")
+	}
 	u, err := user.Lookup(name)
+	if err != nil {
+		// A numeric id names a user too (systemd's User= allows both).
+		if _, nerr := strconv.Atoi(name); nerr == nil {
+			u, err = user.LookupId(name)
+		}
+	}
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("privdrop: %w", err)
 	}

@@ -103,7 +103,9 @@ func startNTSServer(t *testing.T, dropEvery uint64) *ntsTestServer {
 		handler: &nts.Server{Keys: ring, Rand: rand.Reader}, done: make(chan struct{})}
 	s.ke, err = ntsio.NewServer(ntsio.ServerConfig{CertFile: cf, KeyFile: kf, Keys: ring,
 		NTPServer: "127.0.0.1", NTPPort: conn.LocalAddr().(*net.UDPAddr).AddrPort().Port(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// One load generator, one address: no per-address limits.
+		MaxConnsPerAddr: -1, NewConnsPerAddr: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
