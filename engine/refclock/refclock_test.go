@@ -139,7 +139,7 @@ func TestSockLayout(t *testing.T) {
 	binary.LittleEndian.PutUint32(b32[0:], uint32(tv.Unix()))
 	binary.LittleEndian.PutUint32(b32[4:], 123456)
 	binary.LittleEndian.PutUint64(b32[8:], 0x3fd0000000000000) // 0.25
-	binary.LittleEndian.PutUint32(b32[16:], 1)                  // pulse
+	binary.LittleEndian.PutUint32(b32[16:], 1)                 // pulse
 	binary.LittleEndian.PutUint32(b32[28:], SockMagic)
 	got, err = DecodeSock(b32, binary.LittleEndian)
 	if err != nil || got.TV != tv || !got.Pulse || got.Offset != 0.25 {
