@@ -74,7 +74,8 @@ type ID uint64
 type source struct {
 	id     ID
 	cfg    SourceConfig
-	ntp    *ntp.Source
+	ntp    protocol // *ntp.Source, or *refclock.Source (refclock.go)
+	ref    *refState
 	stats  *stats.Stats
 	last   sample.Sample // newest released (filtered) sample
 	est    stats.Estimate
@@ -220,6 +221,10 @@ func (s *System) Wakeup(now Instant, out []Transmit) []Transmit {
 	}
 	cooked := s.disc.Cook(now.Wall)
 	for _, src := range s.sources {
+		if src.ref != nil {
+			s.endRefclockPoll(src, cooked, now.Wall)
+			continue
+		}
 		next := src.ntp.NextPoll()
 		if next.IsZero() || next.After(cooked) {
 			continue
