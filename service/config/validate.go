@@ -129,6 +129,10 @@ func (v *validator) pollLimits(key string, p PollIntervalLimits, inherited *Poll
 }
 
 func (v *validator) source(key string, s *SourceConfig, seen map[string]string) {
+	if s.Mode.IsRefclock() || s.Refclock != nil {
+		v.refclock(key, s)
+		return
+	}
 	modeOK := true
 	if s.Mode == "" {
 		v.errorf(key+".mode", "missing (want %s)", alternatives(sourceModes))
