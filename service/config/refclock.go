@@ -31,7 +31,7 @@ func (m SourceMode) IsRefclock() bool {
 
 // Reference-clock defaults and limits.
 const (
-	DefaultGPSDAddress = "127.0.0.1:2947"
+	DefaultGPSDAddress  = "127.0.0.1:2947"
 	DefaultRefclockPoll = 4 // 16 s, chrony's
 	MinRefclockPoll     = 0
 	MaxRefclockPoll     = 10
