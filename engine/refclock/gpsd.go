@@ -29,7 +29,10 @@ var (
 
 // Receiver is what gpsd says about the receiver, for the views.
 type Receiver struct {
-	Release string // gpsd's version
+	// Connected says whether the daemon is connected to gpsd (or has the
+	// segment, socket or device open, for the other kinds).
+	Connected bool
+	Release   string // gpsd's version
 	Device  string // the receiver used (gpsd's device path)
 	Driver  string
 	// Mode is TPV's fix mode: 0 unknown, 1 no fix, 2 2D, 3 3D.
