@@ -33,8 +33,8 @@ type Receiver struct {
 	// segment, socket or device open, for the other kinds).
 	Connected bool
 	Release   string // gpsd's version
-	Device  string // the receiver used (gpsd's device path)
-	Driver  string
+	Device    string // the receiver used (gpsd's device path)
+	Driver    string
 	// Mode is TPV's fix mode: 0 unknown, 1 no fix, 2 2D, 3 3D.
 	Mode int
 	// Satellites used in the fix and seen, as the newest SKY report
