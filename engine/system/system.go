@@ -66,6 +66,8 @@ type SourceConfig struct {
 	NTP      ntp.SourceConfig
 	Prefer   bool
 	NoSelect bool
+	// Trust: assumed correct when the others disagree (chrony's trust).
+	Trust bool
 }
 
 // ID names a source for its lifetime.
@@ -354,6 +356,7 @@ func (s *System) candidates(now time.Time) {
 			Stratum:      l.Stratum,
 			Prefer:       src.cfg.Prefer,
 			NoSelect:     src.cfg.NoSelect,
+			Trust:        src.cfg.Trust,
 		})
 		s.candSrc = append(s.candSrc, src)
 	}

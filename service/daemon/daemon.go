@@ -132,6 +132,7 @@ type Daemon struct {
 	changeMu   sync.Mutex
 	ctx        context.Context
 	nts        *ntsServer
+	refOpen    *refclockOpen // refclock.go
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -259,6 +260,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			s.Close()
 		}
 	}()
+	d.openRefclocks()
+	defer d.closeRefclocks()
 	d.dropPrivileges()
 	if d.cfg.Security.Seccomp {
 		// After the privilege drop: the filter refuses setuid and capset.

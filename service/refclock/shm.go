@@ -35,7 +35,7 @@ func (s *SHM) Run(ctx context.Context, emit Emit) error {
 		log = slog.Default()
 	}
 	for ctx.Err() == nil {
-		seg, err := s.attach()
+		seg, err := s.Attach()
 		if err != nil {
 			log.Warn("cannot attach SHM segment; retrying in 10 s", "unit", s.Unit, "key", fmt.Sprintf("0x%08x", s.Key()), "err", err)
 			emit(Report{Errs: []error{err}})
@@ -44,14 +44,14 @@ func (s *SHM) Run(ctx context.Context, emit Emit) error {
 			}
 			continue
 		}
-		emit(Report{Receiver: &erc.Receiver{Connected: true, Device: fmt.Sprintf("NTP%d", s.Unit)}})
-		s.read(ctx, seg, emit)
-		_ = unix.SysvShmDetach(seg)
+		s.Serve(ctx, seg, emit)
 	}
 	return nil
 }
 
-func (s *SHM) attach() ([]byte, error) {
+// Attach gets (or creates) and attaches the segment; the daemon calls it
+// before dropping privileges (gpsd's units 0 and 1 are root's, mode 0600).
+func (s *SHM) Attach() ([]byte, error) {
 	id, err := unix.SysvShmGet(s.Key(), erc.SHMSize, unix.IPC_CREAT|0o600)
 	if err != nil {
 		return nil, fmt.Errorf("shmget: %w", err)
@@ -67,7 +67,10 @@ func (s *SHM) attach() ([]byte, error) {
 	return seg, nil
 }
 
-func (s *SHM) read(ctx context.Context, seg []byte, emit Emit) {
+// Serve reads an attached segment until ctx is done, then detaches it.
+func (s *SHM) Serve(ctx context.Context, seg []byte, emit Emit) {
+	defer unix.SysvShmDetach(seg)
+	emit(Report{Receiver: &erc.Receiver{Connected: true, Device: fmt.Sprintf("NTP%d", s.Unit)}})
 	iv := s.Interval
 	if iv <= 0 {
 		iv = 250 * time.Millisecond
