@@ -139,6 +139,7 @@ func writeSources(w io.Writer, sources []client.Source, addresses, verbose bool)
 		if verbose && s.LastError != "" {
 			fmt.Fprintf(w, "   last error: %s\n", s.LastError)
 		}
+		writeRefclock(w, s.Refclock, verbose)
 	}
 }
 
