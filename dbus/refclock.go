@@ -32,18 +32,11 @@ func refclockProps(st *system.RefclockState) map[string]godbus.Variant {
 		"SatellitesSeen": int32(r.SatellitesSeen),
 		"LastFixUSec":    lastFix,
 		"LastPPSUSec":    lastPPS,
-		"Ignored":        r.Ignored + st.Rejected,
-		"LastIgnored":    lastIgnored(r.LastIgnored, st.LastReject),
+		"Ignored":        st.Ignored,
+		"LastIgnored":    st.LastIgnored,
 		"Pending":        uint32(st.Pending),
 	} {
 		out[k] = godbus.MakeVariant(v)
 	}
 	return out
-}
-
-func lastIgnored(a, b string) string {
-	if b != "" {
-		return b
-	}
-	return a
 }

@@ -61,6 +61,10 @@ type RefclockState struct {
 	// for a pulse, leap 3), besides Receiver.Ignored.
 	Rejected   uint64
 	LastReject string
+	// Ignored is Receiver.Ignored + Rejected; LastIgnored says why the
+	// newest of them was not used.
+	Ignored     uint64
+	LastIgnored string
 	// Pending is how many samples the current poll has collected.
 	Pending int
 }
@@ -115,6 +119,7 @@ func (s *System) RefclockSample(id ID, now Instant, smp refclock.Sample) error {
 	if err != nil {
 		rs.state.Rejected++
 		rs.state.LastReject = err.Error()
+		rs.state.LastIgnored = err.Error()
 		rs.clk.SetError(err)
 		return err
 	}
@@ -173,7 +178,11 @@ func (s *System) lockOffset(src *source, local time.Time) (time.Duration, bool) 
 // mode, satellites), for the snapshot.
 func (s *System) SetReceiver(id ID, r refclock.Receiver) {
 	if src := s.find(id); src != nil && src.ref != nil {
-		src.ref.state.Receiver = r
+		st := &src.ref.state
+		if r.Ignored != st.Receiver.Ignored && r.LastIgnored != "" {
+			st.LastIgnored = r.LastIgnored
+		}
+		st.Receiver = r
 	}
 }
 
@@ -208,5 +217,6 @@ func (src *source) refclockSnapshot() *RefclockState {
 	}
 	st := src.ref.state
 	st.Pending = src.ref.clk.Pending()
+	st.Ignored = st.Receiver.Ignored + st.Rejected
 	return &st
 }

@@ -19,11 +19,16 @@ import (
 // the seccomp filter; the readers then run on their own goroutines and
 // hand their reports to the owner loop.
 
+type openSock struct {
+	s *refclock.Sock
+	c *net.UnixConn
+}
+
 // refclockOpen holds what openRefclocks opened, by refclockKey, until the
 // source starts.
 type refclockOpen struct {
 	pps  map[string]*os.File
-	sock map[string]*net.UnixConn
+	sock map[string]*openSock
 	shm  map[string][]byte
 }
 
@@ -35,7 +40,7 @@ func refclockKey(s config.SourceConfig) string {
 // and attaches the SHM segments. A failure is logged; that source then
 // tries again when it starts, with the privileges left.
 func (d *Daemon) openRefclocks() {
-	o := &refclockOpen{pps: map[string]*os.File{}, sock: map[string]*net.UnixConn{}, shm: map[string][]byte{}}
+	o := &refclockOpen{pps: map[string]*os.File{}, sock: map[string]*openSock{}, shm: map[string][]byte{}}
 	d.refOpen = o
 	for _, s := range d.cfg.Sources {
 		r := s.Refclock
@@ -51,9 +56,10 @@ func (d *Daemon) openRefclocks() {
 				o.pps[k] = f
 			}
 		case config.SourceSOCK:
+			sk := &refclock.Sock{Path: r.Path, Log: d.log}
 			var c *net.UnixConn
-			if c, err = (&refclock.Sock{Path: r.Path}).Listen(); err == nil {
-				o.sock[k] = c
+			if c, err = sk.Listen(); err == nil {
+				o.sock[k] = &openSock{sk, c}
 			}
 		case config.SourceSHM:
 			var seg []byte
@@ -77,7 +83,7 @@ func (d *Daemon) closeRefclocks() {
 		f.Close()
 	}
 	for _, c := range o.sock {
-		c.Close()
+		c.c.Close()
 	}
 	d.refOpen = nil
 }
@@ -149,11 +155,11 @@ func (d *Daemon) refclockReader(src config.SourceConfig) func(context.Context, r
 		}
 		return p.Run
 	case config.SourceSOCK:
-		s := &refclock.Sock{Path: r.Path, Log: d.log}
 		if c := o.sock[k]; c != nil {
 			delete(o.sock, k)
-			return func(ctx context.Context, e refclock.Emit) error { return s.Serve(ctx, c, e) }
+			return func(ctx context.Context, e refclock.Emit) error { return c.s.Serve(ctx, c.c, e) }
 		}
+		s := &refclock.Sock{Path: r.Path, Log: d.log}
 		return s.Run
 	case config.SourceSHM:
 		s := &refclock.SHM{Unit: r.Unit, Log: d.log}

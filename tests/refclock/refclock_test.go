@@ -51,18 +51,25 @@ type env struct {
 	root  string
 }
 
+// newEnv starts the NMEA feed and gpsd on it.
 func newEnv(t *testing.T) *env {
-	peers.NeedRoot(t, "gpsd's SHM segments NTP0/NTP1 are root's, setpriv")
-	for _, tool := range []string{"gpsd", "setpriv", "dbus-daemon"} {
-		peers.NeedTool(t, tool)
-	}
-	e := &env{t: t, dir: peers.TempDir(t, 0o755)}
+	e := newBareEnv(t)
+	peers.NeedTool(t, "gpsd")
 	e.clearStaleSHM()
 	t.Cleanup(e.removeSHM)
 	e.feed = startFeeder(t, loadNMEA(t, "testdata/receiver.nmea"), feedLag)
 	e.gport = peers.FreePort(t)
 	e.startGPSD()
 	return e
+}
+
+// newBareEnv is an env without gpsd.
+func newBareEnv(t *testing.T) *env {
+	peers.NeedRoot(t, "gpsd's SHM segments NTP0/NTP1 are root's, setpriv")
+	for _, tool := range []string{"setpriv", "dbus-daemon"} {
+		peers.NeedTool(t, tool)
+	}
+	return &env{t: t, dir: peers.TempDir(t, 0o755)}
 }
 
 func (e *env) startGPSD() {

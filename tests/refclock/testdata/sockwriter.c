@@ -46,6 +46,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("sizeof(struct sock_sample) = %zu\n", sizeof(s));
+	fflush(stdout);
 	for (i = 0; i < n; i++) {
 		memset(&s, 0, sizeof(s));
 		gettimeofday(&s.tv, NULL);
