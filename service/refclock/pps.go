@@ -44,10 +44,11 @@ func (p *PPS) edgeMode() int32 {
 	return ppsCaptureAssert
 }
 
-// Open opens the device and sets it to capture the edge; the daemon calls
-// it before dropping privileges.
+// Open opens the device (read-only: the ioctls need no write access, and
+// PPS_SETPARAMS needs CAP_SYS_TIME instead) and sets it to capture the
+// edge; the daemon calls it before dropping privileges.
 func (p *PPS) Open() (*os.File, error) {
-	f, err := os.OpenFile(p.Device, os.O_RDWR, 0)
+	f, err := os.OpenFile(p.Device, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
