@@ -139,7 +139,7 @@ type migration struct {
 	refsrcs   []refclockSrc
 	// refclockCount numbers refclock lines for chrony's default refid.
 	refclockCount int
-	certSets  map[uint64][]origin
+	certSets      map[uint64][]origin
 
 	allows, denies []acl
 	bind4, bind6   setting[netip.Addr]
