@@ -53,6 +53,7 @@ type env struct {
 	gn    *peers.Proc
 	ntp   int // gnomond's NTP server port
 	root  string
+	start time.Time
 }
 
 // newEnv starts the NMEA feed and gpsd on it.
@@ -73,7 +74,7 @@ func newBareEnv(t *testing.T) *env {
 	for _, tool := range []string{"setpriv", "dbus-daemon"} {
 		peers.NeedTool(t, tool)
 	}
-	return &env{t: t, dir: peers.TempDir(t, 0o755)}
+	return &env{t: t, dir: peers.TempDir(t, 0o755), start: time.Now().Add(-time.Second)}
 }
 
 func (e *env) startGPSD() {
@@ -84,26 +85,54 @@ func (e *env) startGPSD() {
 	e.pids = append(e.pids, e.gpsd.Cmd.Process.Pid)
 }
 
-// shmKeys are gpsd's NTP0..NTP7 and its export segment ("GPSD").
-func shmKeys() []int {
-	keys := []int{0x47505344}
-	for u := range 8 {
-		keys = append(keys, erc.SHMKeyBase+u)
-	}
-	return keys
+// gpsdKey says whether a SysV key is one gpsd uses: NTP0..NTP7, and its
+// export segment ("GPSD", or "Gp.." under gpsfake).
+func gpsdKey(k int) bool {
+	return (k >= erc.SHMKeyBase && k < erc.SHMKeyBase+8) || k == 0x47505344 || k>>16 == 0x4770
 }
 
-// removeSHM removes the SysV segments our gpsd and gnomond created (they
-// outlive the processes).
-func (e *env) removeSHM() {
-	for _, k := range shmKeys() {
-		id, err := unix.SysvShmGet(k, 0, 0)
-		if err != nil {
+type shmSeg struct {
+	key, id, cpid, nattch int
+	ctime                 int64
+}
+
+// shmSegments lists the SysV segments (/proc/sysvipc/shm).
+func shmSegments(t *testing.T) []shmSeg {
+	b, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		t.Logf("cannot list SysV segments: %v", err)
+		return nil
+	}
+	var out []shmSeg
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 14 {
 			continue
 		}
-		var d unix.SysvShmDesc
-		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &d); err == nil && slices.Contains(e.pids, int(d.Cpid)) {
-			unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+		var s shmSeg
+		fmt.Sscan(f[0], &s.key)
+		fmt.Sscan(f[1], &s.id)
+		fmt.Sscan(f[4], &s.cpid)
+		fmt.Sscan(f[6], &s.nattch)
+		fmt.Sscan(f[13], &s.ctime)
+		out = append(out, s)
+	}
+	return out
+}
+
+// removeSHM removes the SysV segments at gpsd's keys that our processes
+// created (they outlive them): by creator, or, for the gpsd that gpsfake
+// starts as its child, created since the test began by a process that is
+// gone, with nobody attached.
+func (e *env) removeSHM() {
+	for _, s := range shmSegments(e.t) {
+		if !gpsdKey(s.key) {
+			continue
+		}
+		ours := slices.Contains(e.pids, s.cpid) ||
+			(s.ctime >= e.start.Unix() && s.nattch == 0 && unix.Kill(s.cpid, 0) != nil)
+		if ours {
+			unix.SysvShmCtl(s.id, unix.IPC_RMID, nil)
 		}
 	}
 }
@@ -112,19 +141,14 @@ func (e *env) removeSHM() {
 // and which nobody has attached (left by a killed test run); a live
 // writer's segment fails the test rather than being touched.
 func (e *env) clearStaleSHM() {
-	for _, k := range shmKeys() {
-		id, err := unix.SysvShmGet(k, 0, 0)
-		if err != nil {
+	for _, s := range shmSegments(e.t) {
+		if !gpsdKey(s.key) {
 			continue
 		}
-		var d unix.SysvShmDesc
-		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &d); err != nil {
-			continue
+		if unix.Kill(s.cpid, 0) == nil || s.nattch > 0 {
+			e.t.Fatalf("SHM key 0x%08x is in use by pid %d (another gpsd, ntpd or chronyd?): refusing to share it", s.key, s.cpid)
 		}
-		if unix.Kill(int(d.Cpid), 0) == nil || d.Nattch > 0 {
-			e.t.Fatalf("SHM key 0x%08x is in use by pid %d (another gpsd, ntpd or chronyd?): refusing to share it", k, d.Cpid)
-		}
-		unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+		unix.SysvShmCtl(s.id, unix.IPC_RMID, nil)
 	}
 }
 
