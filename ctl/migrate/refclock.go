@@ -90,12 +90,21 @@ func (m *migration) refclock(l *line) {
 			m.warnOpt(l, o, "unknown driver option; ignored")
 		}
 	}
-	if r.mode == config.SourceSHM {
-		if u, err := strconv.Atoi(r.param); err != nil || u < 0 || u > config.MaxSHMUnit {
+	switch r.mode {
+	case config.SourceSHM:
+		u, err := strconv.Atoi(r.param)
+		if err != nil || u < 0 || u > config.MaxSHMUnit {
 			m.unmigrated(l, fmt.Sprintf("%q is not a segment number (0..%d)", r.param, config.MaxSHMUnit))
 			return
 		}
+		r.param = strconv.Itoa(u)
+	default:
+		if !strings.HasPrefix(r.param, "/") || len(r.param) > 107 || strings.ContainsFunc(r.param, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			m.unmigrated(l, fmt.Sprintf("%q is not an absolute path gnomon can use", r.param))
+			return
+		}
 	}
+	defaultRefID := r.refid
 	for i := 2; i < len(args); i++ {
 		opt := strings.ToLower(args[i])
 		spec, known := refclockOpts[opt]
@@ -151,11 +160,23 @@ func (m *migration) refclock(l *line) {
 		m.warnOpt(l, "refid", "%q is longer than four characters; chronyd uses %q, and so does the migration", r.refid, r.refid[:4])
 		r.refid = r.refid[:4]
 	}
+	if !printableRefID(r.refid) {
+		m.warnOpt(l, "refid", "%q is not 1 to 4 printable ASCII characters; %q is used", r.refid, defaultRefID)
+		r.refid = defaultRefID
+	}
+	if r.lock != "" && !printableRefID(r.lock) {
+		m.warnOpt(l, "lock", "%q is not a reference id; dropped", r.lock)
+		r.lock = ""
+	}
 	if r.lock != "" && r.mode == config.SourceSHM {
 		m.warnOpt(l, "lock", "gnomon locks only pulses (pps, sock); dropped")
 		r.lock = ""
 	}
 	m.refsrcs = append(m.refsrcs, r)
+}
+
+func printableRefID(s string) bool {
+	return s != "" && len(s) <= 4 && !strings.ContainsFunc(s, func(c rune) bool { return c <= ' ' || c > '~' })
 }
 
 // unmigrated lists a refclock line gnomon cannot take.

@@ -252,41 +252,52 @@ func (v *validator) refclock(key string, s *SourceConfig) {
 		v.errorf(key+".offset", "%s s is more than an hour", secs(r.Offset))
 	}
 	// Reference ids name the reference clocks: unique, and lock must name
-	// another one.
-	var lockOK bool
-	me := v.index(key)
-	for i, o := range v.c.Sources {
-		if i == me || o.Refclock == nil {
-			continue
-		}
-		if i < me && o.Refclock.RefID == r.RefID {
-			v.errorf(key+".refid", "%q is also the refid of %s", r.RefID, indexKey("source", i))
-		}
-		if r.Lock != "" && o.Refclock.RefID == r.Lock {
-			lockOK = true
+	// another one. The index is built once per Validate (linear in the
+	// number of sources).
+	ix := v.refclockIndex()
+	me := ix.pos[key]
+	if first, ok := ix.refid[r.RefID]; ok && first != me {
+		v.errorf(key+".refid", "%q is also the refid of %s", r.RefID, indexKey("source", first))
+	}
+	if r.Lock != "" {
+		if i, ok := ix.refid[r.Lock]; !ok || (i == me && ix.count[r.Lock] == 1) {
+			v.errorf(key+".lock", "%q is not the refid of another reference clock", r.Lock)
 		}
 	}
-	if r.Lock != "" && !lockOK {
-		v.errorf(key+".lock", "%q is not the refid of another reference clock", r.Lock)
-	}
-	if s.Mode == SourceSOCK || s.Mode == SourceSHM {
-		for i, o := range v.c.Sources {
-			if i >= me || o.Refclock == nil || o.Mode != s.Mode {
-				continue
-			}
-			if s.Mode == SourceSOCK && o.Refclock.Path == r.Path || s.Mode == SourceSHM && o.Refclock.Unit == r.Unit {
-				v.errorf(key, "reads the same %s as %s", r.Endpoint(s.Mode, s.Address), indexKey("source", i))
-			}
-		}
+	ep := string(s.Mode) + "|" + r.Endpoint(s.Mode, s.Address)
+	if first, ok := ix.endpoint[ep]; ok && first != me && (s.Mode == SourceSOCK || s.Mode == SourceSHM) {
+		v.errorf(key, "reads the same %s as %s", r.Endpoint(s.Mode, s.Address), indexKey("source", first))
 	}
 }
 
-// index is the position of "source[i]" in c.Sources.
-func (v *validator) index(key string) int {
-	for i := range v.c.Sources {
-		if indexKey("source", i) == key {
-			return i
+// refclockIndex is where each reference clock's refid and endpoint first
+// appear among the sources, by index.
+type refclockIndex struct {
+	pos      map[string]int // "source[i]" -> i
+	refid    map[string]int
+	count    map[string]int
+	endpoint map[string]int
+}
+
+func (v *validator) refclockIndex() *refclockIndex {
+	if v.refIdx != nil {
+		return v.refIdx
+	}
+	ix := &refclockIndex{pos: map[string]int{}, refid: map[string]int{}, count: map[string]int{}, endpoint: map[string]int{}}
+	for i, o := range v.c.Sources {
+		if o.Refclock == nil {
+			continue
+		}
+		ix.pos[indexKey("source", i)] = i
+		if _, ok := ix.refid[o.Refclock.RefID]; !ok {
+			ix.refid[o.Refclock.RefID] = i
+		}
+		ix.count[o.Refclock.RefID]++
+		ep := string(o.Mode) + "|" + o.Refclock.Endpoint(o.Mode, o.Address)
+		if _, ok := ix.endpoint[ep]; !ok {
+			ix.endpoint[ep] = i
 		}
 	}
-	return -1
+	v.refIdx = ix
+	return ix
 }

@@ -27,6 +27,8 @@ func (c *Config) Validate() error {
 type validator struct {
 	c    *Config
 	errs Errors
+	// refIdx indexes the reference clocks (refclock.go).
+	refIdx *refclockIndex
 }
 
 func (v *validator) errorf(key, format string, args ...any) {
