@@ -135,7 +135,7 @@ func (m *migration) refclock(l *line) {
 		case "noselect":
 			r.noSel = true
 		case "trust":
-			r.keys = append(r.keys, [2]string{"trust", "true"})
+			r.set("trust", "true")
 		case "poll", "filter":
 			n, err := strconv.Atoi(val)
 			lo, hi := config.MinRefclockPoll, config.MaxRefclockPoll
@@ -146,14 +146,14 @@ func (m *migration) refclock(l *line) {
 				m.warnOpt(l, opt, "%q is outside gnomon's range %d..%d; dropped", val, lo, hi)
 				continue
 			}
-			r.keys = append(r.keys, [2]string{opt, strconv.Itoa(n)})
+			r.set(opt, strconv.Itoa(n))
 		default: // offset, delay, precision: seconds
 			f, ok := parseFloat(val)
 			if !ok || (opt != "offset" && f < 0) || f > 3600 || f < -3600 {
 				m.warnOpt(l, opt, "%q is not a usable number of seconds; dropped", val)
 				continue
 			}
-			r.keys = append(r.keys, [2]string{opt, strconv.FormatFloat(f, 'g', -1, 64)})
+			r.set(opt, strconv.FormatFloat(f, 'g', -1, 64))
 		}
 	}
 	if len(r.refid) > 4 {
@@ -173,6 +173,18 @@ func (m *migration) refclock(l *line) {
 		r.lock = ""
 	}
 	m.refsrcs = append(m.refsrcs, r)
+}
+
+// set sets key to value; an option given twice keeps its last value, as
+// chronyd does.
+func (r *refclockSrc) set(key, value string) {
+	for i := range r.keys {
+		if r.keys[i][0] == key {
+			r.keys[i][1] = value
+			return
+		}
+	}
+	r.keys = append(r.keys, [2]string{key, value})
 }
 
 func printableRefID(s string) bool {
