@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,57 @@ func TestSOCK(t *testing.T) {
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("gnomond left its socket behind: %v", err)
 	}
+}
+
+// TestPulseLockedToGPSD: a SOCK client sends pulses (chrony's pulse flag:
+// only the phase within the second), for a system clock 0.3 ms ahead;
+// gnomond gives each pulse its second from the gpsd source (lock, NMEA
+// good to milliseconds) and measures the 0.3 ms: the PPS path through the
+// daemon, with a real gpsd for the second.
+func TestPulseLockedToGPSD(t *testing.T) {
+	e := newEnv(t)
+	cc := peers.NeedTool(t, "cc")
+	writer := filepath.Join(e.dir, "sockwriter")
+	if out, err := exec.Command(cc, "-Wall", "-O2", "-o", writer, "testdata/sockwriter.c").CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	sock := filepath.Join(e.dir, "chrony.pps.sock")
+	e.startGnomond(e.gpsdSource("noselect = true"),
+		fmt.Sprintf("[[source]]\nmode = \"sock\"\npath = %q\nrefid = \"PPS\"\nlock = \"GPS\"\npoll = 1\nprefer = true\n", sock))
+	peers.Eventually(t, 20*time.Second, "the SOCK socket", func() error {
+		_, err := os.Stat(sock)
+		return err
+	})
+	peers.Start(t, e.dir, "sockwriter", nil, writer, sock, "90", "0.0003", "pulse")
+	st := e.waitSource(60*time.Second, "the pulses selected", "PPS", func(s *client.Source) error {
+		if err := selected(s); err != nil {
+			return err
+		}
+		if s.Reach&7 != 7 {
+			return fmt.Errorf("reach %o", s.Reach)
+		}
+		return nil
+	})
+	pps := source(st, "PPS")
+	// gnomond (observe mode) follows the pulses: its time is 0.3 ms behind
+	// this machine's clock, as its NTP server shows (median of 5 queries on
+	// loopback; the writer reads the clock a few µs after the second).
+	c := peers.NewNTPClient(t, "127.0.0.1")
+	var offs []time.Duration
+	for range 5 {
+		off, _, h, err := c.Measure(peers.Loop4(e.ntp), 2*time.Second)
+		if err != nil || h.Stratum != 1 {
+			t.Fatalf("NTP query: %v (stratum %d)", err, h.Stratum)
+		}
+		offs = append(offs, off)
+	}
+	slices.Sort(offs)
+	if off := offs[2]; off < -400*time.Microsecond || off > -200*time.Microsecond {
+		t.Errorf("gnomond's time is %v from this clock, want -300µs (source offset %v)", off, time.Duration(pps.OffsetNS))
+	}
+	if st.Reference != "PPS" || st.Stratum != 1 {
+		t.Errorf("reference %q stratum %d", st.Reference, st.Stratum)
+	}
+	t.Logf("gnomond's time from this clock: %v; pulses: offset %v jitter %v; gpsd: %v; receiver %+v", offs, time.Duration(pps.OffsetNS),
+		time.Duration(pps.JitterNS), time.Duration(source(st, "GPS").OffsetNS), *pps.Refclock)
 }
