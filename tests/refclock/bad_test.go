@@ -289,3 +289,30 @@ func TestPulseLockedToGPSD(t *testing.T) {
 	t.Logf("gnomond's time from this clock: %v; pulses: offset %v jitter %v; gpsd: %v; receiver %+v", offs, time.Duration(pps.OffsetNS),
 		time.Duration(pps.JitterNS), time.Duration(source(st, "GPS").OffsetNS), *pps.Refclock)
 }
+
+// TestGPSDDeviceSelection: gpsd reads two receivers; gnomond's device key
+// takes the one named, whose sentences arrive 300 ms after their second
+// instead of 50 ms (noselect: the offsets stay against this clock).
+func TestGPSDDeviceSelection(t *testing.T) {
+	e := newEnv(t)
+	late := startFeeder(t, loadNMEA(t, "testdata/receiver.nmea"), 300*time.Millisecond)
+	// A second gpsd for both receivers (the env's has only the first).
+	e.gpsd.Stop()
+	e.gpsd = peers.Start(t, e.dir, "gpsd2", nil, peers.NeedTool(t, "gpsd"), "-N", "-n", "-S", fmt.Sprint(e.gport),
+		"-F", filepath.Join(e.dir, "gpsd2.sock"), "-P", filepath.Join(e.dir, "gpsd2.pid"),
+		"tcp://"+e.feed.addr(), "tcp://"+late.addr())
+	e.pids = append(e.pids, e.gpsd.Cmd.Process.Pid)
+	dev := "tcp://" + late.addr()
+	e.startGnomond(e.gpsdSource(fmt.Sprintf("device = %q\nnoselect = true", dev)))
+	st := e.waitSource(60*time.Second, "the named receiver's samples", "GPS", func(s *client.Source) error {
+		if s.Reach&3 != 3 || s.Refclock == nil || s.Refclock.Device != dev {
+			return fmt.Errorf("reach %o receiver %+v", s.Reach, s.Refclock)
+		}
+		return nil
+	})
+	// offset = 0.05 corrects the first receiver's lag, not this one's.
+	if off := time.Duration(source(st, "GPS").OffsetNS); off < -250*time.Millisecond-nmeaBound || off > -250*time.Millisecond+nmeaBound {
+		t.Errorf("offset %v, want about -250 ms (the late receiver's)", off)
+	}
+	t.Logf("device %s: offset %v", dev, time.Duration(source(st, "GPS").OffsetNS))
+}
