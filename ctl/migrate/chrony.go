@@ -400,7 +400,7 @@ var sourceOpts = map[string]struct {
 	"burst":            {0, "gnomon sends no extra bursts when measurements are poor (iburst at start only)"},
 	"offline":          {0, "sources are always online; gnomond backs off unreachable ones itself"},
 	"auto_offline":     {0, "sources are always online; gnomond backs off unreachable ones itself"},
-	"trust":            {0, "every selected source must agree with the majority"},
+	"trust":            {0, "trust is for reference clocks only: an NTP source must agree with the majority"},
 	"require":          {0, "minimum-agreeing-sources is global, not per source"},
 	"xleave":           {0, "the interleaved mode is not supported"},
 	"copy":             {0, "the reference ID is never copied"},

@@ -56,7 +56,7 @@ func (d *Daemon) openRefclocks() {
 				o.pps[k] = f
 			}
 		case config.SourceSOCK:
-			sk := &refclock.Sock{Path: r.Path, Log: d.log}
+			sk := &refclock.Sock{Path: r.Path}
 			var c *net.UnixConn
 			if c, err = sk.Listen(); err == nil {
 				o.sock[k] = &openSock{sk, c}
@@ -159,7 +159,7 @@ func (d *Daemon) refclockReader(src config.SourceConfig) func(context.Context, r
 			delete(o.sock, k)
 			return func(ctx context.Context, e refclock.Emit) error { return c.s.Serve(ctx, c.c, e) }
 		}
-		s := &refclock.Sock{Path: r.Path, Log: d.log}
+		s := &refclock.Sock{Path: r.Path}
 		return s.Run
 	case config.SourceSHM:
 		s := &refclock.SHM{Unit: r.Unit, Log: d.log}

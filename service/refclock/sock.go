@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -22,7 +21,6 @@ type Sock struct {
 	// Mode is the socket file's permission bits (default 0600: only the
 	// daemon's user, and root, may send).
 	Mode os.FileMode
-	Log  *slog.Logger
 
 	bound os.FileInfo
 }
