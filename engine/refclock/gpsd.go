@@ -219,8 +219,9 @@ func (g *GPSD) Line(line []byte, rx time.Time, out []Sample) ([]Sample, error) {
 		g.State.Satellites, g.State.SatellitesSeen = used, seen
 		return out, nil
 	case "TPV":
-		if r.Mode == nil {
-			return out, fmt.Errorf("%w: TPV without mode", ErrBadReport)
+		if r.Mode == nil || *r.Mode < 0 || *r.Mode > 3 {
+			g.fixOK = false
+			return out, fmt.Errorf("%w: TPV without a mode of 0 to 3", ErrBadReport)
 		}
 		g.State.Mode = *r.Mode
 		g.fixOK = false

@@ -59,6 +59,7 @@ func TestGPSDIgnores(t *testing.T) {
 		{"bogus", `{"class":"TPV",`, ErrBadJSON},
 		{"not json", `hello`, ErrBadJSON},
 		{"no mode", `{"class":"TPV","device":"d"}`, ErrBadReport},
+		{"bad mode", `{"class":"TPV","device":"d","mode":7,"time":"2026-12-07T10:00:00.000Z"}`, ErrBadReport},
 		{"no fix", `{"class":"TPV","device":"d","mode":1}`, ErrNoFix},
 		{"fix without time", `{"class":"TPV","device":"d","mode":3}`, ErrNoTime},
 		{"bad time", `{"class":"TPV","device":"d","mode":3,"time":"yesterday"}`, ErrBadReport},
