@@ -59,6 +59,7 @@ var GnomonSourceSpec = &InterfaceSpec{
 		{"PollInterval", "t", EmitsFalse},
 		{"State", "s", EmitsTrue},
 		{"LastError", "s", EmitsFalse},
+		{"Refclock", "a{sv}", EmitsFalse},
 	},
 }
 
@@ -390,6 +391,7 @@ func (s *Service) exportSource(conn *godbus.Conn, id system.ID) error {
 		"PollInterval": field(func(x system.SourceSnapshot) any { return pollUSec(x.Poll) }),
 		"State":        field(func(x system.SourceSnapshot) any { return sourceState(x) }),
 		"LastError":    field(func(x system.SourceSnapshot) any { return x.LastError }),
+		"Refclock":     field(func(x system.SourceSnapshot) any { return refclockProps(x.Refclock) }),
 	}}}}
 	p := SourcePath(id)
 	if err := conn.Export(props, p, ifaceProperties); err != nil {

@@ -144,6 +144,7 @@ func writeSources(w io.Writer, sources []client.Source, addresses, verbose bool)
 		if s.LastError != "" && (verbose || s.Reach == 0 || s.State == "unresolved" || s.State == "unreachable") {
 			fmt.Fprintf(w, "   last error: %s\n", s.LastError)
 		}
+		writeRefclock(w, s.Refclock, verbose)
 	}
 }
 

@@ -49,6 +49,9 @@ type Source struct {
 	PollUS    uint64 `json:"poll_interval_us"`
 	State     string `json:"state"`
 	LastError string `json:"last_error"`
+	// Refclock is a reference clock's receiver state (refclock.go), nil
+	// for other sources.
+	Refclock *Refclock `json:"refclock,omitempty"`
 	// Selected: this is the manager's SelectedSource.
 	Selected bool `json:"selected"`
 }
@@ -101,6 +104,7 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "PollInterval", &s.PollUS)
 	get(p, "State", &s.State)
 	get(p, "LastError", &s.LastError)
+	s.Refclock = refclockOf(p)
 }
 
 // get stores property name into dst when it is there with dst's type; a

@@ -135,8 +135,11 @@ type migration struct {
 	localStratum setting[int]
 
 	sources   []source
-	refclocks []origin
-	certSets  map[uint64][]origin
+	refclocks []origin // not migrated (refclock.go)
+	refsrcs   []refclockSrc
+	// refclockCount numbers refclock lines for chrony's default refid.
+	refclockCount int
+	certSets      map[uint64][]origin
 
 	allows, denies []acl
 	bind4, bind6   setting[netip.Addr]
@@ -397,7 +400,7 @@ var sourceOpts = map[string]struct {
 	"burst":            {0, "gnomon sends no extra bursts when measurements are poor (iburst at start only)"},
 	"offline":          {0, "sources are always online; gnomond backs off unreachable ones itself"},
 	"auto_offline":     {0, "sources are always online; gnomond backs off unreachable ones itself"},
-	"trust":            {0, "every selected source must agree with the majority"},
+	"trust":            {0, "trust is for reference clocks only: an NTP source must agree with the majority"},
 	"require":          {0, "minimum-agreeing-sources is global, not per source"},
 	"xleave":           {0, "the interleaved mode is not supported"},
 	"copy":             {0, "the reference ID is never copied"},
@@ -594,28 +597,6 @@ func (m *migration) pollLimits(l *line, s *source) {
 		hi = lo
 	}
 	s.minPoll, s.maxPoll = &lo, &hi
-}
-
-var refclockPlans = map[string]string{
-	"SHM":  "gnomon's shared-memory refclock (mode \"shm\") is not built yet",
-	"SOCK": "gnomon's gpsd source (mode \"gpsd\") is not built yet",
-	"PPS":  "gnomon's PPS source (mode \"pps\") is not built yet",
-	"PHC":  "gnomon's PTP sources (mode \"ptp\") are not built yet",
-	"RTC":  "an RTC as a time source is not supported",
-}
-
-func (m *migration) refclock(l *line) {
-	if len(l.args()) < 2 {
-		m.warnAt(l, "want a driver and its parameter; dropped")
-		return
-	}
-	driver := strings.ToUpper(l.args()[0])
-	why, ok := refclockPlans[driver]
-	if !ok {
-		why = fmt.Sprintf("unknown driver %q", l.args()[0])
-	}
-	m.refclocks = append(m.refclocks, at(l))
-	m.warnAt(l, "%s; this reference clock is not migrated (the rest of the configuration must keep the clock in time without it)", why)
 }
 
 func (m *migration) makestep(l *line) {

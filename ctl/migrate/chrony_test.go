@@ -40,11 +40,12 @@ func TestEveryDirectiveIsHandled(t *testing.T) {
 		"local stratum 10", "local", "driftfile /var/lib/gnomon/drift", "port 0",
 		"allow 192.0.2.0/24", "allow", "server d.example.net iburst", "pool pool.ntp.org iburst maxsources 3",
 		"server e.example.net nts ntsport 4461", "include /etc/chrony/empty.conf",
+		"refclock SHM 0", "refclock SOCK /run/chrony.sock", "refclock PPS /dev/pps0",
 	}
 	warned := []string{
 		// migrated in part
 		"maxchange 100 1 2", "driftfile /var/lib/chrony/drift", "maxdrift 1000",
-		"peer p.example.net", "refclock SHM 0", "refclock SOCK /run/chrony.sock", "refclock PPS /dev/pps0",
+		"peer p.example.net", "refclock SHM 1:perm=0644", "refclock PPS /dev/pps0 lock NMEA",
 		"refclock PHC /dev/ptp0", "refclock RTC /dev/rtc0", "hwtimestamp eth0", "keyfile /etc/chrony/chrony.keys",
 		"log tracking", "logdir /var/log/chrony", "local stratum 10 orphan", "ntstrustedcerts /nonexistent.pem",
 		"nosystemcert", "confdir /etc/chrony/conf.d", "sourcedir /run/chrony-dhcp",

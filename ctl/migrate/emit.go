@@ -218,6 +218,7 @@ func (m *migration) emitSources(w *tomlWriter) {
 		}
 		n++
 	}
+	n += m.emitRefclocks(w)
 	if n == 0 {
 		w.b.WriteString("\n")
 		w.comment("chrony.conf names no source that could be migrated: add a [[source]].")
@@ -231,7 +232,7 @@ func (m *migration) emitSources(w *tomlWriter) {
 	}
 	if len(m.refclocks) > 0 {
 		w.b.WriteString("\n")
-		w.comment("Reference clocks in chrony.conf that gnomon cannot use yet:")
+		w.comment("Reference clocks in chrony.conf that gnomon cannot use:")
 		for _, o := range m.refclocks {
 			w.comment("  %s", o.comment())
 		}

@@ -112,6 +112,11 @@ type Candidate struct {
 	// NoSelect: excluded entirely (not counted in the intersection, never
 	// selected, never combined); reported as StateNoSelect.
 	NoSelect bool
+	// Trust: assumed correct (chrony's trust). When any candidate has it,
+	// the intersection is taken over the trusted candidates alone, and
+	// every candidate that overlaps it is a truechimer: the others cannot
+	// outvote a trusted source, only another trusted one can.
+	Trust bool
 }
 
 // Params tune the selection. The zero value means the defaults.
@@ -201,6 +206,8 @@ type scratch struct {
 	order []int32    // participating candidate indices, sorted by (ID, index)
 	eps   []endpoint // interval ends, sorted by value
 	surv  []int32    // truechimers, then survivors, in (ID, index) order
+	// trusted candidates' indices (intersectTrusted)
+	trusted []int32
 }
 
 type endpoint struct {
@@ -253,8 +260,8 @@ func Select(cands []Candidate, p Params, r *Result) {
 		return
 	}
 
-	// 2. Intersection.
-	low, high, ok := intersect(cands, s)
+	// 2. Intersection (over the trusted candidates when there are any).
+	low, high, ok := intersectTrusted(cands, s)
 	s.surv = s.surv[:0]
 	for _, i := range s.order {
 		o, d := int64(cands[i].Offset), rootDist(&cands[i])
@@ -374,6 +381,25 @@ func intersect(cands []Candidate, s *scratch) (low, high int64, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// intersectTrusted is intersect over the trusted candidates of s.order
+// when there are any, over all of them otherwise. s.order is unchanged.
+func intersectTrusted(cands []Candidate, s *scratch) (low, high int64, ok bool) {
+	all := s.order
+	s.trusted = s.trusted[:0]
+	for _, i := range all {
+		if cands[i].Trust {
+			s.trusted = append(s.trusted, i)
+		}
+	}
+	if len(s.trusted) == 0 {
+		return intersect(cands, s)
+	}
+	s.order = s.trusted
+	low, high, ok = intersect(cands, s)
+	s.order = all
+	return low, high, ok
 }
 
 // metric is the peer-choice score: Stratum*StratumWeight + RootDistance.

@@ -52,6 +52,8 @@ type SourceSnapshot struct {
 	Exchange    *ntp.Exchange
 	Sent, Valid uint64
 	LastError   string
+	// Refclock is a reference clock's state, nil for other sources.
+	Refclock *RefclockState
 }
 
 // Snapshot is the engine's state, a value copy.
@@ -187,6 +189,7 @@ func (s *System) Snapshot(raw time.Time) Snapshot {
 			Sent:       sent,
 			Valid:      valid,
 			Samples:    src.stats.Len(),
+			Refclock:   src.refclockSnapshot(),
 		}
 		if x, ok := src.ntp.LastExchange(); ok {
 			ss.Exchange = &x

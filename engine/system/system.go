@@ -66,6 +66,8 @@ type SourceConfig struct {
 	NTP      ntp.SourceConfig
 	Prefer   bool
 	NoSelect bool
+	// Trust: assumed correct when the others disagree (chrony's trust).
+	Trust bool
 }
 
 // ID names a source for its lifetime.
@@ -74,7 +76,8 @@ type ID uint64
 type source struct {
 	id     ID
 	cfg    SourceConfig
-	ntp    *ntp.Source
+	ntp    protocol // *ntp.Source, or *refclock.Source (refclock.go)
+	ref    *refState
 	stats  *stats.Stats
 	last   sample.Sample // newest released (filtered) sample
 	est    stats.Estimate
@@ -220,6 +223,10 @@ func (s *System) Wakeup(now Instant, out []Transmit) []Transmit {
 	}
 	cooked := s.disc.Cook(now.Wall)
 	for _, src := range s.sources {
+		if src.ref != nil {
+			s.endRefclockPoll(src, cooked, now.Wall)
+			continue
+		}
 		next := src.ntp.NextPoll()
 		if next.IsZero() || next.After(cooked) {
 			continue
@@ -349,6 +356,7 @@ func (s *System) candidates(now time.Time) {
 			Stratum:      l.Stratum,
 			Prefer:       src.cfg.Prefer,
 			NoSelect:     src.cfg.NoSelect,
+			Trust:        src.cfg.Trust,
 		})
 		s.candSrc = append(s.candSrc, src)
 	}

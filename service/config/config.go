@@ -124,6 +124,9 @@ type SourceConfig struct {
 	// CertificateAuthority is an extra CA file trusted for this NTS source's
 	// key exchange, besides the system's; "" for none and for other modes.
 	CertificateAuthority string
+	// Refclock is a reference clock's settings (modes gpsd, pps, shm,
+	// sock; refclock.go), nil for NTP sources.
+	Refclock *RefclockConfig
 }
 
 // Host is the host part of Address (a DNS name or an IP address).

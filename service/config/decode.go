@@ -323,6 +323,9 @@ func (d *decoder) pollLimits(t *table, p *PollIntervalLimits) {
 func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	s := SourceConfig{PollIntervalLimits: defaults.PollIntervalLimits, IBurst: true}
 	modeOK := t.text("mode", &s.Mode)
+	if modeOK && s.Mode.IsRefclock() {
+		return d.refclock(t, s)
+	}
 
 	var addr string
 	if t.str("address", &addr) {

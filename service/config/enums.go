@@ -62,11 +62,11 @@ const (
 	SourceNTS    SourceMode = "nts"    // one NTP server secured with NTS (RFC 8915)
 )
 
-var sourceModes = []string{string(SourceServer), string(SourcePool), string(SourceNTS)}
+var sourceModes = append([]string{string(SourceServer), string(SourcePool), string(SourceNTS)}, refclockModes...)
 
 // sourceModesLater are source kinds the design plans but this version does
 // not implement; naming them gives a clearer error than "unknown mode".
-var sourceModesLater = []string{"gpsd", "pps", "shm", "ptp", "csptp"}
+var sourceModesLater = []string{"ptp", "csptp"}
 
 func (m *SourceMode) UnmarshalText(b []byte) error {
 	s := string(b)

@@ -27,6 +27,8 @@ func (c *Config) Validate() error {
 type validator struct {
 	c    *Config
 	errs Errors
+	// refIdx indexes the reference clocks (refclock.go).
+	refIdx *refclockIndex
 }
 
 func (v *validator) errorf(key, format string, args ...any) {
@@ -132,6 +134,10 @@ func (v *validator) pollLimits(key string, p PollIntervalLimits, inherited *Poll
 }
 
 func (v *validator) source(key string, s *SourceConfig, seen map[string]string) {
+	if s.Mode.IsRefclock() || s.Refclock != nil {
+		v.refclock(key, s)
+		return
+	}
 	modeOK := true
 	if s.Mode == "" {
 		v.errorf(key+".mode", "missing (want %s)", alternatives(sourceModes))

@@ -122,6 +122,9 @@ func (d *Daemon) AddSource(ctx context.Context, mode, address string) (system.ID
 	if err := m.UnmarshalText([]byte(mode)); err != nil {
 		return 0, err
 	}
+	if m.IsRefclock() {
+		return 0, errRefclockRuntime
+	}
 	addr, err := config.ParseSourceAddress(address, m)
 	if err != nil {
 		return 0, err
@@ -243,8 +246,12 @@ func (d *Daemon) Burst(ctx context.Context, id system.ID) error {
 }
 
 func specKey(s config.SourceConfig) string {
-	return fmt.Sprintf("%s|%s|%v|%v|%v|%v|%d|%s", s.Mode, s.Address, s.PollIntervalLimits, s.IBurst,
+	k := fmt.Sprintf("%s|%s|%v|%v|%v|%v|%d|%s", s.Mode, s.Address, s.PollIntervalLimits, s.IBurst,
 		s.Prefer, s.NoSelect, s.Count, s.CertificateAuthority)
+	if s.Refclock != nil {
+		k += fmt.Sprintf("|%+v", *s.Refclock)
+	}
+	return k
 }
 
 // SetRuntimeServers replaces the runtime servers (timesync1).
@@ -290,6 +297,9 @@ func (d *Daemon) ConfigServers() []string {
 func (d *Daemon) publishConfigServers() {
 	out := []string{}
 	for _, s := range d.cfg.Sources {
+		if s.Refclock != nil {
+			continue // not an NTP server
+		}
 		out = append(out, strings.TrimSuffix(s.Host(), "."))
 	}
 	d.cfgServers.Store(&out)

@@ -158,6 +158,7 @@ type Daemon struct {
 	runCtx    context.Context
 	started   chan struct{} // closed once Run has started everything
 	stopped   bool
+	refOpen   *refclockOpen // refclock.go
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -299,6 +300,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.closeKE()
 		d.reloadMu.Unlock()
 	}()
+	d.openRefclocks()
+	defer d.closeRefclocks()
 	if err := d.dropPrivileges(); err != nil {
 		return err
 	}

@@ -51,6 +51,10 @@ func (d *Daemon) addSpec(ctx context.Context, src config.SourceConfig, origin st
 		bad: map[netip.AddrPort]time.Time{}, useless: map[system.ID]time.Time{}}
 	d.nextSpec++
 	d.specs = append(d.specs, sp)
+	if src.Refclock != nil {
+		d.startRefclock(ctx, sp)
+		return sp
+	}
 	d.startResolve(ctx, sp, 0)
 	return sp
 }
@@ -77,7 +81,9 @@ func (d *Daemon) dropSource(id system.ID) {
 		return
 	}
 	ls.cancel()
-	ls.conn.Close()
+	if ls.conn != nil { // reference clocks have none
+		ls.conn.Close()
+	}
 	delete(d.sources, id)
 	d.eng.RemoveSource(id)
 }

@@ -148,6 +148,8 @@ func TestAppArmorCoversPaths(t *testing.T) {
 		{"/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"},
 		{"/sys/fs/cgroup/system.slice/gnomond.service/cpu.max", "r"},
 		{"/run/gnomon/timedate-helper.sock", "w"},
+		{"/run/gpsd.sock", "rw"},
+		{"/run/chrony.ttyS0.sock", "rw"},
 	} {
 		granted := ""
 		for _, r := range rules {
