@@ -212,7 +212,7 @@ type Clock struct {
 	nextBMCA        time.Time
 	faultUntil      time.Time
 
-	seqAnnounce, seqSync, seqDelay, seqPdelay, seqSignal uint16
+	seqAnnounce, seqSync, seqDelay, seqPdelay uint16
 
 	sync      syncState
 	lastSync  syncState // newest complete Sync, for the E2E delay
