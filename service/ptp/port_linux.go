@@ -53,9 +53,9 @@ type Port struct {
 	log     *slog.Logger
 	tr      *Transport
 	eng     *eptp.Clock
-	clk     clock.Clock     // what the servo steers
-	virtual *clock.Virtual  // observe mode
-	base    clock.Reader    // the timestamping clock
+	clk     clock.Clock    // what the servo steers
+	virtual *clock.Virtual // observe mode
+	base    clock.Reader   // the timestamping clock
 	status  atomic.Pointer[Status]
 	lastLog map[string]time.Time
 	lastErr string
