@@ -45,6 +45,7 @@ type Config struct {
 	SourceDefaults  SourceDefaults
 	Servers         []ServerConfig
 	NTSKEServers    []NTSKEServerConfig
+	PTPPorts        []PTPPortConfig // [[ptp-port]] (ptp.go)
 	Log             LogConfig
 	Security        SecurityConfig
 
@@ -124,6 +125,8 @@ type SourceConfig struct {
 	// CertificateAuthority is an extra CA file trusted for this NTS source's
 	// key exchange, besides the system's; "" for none and for other modes.
 	CertificateAuthority string
+	// PTP is the settings of a mode = "ptp" source (ptp.go), nil otherwise.
+	PTP *PTPCommon
 }
 
 // Host is the host part of Address (a DNS name or an IP address).

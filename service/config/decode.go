@@ -270,6 +270,7 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 		}
 		c.NTSKEServers = append(c.NTSKEServers, s)
 	}
+	d.decodePTPPorts(t, c)
 	if lt := t.sub("log"); lt != nil {
 		lt.text("level", &c.Log.Level)
 		lt.text("format", &c.Log.Format)
@@ -309,6 +310,10 @@ func (d *decoder) pollLimits(t *table, p *PollIntervalLimits) {
 func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	s := SourceConfig{PollIntervalLimits: defaults.PollIntervalLimits, IBurst: true}
 	modeOK := t.text("mode", &s.Mode)
+	if modeOK && s.Mode == SourcePTP {
+		s.PTP = d.ptpSource(t)
+		return s
+	}
 
 	var addr string
 	if t.str("address", &addr) {
