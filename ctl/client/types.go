@@ -49,6 +49,10 @@ type Source struct {
 	PollUS    uint64 `json:"poll_interval_us"`
 	State     string `json:"state"`
 	LastError string `json:"last_error"`
+	// PTP ports only (Kind "ptp"): port state, grandmaster and parent.
+	PTPPortState   string `json:"ptp_port_state,omitempty"`
+	PTPGrandmaster string `json:"ptp_grandmaster,omitempty"`
+	PTPParent      string `json:"ptp_parent,omitempty"`
 	// Selected: this is the manager's SelectedSource.
 	Selected bool `json:"selected"`
 }
@@ -101,6 +105,9 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "PollInterval", &s.PollUS)
 	get(p, "State", &s.State)
 	get(p, "LastError", &s.LastError)
+	get(p, "PTPPortState", &s.PTPPortState)
+	get(p, "PTPGrandmaster", &s.PTPGrandmaster)
+	get(p, "PTPParent", &s.PTPParent)
 }
 
 // get stores property name into dst when it is there with dst's type; a

@@ -232,6 +232,9 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		}
 		added, removed := 0, 0
 		for _, src := range cfg.Sources {
+			if src.Mode == config.SourcePTP {
+				continue // PTP ports change at the next restart
+			}
 			k := specKey(src)
 			if _, ok := old[k]; ok {
 				delete(old, k)
@@ -306,6 +309,9 @@ func (d *Daemon) ConfigServers() []string {
 func (d *Daemon) publishConfigServers() {
 	out := []string{}
 	for _, s := range d.cfg.Sources {
+		if s.Mode == config.SourcePTP {
+			continue
+		}
 		out = append(out, strings.TrimSuffix(s.Host(), "."))
 	}
 	d.cfgServers.Store(&out)

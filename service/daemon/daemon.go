@@ -27,6 +27,7 @@ import (
 	"gnomon.dev/gnomon/service/netio"
 	"gnomon.dev/gnomon/service/ntsio"
 	"gnomon.dev/gnomon/service/privdrop"
+	ptpsvc "gnomon.dev/gnomon/service/ptp"
 	"gnomon.dev/gnomon/service/sd"
 	"gnomon.dev/gnomon/service/seccomp"
 	"gnomon.dev/gnomon/service/sysclock"
@@ -132,6 +133,7 @@ type Daemon struct {
 	changeMu   sync.Mutex
 	ctx        context.Context
 	nts        *ntsServer
+	ptp        []*ptpsvc.Port // PTP ports (ptp.go)
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -259,6 +261,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			s.Close()
 		}
 	}()
+	if err := d.startPTP(ctx); err != nil {
+		return err
+	}
 	d.dropPrivileges()
 	if d.cfg.Security.Seccomp {
 		// After the privilege drop: the filter refuses setuid and capset.
@@ -270,6 +275,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ctx = ctx
 	for _, src := range d.cfg.Sources {
+		if src.Mode == config.SourcePTP {
+			continue // ptp.go
+		}
 		d.addSpec(ctx, src, originConfig)
 	}
 	d.publish()
@@ -382,6 +390,7 @@ func (d *Daemon) logLimited(key, msg string, args ...any) {
 // updates systemd's status line when it changed.
 func (d *Daemon) publish() {
 	sn := d.eng.Snapshot(d.clk.Now())
+	d.addPTPViews(&sn)
 	d.snap.Store(&sn)
 	d.changeMu.Lock()
 	close(d.changed)
