@@ -191,9 +191,17 @@ func (p *Port) carry(out *eptp.Output) {
 			p.logLimited("freq", "cannot set the PTP clock's frequency", "err", err)
 		}
 	}
+	for _, m := range out.Measurements {
+		st := p.eng.Status()
+		p.log.Debug("PTP measurement", "offset_ns", int64(m.Offset), "path_delay_ns", int64(m.PathDelay),
+			"state", st.Port.State.String(), "servo", st.Servo.String(), "freq_ppb", st.FreqPPB,
+			"grandmaster", st.Parent.GMIdentity.String(), "malformed", st.Counters.Malformed,
+			"wrong_version", st.Counters.WrongVersion, "foreign_dropped", st.Counters.ForeignDropped,
+			"rx_announce", st.Counters.Rx[eptp.MsgAnnounce], "foreign", st.ForeignMasters)
+	}
 	if out.StateChanged {
 		st := p.eng.Status()
-		p.log.Info("PTP port state", "state", st.Port.State, "decision", st.Decision, "grandmaster", st.Parent.GMIdentity.String())
+		p.log.Info("PTP port state", "state", st.Port.State.String(), "decision", st.Decision.String(), "grandmaster", st.Parent.GMIdentity.String())
 	}
 	sends := append([]eptp.Send(nil), out.Sends...)
 	for _, s := range sends {
