@@ -1,0 +1,13 @@
+# PTP targets (docs/ptp.md).
+
+.PHONY: test-ptp capture-ptp
+
+## test-ptp: every PTP interoperability test against ptp4l and pmc, all four
+## transport/delay combinations (make test runs UDPv4 E2E and Ethernet P2P).
+test-ptp:
+	GNOMON_PTP_FULL=1 $(GO) test -count=1 -v -timeout 5m ./tests/ptp ./service/ptp ./engine/ptp
+	$(GO) test -count=1 -v -run 'PTP' ./engine/sim
+
+## capture-ptp: recapture the golden packets from ptp4l (root, tshark).
+capture-ptp:
+	./engine/ptp/testdata/capture.sh
