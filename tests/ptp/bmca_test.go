@@ -60,4 +60,3 @@ func TestBMCAWithPTP4l(t *testing.T) {
 		t.Errorf("ptp4l selected B (priority1 120) at some point")
 	}
 }
-
