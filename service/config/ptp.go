@@ -26,6 +26,9 @@ type PTPCommon struct {
 	// Asymmetry is 1588's delayAsymmetry: how much longer the path from
 	// the master is than the mean path delay, in seconds (default 0).
 	Asymmetry time.Duration
+	// ManagementSocket is a local datagram socket where linuxptp's pmc
+	// may ask for the datasets (pmc -u -s PATH); "" for none.
+	ManagementSocket string
 }
 
 // PTPPortConfig is one [[ptp-port]]: a port that takes part in the BMCA
@@ -79,6 +82,7 @@ func (d *decoder) ptpCommon(t *table, c *PTPCommon) {
 		}
 	}
 	t.seconds("asymmetry", &c.Asymmetry)
+	t.str("management-socket", &c.ManagementSocket)
 }
 
 // ptpSource decodes the rest of a [[source]] whose mode is "ptp".
@@ -139,6 +143,9 @@ func (v *validator) ptpCommon(key string, c *PTPCommon, seen map[string]string) 
 	}
 	if c.Domain < 0 || c.Domain > 127 {
 		v.errorf(key+".domain", "must be between 0 and 127 (got %d)", c.Domain)
+	}
+	if c.ManagementSocket != "" {
+		v.absPath(key+".management-socket", c.ManagementSocket)
 	}
 	if c.Asymmetry < -time.Second || c.Asymmetry > time.Second {
 		v.errorf(key+".asymmetry", "must be within ±1 s (got %s)", secs(c.Asymmetry))

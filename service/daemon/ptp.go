@@ -98,7 +98,7 @@ func (d *Daemon) ptpPortConfig(name string, c config.PTPCommon, port *config.PTP
 	eng.Profile = prof
 	observe := d.virtual != nil
 	cfg := ptpsvc.PortConfig{Name: name, Engine: eng, Observe: observe,
-		Transport: ptpsvc.Options{Kind: kind, Interface: c.Interface, Peer: c.DelayMechanism == "p2p"}}
+		Transport: ptpsvc.Options{Kind: kind, Interface: c.Interface, Peer: c.DelayMechanism == "p2p", ManagementSocket: c.ManagementSocket}}
 	hw, _ := ptpsvc.ChooseTimestamping(c.Timestamping, c.Interface)
 	if hw {
 		idx, err := ptpsvc.EnableHardware(c.Interface, kind)

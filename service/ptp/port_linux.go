@@ -146,6 +146,10 @@ func (p *Port) Run(ctx context.Context) error {
 			if pk.Event && rx.IsZero() {
 				p.logLimited("nots", "event message without a kernel timestamp: using the time it was read")
 			}
+			if pk.From != nil {
+				p.local(pk)
+				continue
+			}
 			out, err := p.eng.Receive(p.clk.Now(), pk.Data, rx)
 			if err != nil {
 				p.logLimited("rx", "PTP message ignored", "err", err)
@@ -229,4 +233,27 @@ func (p *Port) publish() {
 		st.Correction = p.virtual.Correction(p.base.Now())
 	}
 	p.status.Store(st)
+}
+
+// local answers a management request from the local socket: only
+// management messages, answered to the sender, never sent on the network.
+func (p *Port) local(pk Packet) {
+	h, err := eptp.ParseHeader(pk.Data)
+	if err != nil || h.Type != eptp.MsgManagement {
+		p.logLimited("uds", "not a management message on the management socket", "err", err)
+		return
+	}
+	out, err := p.eng.Receive(p.clk.Now(), pk.Data, time.Time{})
+	if err != nil {
+		p.logLimited("uds", "management request ignored", "err", err)
+		return
+	}
+	for _, s := range out.Sends {
+		if s.Type != eptp.MsgManagement {
+			continue
+		}
+		if err := p.tr.Reply(pk.From, s.Data); err != nil {
+			p.logLimited("udsreply", "cannot answer on the management socket", "err", err)
+		}
+	}
 }

@@ -47,6 +47,9 @@ type Packet struct {
 	Data   []byte
 	Stamps Stamps
 	Event  bool // came in on the event port (or is an Ethernet frame)
+	// From is set for a management request on the local socket (pmc -u):
+	// the answer goes back there, not to the network.
+	From unix.Sockaddr
 }
 
 // Options configure a transport.
@@ -63,6 +66,9 @@ type Options struct {
 	TxTimeout time.Duration
 	// EventPort and GeneralPort override 319/320 (tests only).
 	EventPort, GeneralPort int
+	// ManagementSocket, when set, is a local datagram socket where
+	// linuxptp's pmc (pmc -u -s PATH) sends management messages.
+	ManagementSocket string
 }
 
 // Transport sends and receives PTP messages on one interface. It is
@@ -72,6 +78,7 @@ type Transport struct {
 	ifi     *net.Interface
 	event   int // fd; for Ethernet the only one
 	general int // fd; -1 for Ethernet
+	mgmt    int // fd of the local management socket; -1 without
 	family  int
 	oob     []byte
 	buf     []byte
@@ -103,7 +110,7 @@ func Open(o Options) (*Transport, error) {
 	if o.GeneralPort == 0 {
 		o.GeneralPort = GeneralPort
 	}
-	t := &Transport{opts: o, ifi: ifi, event: -1, general: -1, oob: make([]byte, 512), buf: make([]byte, 2048), errBuf: make([]byte, 2048)}
+	t := &Transport{opts: o, ifi: ifi, event: -1, general: -1, mgmt: -1, oob: make([]byte, 512), buf: make([]byte, 2048), errBuf: make([]byte, 2048)}
 	switch o.Kind {
 	case UDP4, UDP6:
 		t.family = unix.AF_INET
@@ -129,7 +136,36 @@ func Open(o Options) (*Transport, error) {
 	default:
 		return nil, fmt.Errorf("ptp: unknown transport %q", o.Kind)
 	}
+	if o.ManagementSocket != "" {
+		if t.mgmt, err = unixSocket(o.ManagementSocket); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// unixSocket binds the local management socket (a stale one is replaced).
+func unixSocket(path string) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, fmt.Errorf("ptp: management socket: %w", err)
+	}
+	_ = unix.Unlink(path)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("ptp: management socket %s: %w", path, err)
+	}
+	_ = unix.Chmod(path, 0o660)
+	return fd, nil
+}
+
+// Reply answers a management request that came in on the local socket.
+func (t *Transport) Reply(to unix.Sockaddr, msg []byte) error {
+	if t.mgmt < 0 || to == nil {
+		return errors.New("ptp: no management socket to reply on")
+	}
+	return unix.Sendto(t.mgmt, msg, 0, to)
 }
 
 func (t *Transport) udpSocket(port int, event bool) (int, error) {
@@ -226,12 +262,15 @@ func (t *Transport) packetSocket() (int, error) {
 
 // Close closes the sockets.
 func (t *Transport) Close() error {
-	for _, fd := range []int{t.event, t.general} {
+	for _, fd := range []int{t.event, t.general, t.mgmt} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
 	}
-	t.event, t.general = -1, -1
+	if t.mgmt >= 0 {
+		_ = unix.Unlink(t.opts.ManagementSocket)
+	}
+	t.event, t.general, t.mgmt = -1, -1, -1
 	return nil
 }
 
@@ -346,6 +385,9 @@ func (t *Transport) Receive(timeout time.Duration, out []Packet) ([]Packet, erro
 	if t.general >= 0 {
 		pfds = append(pfds, unix.PollFd{Fd: int32(t.general), Events: unix.POLLIN})
 	}
+	if t.mgmt >= 0 {
+		pfds = append(pfds, unix.PollFd{Fd: int32(t.mgmt), Events: unix.POLLIN})
+	}
 	ms := int(timeout / time.Millisecond)
 	if timeout > 0 && ms == 0 {
 		ms = 1
@@ -368,9 +410,15 @@ func (t *Transport) Receive(timeout time.Duration, out []Packet) ([]Packet, erro
 			continue
 		}
 		for k := 0; k < 64; k++ {
-			nb, oobn, flags, _, err := unix.Recvmsg(int(p.Fd), t.buf, t.oob, unix.MSG_DONTWAIT)
+			nb, oobn, flags, from, err := unix.Recvmsg(int(p.Fd), t.buf, t.oob, unix.MSG_DONTWAIT)
 			if err != nil {
 				break
+			}
+			if int(p.Fd) == t.mgmt {
+				if from != nil && flags&unix.MSG_TRUNC == 0 {
+					out = append(out, Packet{Data: append([]byte(nil), t.buf[:nb]...), From: from})
+				}
+				continue
 			}
 			if flags&unix.MSG_TRUNC != 0 {
 				out = append(out, Packet{Data: make([]byte, 1501)}) // oversized: the engine counts it

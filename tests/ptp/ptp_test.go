@@ -106,6 +106,7 @@ interface = "g0"
 timestamping = "software"
 priority1 = 100
 announce-interval = 0
+management-socket = "`+dir+`/gnomond-ptp.sock"
 `)
 	slave := peers.Start(t, dir, "ptp4l-slave", nil, safeIn(t, p, append([]string{"ptp4l", "-i", "p0", "-s",
 		"--uds_address", dir + "/s.sock"}, ptp4lFlags("udp4", "E2E")...)...)...)
@@ -124,10 +125,16 @@ announce-interval = 0
 		t.Errorf("ptp4l measures gnomond %s", s)
 	}
 
-	// pmc over UDPv4 from the slave's namespace: only gnomond answers
-	// (ptp4l there does not hear its own namespace's multicast).
+	// pmc over UDPv4 from the slave's namespace (only gnomond answers:
+	// ptp4l there does not hear its own namespace's multicast), and over
+	// gnomond's local management socket (pmc -u, as ptp4l's users do).
+	var viaUDS bool
 	query := func(what string) string {
-		out, err := exec.Command("ip", "netns", "exec", p, pmc, "-4", "-i", "p0", "-b", "0", "GET "+what).CombinedOutput()
+		args := []string{"netns", "exec", p, pmc, "-4", "-i", "p0", "-b", "0", "GET " + what}
+		if viaUDS {
+			args = []string{"netns", "exec", g, pmc, "-u", "-s", dir + "/gnomond-ptp.sock", "-b", "0", "GET " + what}
+		}
+		out, err := exec.Command("ip", args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("pmc GET %s: %v\n%s", what, err, out)
 		}
@@ -136,16 +143,20 @@ announce-interval = 0
 	for _, c := range []struct {
 		what string
 		want []string
+		uds  bool
 	}{
-		{"CURRENT_DATA_SET", []string{"stepsRemoved     0", "offsetFromMaster", "meanPathDelay"}},
-		{"PARENT_DATA_SET", []string{"grandmasterIdentity                   " + me, "grandmasterPriority1                  100", "parentPortIdentity                    " + me}},
-		{"PORT_DATA_SET", []string{"portIdentity            " + me + "-1", "portState               MASTER", "delayMechanism          1", "logAnnounceInterval     0"}},
-		{"DEFAULT_DATA_SET", []string{"clockIdentity           " + me, "priority1               100", "twoStepFlag             1"}},
-		{"TIME_PROPERTIES_DATA_SET", []string{"currentUtcOffset      37", "timeSource            0xa0"}},
+		{"CURRENT_DATA_SET", []string{"stepsRemoved     0", "offsetFromMaster", "meanPathDelay"}, false},
+		{"PARENT_DATA_SET", []string{"grandmasterIdentity                   " + me, "grandmasterPriority1                  100", "parentPortIdentity                    " + me}, false},
+		{"PORT_DATA_SET", []string{"portIdentity            " + me + "-1", "portState               MASTER", "delayMechanism          1", "logAnnounceInterval     0"}, false},
+		{"DEFAULT_DATA_SET", []string{"clockIdentity           " + me, "priority1               100", "twoStepFlag             1"}, false},
+		{"TIME_PROPERTIES_DATA_SET", []string{"currentUtcOffset      37", "timeSource            0xa0"}, false},
+		{"PARENT_DATA_SET", []string{"grandmasterIdentity                   " + me}, true},
+		{"PORT_DATA_SET", []string{"portState               MASTER"}, true},
 	} {
+		viaUDS = c.uds
 		out := query(c.what)
 		if !strings.Contains(out, me+"-1 seq") || !strings.Contains(out, "RESPONSE MANAGEMENT "+c.what) {
-			t.Errorf("pmc GET %s: no response from gnomond (%s-1):\n%s", c.what, me, out)
+			t.Errorf("pmc GET %s (local socket %v): no response from gnomond (%s-1):\n%s", c.what, c.uds, me, out)
 			continue
 		}
 		for _, w := range c.want {
@@ -153,6 +164,11 @@ announce-interval = 0
 				t.Errorf("pmc GET %s: want %q in\n%s", c.what, w, out)
 			}
 		}
+	}
+	// ptp4l, asked the same over its own socket, names gnomond too.
+	out, err := exec.Command("ip", "netns", "exec", p, pmc, "-u", "-s", dir+"/s.sock", "-b", "0", "GET PARENT_DATA_SET").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "grandmasterIdentity                   "+me) {
+		t.Errorf("ptp4l's PARENT_DATA_SET does not name gnomond (%v):\n%s", err, out)
 	}
 }
 
