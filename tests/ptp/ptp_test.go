@@ -76,9 +76,13 @@ func TestPTP4lMasterGnomondSlave(t *testing.T) {
 			}
 			gs := statsOf(offs, dels)
 			po, pd := ptp4lOffsets(t, slave)
+			for i := range po {
+				po[i] = -po[i] // ptp4l prints local minus master; gnomond's offsets are master minus local
+			}
 			ps := statsOf(po[len(po)/3:], pd[len(pd)/3:])
-			t.Logf("%s %s gnomond slave:          %s", c.transport, c.delay, gs)
-			t.Logf("%s %s ptp4l slave (yardstick): %s", c.transport, c.delay, ps)
+			t.Logf("%s %s offset of the master (master minus local):", c.transport, c.delay)
+			t.Logf("  gnomond slave:           %s", gs)
+			t.Logf("  ptp4l slave (yardstick): %s", ps)
 			if gs.RMS > float64(offsetRMSBound) || gs.Med > float64(offsetMedianBound) {
 				t.Errorf("gnomond's offset (%s) is beyond the bounds (RMS %v, median %v)", gs, offsetRMSBound, offsetMedianBound)
 			}
@@ -120,7 +124,10 @@ management-socket = "`+dir+`/gnomond-ptp.sock"
 		t.Errorf("ptp4l did not select gnomond (%s) as its master", me)
 	}
 	o, d := ptp4lOffsets(t, slave)
-	t.Logf("ptp4l as slave of gnomond: %s (free_running: ptp4l stays in s0/UNCALIBRATED, it never locks without a clock to steer)", statsOf(o[len(o)/3:], d[len(d)/3:]))
+	for i := range o {
+		o[i] = -o[i] // master minus local
+	}
+	t.Logf("ptp4l as slave of gnomond, master minus local: %s (free_running: ptp4l stays in s0/UNCALIBRATED, it never locks without a clock to steer)", statsOf(o[len(o)/3:], d[len(d)/3:]))
 	if s := statsOf(o[len(o)/3:], d[len(d)/3:]); s.RMS > float64(offsetRMSBound) {
 		t.Errorf("ptp4l measures gnomond %s", s)
 	}
