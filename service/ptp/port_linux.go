@@ -197,7 +197,14 @@ func (p *Port) carry(out *eptp.Output) {
 	}
 	for _, m := range out.Measurements {
 		st := p.eng.Status()
-		p.log.Debug("PTP measurement", "offset_ns", int64(m.Offset), "path_delay_ns", int64(m.PathDelay),
+		// The system clock's (or PHC's) own offset from the master, as
+		// ptp4l with free_running reports it: the offset of the clock the
+		// servo steers plus that clock's correction.
+		var corr time.Duration
+		if p.virtual != nil {
+			corr = p.virtual.Correction(p.base.Now())
+		}
+		p.log.Debug("PTP measurement", "offset_ns", int64(m.Offset), "raw_offset_ns", int64(m.Offset+corr), "path_delay_ns", int64(m.PathDelay),
 			"state", st.Port.State.String(), "servo", st.Servo.String(), "freq_ppb", st.FreqPPB,
 			"grandmaster", st.Parent.GMIdentity.String(), "malformed", st.Counters.Malformed,
 			"wrong_version", st.Counters.WrongVersion, "foreign_dropped", st.Counters.ForeignDropped,

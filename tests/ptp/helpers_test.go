@@ -127,6 +127,7 @@ format = "json"
 type measurement struct {
 	Msg            string `json:"msg"`
 	OffsetNS       int64  `json:"offset_ns"`
+	RawOffsetNS    int64  `json:"raw_offset_ns"`
 	PathDelayNS    int64  `json:"path_delay_ns"`
 	State          string `json:"state"`
 	Servo          string `json:"servo"`
