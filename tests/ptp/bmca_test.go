@@ -12,6 +12,7 @@ import (
 // priority1 100 (gnomond A), 110 (ptp4l) and 120 (gnomond B), elect A,
 // as ptp4l itself does; when A dies, ptp4l takes over and B follows it.
 func TestBMCAWithPTP4l(t *testing.T) {
+	t.Parallel()
 	tag, dir := setup(t)
 	h := netns(t, tag, "h")
 	ip(t, "-n", h, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")

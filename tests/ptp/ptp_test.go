@@ -104,6 +104,7 @@ func TestPTP4lMasterGnomondSlave(t *testing.T) {
 // (free_running, so it never adjusts a clock) selects it, and pmc's GETs
 // of the current, parent and port datasets are answered.
 func TestGnomondMasterPTP4lSlave(t *testing.T) {
+	t.Parallel()
 	tag, dir := setup(t)
 	pmc := peers.NeedTool(t, "pmc")
 	g, p := netns(t, tag, "g"), netns(t, tag, "p")
@@ -188,6 +189,7 @@ management-socket = "`+dir+`/gnomond-ptp.sock"
 // claiming priority1 1) are counted and ignored: gnomond stays SLAVE to
 // the real master.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	tag, dir := setup(t)
 	m, g := netns(t, tag, "m"), netns(t, tag, "g")
 	link(t, tag, m, "m0", "10.76.0.1/24", g, "g0", "10.76.0.2/24")
