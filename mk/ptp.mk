@@ -11,3 +11,10 @@ test-ptp:
 ## capture-ptp: recapture the golden packets from ptp4l (root, tshark).
 capture-ptp:
 	./engine/ptp/testdata/capture.sh
+
+## bench-ptp: gnomond and ptp4l as slaves of one ptp4l master at the same time:
+## offset and path-delay statistics, CPU per second, RSS (GNOMON_PTP_BENCH_SECONDS,
+## GNOMON_PTP_BENCH_SYNC to change the run). Root; about 2.5 minutes.
+.PHONY: bench-ptp
+bench-ptp:
+	GNOMON_PTP_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBenchPTP$$' ./tests/ptp

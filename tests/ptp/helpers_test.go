@@ -112,6 +112,13 @@ func startGnomond(t testing.TB, dir, ns, name, cfg string) *peers.Proc {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Registered first, so it runs after the process is stopped: a gnomond
+	// built with -race (GNOMON_TEST_GNOMOND) reports races in its log.
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(dir, name+".log")); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", name, b)
+		}
+	})
 	return peers.Start(t, dir, name, nil, safeIn(t, ns, gnomondBin, "--config", path, "--no-dbus", "--user", "", "--state-dir", "")...)
 }
 
