@@ -25,10 +25,10 @@ import (
 	"gnomon.dev/gnomon/tests/peers"
 )
 
-var gnomondBin string
+var gnomondBin, gnomonctlBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin}))
+	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin, "./cmd/gnomonctl": &gnomonctlBin}))
 }
 
 // full runs every transport; without it the bounded part runs (UDPv4 E2E
