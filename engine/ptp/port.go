@@ -995,7 +995,7 @@ func (c *Clock) rxManagement(now time.Time, m *Management) error {
 		return nil
 	}
 	if (m.Target.Clock != AllOnes && m.Target.Clock != c.dds.Identity) ||
-		(m.Target.Port != 0xffff && m.Target.Port != c.port.Identity.Port) {
+		(m.Target.Port != 0xffff && m.Target.Port != 0 && m.Target.Port != c.port.Identity.Port) {
 		return nil
 	}
 	var data []byte
