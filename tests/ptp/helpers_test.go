@@ -7,6 +7,7 @@ package ptp
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -28,6 +29,14 @@ import (
 var gnomondBin, gnomonctlBin string
 
 func TestMain(m *testing.M) {
+	// The tests mostly wait for daemons on timers: run them all at once
+	// unless -parallel was given (the default is GOMAXPROCS, 2 here).
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "8")
+	}
 	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin, "./cmd/gnomonctl": &gnomonctlBin}))
 }
 

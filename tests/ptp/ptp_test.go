@@ -31,6 +31,7 @@ const (
 // name ptp4l's clock as grandmaster, and measure an offset near zero
 // (every namespace shares the one CLOCK_REALTIME).
 func TestPTP4lMasterGnomondSlave(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ transport, delay string }{{"udp4", "E2E"}, {"ethernet", "P2P"}}
 	if full() {
 		cases = append(cases, struct{ transport, delay string }{"udp6", "E2E"}, struct{ transport, delay string }{"ethernet", "E2E"})
