@@ -18,3 +18,11 @@ capture-ptp:
 .PHONY: bench-ptp
 bench-ptp:
 	GNOMON_PTP_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBenchPTP$$' ./tests/ptp
+
+## test-ptp-vm: the hardware timestamping and PHC paths against a real kernel
+## driver: service/ptp's TestVMHardware in a qemu guest with an emulated
+## e1000e (its /dev/ptp0 accepts every call but does not advance). Needs a
+## guest image (tests/ptp/vm.sh says which); about 40 s.
+.PHONY: test-ptp-vm
+test-ptp-vm:
+	./tests/ptp/vm.sh

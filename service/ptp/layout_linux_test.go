@@ -95,7 +95,7 @@ func TestPHCFake(t *testing.T) {
 		return unix.EINVAL
 	}
 	off, unc, err := p.sysOffsetFD(0, 3)
-	if err != nil || off != phcAhead+1 || unc != 500 {
+	if err != nil || off != phcAhead+1 || unc != 500 || p.Method != "PTP_SYS_OFFSET_EXTENDED" {
 		t.Errorf("extended: offset %v uncertainty %v err %v", off, unc, err)
 	}
 	// only the original ioctl

@@ -81,6 +81,8 @@ type PHC struct {
 	ioctl   func(fd uintptr, req uintptr, arg unsafe.Pointer) error
 	adjtime func(id int32, tx *unix.Timex) (int, error)
 	gettime func(id int32, ts *unix.Timespec) error
+	// Method is the ioctl the last SysOffset used.
+	Method string
 }
 
 // OpenPHC opens /dev/ptpN (writable to steer it).
@@ -165,16 +167,19 @@ func (p *PHC) sysOffsetFD(fd uintptr, samples int) (offset, uncertainty time.Dur
 	samples = min(max(samples, 1), ptpMaxSamples)
 	var pr ptpSysOffsetPrecise
 	if p.ioctl(fd, ioctlSysOffsetPrecise, unsafe.Pointer(&pr)) == nil {
+		p.Method = "PTP_SYS_OFFSET_PRECISE"
 		return pr.Device.time().Sub(pr.SysRealtim.time()), 0, nil
 	}
 	ext := ptpSysOffsetExtended{NSamples: uint32(samples)}
 	if p.ioctl(fd, ioctlSysOffsetExtended, unsafe.Pointer(&ext)) == nil {
+		p.Method = "PTP_SYS_OFFSET_EXTENDED"
 		return bestExtended(&ext)
 	}
 	so := ptpSysOffset{NSamples: uint32(samples)}
 	if err := p.ioctl(fd, ioctlSysOffset, unsafe.Pointer(&so)); err != nil {
 		return 0, 0, fmt.Errorf("ptp: PTP_SYS_OFFSET: %w", err)
 	}
+	p.Method = "PTP_SYS_OFFSET"
 	return bestBasic(&so)
 }
 
