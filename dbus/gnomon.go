@@ -63,6 +63,7 @@ var GnomonSourceSpec = &InterfaceSpec{
 		{"PTPPortState", "s", EmitsFalse},
 		{"PTPGrandmaster", "s", EmitsFalse},
 		{"PTPParent", "s", EmitsFalse},
+		{"PTPDecision", "s", EmitsFalse},
 	},
 }
 
@@ -402,6 +403,9 @@ func (s *Service) exportSource(conn *godbus.Conn, id system.ID) error {
 		}),
 		"PTPParent": field(func(x system.SourceSnapshot) any {
 			return ptpField(x, func(v *ptp.View) string { return v.Parent.String() })
+		}),
+		"PTPDecision": field(func(x system.SourceSnapshot) any {
+			return ptpField(x, func(v *ptp.View) string { return v.Decision.String() })
 		}),
 	}}}}
 	p := SourcePath(id)

@@ -53,6 +53,7 @@ type Source struct {
 	PTPPortState   string `json:"ptp_port_state,omitempty"`
 	PTPGrandmaster string `json:"ptp_grandmaster,omitempty"`
 	PTPParent      string `json:"ptp_parent,omitempty"`
+	PTPDecision    string `json:"ptp_decision,omitempty"`
 	// Selected: this is the manager's SelectedSource.
 	Selected bool `json:"selected"`
 }
@@ -108,6 +109,7 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "PTPPortState", &s.PTPPortState)
 	get(p, "PTPGrandmaster", &s.PTPGrandmaster)
 	get(p, "PTPParent", &s.PTPParent)
+	get(p, "PTPDecision", &s.PTPDecision)
 }
 
 // get stores property name into dst when it is there with dst's type; a

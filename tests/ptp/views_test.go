@@ -42,6 +42,7 @@ func TestViews(t *testing.T) {
 		PortState   string `json:"ptp_port_state"`
 		Grandmaster string `json:"ptp_grandmaster"`
 		Parent      string `json:"ptp_parent"`
+		Decision    string `json:"ptp_decision"`
 	}
 	var got src
 	var last string
@@ -64,13 +65,13 @@ func TestViews(t *testing.T) {
 		t.Fatalf("no SLAVE PTP source on D-Bus; gnomonctl sources --json said:\n%s", last)
 	}
 	if got.Kind != "ptp" || got.Name != "ptp:g0" || got.State != "ptp-slave" || got.Grandmaster != gm ||
-		got.Parent != gm+"-1" || got.DelayNS == 0 || got.DelayNS > 1e6 || got.OffsetNS > 50_000 || got.OffsetNS < -50_000 {
+		got.Parent != gm+"-1" || got.Decision != "S1" || got.DelayNS == 0 || got.DelayNS > 1e6 || got.OffsetNS > 50_000 || got.OffsetNS < -50_000 {
 		t.Errorf("PTP source %+v; want grandmaster and parent %s(-1)", got, gm)
 	}
 	cmd := exec.Command(gnomonctlBin, "sources")
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Addr)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "PTP SLAVE, grandmaster "+gm) {
+	if err != nil || !strings.Contains(string(out), "PTP SLAVE (BMCA S1), grandmaster "+gm) {
 		t.Errorf("gnomonctl sources (%v):\n%s", err, out)
 	}
 	t.Logf("gnomonctl sources:\n%s", out)
