@@ -33,6 +33,14 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if a, ok := m.(*Announce); ok {
+			for _, id := range PathTrace(a.TLVs) {
+				_ = id.String()
+			}
+			for _, t := range a.TLVs {
+				_, _ = ParseOrgTLV(t)
+			}
+		}
 		buf := make([]byte, MaxLen)
 		n, err := m.MarshalTo(buf)
 		if err != nil {
