@@ -97,7 +97,7 @@ func NewPort(cfg PortConfig, log *slog.Logger) (*Port, error) {
 		cfg.Engine.Identity = eptp.ClockIdentityFromMAC(tr.Interface().HardwareAddr)
 		if cfg.Engine.Identity == (eptp.ClockIdentity{}) {
 			tr.Close()
-			return nil, fmt.Errorf("ptp: %s has no MAC address to derive a clock identity from; set one", cfg.Transport.Interface)
+			return nil, fmt.Errorf("ptp: %s has no MAC address to derive the PTP clock identity from", cfg.Transport.Interface)
 		}
 	}
 	cfg.Engine.Servo.Software = cfg.PHC == nil
