@@ -34,7 +34,8 @@ func TestPTP4lMasterGnomondSlave(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ transport, delay string }{{"udp4", "E2E"}, {"ethernet", "P2P"}}
 	if full() {
-		cases = append(cases, struct{ transport, delay string }{"udp6", "E2E"}, struct{ transport, delay string }{"ethernet", "E2E"})
+		cases = append(cases, struct{ transport, delay string }{"udp6", "E2E"}, struct{ transport, delay string }{"ethernet", "E2E"},
+			struct{ transport, delay string }{"udp4", "P2P"}, struct{ transport, delay string }{"udp6", "P2P"})
 	}
 	for _, c := range cases {
 		t.Run(c.transport+"-"+c.delay, func(t *testing.T) {
