@@ -2,8 +2,9 @@
 
 .PHONY: test-ptp capture-ptp
 
-## test-ptp: every PTP interoperability test against ptp4l and pmc, all four
-## transport/delay combinations we test (make test runs UDPv4 E2E and Ethernet P2P; this adds UDPv6 E2E and P2P, Ethernet E2E, UDPv4 P2P and the link-down test).
+## test-ptp: every PTP interoperability test against ptp4l and pmc: make test
+## runs UDPv4 E2E and Ethernet P2P; this adds UDPv6 E2E and P2P, Ethernet E2E,
+## UDPv4 P2P and the link-down test (about 1.5 minutes).
 test-ptp:
 	GNOMON_PTP_FULL=1 $(GO) test -count=1 -v -timeout 5m ./tests/ptp ./service/ptp ./engine/ptp
 	$(GO) test -count=1 -v -run 'PTP' ./engine/sim
