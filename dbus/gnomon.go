@@ -10,6 +10,7 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 
+	"gnomon.dev/gnomon/engine/ptp"
 	"gnomon.dev/gnomon/engine/system"
 	"gnomon.dev/gnomon/polkit"
 )
@@ -60,6 +61,10 @@ var GnomonSourceSpec = &InterfaceSpec{
 		{"State", "s", EmitsTrue},
 		{"LastError", "s", EmitsFalse},
 		{"Refclock", "a{sv}", EmitsFalse},
+		{"PTPPortState", "s", EmitsFalse},
+		{"PTPGrandmaster", "s", EmitsFalse},
+		{"PTPParent", "s", EmitsFalse},
+		{"PTPDecision", "s", EmitsFalse},
 	},
 }
 
@@ -392,6 +397,18 @@ func (s *Service) exportSource(conn *godbus.Conn, id system.ID) error {
 		"State":        field(func(x system.SourceSnapshot) any { return sourceState(x) }),
 		"LastError":    field(func(x system.SourceSnapshot) any { return x.LastError }),
 		"Refclock":     field(func(x system.SourceSnapshot) any { return refclockProps(x.Refclock) }),
+		"PTPPortState": field(func(x system.SourceSnapshot) any {
+			return ptpField(x, func(v *ptp.View) string { return v.State.String() })
+		}),
+		"PTPGrandmaster": field(func(x system.SourceSnapshot) any {
+			return ptpField(x, func(v *ptp.View) string { return v.Grandmaster.String() })
+		}),
+		"PTPParent": field(func(x system.SourceSnapshot) any {
+			return ptpField(x, func(v *ptp.View) string { return v.Parent.String() })
+		}),
+		"PTPDecision": field(func(x system.SourceSnapshot) any {
+			return ptpField(x, func(v *ptp.View) string { return v.Decision.String() })
+		}),
 	}}}}
 	p := SourcePath(id)
 	if err := conn.Export(props, p, ifaceProperties); err != nil {
@@ -500,4 +517,12 @@ func (g *gnomonManager) Burst(msg godbus.Message, source godbus.ObjectPath, inte
 		return err
 	}
 	return g.run(func(ctx context.Context) error { return g.s.b.Burst(ctx, id) })
+}
+
+// ptpField is a PTP port's property, "" for other sources.
+func ptpField(x system.SourceSnapshot, f func(*ptp.View) string) string {
+	if x.PTP == nil {
+		return ""
+	}
+	return f(x.PTP)
 }

@@ -141,6 +141,10 @@ func writeSources(w io.Writer, sources []client.Source, addresses, verbose bool)
 		}
 		fmt.Fprintf(w, "%c%c %-29s %7s %4s %5o %10s %10s %10s\n", modeMark(s.Kind), StateMark(s.State), label,
 			stratum, poll, s.Reach, offset, delay, jitter)
+		if s.Kind == "ptp" && s.PTPPortState != "" {
+			fmt.Fprintf(w, "   PTP %s (BMCA %s), grandmaster %s, parent %s (offset from master, mean path delay)\n",
+				s.PTPPortState, s.PTPDecision, s.PTPGrandmaster, s.PTPParent)
+		}
 		if s.LastError != "" && (verbose || s.Reach == 0 || s.State == "unresolved" || s.State == "unreachable") {
 			fmt.Fprintf(w, "   last error: %s\n", s.LastError)
 		}

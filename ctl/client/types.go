@@ -52,6 +52,11 @@ type Source struct {
 	// Refclock is a reference clock's receiver state (refclock.go), nil
 	// for other sources.
 	Refclock *Refclock `json:"refclock,omitempty"`
+	// PTP ports only (Kind "ptp"): port state, grandmaster and parent.
+	PTPPortState   string `json:"ptp_port_state,omitempty"`
+	PTPGrandmaster string `json:"ptp_grandmaster,omitempty"`
+	PTPParent      string `json:"ptp_parent,omitempty"`
+	PTPDecision    string `json:"ptp_decision,omitempty"`
 	// Selected: this is the manager's SelectedSource.
 	Selected bool `json:"selected"`
 }
@@ -105,6 +110,10 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "State", &s.State)
 	get(p, "LastError", &s.LastError)
 	s.Refclock = refclockOf(p)
+	get(p, "PTPPortState", &s.PTPPortState)
+	get(p, "PTPGrandmaster", &s.PTPGrandmaster)
+	get(p, "PTPParent", &s.PTPParent)
+	get(p, "PTPDecision", &s.PTPDecision)
 }
 
 // get stores property name into dst when it is there with dst's type; a

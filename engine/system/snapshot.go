@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/engine/ptp"
 	"gnomon.dev/gnomon/engine/sample"
 	"gnomon.dev/gnomon/engine/selection"
 )
@@ -54,6 +55,9 @@ type SourceSnapshot struct {
 	LastError   string
 	// Refclock is a reference clock's state, nil for other sources.
 	Refclock *RefclockState
+	// PTP is set for a PTP port (its Offset is from the master, its Delay
+	// the mean path delay); the daemon adds these to the snapshot.
+	PTP *ptp.View
 }
 
 // Snapshot is the engine's state, a value copy.

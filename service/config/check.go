@@ -22,7 +22,7 @@ func (c *Config) Check() []Warning {
 	// Sources that can take part in selection; a pool counts as its members.
 	selectable, first := 0, -1
 	for i, s := range c.Sources {
-		if s.NoSelect {
+		if s.NoSelect || s.Mode == SourcePTP {
 			continue
 		}
 		if first < 0 {
@@ -31,8 +31,9 @@ func (c *Config) Check() []Warning {
 		selectable += max(1, s.Count)
 	}
 	switch {
-	case len(c.Sources) == 0:
+	case len(c.Sources) == 0 && len(c.PTPPorts) == 0:
 		warn("", "no [[source]] is configured: the clock will not be synchronized")
+	case selectable == 0 && c.ptpOnly():
 	case selectable == 0:
 		warn(indexKey("source", 0)+".noselect", "every source has noselect = true: none will be used to adjust the clock")
 	case selectable == 1:

@@ -45,6 +45,7 @@ type Config struct {
 	SourceDefaults  SourceDefaults
 	Servers         []ServerConfig
 	NTSKEServers    []NTSKEServerConfig
+	PTPPorts        []PTPPortConfig // [[ptp-port]] (ptp.go)
 	Log             LogConfig
 	Security        SecurityConfig
 
@@ -127,6 +128,8 @@ type SourceConfig struct {
 	// Refclock is a reference clock's settings (modes gpsd, pps, shm,
 	// sock; refclock.go), nil for NTP sources.
 	Refclock *RefclockConfig
+	// PTP is the settings of a mode = "ptp" source (ptp.go), nil otherwise.
+	PTP *PTPCommon
 }
 
 // Host is the host part of Address (a DNS name or an IP address).

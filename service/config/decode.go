@@ -283,6 +283,7 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 		}
 		c.NTSKEServers = append(c.NTSKEServers, s)
 	}
+	d.decodePTPPorts(t, c)
 	if lt := t.sub("log"); lt != nil {
 		lt.text("level", &c.Log.Level)
 		lt.text("format", &c.Log.Format)
@@ -325,6 +326,10 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	modeOK := t.text("mode", &s.Mode)
 	if modeOK && s.Mode.IsRefclock() {
 		return d.refclock(t, s)
+	}
+	if modeOK && s.Mode == SourcePTP {
+		s.PTP = d.ptpSource(t)
+		return s
 	}
 
 	var addr string

@@ -62,11 +62,11 @@ const (
 	SourceNTS    SourceMode = "nts"    // one NTP server secured with NTS (RFC 8915)
 )
 
-var sourceModes = append([]string{string(SourceServer), string(SourcePool), string(SourceNTS)}, refclockModes...)
+var sourceModes = append([]string{string(SourceServer), string(SourcePool), string(SourceNTS)}, append(refclockModes, string(SourcePTP))...)
 
 // sourceModesLater are source kinds the design plans but this version does
 // not implement; naming them gives a clearer error than "unknown mode".
-var sourceModesLater = []string{"ptp", "csptp"}
+var sourceModesLater = []string{"csptp"}
 
 func (m *SourceMode) UnmarshalText(b []byte) error {
 	s := string(b)
@@ -194,7 +194,7 @@ func (f LogFormat) MarshalText() ([]byte, error) {
 func (f LogFormat) String() string { return string(f) }
 
 // parseEnum accepts exactly one of the canonical spellings. what names the
-// thing in the message: `unknown mode "sever" (want server, pool or nts)`.
+// thing in the message: `unknown mode "sever" (want server, pool, nts or ptp)`.
 func parseEnum(what, s string, valid []string) (string, error) {
 	for _, v := range valid {
 		if s == v {

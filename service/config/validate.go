@@ -44,9 +44,15 @@ func (c *Config) validate() Errors {
 	v.synchronization(&c.Synchronization)
 	v.pollLimits("source-defaults.poll-interval-limits", c.SourceDefaults.PollIntervalLimits, nil)
 	seen := map[string]string{}
+	ptpSeen := map[string]string{}
 	for i := range c.Sources {
+		if c.Sources[i].Mode == SourcePTP {
+			v.ptpSource(indexKey("source", i), &c.Sources[i], ptpSeen)
+			continue
+		}
 		v.source(indexKey("source", i), &c.Sources[i], seen)
 	}
+	v.ptpPorts(c, ptpSeen)
 	listens := map[netip.AddrPort]string{}
 	for i := range c.Servers {
 		v.server(indexKey("server", i), &c.Servers[i], listens)

@@ -297,7 +297,7 @@ func (d *Daemon) ConfigServers() []string {
 func (d *Daemon) publishConfigServers() {
 	out := []string{}
 	for _, s := range d.cfg.Sources {
-		if s.Refclock != nil {
+		if s.Refclock != nil || s.Mode == config.SourcePTP {
 			continue // not an NTP server
 		}
 		out = append(out, strings.TrimSuffix(s.Host(), "."))

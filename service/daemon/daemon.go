@@ -28,6 +28,7 @@ import (
 	"gnomon.dev/gnomon/service/netio"
 	"gnomon.dev/gnomon/service/ntsio"
 	"gnomon.dev/gnomon/service/privdrop"
+	ptpsvc "gnomon.dev/gnomon/service/ptp"
 	"gnomon.dev/gnomon/service/sd"
 	"gnomon.dev/gnomon/service/seccomp"
 	"gnomon.dev/gnomon/service/sysclock"
@@ -158,7 +159,8 @@ type Daemon struct {
 	runCtx    context.Context
 	started   chan struct{} // closed once Run has started everything
 	stopped   bool
-	refOpen   *refclockOpen // refclock.go
+	refOpen   *refclockOpen  // refclock.go
+	ptp       []*ptpsvc.Port // PTP ports (ptp.go)
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -302,6 +304,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 	d.openRefclocks()
 	defer d.closeRefclocks()
+	if err := d.startPTP(ctx); err != nil {
+		return err
+	}
 	if err := d.dropPrivileges(); err != nil {
 		return err
 	}
@@ -315,6 +320,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ctx = ctx
 	for _, src := range d.cfg.Sources {
+		if src.Mode == config.SourcePTP {
+			continue // ptp.go
+		}
 		d.addSpec(ctx, src, originConfig)
 	}
 	d.publish()
@@ -452,6 +460,7 @@ func (d *Daemon) publish() {
 	sn := d.eng.Snapshot(d.clk.Now())
 	d.addPending(&sn)
 	d.logSourceChanges(&sn)
+	d.addPTPViews(&sn)
 	d.snap.Store(&sn)
 	d.changeMu.Lock()
 	close(d.changed)

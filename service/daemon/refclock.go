@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -189,13 +190,18 @@ func (d *Daemon) refclockReport(id system.ID, src config.SourceConfig, rec *erc.
 		}
 	}
 	for _, err := range rep.Errs {
-		d.logLimited("refclock:"+name, "reference clock report ignored", "source", name, "err", err)
+		// What a receiver (or whoever writes to its socket) sends is
+		// not state: one line a minute whatever the reasons, the rest
+		// at debug level.
+		d.limiter.Log(context.Background(), d.log, time.Now(), slog.LevelWarn, "refclock:"+name,
+			"reference clock report ignored", "source", name, "err", err)
 	}
 	now := d.now()
 	for _, s := range rep.Samples {
 		s.Local = d.mapRaw(s.Local)
 		if err := d.eng.RefclockSample(id, now, s); err != nil {
-			d.logLimited("refclock:"+name, "reference clock sample not used", "source", name, "err", err)
+			d.limiter.Log(context.Background(), d.log, time.Now(), slog.LevelWarn, "refclock:"+name,
+				"reference clock sample not used", "source", name, "err", err)
 		}
 	}
 	if rep.Receiver != nil || len(rep.Errs) > 0 {

@@ -129,11 +129,25 @@ func (d *Daemon) needsRestart(old, cfg *config.Config) error {
 	if len(d.opts.Listeners["nts-ke"]) > 0 && len(cfg.NTSKEServers) == 0 {
 		keys = append(keys, "nts-ke-server (removing the last one while systemd passes NTS-KE sockets; disable gnomond-nts-ke.socket first)")
 	}
+	if !reflect.DeepEqual(ptpSources(old), ptpSources(cfg)) || !reflect.DeepEqual(old.PTPPorts, cfg.PTPPorts) {
+		keys = append(keys, `PTP ports (source mode = "ptp", [[ptp-port]])`)
+	}
 	if len(keys) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%s: %s cannot change while gnomond runs: %w (systemctl restart gnomond); nothing was changed",
 		cfg.Path, strings.Join(keys, ", "), ErrNeedsRestart)
+}
+
+// ptpSources are cfg's PTP sources, which start and stop with gnomond.
+func ptpSources(cfg *config.Config) []config.SourceConfig {
+	var out []config.SourceConfig
+	for _, s := range cfg.Sources {
+		if s.Mode == config.SourcePTP {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // listens is every [[server]]'s listen address.
@@ -387,6 +401,9 @@ func (d *Daemon) applyOwned(old, cfg *config.Config) []string {
 		}
 	}
 	for _, src := range cfg.Sources {
+		if src.Mode == config.SourcePTP {
+			continue // PTP ports: needsRestart refused any change to them
+		}
 		k := specKey(src)
 		if _, ok := prev[k]; ok {
 			delete(prev, k)

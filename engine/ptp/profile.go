@@ -1,0 +1,54 @@
+package ptp
+
+import "time"
+
+// Profile is a set of defaults and rule switches (1588-2019 §20.3). The
+// default profiles of Annex I (Delay Request-Response and Peer-to-Peer)
+// are here; 802.1AS, the automotive profile and CSPTP set more of it.
+type Profile struct {
+	Name                    string
+	MajorSdoID              uint8
+	DelayMechanism          DelayMechanism
+	LogAnnounceInterval     int8
+	LogSyncInterval         int8
+	LogMinDelayReqInterval  int8
+	LogMinPdelayReqInterval int8
+	AnnounceReceiptTimeout  uint8
+	// PathTrace appends and checks the PATH_TRACE TLV (§16.2).
+	PathTrace bool
+	// NoBMCA fixes the port's role instead of running the BMCA (the
+	// automotive profile's static roles build on it).
+	NoBMCA bool
+	// ForeignMasterThreshold and Window are the qualification rule of
+	// §9.3.2.5 (2 Announces within 4 announce intervals).
+	ForeignMasterThreshold int
+	ForeignMasterWindow    int
+}
+
+// DefaultE2E is the Delay Request-Response default profile (Annex I.3).
+var DefaultE2E = Profile{
+	Name: "default-e2e", DelayMechanism: DelayE2E,
+	LogAnnounceInterval: 1, LogSyncInterval: 0, LogMinDelayReqInterval: 0, LogMinPdelayReqInterval: 0,
+	AnnounceReceiptTimeout: 3, ForeignMasterThreshold: 2, ForeignMasterWindow: 4,
+}
+
+// DefaultP2P is the Peer-to-Peer default profile (Annex I.4).
+var DefaultP2P = func() Profile {
+	p := DefaultE2E
+	p.Name = "default-p2p"
+	p.DelayMechanism = DelayP2P
+	return p
+}()
+
+func logInterval(l int8) time.Duration {
+	if l >= 0 {
+		if l > 30 {
+			l = 30
+		}
+		return time.Second << uint(l)
+	}
+	if l < -30 {
+		l = -30
+	}
+	return time.Second >> uint(-l)
+}

@@ -1,0 +1,51 @@
+package ptp
+
+import (
+	"time"
+
+	"gnomon.dev/gnomon/engine/sample"
+)
+
+// View is a PTP port as every view (D-Bus, gnomonctl, logs) shows it: a
+// flat copy of what Status holds, with the service's facts added.
+type View struct {
+	Interface string
+	Transport string
+	Hardware  bool
+	Domain    uint8
+	Identity  PortIdentity
+	State     PortState
+	Decision  Decision
+	Parent    PortIdentity
+	// Grandmaster and its attributes, as the parent announces them.
+	Grandmaster   ClockIdentity
+	GMPriority1   uint8
+	GMPriority2   uint8
+	GMClass       uint8
+	StepsRemoved  uint16
+	Offset        time.Duration // master minus local, newest measurement
+	MeanPathDelay time.Duration
+	LastSample    time.Time
+	Servo         ServoState
+	FreqPPB       float64
+	// Correction is how far the clock the port disciplines is from the
+	// clock that timestamps (observe mode: the system clock's error as
+	// the port measures it, with the sign of a correction).
+	Correction     time.Duration
+	UTCOffset      int16
+	UTCOffsetValid bool
+	PTPTimescale   bool
+	Leap           sample.Leap
+	ForeignMasters int
+	Counters       Counters
+}
+
+// ViewOf flattens a Status.
+func ViewOf(s *Status) View {
+	return View{Domain: s.Default.Domain, Identity: s.Port.Identity, State: s.Port.State, Decision: s.Decision,
+		Parent: s.Parent.ParentPort, Grandmaster: s.Parent.GMIdentity, GMPriority1: s.Parent.GMPriority1,
+		GMPriority2: s.Parent.GMPriority2, GMClass: s.Parent.GMQuality.Class, StepsRemoved: s.Current.StepsRemoved,
+		Offset: s.Offset, MeanPathDelay: s.MeanPathDelay, LastSample: s.LastSample, Servo: s.Servo, FreqPPB: s.FreqPPB,
+		UTCOffset: s.TimeProperties.CurrentUTCOffset, UTCOffsetValid: s.TimeProperties.UTCOffsetValid(),
+		PTPTimescale: s.TimeProperties.PTPTimescale(), Leap: s.Leap(), ForeignMasters: s.ForeignMasters, Counters: s.Counters}
+}
