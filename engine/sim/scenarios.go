@@ -240,6 +240,27 @@ func Cases() []*Case {
 	return cs
 }
 
+// RunAll runs every case over seeds seeds (k = 0 is each case's own seed)
+// and returns their summaries and every bound a run broke, by case.
+func RunAll(seeds int) ([]Summary, [][]error) {
+	base := Cases()
+	sums := make([]Summary, len(base))
+	errs := make([][]error, len(base))
+	for k := 0; k < max(seeds, 1); k++ {
+		cs := Cases()
+		for i, c := range cs {
+			c.Setup.Seed = Seed(c.Setup.Seed, k)
+			res, es := c.Judge()
+			sums[i].Name = c.Name
+			sums[i].Results = append(sums[i].Results, res)
+			for _, e := range es {
+				errs[i] = append(errs[i], fmt.Errorf("seed %d: %w", c.Setup.Seed, e))
+			}
+		}
+	}
+	return sums, errs
+}
+
 // Judge runs the case and returns its result and every bound it broke.
 func (c *Case) Judge() (Result, []error) {
 	res, err := RunScenario(c.Scenario)

@@ -1,29 +1,46 @@
 package sim
 
 import (
+	"flag"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
 	"gnomon.dev/gnomon/engine/system"
 )
 
-// TestScenarios runs every acceptance scenario and prints the table kept in
-// docs/accuracy.md (go test ./engine/sim -run Scenarios -v).
+var seedsFlag = flag.Int("seeds", 0, "seeds per scenario (default $GNOMON_SIM_SEEDS, else 5)")
+
+// seeds is how many seeds each scenario runs over: -seeds, else
+// GNOMON_SIM_SEEDS, else a few (make accuracy runs the full set).
+func seeds(t *testing.T) int {
+	if *seedsFlag > 0 {
+		return *seedsFlag
+	}
+	if v := os.Getenv("GNOMON_SIM_SEEDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("GNOMON_SIM_SEEDS=%q: want a positive number", v)
+		}
+		return n
+	}
+	return 5
+}
+
+// TestScenarios runs every acceptance scenario over several seeds and
+// prints the tables kept in docs/accuracy.md (go test ./engine/sim -run
+// Scenarios -v -seeds 20).
 func TestScenarios(t *testing.T) {
-	var rows []string
-	for _, c := range Cases() {
-		t.Run(c.Name, func(t *testing.T) {
-			res, errs := c.Judge()
-			rows = append(rows, res.Row())
-			for _, err := range errs {
+	sums, errs := RunAll(seeds(t))
+	for i, s := range sums {
+		t.Run(s.Name, func(t *testing.T) {
+			for _, err := range errs[i] {
 				t.Error(err)
 			}
 		})
 	}
-	t.Log("\n" + TableHeader)
-	for _, r := range rows {
-		t.Log(r)
-	}
+	t.Log("\n" + Tables(sums))
 }
 
 // TestAccuracyTargetSetsPolling: a user who needs 10 ms sends far fewer
