@@ -380,7 +380,7 @@ func (s *System) update(raw time.Time) {
 
 	// Combine: offsets with the selection's weights, frequencies by their
 	// inverse variances, leap by majority of the combined sources.
-	var off, offVar, fNum, fDen float64
+	var off, offVar, fNum, fDen, jit2 float64
 	var leapIns, leapDel, voters int
 	for i, src := range s.candSrc {
 		w := s.sel.Weights[i]
@@ -389,6 +389,7 @@ func (s *System) update(raw time.Time) {
 		}
 		off += w * src.est.Offset
 		offVar += w * w * src.est.OffsetSD * src.est.OffsetSD
+		jit2 += w * src.est.Jitter * src.est.Jitter / float64(max(src.est.N, 1))
 		if !math.IsInf(src.est.FreqSD, 0) && src.est.FreqSD > 0 {
 			v := src.est.FreqSD * src.est.FreqSD
 			fNum += src.est.FreqPPM / v
@@ -416,6 +417,7 @@ func (s *System) update(raw time.Time) {
 		OffsetSD: math.Sqrt(offVar),
 		FreqPPM:  0,
 		FreqSD:   math.Inf(1),
+		Jitter:   math.Sqrt(jit2),
 		Interval: peer.ntp.PollInterval(),
 	}
 	if fDen > 0 {
@@ -423,9 +425,7 @@ func (s *System) update(raw time.Time) {
 		e.FreqSD = math.Sqrt(1 / fDen)
 	}
 	if !s.updateAt.IsZero() {
-		if since := now.Sub(s.updateAt); since < e.Interval {
-			e.Interval = max(since, time.Second)
-		}
+		e.Since = max(now.Sub(s.updateAt), 0)
 	}
 	change, err := s.disc.Update(raw, e)
 	if err != nil {
@@ -434,15 +434,16 @@ func (s *System) update(raw time.Time) {
 		} else {
 			s.lastErr = err
 		}
+		if !change.At.IsZero() {
+			// The clock failed half-way: account for what was done, so
+			// that it never reads as someone else's jump.
+			s.account(change)
+		}
 		s.setUnsynced()
 		return
 	}
 	s.panicErr = nil
-	if change.Stepped {
-		// Our own step is no jump.
-		s.lastWall = s.lastWall.Add(change.Step)
-	}
-	s.applyChange(change)
+	s.account(change)
 	s.updateAt = change.At.Add(change.Offset)
 	s.synced = true
 	s.everSynced = true
@@ -518,6 +519,15 @@ func (s *System) startSettled() bool {
 		}
 	}
 	return true
+}
+
+// account takes in a change the discipline made to the clock.
+func (s *System) account(change discipline.Change) {
+	if change.Stepped {
+		// Our own step is no jump.
+		s.lastWall = s.lastWall.Add(change.Step)
+	}
+	s.applyChange(change)
 }
 
 // applyChange corrects every stored timestamp for what the discipline did.
