@@ -41,7 +41,7 @@ type Result struct {
 	Name       string
 	Seed       uint64
 	RMS, Max   time.Duration // true error over the window
-	FreqRMSPPM float64 // frequency error set on the clock (slews left out) over the window
+	FreqRMSPPM float64       // frequency error set on the clock (slews left out) over the window
 	// Rate error of the disciplined clock as a user feels it, slews
 	// included (ppm): RMS and largest over 1 s and over 16 s, in the window.
 	RateRMS1, RateMax1, RateRMS16, RateMax16 float64

@@ -85,6 +85,9 @@ type source struct {
 	sinceChange int
 	buf         [1024]byte    // room for NTS extension fields
 	baseDist    time.Duration // root distance without the aging of its last sample
+	// reachable is the error expected at the source's minpoll (s), 0
+	// before it is known
+	reachable float64
 }
 
 // System is the coordinator.
@@ -641,9 +644,19 @@ func (s *System) adaptPoll(src *source) {
 	tau := pollSeconds(p)
 	src.stats.SetMaxAge(time.Duration(math.Max(window(tau), 4*tau) * 1e9))
 	target := s.cfg.Accuracy.Seconds()
-	switch {
-	case e.N < stats.MinRegression:
+	if e.N < stats.MinRegression {
 		return
+	}
+	// When the target is out of reach even at minpoll (10 µs over a
+	// jittery WAN path), polling at minpoll buys little (the error falls
+	// only as the square root of the packets sent): poll as for a target
+	// of OutOfReachFactor times what is reachable, which backs off towards
+	// maxpoll, and say so in the snapshot.
+	src.reachable = expect(src.ntp.Config().MinPoll)
+	if src.reachable > outOfReach*target {
+		target = OutOfReachFactor * src.reachable
+	}
+	switch {
 	case expect(p) > 1.25*target && p > src.ntp.Config().MinPoll:
 		src.ntp.SetPoll(p - 1)
 		src.sinceChange = 0
@@ -651,6 +664,31 @@ func (s *System) adaptPoll(src *source) {
 		src.ntp.SetPoll(p + 1)
 		src.sinceChange = 0
 	}
+}
+
+// outOfReach: a target is out of reach on a source when the error
+// expected at its minpoll is more than this many times the target (with
+// room for the estimate's own noise, so a LAN near its target does not
+// flap); OutOfReachFactor: how much worse than the reachable error such a
+// source is then allowed to become, to save packets.
+const (
+	outOfReach       = 2.0
+	OutOfReachFactor = 3.0
+)
+
+// reachable is the smallest error expected at minpoll over the sources
+// that count, and whether the accuracy target is out of reach on all.
+func (s *System) reachable() (time.Duration, bool) {
+	best := math.Inf(1)
+	for _, src := range s.sources {
+		if src.reachable > 0 && src.hasEst && (src.state == selection.StateSelected || src.state == selection.StateCombined) {
+			best = math.Min(best, src.reachable)
+		}
+	}
+	if math.IsInf(best, 1) {
+		return 0, false
+	}
+	return time.Duration(best * 1e9), best > outOfReach*s.cfg.Accuracy.Seconds()
 }
 
 func pollSeconds(p int8) float64 { return math.Ldexp(1, int(p)) }
