@@ -37,7 +37,10 @@ func runVariant(prefixes []string, n int, mod func(c *discipline.Config)) []Summ
 // WAN and lossy scenarios (make accuracy prints it over 20 seeds): the
 // default must feel steadier (lower rate error RMS) than the old rule.
 func TestSlewPolicies(t *testing.T) {
-	n := seeds(t)
+	n := min(seeds(t), 5) // make accuracy: -seeds 20
+	if *seedsFlag > 0 {
+		n = *seedsFlag
+	}
 	cases := []string{"(a)", "(b)", "(i)"}
 	variants := []struct {
 		name string

@@ -4,16 +4,18 @@ import (
 	"flag"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"gnomon.dev/gnomon/engine/system"
 )
 
-var seedsFlag = flag.Int("seeds", 0, "seeds per scenario (default $GNOMON_SIM_SEEDS, else 5)")
+var seedsFlag = flag.Int("seeds", 0, "seeds per scenario (default $GNOMON_SIM_SEEDS, else 20)")
 
 // seeds is how many seeds each scenario runs over: -seeds, else
-// GNOMON_SIM_SEEDS, else a few (make accuracy runs the full set).
+// GNOMON_SIM_SEEDS, else TableSeeds (the run is shared with
+// TestAccuracyTable, so the default costs one pass).
 func seeds(t *testing.T) int {
 	if *seedsFlag > 0 {
 		return *seedsFlag
@@ -25,14 +27,34 @@ func seeds(t *testing.T) int {
 		}
 		return n
 	}
-	return 5
+	return TableSeeds
+}
+
+var (
+	allMu   sync.Mutex
+	allRuns = map[int]struct {
+		sums []Summary
+		errs [][]error
+	}{}
+)
+
+// runAll is RunAll, once per seed count per test binary.
+func runAll(n int) ([]Summary, [][]error) {
+	allMu.Lock()
+	defer allMu.Unlock()
+	r, ok := allRuns[n]
+	if !ok {
+		r.sums, r.errs = RunAll(n)
+		allRuns[n] = r
+	}
+	return r.sums, r.errs
 }
 
 // TestScenarios runs every acceptance scenario over several seeds and
 // prints the tables kept in docs/accuracy.md (go test ./engine/sim -run
 // Scenarios -v -seeds 20).
 func TestScenarios(t *testing.T) {
-	sums, errs := RunAll(seeds(t))
+	sums, errs := runAll(seeds(t))
 	for i, s := range sums {
 		t.Run(s.Name, func(t *testing.T) {
 			for _, err := range errs[i] {

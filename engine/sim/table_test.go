@@ -23,7 +23,7 @@ const (
 // simulator prints today (over TableSeeds fixed seeds, so deterministic);
 // make accuracy-table (-update) rewrites them.
 func TestAccuracyTable(t *testing.T) {
-	sums, _ := RunAll(TableSeeds)
+	sums, _ := runAll(TableSeeds)
 	want := Tables(sums)
 	doc, err := os.ReadFile(docPath)
 	if err != nil {
