@@ -41,6 +41,7 @@ type Result struct {
 	Name       string
 	Seed       uint64
 	RMS, Max   time.Duration // true error over the window
+	Mean       time.Duration // mean true error over the window (a bias)
 	FreqRMSPPM float64       // frequency error set on the clock (slews left out) over the window
 	// Rate error of the disciplined clock as a user feels it, slews
 	// included (ppm): RMS and largest over 1 s and over 16 s, in the window.
@@ -117,6 +118,7 @@ func RunScenario(sc Scenario) (Result, error) {
 	run.Run()
 	res.RMS = time.Duration(st.RMS() * 1e9)
 	res.Max = time.Duration(st.Max() * 1e9)
+	res.Mean = time.Duration(st.Mean() * 1e9)
 	res.FreqRMSPPM = st.FreqRMS()
 	// Sample i was taken at second i+1.
 	idx := func(d time.Duration) int { return max(int(d/time.Second)-1, 0) }

@@ -53,6 +53,14 @@ type Server struct {
 	AnnounceLeap bool
 	// Down lists true-time windows (from the start) when it does not answer.
 	Down []Window
+	// TxStampLead is how long before its reply actually leaves the server
+	// takes the reply's transmit timestamp: a software server (chronyd
+	// in basic mode, ntpd) reads its clock before the send system call,
+	// which on this project's test machine took about 8 µs to reach the
+	// wire. A client with kernel timestamps of its own sees the way back
+	// that much longer than the way out: its offset is biased by half of
+	// it (docs/accuracy.md, "Real time").
+	TxStampLead time.Duration
 }
 
 // Window is an interval of simulated time since the start.
@@ -326,13 +334,14 @@ func (r *Run) deliver(f flight) {
 		return
 	}
 	back.n = n
-	back.at = now.Add(r.oneWay(&s.Path, false))
+	back.at = now.Add(s.TxStampLead + r.oneWay(&s.Path, false))
 	heap.Push(&r.flights, back)
 }
 
 // Stats accumulates the error over a window.
 type Stats struct {
 	N            int
+	sum          float64
 	sum2, max    float64
 	fsum2        float64
 	fN           int
@@ -350,6 +359,14 @@ func (s *Stats) RMS() float64 {
 	return math.Sqrt(s.sum2 / float64(s.N))
 }
 
+// Mean is the mean error (s): a bias.
+func (s *Stats) Mean() float64 {
+	if s.N == 0 {
+		return math.NaN()
+	}
+	return s.sum / float64(s.N)
+}
+
 // Max is the largest |error| (s).
 func (s *Stats) Max() float64 { return s.max }
 
@@ -364,6 +381,7 @@ func (s *Stats) FreqRMS() float64 {
 // Add records one error (s) and frequency error (ppm).
 func (s *Stats) Add(errS, freqPPM float64) {
 	s.N++
+	s.sum += errS
 	s.sum2 += errS * errS
 	s.max = math.Max(s.max, math.Abs(errS))
 	s.fN++

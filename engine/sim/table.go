@@ -66,14 +66,26 @@ func fmtSync(v float64) string {
 
 // OffsetHeader and OffsetRow make the first table of docs/accuracy.md:
 // every cell is "median / worst" over the seeds.
-const OffsetHeader = "| scenario | RMS error | max error | rate RMS 1 s (ppm) | rate max 1 s (ppm) | rate RMS 16 s (ppm) | rate max 16 s (ppm) | max error, first 10 min | time to sync | packets/h | packets/h/server after 1 h | steps |\n" +
-	"|---|---|---|---|---|---|---|---|---|---|---|---|"
+const OffsetHeader = "| scenario | RMS error | mean error | max error | rate RMS 1 s (ppm) | rate max 1 s (ppm) | rate RMS 16 s (ppm) | rate max 16 s (ppm) | max error, first 10 min | time to sync | packets/h | packets/h/server after 1 h | steps |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 // OffsetRow formats the summary as one row of the first table.
 func (s Summary) OffsetRow() string {
 	c := func(f func(r Result) float64, fm func(float64) string) string {
 		m, w := s.col(f)
 		return cell(m, w, fm)
+	}
+	// The mean error's median and its largest magnitude, with its sign.
+	mean := func() string {
+		v := make([]float64, len(s.Results))
+		w := 0.0
+		for i, r := range s.Results {
+			v[i] = secs(r.Mean)
+			if math.Abs(v[i]) > math.Abs(w) {
+				w = v[i]
+			}
+		}
+		return cell(median(v), w, fmtSecs)
 	}
 	tts := func(r Result) float64 {
 		if r.TimeToSync < 0 {
@@ -83,6 +95,7 @@ func (s Summary) OffsetRow() string {
 	}
 	return "| " + strings.Join([]string{s.Name,
 		c(func(r Result) float64 { return secs(r.RMS) }, fmtSecs),
+		mean(),
 		c(func(r Result) float64 { return secs(r.Max) }, fmtSecs),
 		c(func(r Result) float64 { return r.RateRMS1 }, fmtPPM),
 		c(func(r Result) float64 { return r.RateMax1 }, fmtPPM),
