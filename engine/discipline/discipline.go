@@ -12,20 +12,24 @@
 // to pull in a 30 ppm error, and it overshoots after every step. A weighted
 // regression over the last samples measures the frequency error directly
 // (to a few parts per billion on a LAN within minutes), and the runs test
-// shortens its window as soon as the oscillator wanders. Combined with a
-// small Kalman update of the frequency (the old value weighed against the
-// new estimate by their variances), the simulator scenarios in engine/sim
-// settle faster and to a smaller RMS error than the PI loop we tried
-// first; docs/accuracy.md has the figures.
+// shortens its window as soon as the oscillator wanders. The slope is the
+// error left in the current frequency and is applied whole once the
+// frequency is known; before that, it is shrunk towards zero unless it
+// stands three standard errors clear (see Config.FreqTrust), so a start on
+// a jittery path cannot run the clock away. docs/accuracy.md has the
+// figures.
 //
 // # Slewing
 //
 // An offset is slewed by running the clock faster or slower for a known
 // time, never by the kernel's own adjtime, so the engine knows the clock's
-// trajectory exactly. While a slew is in progress, Cook adds what is still
-// to be corrected to every clock reading: the engine measures against the
-// clock as it will be, and its stored samples are corrected once, when the
-// correction is decided (the Change it returns).
+// trajectory exactly. The time grows with the offset's uncertainty
+// (SlewUncertainty): users of the clock feel its rate, and chasing each
+// estimate's noise would move the rate by tenths of a ppm on a LAN. While
+// a slew is in progress, Cook adds what is still to be corrected to every
+// clock reading: the engine measures against the clock as it will be, and
+// its stored samples are corrected once, when the correction is decided
+// (the Change it returns).
 package discipline
 
 import (
@@ -63,12 +67,16 @@ type Config struct {
 	// SlewUncertainty); the others are kept for the comparison in
 	// docs/accuracy.md.
 	SlewPolicy SlewPolicy
-	// FreqTrust is how many standard errors a frequency estimate must
-	// stand from zero before it is applied whole; nearer, it is shrunk
-	// towards zero (positive-part James–Stein), so a slope fitted to a few
-	// jittery samples cannot run the clock away (negative:
-	// always applied whole, the old behaviour). Default 3.
+	// FreqTrust: until the frequency is known, an estimate must stand
+	// this many standard errors from zero to be applied whole; nearer, it
+	// is shrunk towards zero (positive-part James–Stein), so a slope
+	// fitted to a few jittery samples cannot run the clock away at start
+	// (default 3; negative: always applied whole, the old behaviour).
 	FreqTrust float64
+	// FreqKnownPPM: the frequency is known once an estimate with a
+	// smaller standard error has been applied; from then on estimates are
+	// applied whole (default 1 ppm).
+	FreqKnownPPM float64
 	// InitialFreqPPM is the frequency to start with (the drift file's),
 	// InitialFreqSD its uncertainty (default 100 ppm: unknown).
 	InitialFreqPPM, InitialFreqSD float64
@@ -96,6 +104,9 @@ func (c *Config) defaults(clk clock.Clock) {
 	}
 	if c.FreqTrust == 0 {
 		c.FreqTrust = 3
+	}
+	if c.FreqKnownPPM <= 0 {
+		c.FreqKnownPPM = 1
 	}
 	if c.InitialFreqSD <= 0 {
 		c.InitialFreqSD = 100
@@ -177,6 +188,7 @@ type Discipline struct {
 	slewEnd    time.Time
 	residual   float64 // s, correction left over when the slew ended
 
+	freqKnown  bool // an estimate within FreqKnownPPM was applied
 	steps      int
 	extraSteps int
 	updates    int
@@ -302,7 +314,9 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 	d.freqAt = now
 	if !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqPPM) && !math.IsNaN(e.FreqSD) && e.FreqSD >= 0 {
-		d.freqPPM = clampAbs(d.freqPPM+d.trusted(e.FreqPPM, e.FreqSD), d.cfg.MaxFreqPPM)
+		f, known := d.trusted(e.FreqPPM, e.FreqSD)
+		d.freqPPM = clampAbs(d.freqPPM+f, d.cfg.MaxFreqPPM)
+		d.freqKnown = known
 		d.freqVar = math.Min(d.freqVar, e.FreqSD*e.FreqSD)
 	}
 	dFreq := d.freqPPM - oldFreq
@@ -402,15 +416,21 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 }
 
 // trusted is the part of a frequency estimate f (ppm, standard error sd)
-// to apply: all of it when it stands well clear of its noise, less as it
-// nears it, nothing within FreqTrust standard errors.
-func (d *Discipline) trusted(f, sd float64) float64 {
+// to apply, and whether the frequency is now known. Until it is known
+// (an estimate within FreqKnownPPM has been applied), an estimate is
+// applied whole when it stands well clear of its noise, less as it nears
+// it, and not at all within FreqTrust standard errors; once known, every
+// estimate (the error left in a known frequency) is applied whole.
+func (d *Discipline) trusted(f, sd float64) (float64, bool) {
 	k := d.cfg.FreqTrust
-	if k < 0 || f == 0 {
-		return f
+	if k < 0 || d.freqKnown || f == 0 {
+		return f, d.freqKnown
 	}
 	w := 1 - k*k*sd*sd/(f*f)
-	return f * math.Max(0, w)
+	if w <= 0 {
+		return 0, false
+	}
+	return f * w, sd < d.cfg.FreqKnownPPM
 }
 
 // slewDuration is how long a correction of amount (s) with uncertainty
@@ -437,6 +457,7 @@ func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
 }
 
 type record struct {
+	freqKnown  bool
 	updates    int
 	lastUpdate time.Time
 	lastOffset float64
@@ -450,14 +471,14 @@ type record struct {
 }
 
 func (d *Discipline) save() record {
-	return record{d.updates, d.lastUpdate, d.lastOffset, d.freqAt,
+	return record{d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt,
 		d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual}
 }
 
 // undo restores what Update changed before the clock refused it.
 func (d *Discipline) undo(freq, freqVar float64, r record) {
 	d.freqPPM, d.freqVar = freq, freqVar
-	d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.updates, r.lastUpdate, r.lastOffset, r.freqAt
+	d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.freqKnown, r.updates, r.lastUpdate, r.lastOffset, r.freqAt
 	d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual =
 		r.slewStart, r.slewAmount, r.slewK, r.slewPPM, r.slewEnd, r.residual
 }

@@ -510,6 +510,39 @@ func TestFrequencyTrust(t *testing.T) {
 	}
 }
 
+// TestKnownFrequencyAppliedWhole: once an estimate with a standard error
+// under FreqKnownPPM has been applied, later estimates are applied whole
+// however weak (they are the error left in a known frequency); before,
+// a weak one is not.
+func TestKnownFrequencyAppliedWhole(t *testing.T) {
+	sim := newSim(clock.SimConfig{})
+	d := newDisc(t, Config{}, sim)
+	up := func(f, sd float64) {
+		t.Helper()
+		sim.AdvanceTo(sim.TrueNow().Add(16 * time.Second))
+		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: f, FreqSD: sd, Interval: 16 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up(0.05, 0.04) // weak, frequency not known: nothing
+	if d.FrequencyPPM() != 0 {
+		t.Fatalf("a weak estimate moved an unknown frequency to %g", d.FrequencyPPM())
+	}
+	up(30, 3) // strong but SE 3 ppm: shrunk, still not known
+	want := 30 * (1 - 9*9.0/900)
+	up(0.05, 0.04) // weak: still nothing
+	if math.Abs(d.FrequencyPPM()-want) > 1e-9 {
+		t.Fatalf("frequency %g, want %g", d.FrequencyPPM(), want)
+	}
+	up(5, 0.5) // SE under 1 ppm: applied (shrunk) and now known
+	want += 5 * (1 - 9*0.25/25)
+	up(0.05, 0.04) // weak, but the frequency is known: whole
+	want += 0.05
+	if math.Abs(d.FrequencyPPM()-want) > 1e-9 {
+		t.Errorf("frequency %g, want %g", d.FrequencyPPM(), want)
+	}
+}
+
 // TestUnknownFrequencyIgnored: an estimate with FreqSD +Inf or NaN FreqPPM
 // leaves the frequency alone.
 func TestUnknownFrequencyIgnored(t *testing.T) {

@@ -52,7 +52,7 @@ func TestSlewPolicies(t *testing.T) {
 		{"uncertainty, ratio 8, frequency applied whole", func(c *discipline.Config) { c.FreqTrust = -1 }},
 		{"uncertainty, ratio 8, every estimate restarts the slew", func(c *discipline.Config) { c.SlewPolicy = discipline.SlewRestart }},
 		{"uncertainty, ratio 3", func(c *discipline.Config) { c.CorrTimeRatio = 3 }},
-		{"default: uncertainty, ratio 8, frequency trusted at 3 SE", func(c *discipline.Config) {}},
+		{"default: uncertainty, ratio 8, frequency trusted at 3 SE until known", func(c *discipline.Config) {}},
 	}
 	var b strings.Builder
 	b.WriteString("\n| rule | scenario | RMS error | rate RMS 1 s (ppm) | rate max 1 s (ppm) | max error, first 10 min |\n|---|---|---|---|---|---|\n")

@@ -92,7 +92,7 @@ func Cases() []*Case {
 		c.MaxRateRMS, c.MaxRate = 0.08, 0.6
 		c.MaxADev = 6e-8
 		c.MaxTDev, c.MaxMTIE = 15*time.Microsecond, 40*time.Microsecond
-		c.MaxEarly = time.Millisecond
+		c.MaxEarly = 2 * time.Millisecond
 		return c
 	}
 	liar := servers(4, lan)

@@ -377,3 +377,20 @@ func (s *Stats) runsOK(start int) bool {
 	// one-sided, about 1% false rejection
 	return float64(runs) >= mu-2.33*math.Sqrt(v)
 }
+
+// TWiden is how much wider Student's t distribution with dof degrees of
+// freedom is than the normal at 95 % (two-sided): the factor by which a
+// standard error estimated from dof residual degrees of freedom should be
+// widened before it is compared with a normal one. 1 for dof <= 0
+// (nothing to go by: the caller's own floor applies).
+func TWiden(dof int) float64 {
+	// t quantiles at 0.975 for 1..10 degrees of freedom
+	tab := [...]float64{12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23}
+	switch {
+	case dof <= 0:
+		return 1
+	case dof <= len(tab):
+		return tab[dof-1] / 1.96
+	}
+	return 1 + 1.2/float64(dof)
+}

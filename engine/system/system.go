@@ -394,7 +394,11 @@ func (s *System) update(raw time.Time) {
 		offVar += w * w * src.est.OffsetSD * src.est.OffsetSD
 		jit2 += w * src.est.Jitter * src.est.Jitter / float64(max(src.est.N, 1))
 		if !math.IsInf(src.est.FreqSD, 0) && src.est.FreqSD > 0 {
-			v := src.est.FreqSD * src.est.FreqSD
+			// A slope's standard error from a few residuals may be far
+			// too small (three jittery samples can fall on a line):
+			// widen it as Student's t is wider than the normal.
+			sd := src.est.FreqSD * stats.TWiden(src.est.N-2)
+			v := sd * sd
 			fNum += src.est.FreqPPM / v
 			fDen += 1 / v
 		}
