@@ -129,7 +129,11 @@ func (s *Service) managerView(sn *system.Snapshot) managerView {
 	}
 	v.Panic = sn.Panic
 	if sn.TargetOutOfReach {
-		v.AccuracyStatus = fmt.Sprintf("accuracy target %v out of reach; about %v reachable (polling backed off)", sn.Accuracy, sn.Reachable.Round(time.Microsecond))
+		r, p := sn.Reachable, time.Duration(1) // two significant digits: no signal at every update
+		for r/p >= 100 {
+			p *= 10
+		}
+		v.AccuracyStatus = fmt.Sprintf("accuracy target %v out of reach; about %v reachable (polling backed off)", sn.Accuracy, r.Round(p))
 	}
 	if sn.SystemPeer != 0 {
 		v.SelectedSource = SourcePath(sn.SystemPeer)
