@@ -111,6 +111,12 @@ func Cases() []*Case {
 	for i := range software {
 		software[i].TxStampLead = 8 * time.Microsecond
 	}
+	softIlv := servers(4, lan)
+	for i := range softIlv {
+		softIlv[i].TxStampLead, softIlv[i].Interleaved = 8*time.Microsecond, true
+	}
+	ilvSource := lanSource
+	ilvSource.Interleaved = true
 	lossy := servers(4, Path{RoundTrip: lan.RoundTrip, Jitter: lan.Jitter, Loss: 0.3})
 	leapStart := time.Date(2026, 6, 30, 23, 0, 0, 0, time.UTC)
 
@@ -235,6 +241,10 @@ func Cases() []*Case {
 			// Basic mode cannot see the lead: the clock runs half of it
 			// behind (the real-time bias of issue 18).
 			MaxRMS: 20 * time.Microsecond, MedianMean: [2]time.Duration{-7 * time.Microsecond, -3 * time.Microsecond}}),
+		lanFeel(&Case{Scenario: Scenario{Name: "(l') the same, interleaved mode", MeasureFrom: 30 * time.Minute,
+			Setup: Setup{Clock: osc, Servers: softIlv, Engine: lanEngine, Source: ilvSource, Duration: hour, Seed: 13}},
+			// The servers' true transmit times remove the bias.
+			MaxRMS: 20 * time.Microsecond, MedianMean: [2]time.Duration{-2500 * time.Nanosecond, 2500 * time.Nanosecond}}),
 	}
 	for _, c := range cs {
 		switch {

@@ -61,6 +61,10 @@ type Server struct {
 	// that much longer than the way out: its offset is biased by half of
 	// it (docs/accuracy.md, "Real time").
 	TxStampLead time.Duration
+	// Interleaved: the server answers interleaved requests (as chronyd
+	// does) with the true transmit time of its previous reply to the
+	// client.
+	Interleaved bool
 }
 
 // Window is an interval of simulated time since the start.
@@ -105,6 +109,14 @@ type Run struct {
 	sent    int
 	out     []system.Transmit
 	resp    [ntp.HeaderLen]byte
+	ilv     []interleave // per server
+}
+
+// interleave is what an interleaved server keeps of its last reply: its
+// receive timestamp as sent, and when the reply truly left (server time).
+type interleave struct {
+	rx ntp.Timestamp
+	tx time.Time
 }
 
 type flight struct {
@@ -166,6 +178,7 @@ func New(su Setup) (*Run, error) {
 		r.IDs = append(r.IDs, id)
 	}
 	r.events = append(r.events, su.Events...)
+	r.ilv = make([]interleave, len(su.Servers))
 	return r, nil
 }
 
@@ -327,6 +340,16 @@ func (r *Run) deliver(f flight) {
 	var resp ntp.Header
 	if !ntp.Respond(&req.Header, serverNow, serverNow, &st, &resp) {
 		return
+	}
+	if s.Interleaved {
+		il := &r.ilv[f.server]
+		if req.Version == 4 && !req.OriginTime.IsZero() && req.OriginTime == il.rx &&
+			req.ReceiveTime != req.TransmitTime && !il.tx.IsZero() {
+			resp.OriginTime = req.ReceiveTime
+			resp.TransmitTime = ntp.TimestampFromTime(il.tx)
+		}
+		il.rx = resp.ReceiveTime
+		il.tx = serverNow.Add(s.TxStampLead)
 	}
 	back := flight{toServer: false, server: f.server}
 	n, err := resp.MarshalTo(back.data[:])

@@ -232,6 +232,9 @@ func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPor
 			MaxPoll: int8(src.PollIntervalLimits.Max),
 			IBurst:  src.IBurst,
 			Auth:    authOf(session),
+			// The server's true transmit times where it offers them
+			// (chronyd, ntpd): no bias from its pre-send timestamps.
+			Interleaved: session == nil,
 		},
 		Prefer:   src.Prefer,
 		NoSelect: src.NoSelect,
