@@ -108,7 +108,6 @@ type Run struct {
 	events  []Event
 	sent    int
 	out     []system.Transmit
-	resp    [ntp.HeaderLen]byte
 	ilv     []interleave // per server
 }
 
