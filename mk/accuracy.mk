@@ -9,7 +9,7 @@
 #                        loopback at a 2 s poll (tests/bias_test.go; BIAS_SETTLE=90s)
 #   make bench-relay     real time, as root: chronyd -x against gnomond --observe, each a client of
 #                        four chronyd through its own delaying relays (tests/relay_bench_test.go;
-#                        RELAY_DURATION=10m RELAY_BASE=100us RELAY_JITTER=50us RELAY_LOSS=0
+#                        RELAY_DURATION=10m RELAY_BASE=100us RELAY_JITTER=50us (each way) RELAY_LOSS=0
 #                        RELAY_POLL=4,6 RELAY_EVERY=5s)
 
 ifndef GNOMON_ACCURACY_MK

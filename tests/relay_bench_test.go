@@ -17,15 +17,21 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"gnomon.dev/gnomon/tests/peers"
 )
 
 // relay is a userspace UDP relay between one client and one server that
-// delays each datagram by Base/2 plus an exponentially distributed extra
+// delays each datagram by Base plus an exponentially distributed extra
 // (mean Jitter) in each direction, and loses a fraction Loss of requests:
 // the same path for chronyd and gnomond, which this kernel's missing netem
-// cannot give.
+// cannot give. The delay counts from the kernel's receive timestamp, not
+// from when the relay woke up: a relay idle for seconds wakes up tens of
+// µs slower than one that just sent, which made the way out longer than
+// the way back by 10–20 µs.
 type relay struct {
 	ln       *net.UDPConn // the client sends here
 	up       *net.UDPConn // connected to the server
@@ -95,24 +101,30 @@ func (r *relay) delay() (time.Duration, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	lost := r.rng.Float64() < r.loss
-	return r.base/2 + time.Duration(r.rng.ExpFloat64()*float64(r.jitter)), lost
+	return r.base + time.Duration(r.rng.ExpFloat64()*float64(r.jitter)), lost
 }
 
 func (r *relay) pump(ctx context.Context, toServer bool) {
 	buf := make([]byte, 2048)
+	oob := make([]byte, 128)
+	conn := r.up
+	if toServer {
+		conn = r.ln
+	}
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+	}
 	for ctx.Err() == nil {
+		n, oobn, _, from, err := conn.ReadMsgUDP(buf, oob)
 		now := time.Now()
-		var n int
-		var err error
-		if toServer {
-			var from *net.UDPAddr
-			n, from, err = r.ln.ReadFromUDP(buf)
-			if err == nil {
+		if err == nil {
+			if at, ok := kernelRx(oob[:oobn]); ok {
+				now = at
+			}
+			if toServer {
 				r.client.Store(from)
 				r.requests.Add(1)
 			}
-		} else {
-			n, err = r.up.Read(buf)
 		}
 		if errors.Is(err, net.ErrClosed) {
 			return
@@ -128,12 +140,27 @@ func (r *relay) pump(ctx context.Context, toServer bool) {
 	}
 }
 
+// kernelRx is the SCM_TIMESTAMPNS receive time in oob, if any.
+func kernelRx(oob []byte) (time.Time, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+			ts := *(*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			return time.Unix(ts.Unix()), true
+		}
+	}
+	return time.Time{}, false
+}
+
 // TestRelayComparison is a bounded version of issue 18's real-time
 // comparison (make bench-relay; minutes of real time, so `go test` skips it
 // unless GNOMON_BENCH_RELAY=1): four chronyd servers, and a chronyd -x and
 // a gnomond --observe, each a client of all four through its own relays
-// with identically distributed delays (RELAY_BASE round trip plus
-// exponential RELAY_JITTER each way, RELAY_LOSS of requests lost), each
+// with identically distributed delays (RELAY_BASE plus exponential
+// RELAY_JITTER each way, as issue 18's runs, RELAY_LOSS of requests lost), each
 // serving its corrected clock. Every RELAY_EVERY their served time is
 // measured against the system clock both share (true offset zero, up to
 // the query's own few µs); the RMS, mean and spread over the last 40 % of

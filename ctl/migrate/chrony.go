@@ -399,7 +399,7 @@ var sourceOpts = map[string]struct {
 	"auto_offline":     {0, "sources are always online; gnomond backs off unreachable ones itself"},
 	"trust":            {0, "every selected source must agree with the majority"},
 	"require":          {0, "minimum-agreeing-sources is global, not per source"},
-	"xleave":           {0, "gnomond always asks plain NTP servers for the interleaved mode"},
+	"xleave":           {0, "the interleaved mode is not supported"},
 	"copy":             {0, "the reference ID is never copied"},
 	"ipv4":             {0, "a name is resolved to both IPv4 and IPv6 addresses"},
 	"ipv6":             {0, "a name is resolved to both IPv4 and IPv6 addresses"},
