@@ -232,10 +232,6 @@ func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPor
 			MaxPoll: int8(src.PollIntervalLimits.Max),
 			IBurst:  src.IBurst,
 			Auth:    authOf(session),
-			// The interleaved mode (engine/ntp) is off: right on a direct
-			// loopback, wrong by tens of µs through delaying relays
-			// (docs/accuracy.md, "Real time"), not understood yet.
-			Interleaved: false,
 		},
 		Prefer:   src.Prefer,
 		NoSelect: src.NoSelect,
