@@ -279,6 +279,7 @@ func TestManagerChanges(t *testing.T) {
 		{"state", func(v *managerView) { v.State = "holdover" }, []string{"State"}},
 		{"peer and stratum", func(v *managerView) { v.SelectedSource = "/y"; v.Stratum = 3 }, []string{"SelectedSource", "Stratum"}},
 		{"sources", func(v *managerView) { v.Sources = append(v.Sources, "/y") }, []string{"Sources"}},
+		{"accuracy out of reach", func(v *managerView) { v.AccuracyStatus = "out of reach" }, []string{"AccuracyStatus"}},
 	} {
 		cur := base
 		cur.Sources = slices.Clone(base.Sources)

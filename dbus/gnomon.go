@@ -2,11 +2,13 @@ package dbus
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	godbus "github.com/godbus/dbus/v5"
 
@@ -34,6 +36,7 @@ var GnomonManagerSpec = &InterfaceSpec{
 		{"SelectedSource", "o", EmitsTrue},
 		{"Sources", "ao", EmitsTrue},
 		{"Panic", "s", EmitsTrue},
+		{"AccuracyStatus", "s", EmitsTrue},
 	},
 	Methods: []MethodSpec{
 		{"Reload", []ArgSpec{in("interactive", "b"), out("changes", "as")}},
@@ -102,6 +105,7 @@ type managerView struct {
 	SelectedSource godbus.ObjectPath
 	Sources        []godbus.ObjectPath
 	Panic          string
+	AccuracyStatus string
 }
 
 func (s *Service) managerView(sn *system.Snapshot) managerView {
@@ -130,6 +134,13 @@ func (s *Service) managerView(sn *system.Snapshot) managerView {
 		v.Leap = "unsynchronized"
 	}
 	v.Panic = sn.Panic
+	if sn.TargetOutOfReach {
+		r, p := sn.Reachable, time.Duration(1) // two significant digits: no signal at every update
+		for r/p >= 100 {
+			p *= 10
+		}
+		v.AccuracyStatus = fmt.Sprintf("accuracy target %v out of reach; about %v reachable (polling backed off)", sn.Accuracy, r.Round(p))
+	}
 	if sn.SystemPeer != 0 {
 		v.SelectedSource = SourcePath(sn.SystemPeer)
 	}
@@ -178,6 +189,7 @@ func (a managerView) changes(b managerView) map[string]godbus.Variant {
 	add("SelectedSource", a.SelectedSource != b.SelectedSource, b.SelectedSource)
 	add("Sources", !slices.Equal(a.Sources, b.Sources), b.Sources)
 	add("Panic", a.Panic != b.Panic, b.Panic)
+	add("AccuracyStatus", a.AccuracyStatus != b.AccuracyStatus, b.AccuracyStatus)
 	return c
 }
 
@@ -237,6 +249,7 @@ func newGnomonManager(s *Service) *gnomonManager {
 		"SelectedSource": func() (any, error) { return view().SelectedSource, nil },
 		"Sources":        func() (any, error) { return view().Sources, nil },
 		"Panic":          func() (any, error) { return view().Panic, nil },
+		"AccuracyStatus": func() (any, error) { return view().AccuracyStatus, nil },
 	}}}}
 	return g
 }

@@ -26,6 +26,7 @@ func TestStatusAgainstFake(t *testing.T) {
 		"Frequency:        -3.250 ppm",
 		"Root distance:    1.500ms",
 		"Leap:             none",
+		"Accuracy:         accuracy target 10µs out of reach; about 1.2ms reachable",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

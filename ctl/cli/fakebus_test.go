@@ -132,6 +132,7 @@ func startFake(t *testing.T, addr string) *fakeGnomon {
 		"Offset": int64(-12345), "Frequency": -3.25, "RootDelay": uint64(2_000_000), "RootDispersion": uint64(500_000),
 		"Stratum": uint8(3), "ReferenceID": uint32(0x7f000001), "Leap": "none",
 		"SelectedSource": godbus.ObjectPath("/"), "Sources": []godbus.ObjectPath{}, "Panic": "",
+		"AccuracyStatus": "accuracy target 10µs out of reach; about 1.2ms reachable (polling backed off)",
 	}
 	f.addSource("server", "ntp1.example.net", "192.0.2.1:123", "config", "candidate", 0o377, 1500, 2_000_000)
 	sel := f.addSource("server", "chrony-lo", "127.0.0.1:11123", "config", "selected", 0o377, -800, 150_000)

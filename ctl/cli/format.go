@@ -192,6 +192,9 @@ func writeStatus(w io.Writer, st *client.Status, addresses, verbose bool) {
 	row("Root dispersion", "%s", fmtNS(st.RootDispersionNS))
 	row("Root distance", "%s", fmtNS(st.RootDistanceNS))
 	row("Leap", "%s", st.Leap)
+	if st.AccuracyStatus != "" {
+		row("Accuracy", "%s", st.AccuracyStatus)
+	}
 	if st.Panic != "" {
 		row("Panic", "%s", st.Panic)
 	}

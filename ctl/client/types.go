@@ -25,10 +25,11 @@ type Manager struct {
 	ReferenceID string `json:"reference_id"`
 	// Reference is the reference ID read as text (stratum 1: "GPS", "PPS",
 	// "LOCL") or as an IPv4 address (higher strata).
-	Reference    string `json:"reference"`
-	Leap         string `json:"leap"`
-	SelectedPath string `json:"selected_source"` // object path, "/" when none
-	Panic        string `json:"panic"`
+	Reference      string `json:"reference"`
+	Leap           string `json:"leap"`
+	SelectedPath   string `json:"selected_source"` // object path, "/" when none
+	Panic          string `json:"panic"`
+	AccuracyStatus string `json:"accuracy_status,omitempty"`
 
 	sourcePaths []godbus.ObjectPath
 }
@@ -92,6 +93,7 @@ func (m *Manager) fill(p map[string]godbus.Variant) {
 	}
 	get(p, "Sources", &m.sourcePaths)
 	get(p, "Panic", &m.Panic)
+	get(p, "AccuracyStatus", &m.AccuracyStatus)
 	m.RootDistanceNS = m.RootDelayNS/2 + m.RootDispersionNS
 }
 

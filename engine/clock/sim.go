@@ -46,6 +46,7 @@ type Sim struct {
 	lastStep  time.Duration
 	leapAt    []time.Time // true times at which leap seconds were applied
 	freqCalls int
+	jumps     int
 }
 
 const simSubstep = time.Second
@@ -151,7 +152,10 @@ func (s *Sim) MaxFrequencyPPM() float64 { return s.cfg.MaxFrequencyPPM }
 
 // Jump moves the clock by d without the engine's knowledge, as a resume
 // from suspend with a wrong RTC, or another program setting the time, would.
-func (s *Sim) Jump(d time.Duration) { s.errSec += d.Seconds() }
+func (s *Sim) Jump(d time.Duration) { s.errSec += d.Seconds(); s.jumps++ }
+
+// Jumps is how many times Jump was called.
+func (s *Sim) Jumps() int { return s.jumps }
 
 // Introspection for the simulator's judgement; the engine never sees these.
 

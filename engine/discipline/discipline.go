@@ -12,20 +12,24 @@
 // to pull in a 30 ppm error, and it overshoots after every step. A weighted
 // regression over the last samples measures the frequency error directly
 // (to a few parts per billion on a LAN within minutes), and the runs test
-// shortens its window as soon as the oscillator wanders. Combined with a
-// small Kalman update of the frequency (the old value weighed against the
-// new estimate by their variances), the simulator scenarios in engine/sim
-// settle faster and to a smaller RMS error than the PI loop we tried
-// first; docs/accuracy.md has the figures.
+// shortens its window as soon as the oscillator wanders. The slope is the
+// error left in the current frequency and is applied whole once the
+// frequency is known; before that, it is shrunk towards zero unless it
+// stands three standard errors clear (see Config.FreqTrust), so a start on
+// a jittery path cannot run the clock away. docs/accuracy.md has the
+// figures.
 //
 // # Slewing
 //
 // An offset is slewed by running the clock faster or slower for a known
 // time, never by the kernel's own adjtime, so the engine knows the clock's
-// trajectory exactly. While a slew is in progress, Cook adds what is still
-// to be corrected to every clock reading: the engine measures against the
-// clock as it will be, and its stored samples are corrected once, when the
-// correction is decided (the Change it returns).
+// trajectory exactly. The time grows with the offset's uncertainty
+// (SlewUncertainty): users of the clock feel its rate, and chasing each
+// estimate's noise would move the rate by tenths of a ppm on a LAN. While
+// a slew is in progress, Cook adds what is still to be corrected to every
+// clock reading: the engine measures against the clock as it will be, and
+// its stored samples are corrected once, when the correction is decided
+// (the Change it returns).
 package discipline
 
 import (
@@ -55,10 +59,24 @@ type Config struct {
 	// MaxSlewPPM bounds the extra rate used to slew (default 500, and
 	// never more than the clock allows beyond MaxFreqPPM).
 	MaxSlewPPM float64
-	// CorrTimeRatio: an offset is slewed out over this many update
-	// intervals when it is no larger than its own uncertainty, faster when
-	// it clearly is real (default 3, as chrony's corrtimeratio).
+	// CorrTimeRatio: an offset no larger than its own uncertainty is
+	// slewed out over this many poll intervals; a larger one faster, in
+	// proportion (default 8; see SlewPolicy).
 	CorrTimeRatio float64
+	// SlewPolicy chooses how offsets are corrected (default
+	// SlewUncertainty); the others are kept for the comparison in
+	// docs/accuracy.md.
+	SlewPolicy SlewPolicy
+	// FreqTrust: until the frequency is known, an estimate must stand
+	// this many standard errors from zero to be applied whole; nearer, it
+	// is shrunk towards zero (positive-part James–Stein), so a slope
+	// fitted to a few jittery samples cannot run the clock away at start
+	// (default 3; negative: always applied whole, the old behaviour).
+	FreqTrust float64
+	// FreqKnownPPM: the frequency is known once an estimate with a
+	// smaller standard error has been applied; from then on estimates are
+	// applied whole (default 1 ppm).
+	FreqKnownPPM float64
 	// InitialFreqPPM is the frequency to start with (the drift file's),
 	// InitialFreqSD its uncertainty (default 100 ppm: unknown).
 	InitialFreqPPM, InitialFreqSD float64
@@ -79,7 +97,16 @@ func (c *Config) defaults(clk clock.Clock) {
 		c.MaxSlewPPM = room
 	}
 	if c.CorrTimeRatio <= 0 {
-		c.CorrTimeRatio = 3
+		c.CorrTimeRatio = 8
+		if c.SlewPolicy == SlewInterval {
+			c.CorrTimeRatio = 3
+		}
+	}
+	if c.FreqTrust == 0 {
+		c.FreqTrust = 3
+	}
+	if c.FreqKnownPPM <= 0 {
+		c.FreqKnownPPM = 1
 	}
 	if c.InitialFreqSD <= 0 {
 		c.InitialFreqSD = 100
@@ -89,6 +116,26 @@ func (c *Config) defaults(clk clock.Clock) {
 	}
 }
 
+// SlewPolicy is a rule for the time over which an offset is slewed out.
+type SlewPolicy int
+
+const (
+	// SlewUncertainty (the default): the correction time grows with the
+	// offset's uncertainty: CorrTimeRatio poll intervals for an offset
+	// within its uncertainty σ (√(OffsetSD² + Jitter²)), and
+	// CorrTimeRatio·τ·σ/|offset| for a larger one, so a clearly real
+	// offset goes quickly and noise goes slowly; within MaxSlewPPM. A new
+	// estimate within σ of the slew in progress leaves that slew alone.
+	SlewUncertainty SlewPolicy = iota
+	// SlewInterval is the earlier rule: every estimate restarts the slew,
+	// over CorrTimeRatio (3) update intervals, faster when the offset is
+	// more than three times its standard error.
+	SlewInterval
+	// SlewRestart is SlewUncertainty's duration with every estimate
+	// restarting the slew (no "already covered" test).
+	SlewRestart
+)
+
 // Estimate is the combined measurement the system hands to Update.
 type Estimate struct {
 	// Offset of the reference against the (cooked) local clock at Now,
@@ -97,8 +144,13 @@ type Estimate struct {
 	// FreqPPM is the frequency correction the measurements call for on
 	// top of the current one, FreqSD its standard error (+Inf: unknown).
 	FreqPPM, FreqSD float64
-	// Interval is the typical time between updates (the poll interval).
+	// Jitter is the sources' measurement noise (s), a part of the offset's
+	// uncertainty the regression's standard error may understate.
+	Jitter float64
+	// Interval is the system peer's poll interval.
 	Interval time.Duration
+	// Since is the time since the previous update (0 for the first).
+	Since time.Duration
 }
 
 // Change tells the rest of the engine how the local clock was changed so
@@ -136,6 +188,7 @@ type Discipline struct {
 	slewEnd    time.Time
 	residual   float64 // s, correction left over when the slew ended
 
+	freqKnown  bool // an estimate within FreqKnownPPM was applied
 	steps      int
 	extraSteps int
 	updates    int
@@ -206,16 +259,22 @@ func (d *Discipline) NextWakeup() time.Time {
 	return d.slewEnd
 }
 
-// Wakeup ends a slew whose time has come. raw is the clock's reading.
+// Wakeup ends a slew whose time has come. raw is the clock's reading. If
+// the clock refuses to end it, the slew goes on (the engine's account of
+// it stays exact) and Wakeup is due again a second later.
 func (d *Discipline) Wakeup(raw time.Time) error {
 	if d.slewK == 0 || raw.Before(d.slewEnd) {
 		return nil
+	}
+	if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+		d.slewEnd = raw.Add(time.Second)
+		return fmt.Errorf("discipline: end slew: %w", err)
 	}
 	// Whatever the lateness, the exact remainder stays in Cook's account
 	// and is folded into the next correction.
 	d.residual = d.remaining(raw)
 	d.slewK, d.slewPPM, d.slewAmount = 0, 0, 0
-	return d.clk.SetFrequency(d.freqPPM)
+	return nil
 }
 
 // AllowStep grants one step beyond the step limit: the system calls it
@@ -224,8 +283,11 @@ func (d *Discipline) AllowStep() { d.extraSteps = 1 }
 
 // Update acts on an estimate taken at raw clock reading raw (which Cook
 // turned into the engine time the estimate refers to). It returns the
-// Change made, or an error (wrapping ErrPanic for a refused offset, or the
-// clock's error) in which case nothing was changed.
+// Change made. On error (wrapping ErrPanic for a refused offset, or the
+// clock's error) either nothing was changed and the Change is zero, or
+// (when the clock failed half-way, after a step it could not take back)
+// the Change is not zero and says exactly what was done: the caller must
+// account for it as for a successful one.
 func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	now := d.Cook(raw)
 	abs := math.Abs(e.Offset)
@@ -236,12 +298,15 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 
 	// Frequency: the regressions' slope is the error left in the current
 	// frequency, measured over samples already corrected for every earlier
-	// change, so it is applied whole. (Weighing it against the old value,
-	// Kalman-style, counts the same samples again at every update: their
-	// slope shrinks by what was applied, not by new evidence, and the
-	// filter grows overconfident and then lags the oscillator.) The
-	// frequency's uncertainty is the regressions' and grows with the
-	// assumed wander until the next update.
+	// change, so it is not weighed against the old value (Kalman-style,
+	// that counts the same samples again at every update, and the filter
+	// grows overconfident and lags the oscillator). It is applied whole
+	// when it stands clearly (FreqTrust standard errors) from zero and
+	// shrunk towards zero when it does not: a slope fitted to a few
+	// jittery samples at start, or the noise of a settled fit, must not
+	// move the clock's rate. The frequency's uncertainty is the
+	// regressions' and grows with the assumed wander until the next
+	// update.
 	prev, oldFreq, oldVar := d.save(), d.freqPPM, d.freqVar
 	if !d.freqAt.IsZero() {
 		dt := math.Max(0, now.Sub(d.freqAt).Seconds())
@@ -249,7 +314,9 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 	d.freqAt = now
 	if !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqPPM) && !math.IsNaN(e.FreqSD) && e.FreqSD >= 0 {
-		d.freqPPM = clampAbs(d.freqPPM+e.FreqPPM, d.cfg.MaxFreqPPM)
+		f, known := d.trusted(e.FreqPPM, e.FreqSD)
+		d.freqPPM = clampAbs(d.freqPPM+f, d.cfg.MaxFreqPPM)
+		d.freqKnown = known
 		d.freqVar = math.Min(d.freqVar, e.FreqSD*e.FreqSD)
 	}
 	dFreq := d.freqPPM - oldFreq
@@ -258,13 +325,30 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	d.updates++
 	d.lastUpdate = now
 	d.lastOffset = e.Offset
+	fail := func(what string, err error) (Change, error) {
+		d.undo(oldFreq, oldVar, prev)
+		return Change{}, fmt.Errorf("discipline: %s: %w", what, err)
+	}
 
 	stepOK := d.cfg.StepLimit < 0 || d.steps < d.cfg.StepLimit || d.extraSteps > 0
 	if abs > d.cfg.StepThreshold.Seconds() && stepOK {
+		// The frequency first (it ends any slew), then the step of the
+		// offset and whatever the slew had not corrected yet: if the step
+		// fails, the frequency can be put back.
 		total := d.remaining(raw) + e.Offset
+		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+			return fail("step: set frequency", err)
+		}
 		if err := d.clk.Step(time.Duration(total * 1e9)); err != nil {
-			d.undo(oldFreq, oldVar, prev)
-			return Change{}, fmt.Errorf("discipline: step: %w", err)
+			if rerr := d.clk.SetFrequency(oldFreq + d.slewPPM); rerr != nil {
+				// The clock now runs at the new frequency, unslewed and
+				// unstepped: say so.
+				d.slewK, d.slewPPM, d.slewAmount = 0, 0, 0
+				d.residual = total - e.Offset
+				change.Offset = 0
+				return change, fmt.Errorf("discipline: step: %w (and the frequency could not be restored: %v)", err, rerr)
+			}
+			return fail("step", err)
 		}
 		if d.cfg.StepLimit >= 0 && d.steps >= d.cfg.StepLimit {
 			d.extraSteps--
@@ -273,23 +357,33 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 		d.slewK, d.slewPPM, d.slewAmount, d.residual = 0, 0, 0, 0
 		change.Stepped = true
 		change.Step = time.Duration(total * 1e9)
-		return change, d.clk.SetFrequency(d.freqPPM)
+		return change, nil
+	}
+
+	sigma := math.Hypot(math.Max(e.OffsetSD, 0), math.Max(e.Jitter, 0))
+	if d.cfg.SlewPolicy == SlewUncertainty && d.slewK != 0 && abs <= sigma {
+		// The slew in progress already covers this estimate: leave it be,
+		// only the base frequency under it changes.
+		change.Offset = 0
+		if dFreq != 0 {
+			if err := d.clk.SetFrequency(d.freqPPM + d.slewPPM); err != nil {
+				return fail("slew: set frequency", err)
+			}
+		}
+		return change, nil
 	}
 
 	// Slew: everything not yet corrected plus the new offset.
 	amount := d.remaining(raw) + e.Offset
-	d.residual = 0
 	if amount == 0 {
+		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+			return fail("slew: set frequency", err)
+		}
+		d.residual = 0
 		d.slewK, d.slewPPM = 0, 0
-		return change, d.clk.SetFrequency(d.freqPPM)
+		return change, nil
 	}
-	interval := math.Max(e.Interval.Seconds(), 1)
-	// Slow for offsets within their noise, quick for ones that are real.
-	ratio := d.cfg.CorrTimeRatio
-	if e.OffsetSD > 0 && math.Abs(e.Offset) > 0 {
-		ratio *= math.Min(1, 3*e.OffsetSD/math.Abs(e.Offset))
-	}
-	dur := math.Max(ratio*interval, 1)
+	dur := d.slewDuration(amount, sigma, e)
 	rate := math.Abs(amount) / dur
 	// The slew rides on the base frequency: together they must stay
 	// within what the clock accepts.
@@ -297,23 +391,22 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	maxRate := math.Min(d.cfg.MaxSlewPPM, room) * 1e-6
 	if maxRate <= 0 {
 		// No room to slew at all: keep the correction for later.
+		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+			return fail("slew: set frequency", err)
+		}
 		d.residual = amount
 		d.slewK, d.slewPPM = 0, 0
-		return change, d.clk.SetFrequency(d.freqPPM)
+		return change, nil
 	}
-	if rate > maxRate {
-		rate = maxRate
-		dur = math.Abs(amount) / rate
-	}
+	rate = math.Min(rate, maxRate)
 	slewPPM := math.Copysign(rate*1e6, amount)
-	total := d.freqPPM + slewPPM
-	if err := d.clk.SetFrequency(total); err != nil {
-		d.undo(oldFreq, oldVar, prev)
-		return Change{}, fmt.Errorf("discipline: slew: %w", err)
+	if err := d.clk.SetFrequency(d.freqPPM + slewPPM); err != nil {
+		return fail("slew", err)
 	}
 	// Relative to the clock at its base frequency (which keeps true time,
 	// as far as the engine knows), the slewed clock gains slewPPM per unit
 	// of true time, which is slewPPM/(1+slewPPM) per unit of its own.
+	d.residual = 0
 	d.slewStart = raw
 	d.slewAmount = amount
 	d.slewPPM = slewPPM
@@ -322,7 +415,49 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	return change, nil
 }
 
+// trusted is the part of a frequency estimate f (ppm, standard error sd)
+// to apply, and whether the frequency is now known. Until it is known
+// (an estimate within FreqKnownPPM has been applied), an estimate is
+// applied whole when it stands well clear of its noise, less as it nears
+// it, and not at all within FreqTrust standard errors; once known, every
+// estimate (the error left in a known frequency) is applied whole.
+func (d *Discipline) trusted(f, sd float64) (float64, bool) {
+	k := d.cfg.FreqTrust
+	if k < 0 || d.freqKnown || f == 0 {
+		return f, d.freqKnown
+	}
+	w := 1 - k*k*sd*sd/(f*f)
+	if w <= 0 {
+		return 0, false
+	}
+	return f * w, sd < d.cfg.FreqKnownPPM
+}
+
+// slewDuration is how long a correction of amount (s) with uncertainty
+// sigma (s) takes under the configured policy, before the rate limit.
+func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
+	ratio := d.cfg.CorrTimeRatio
+	if d.cfg.SlewPolicy == SlewInterval {
+		interval := e.Interval
+		if e.Since > 0 && e.Since < interval {
+			interval = max(e.Since, time.Second)
+		}
+		// Slow for offsets within their noise, quick for ones that are real.
+		if e.OffsetSD > 0 && e.Offset != 0 {
+			ratio *= math.Min(1, 3*e.OffsetSD/math.Abs(e.Offset))
+		}
+		return math.Max(ratio*math.Max(interval.Seconds(), 1), 1)
+	}
+	tau := math.Max(e.Interval.Seconds(), 1)
+	dur := ratio * tau
+	if a := math.Abs(amount); sigma > 0 && a > sigma {
+		dur *= sigma / a
+	}
+	return math.Max(dur, 1)
+}
+
 type record struct {
+	freqKnown  bool
 	updates    int
 	lastUpdate time.Time
 	lastOffset float64
@@ -336,14 +471,14 @@ type record struct {
 }
 
 func (d *Discipline) save() record {
-	return record{d.updates, d.lastUpdate, d.lastOffset, d.freqAt,
+	return record{d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt,
 		d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual}
 }
 
 // undo restores what Update changed before the clock refused it.
 func (d *Discipline) undo(freq, freqVar float64, r record) {
 	d.freqPPM, d.freqVar = freq, freqVar
-	d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.updates, r.lastUpdate, r.lastOffset, r.freqAt
+	d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.freqKnown, r.updates, r.lastUpdate, r.lastOffset, r.freqAt
 	d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual =
 		r.slewStart, r.slewAmount, r.slewK, r.slewPPM, r.slewEnd, r.residual
 }

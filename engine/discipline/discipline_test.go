@@ -243,8 +243,8 @@ func TestClockErrorChangesNothing(t *testing.T) {
 			if !errors.Is(err, errBroken) {
 				t.Fatalf("err = %v, want the clock's error", err)
 			}
-			if d.FrequencyPPM() != 5 {
-				t.Errorf("FrequencyPPM = %g, want 5", d.FrequencyPPM())
+			if d.FrequencyPPM() != 5 || c.CorrectionPPM() != 5 {
+				t.Errorf("FrequencyPPM = %g, clock %g, want 5", d.FrequencyPPM(), c.CorrectionPPM())
 			}
 			if d.Steps() != 0 || !d.NextWakeup().IsZero() || d.Remaining(c.Now()) != 0 {
 				t.Errorf("steps %d wakeup %v remaining %g", d.Steps(), d.NextWakeup(), d.Remaining(c.Now()))
@@ -256,6 +256,80 @@ func TestClockErrorChangesNothing(t *testing.T) {
 				t.Errorf("a failed update was recorded: Updates %d LastUpdate %v LastOffset %g", d.Updates(), d.LastUpdate(), d.LastOffset())
 			}
 		})
+	}
+}
+
+// flakyClock fails SetFrequency after okFreq successful calls, and Step
+// always when failStep.
+type flakyClock struct {
+	*clock.Sim
+	okFreq   int
+	failStep bool
+}
+
+func (c *flakyClock) SetFrequency(f float64) error {
+	if c.okFreq <= 0 {
+		return errBroken
+	}
+	c.okFreq--
+	return c.Sim.SetFrequency(f)
+}
+
+func (c *flakyClock) Step(d time.Duration) error {
+	if c.failStep {
+		return errBroken
+	}
+	return c.Sim.Step(d)
+}
+
+// TestHalfDoneUpdateIsReported: when the clock fails half-way (the new
+// frequency is set, the step fails, and the old frequency cannot be put
+// back), Update returns the error AND a Change saying exactly what was
+// done (the frequency changed, nothing stepped), and the discipline's own
+// account matches the clock.
+func TestHalfDoneUpdateIsReported(t *testing.T) {
+	c := &flakyClock{Sim: newSim(clock.SimConfig{}), okFreq: 1}
+	d := newDisc(t, Config{StepThreshold: 100 * time.Millisecond, StepLimit: -1, InitialFreqPPM: 5, FreqTrust: -1}, c)
+	c.okFreq, c.failStep = 1, true
+	c.AdvanceTo(start.Add(time.Minute))
+	ch, err := d.Update(c.Now(), Estimate{Offset: 1, FreqPPM: 2, FreqSD: 0.5, Interval: 16 * time.Second})
+	if !errors.Is(err, errBroken) {
+		t.Fatalf("err = %v, want the clock's error", err)
+	}
+	if ch.At.IsZero() || ch.Stepped || ch.Offset != 0 || ch.FreqPPM != 2 {
+		t.Errorf("Change %+v, want one saying: frequency +2 ppm, no step, no offset", ch)
+	}
+	if d.FrequencyPPM() != 7 || c.CorrectionPPM() != 7 {
+		t.Errorf("discipline frequency %g, clock %g: want both 7", d.FrequencyPPM(), c.CorrectionPPM())
+	}
+	if d.Steps() != 0 || d.Remaining(c.Now()) != 0 {
+		t.Errorf("steps %d remaining %g, want 0 and 0", d.Steps(), d.Remaining(c.Now()))
+	}
+}
+
+// TestFailedWakeupKeepsSlewing: when the clock refuses to end a slew, the
+// slew goes on in the engine's account too (Cook stays exact) and Wakeup
+// is due again soon.
+func TestFailedWakeupKeepsSlewing(t *testing.T) {
+	c := &flakyClock{Sim: newSim(clock.SimConfig{}), okFreq: 2}
+	d := newDisc(t, Config{StepThreshold: time.Second}, c)
+	if _, err := d.Update(c.Now(), Estimate{Offset: 0.001, OffsetSD: 1e-4, FreqSD: math.Inf(1), Interval: 16 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	err0 := c.ErrorSeconds()
+	end := d.NextWakeup()
+	advanceLocal(c.Sim, end.Add(10*time.Second))
+	if err := d.Wakeup(c.Now()); !errors.Is(err, errBroken) {
+		t.Fatalf("Wakeup err = %v, want the clock's", err)
+	}
+	if next := d.NextWakeup(); next.IsZero() || next.Sub(c.Now()) > 2*time.Second {
+		t.Errorf("NextWakeup %v, want about a second from %v", next, c.Now())
+	}
+	// The clock slewed on past the end: Cook still tells true time as the
+	// update left it.
+	moved := c.ErrorSeconds() - err0
+	if got := d.Remaining(c.Now()); math.Abs(moved+got-0.001) > 1e-9 {
+		t.Errorf("clock moved %g s and %g s remain: want them to add up to the 0.001 s slewed", moved, got)
 	}
 }
 
@@ -347,7 +421,7 @@ func TestFrequencyClamp(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sim := newSim(clock.SimConfig{})
-			d := newDisc(t, Config{MaxFreqPPM: tc.max, InitialFreqPPM: tc.initial, StepThreshold: time.Second}, sim)
+			d := newDisc(t, Config{MaxFreqPPM: tc.max, InitialFreqPPM: tc.initial, StepThreshold: time.Second, FreqTrust: -1}, sim)
 			for i, f := range tc.updates {
 				sim.AdvanceTo(start.Add(time.Duration(i+1) * time.Minute))
 				if _, err := d.Update(sim.Now(), Estimate{Offset: 0, FreqPPM: f, FreqSD: 0.01, Interval: 16 * time.Second}); err != nil {
@@ -364,14 +438,14 @@ func TestFrequencyClamp(t *testing.T) {
 	}
 }
 
-// TestFrequencyAppliedWhole: the regressions' slope is the error left in
-// the current frequency and is applied whole; the frequency's uncertainty
-// is the smaller of the held one (grown by the assumed wander) and the
-// estimate's.
+// TestFrequencyAppliedWhole: with FreqTrust < 0 the regressions' slope,
+// the error left in the current frequency, is applied whole; the
+// frequency's uncertainty is the smaller of the held one (grown by the
+// assumed wander) and the estimate's.
 func TestFrequencyAppliedWhole(t *testing.T) {
 	const wander = 0.01 // ppm/√s
 	sim := newSim(clock.SimConfig{})
-	d := newDisc(t, Config{InitialFreqPPM: 3, InitialFreqSD: 100, WanderPPMPerSqrtS: wander}, sim)
+	d := newDisc(t, Config{InitialFreqPPM: 3, InitialFreqSD: 100, WanderPPMPerSqrtS: wander, FreqTrust: -1}, sim)
 	steps := []struct {
 		dt       time.Duration // since the previous update
 		freq, sd float64       // the estimate
@@ -403,6 +477,69 @@ func TestFrequencyAppliedWhole(t *testing.T) {
 		if math.Abs(d.FrequencySD()-st.wantSD) > 1e-4*st.wantSD {
 			t.Errorf("update %d: frequency SD %g, want %g", i, d.FrequencySD(), st.wantSD)
 		}
+	}
+}
+
+// TestFrequencyTrust: an estimate is applied whole when it stands far from
+// zero in its standard errors, shrunk as it nears FreqTrust of them, and
+// not at all within them: a slope fitted to a few jittery samples (±400
+// ppm with a standard error of 200) does not move the clock.
+func TestFrequencyTrust(t *testing.T) {
+	tests := []struct {
+		freq, sd, trust float64
+		want            float64
+	}{
+		{30, 0.1, 0, 30 * (1 - 9*0.01/900)},
+		{30, 3, 0, 30 * (1 - 9*9.0/900)},
+		{-400, 200, 0, 0},
+		{400, 134, 0, 0},
+		{400, 100, 0, 400 * (1 - 9.0/16)},
+		{0.02, 0.01, 0, 0},
+		{0.02, 0.01, -1, 0.02},
+		{10, 4, 2, 10 * (1 - 4*16.0/100)},
+	}
+	for _, tc := range tests {
+		sim := newSim(clock.SimConfig{})
+		d := newDisc(t, Config{FreqTrust: tc.trust}, sim)
+		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: tc.freq, FreqSD: tc.sd, Interval: 16 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(d.FrequencyPPM()-tc.want) > 1e-9 {
+			t.Errorf("estimate %g ± %g (trust %g): frequency %g, want %g", tc.freq, tc.sd, tc.trust, d.FrequencyPPM(), tc.want)
+		}
+	}
+}
+
+// TestKnownFrequencyAppliedWhole: once an estimate with a standard error
+// under FreqKnownPPM has been applied, later estimates are applied whole
+// however weak (they are the error left in a known frequency); before,
+// a weak one is not.
+func TestKnownFrequencyAppliedWhole(t *testing.T) {
+	sim := newSim(clock.SimConfig{})
+	d := newDisc(t, Config{}, sim)
+	up := func(f, sd float64) {
+		t.Helper()
+		sim.AdvanceTo(sim.TrueNow().Add(16 * time.Second))
+		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: f, FreqSD: sd, Interval: 16 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up(0.05, 0.04) // weak, frequency not known: nothing
+	if d.FrequencyPPM() != 0 {
+		t.Fatalf("a weak estimate moved an unknown frequency to %g", d.FrequencyPPM())
+	}
+	up(30, 3) // strong but SE 3 ppm: shrunk, still not known
+	want := 30 * (1 - 9*9.0/900)
+	up(0.05, 0.04) // weak: still nothing
+	if math.Abs(d.FrequencyPPM()-want) > 1e-9 {
+		t.Fatalf("frequency %g, want %g", d.FrequencyPPM(), want)
+	}
+	up(5, 0.5) // SE under 1 ppm: applied (shrunk) and now known
+	want += 5 * (1 - 9*0.25/25)
+	up(0.05, 0.04) // weak, but the frequency is known: whole
+	want += 0.05
+	if math.Abs(d.FrequencyPPM()-want) > 1e-9 {
+		t.Errorf("frequency %g, want %g", d.FrequencyPPM(), want)
 	}
 }
 

@@ -3,6 +3,7 @@ package ntp
 import (
 	"errors"
 	"math"
+	"math/bits"
 	"time"
 
 	"gnomon.dev/gnomon/engine/sample"
@@ -58,6 +59,15 @@ type SourceConfig struct {
 	LocalPrecision time.Duration
 	// Auth, when set, authenticates every exchange (NTS).
 	Auth Authenticator
+	// Interleaved asks the server for the interleaved client/server mode
+	// (chrony's xleave; RFC 5905's interleaved modes, as chronyd and ntpd
+	// 4.2.8p3+ serve them): each reply then carries the server's exact
+	// transmit time of its previous reply, so the offset no longer suffers
+	// from a server that stamps its replies before they leave (a software
+	// server reads its clock before the send system call: half of that
+	// delay biases a basic-mode client). A server that does not support it
+	// answers in basic mode, which is used as before. Not with Auth.
+	Interleaved bool
 }
 
 // SourceState is a source's protocol condition (selection has its own).
@@ -110,6 +120,8 @@ type Source struct {
 
 	pending     bool
 	xmt         Timestamp // random value we put in our transmit field
+	xrcv        Timestamp // random value we put in our receive field (interleaved), else 0
+	prev        prevExchange
 	t1          time.Time // when we actually sent it
 	sentPolls   uint64
 	validReplys uint64
@@ -121,6 +133,16 @@ type Source struct {
 	exchange     Exchange      // the newest valid reply, as it came
 	lastErr      error
 	kissBackoff  int8
+}
+
+// prevExchange is the last answered exchange, kept for the interleaved
+// mode: the next reply may carry the server's true transmit time of its
+// reply to it.
+type prevExchange struct {
+	valid  bool
+	seq    uint64    // sentPolls when its request was sent
+	t1, t4 time.Time // our transmit and receive times (local)
+	t2     Timestamp // the server's receive time, as it sent it
 }
 
 // NewSource returns a source that polls first at now (plus nothing: the
@@ -242,6 +264,20 @@ func (s *Source) MakeRequest(now time.Time, rnd uint64, b []byte) int {
 	if h.TransmitTime.IsZero() {
 		h.TransmitTime = 1
 	}
+	s.xrcv = 0
+	if s.cfg.Interleaved && s.cfg.Auth == nil && s.prev.valid {
+		// Interleaved: the origin is the server's receive time of our last
+		// answered request (how it finds its transmit time of that reply,
+		// even when requests were lost since),
+		// the receive field a second unpredictable value the server echoes
+		// as the origin of an interleaved reply. Neither reveals our clock.
+		h.OriginTime = s.prev.t2
+		h.ReceiveTime = Timestamp(bits.RotateLeft64(rnd, 29) ^ 0x9e3779b97f4a7c15)
+		if h.ReceiveTime == h.TransmitTime || h.ReceiveTime.IsZero() {
+			h.ReceiveTime = h.TransmitTime + 1
+		}
+		s.xrcv = h.ReceiveTime
+	}
 	n, err := h.MarshalTo(b)
 	if err != nil {
 		return 0
@@ -279,8 +315,13 @@ func (s *Source) lost() {
 // SetTransmitTime replaces the recorded send time of the pending request
 // by a better one (the kernel's transmit timestamp).
 func (s *Source) SetTransmitTime(t time.Time) {
-	if s.pending {
+	switch {
+	case s.pending:
 		s.t1 = t
+	case s.prev.valid && s.prev.seq == s.sentPolls:
+		// The reply came before the kernel's transmit timestamp: the
+		// interleaved mode can still use it, with the next reply.
+		s.prev.t1 = t
 	}
 }
 
@@ -305,7 +346,12 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	if !s.pending {
 		return smp, false, ErrNotPending
 	}
-	if p.OriginTime != s.xmt {
+	interleaved := false
+	switch {
+	case p.OriginTime == s.xmt:
+	case s.xrcv != 0 && p.OriginTime == s.xrcv && s.prev.valid:
+		interleaved = true
+	default:
 		return smp, false, ErrOriginMismatch
 	}
 	if s.cfg.Auth != nil {
@@ -323,7 +369,7 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 			return smp, false, err
 		}
 	}
-	if err := CheckReply(&p.Header, s.xmt, s.cfg.MaxRootDistance); err != nil {
+	if err := CheckReply(&p.Header, p.OriginTime, s.cfg.MaxRootDistance); err != nil {
 		var kiss *KissError
 		if errors.As(err, &kiss) {
 			s.kiss(kiss.Code, rx)
@@ -338,6 +384,16 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	t2 := h.ReceiveTime.Time(t1)
 	t3 := h.TransmitTime.Time(t1)
 	t4 := rx
+	cur := prevExchange{valid: true, seq: s.sentPolls, t1: s.t1, t4: rx, t2: h.ReceiveTime}
+	if interleaved {
+		// The reply's transmit time is the server's true transmit time of
+		// its previous reply: the measurement is the previous exchange,
+		// now complete with it.
+		t1, t4 = s.prev.t1, s.prev.t4
+		t2 = s.prev.t2.Time(t1)
+		t3 = h.TransmitTime.Time(t1)
+	}
+	s.prev = cur
 	offset := (t2.Sub(t1) + t3.Sub(t4)) / 2
 	delay := t4.Sub(t1) - t3.Sub(t2)
 	prec := s.cfg.LocalPrecision + precisionDuration(h.Precision)
@@ -450,6 +506,10 @@ func (s *Source) Adjust(at time.Time, offset time.Duration, freqPPM float64) {
 	if s.pending {
 		s.t1 = s.t1.Add(shift(s.t1))
 	}
+	if s.prev.valid {
+		s.prev.t1 = s.prev.t1.Add(shift(s.prev.t1))
+		s.prev.t4 = s.prev.t4.Add(shift(s.prev.t4))
+	}
 	for i := range s.filter {
 		e := &s.filter[i]
 		if e.valid {
@@ -472,6 +532,8 @@ func (s *Source) ResetFilter() {
 	s.filter = [filterLen]filterEntry{}
 	s.lastReleased = time.Time{}
 	s.pending = false
+	s.prev = prevExchange{}
+	s.xrcv = 0
 	s.jitter = 0
 }
 

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"math"
 	"time"
 
@@ -22,48 +21,47 @@ type Scenario struct {
 	Skip func(r *Run, elapsed time.Duration) bool
 	// Watch is called every simulated second with the snapshot.
 	Watch func(r *Run, sn *system.Snapshot)
+	// StabilityFrom: ADev, TDev and MTIE cover [StabilityFrom, Duration)
+	// (default 5 min, so that an hour-long run reaches τ = 1024 s).
+	StabilityFrom time.Duration
 }
+
+// Taus are the averaging times (s) of the Allan and time deviations, and
+// MTIEWindows the observation windows (s) of the MTIE, in every result.
+var (
+	Taus        = [5]int{1, 16, 64, 256, 1024}
+	MTIEWindows = [3]int{1, 16, 256}
+)
+
+// EarlyWindow is the start-up window whose largest error EarlyMax reports.
+const EarlyWindow = 10 * time.Minute
 
 // Result is what a scenario measured.
 type Result struct {
-	Name            string
-	RMS, Max        time.Duration // true error over the window
-	FreqRMSPPM      float64       // frequency error over the window
-	TimeToSync      time.Duration // -1 if never
-	PacketsPerHour  float64
+	Name       string
+	Seed       uint64
+	RMS, Max   time.Duration // true error over the window
+	Mean       time.Duration // mean true error over the window (a bias)
+	FreqRMSPPM float64       // frequency error set on the clock (slews left out) over the window
+	// Rate error of the disciplined clock as a user feels it, slews
+	// included (ppm): RMS and largest over 1 s and over 16 s, in the window.
+	RateRMS1, RateMax1, RateRMS16, RateMax16 float64
+	// ADev (dimensionless) and TDev (s) at Taus, MTIE (s) over
+	// MTIEWindows, from StabilityFrom to the end; NaN where the run is too
+	// short for that τ.
+	ADev, TDev [len(Taus)]float64
+	MTIE       [len(MTIEWindows)]float64
+	// EarlyMax is the largest |error| in the first EarlyWindow.
+	EarlyMax       time.Duration
+	TimeToSync     time.Duration // -1 if never
+	PacketsPerHour float64
+	// LatePerServer is packets per hour per server after the first hour
+	// (NaN for runs of an hour or less).
+	LatePerServer   float64
 	Steps           int
 	Final           system.Snapshot
 	SynchronizedEnd bool
 	LeapTimes       []time.Time // true times at which the clock applied a leap second
-}
-
-// Row formats a result as one line of docs/accuracy.md's table.
-func (r Result) Row() string {
-	tts := "never"
-	if r.TimeToSync >= 0 {
-		tts = r.TimeToSync.Round(time.Second).String()
-	}
-	return fmt.Sprintf("| %s | %s | %s | %.4f | %s | %.0f | %d |", r.Name,
-		fmtDur(r.RMS), fmtDur(r.Max), r.FreqRMSPPM, tts, r.PacketsPerHour, r.Steps)
-}
-
-// TableHeader is the header of Row's table.
-const TableHeader = "| scenario | RMS error | max error | freq error RMS (ppm) | time to sync | packets/h | steps |\n|---|---|---|---|---|---|---|"
-
-func fmtDur(d time.Duration) string {
-	a := d
-	if a < 0 {
-		a = -a
-	}
-	switch {
-	case a < time.Microsecond:
-		return fmt.Sprintf("%d ns", d.Nanoseconds())
-	case a < time.Millisecond:
-		return fmt.Sprintf("%.1f µs", float64(d)/1e3)
-	case a < time.Second:
-		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
-	}
-	return fmt.Sprintf("%.3f s", d.Seconds())
 }
 
 // RunScenario runs sc and measures it.
@@ -72,8 +70,15 @@ func RunScenario(sc Scenario) (Result, error) {
 	if bound == 0 {
 		bound = time.Millisecond
 	}
+	stabFrom := sc.StabilityFrom
+	if stabFrom == 0 {
+		stabFrom = 5 * time.Minute
+	}
 	var st Stats
-	res := Result{Name: sc.Name, TimeToSync: -1}
+	var ph Phase
+	var steps, jumps int
+	var lateSent int
+	res := Result{Name: sc.Name, Seed: sc.Setup.Seed, TimeToSync: -1}
 	su := sc.Setup
 	prevObserve := su.Observe
 	su.Observe = func(r *Run) {
@@ -85,7 +90,19 @@ func RunScenario(sc Scenario) (Result, error) {
 		if sc.Watch != nil {
 			sc.Watch(r, &sn)
 		}
+		if el == time.Hour {
+			lateSent = r.Sent()
+		}
 		e := r.TrueError()
+		if n, _ := r.Clock.Steps(); n != steps || r.Clock.Jumps() != jumps {
+			steps, jumps = n, r.Clock.Jumps()
+			ph.Break()
+		}
+		if sc.Skip != nil && sc.Skip(r, el) {
+			ph.Add(math.NaN())
+		} else {
+			ph.Add(e)
+		}
 		if res.TimeToSync < 0 && sn.Synchronized && math.Abs(e) < bound.Seconds() {
 			res.TimeToSync = el
 		}
@@ -101,8 +118,27 @@ func RunScenario(sc Scenario) (Result, error) {
 	run.Run()
 	res.RMS = time.Duration(st.RMS() * 1e9)
 	res.Max = time.Duration(st.Max() * 1e9)
+	res.Mean = time.Duration(st.Mean() * 1e9)
 	res.FreqRMSPPM = st.FreqRMS()
+	// Sample i was taken at second i+1.
+	idx := func(d time.Duration) int { return max(int(d/time.Second)-1, 0) }
+	from := idx(sc.MeasureFrom)
+	res.RateRMS1, res.RateMax1 = ph.Rate(from, 1)
+	res.RateRMS16, res.RateMax16 = ph.Rate(from, 16)
+	sf := idx(stabFrom)
+	for i, tau := range Taus {
+		res.ADev[i] = ph.ADev(sf, tau)
+		res.TDev[i] = ph.TDev(sf, tau)
+	}
+	for i, w := range MTIEWindows {
+		res.MTIE[i] = ph.MTIE(sf, w)
+	}
+	res.EarlyMax = time.Duration(ph.MaxAbs(0, idx(EarlyWindow)+1) * 1e9)
 	res.PacketsPerHour = float64(run.Sent()) / su.Duration.Hours()
+	res.LatePerServer = math.NaN()
+	if su.Duration > time.Hour && len(su.Servers) > 0 {
+		res.LatePerServer = float64(run.Sent()-lateSent) / (su.Duration - time.Hour).Hours() / float64(len(su.Servers))
+	}
 	res.Final = run.Engine.Snapshot(run.Clock.Now())
 	res.Steps, _ = run.Clock.Steps()
 	res.SynchronizedEnd = res.Final.Synchronized

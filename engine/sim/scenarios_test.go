@@ -1,29 +1,68 @@
 package sim
 
 import (
+	"flag"
+	"os"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"gnomon.dev/gnomon/engine/system"
 )
 
-// TestScenarios runs every acceptance scenario and prints the table kept in
-// docs/accuracy.md (go test ./engine/sim -run Scenarios -v).
+var seedsFlag = flag.Int("seeds", 0, "seeds per scenario (default $GNOMON_SIM_SEEDS, else 20)")
+
+// seeds is how many seeds each scenario runs over: -seeds, else
+// GNOMON_SIM_SEEDS, else TableSeeds (the run is shared with
+// TestAccuracyTable, so the default costs one pass).
+func seeds(t *testing.T) int {
+	if *seedsFlag > 0 {
+		return *seedsFlag
+	}
+	if v := os.Getenv("GNOMON_SIM_SEEDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("GNOMON_SIM_SEEDS=%q: want a positive number", v)
+		}
+		return n
+	}
+	return TableSeeds
+}
+
+var (
+	allMu   sync.Mutex
+	allRuns = map[int]struct {
+		sums []Summary
+		errs [][]error
+	}{}
+)
+
+// runAll is RunAll, once per seed count per test binary.
+func runAll(n int) ([]Summary, [][]error) {
+	allMu.Lock()
+	defer allMu.Unlock()
+	r, ok := allRuns[n]
+	if !ok {
+		r.sums, r.errs = RunAll(n)
+		allRuns[n] = r
+	}
+	return r.sums, r.errs
+}
+
+// TestScenarios runs every acceptance scenario over several seeds and
+// prints the tables kept in docs/accuracy.md (go test ./engine/sim -run
+// Scenarios -v -seeds 20).
 func TestScenarios(t *testing.T) {
-	var rows []string
-	for _, c := range Cases() {
-		t.Run(c.Name, func(t *testing.T) {
-			res, errs := c.Judge()
-			rows = append(rows, res.Row())
-			for _, err := range errs {
+	sums, errs := runAll(seeds(t))
+	for i, s := range sums {
+		t.Run(s.Name, func(t *testing.T) {
+			for _, err := range errs[i] {
 				t.Error(err)
 			}
 		})
 	}
-	t.Log("\n" + TableHeader)
-	for _, r := range rows {
-		t.Log(r)
-	}
+	t.Log("\n" + Tables(sums))
 }
 
 // TestAccuracyTargetSetsPolling: a user who needs 10 ms sends far fewer

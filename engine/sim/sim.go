@@ -53,6 +53,18 @@ type Server struct {
 	AnnounceLeap bool
 	// Down lists true-time windows (from the start) when it does not answer.
 	Down []Window
+	// TxStampLead is how long before its reply actually leaves the server
+	// takes the reply's transmit timestamp: a software server (chronyd
+	// in basic mode, ntpd) reads its clock before the send system call,
+	// which on this project's test machine took about 8 µs to reach the
+	// wire. A client with kernel timestamps of its own sees the way back
+	// that much longer than the way out: its offset is biased by half of
+	// it (docs/accuracy.md, "Real time").
+	TxStampLead time.Duration
+	// Interleaved: the server answers interleaved requests (as chronyd
+	// does) with the true transmit time of its previous reply to the
+	// client.
+	Interleaved bool
 }
 
 // Window is an interval of simulated time since the start.
@@ -96,7 +108,14 @@ type Run struct {
 	events  []Event
 	sent    int
 	out     []system.Transmit
-	resp    [ntp.HeaderLen]byte
+	ilv     []interleave // per server
+}
+
+// interleave is what an interleaved server keeps of its last reply: its
+// receive timestamp as sent, and when the reply truly left (server time).
+type interleave struct {
+	rx ntp.Timestamp
+	tx time.Time
 }
 
 type flight struct {
@@ -158,6 +177,7 @@ func New(su Setup) (*Run, error) {
 		r.IDs = append(r.IDs, id)
 	}
 	r.events = append(r.events, su.Events...)
+	r.ilv = make([]interleave, len(su.Servers))
 	return r, nil
 }
 
@@ -320,19 +340,30 @@ func (r *Run) deliver(f flight) {
 	if !ntp.Respond(&req.Header, serverNow, serverNow, &st, &resp) {
 		return
 	}
+	if s.Interleaved {
+		il := &r.ilv[f.server]
+		if req.Version == 4 && !req.OriginTime.IsZero() && req.OriginTime == il.rx &&
+			req.ReceiveTime != req.TransmitTime && !il.tx.IsZero() {
+			resp.OriginTime = req.ReceiveTime
+			resp.TransmitTime = ntp.TimestampFromTime(il.tx)
+		}
+		il.rx = resp.ReceiveTime
+		il.tx = serverNow.Add(s.TxStampLead)
+	}
 	back := flight{toServer: false, server: f.server}
 	n, err := resp.MarshalTo(back.data[:])
 	if err != nil {
 		return
 	}
 	back.n = n
-	back.at = now.Add(r.oneWay(&s.Path, false))
+	back.at = now.Add(s.TxStampLead + r.oneWay(&s.Path, false))
 	heap.Push(&r.flights, back)
 }
 
 // Stats accumulates the error over a window.
 type Stats struct {
 	N            int
+	sum          float64
 	sum2, max    float64
 	fsum2        float64
 	fN           int
@@ -350,6 +381,14 @@ func (s *Stats) RMS() float64 {
 	return math.Sqrt(s.sum2 / float64(s.N))
 }
 
+// Mean is the mean error (s): a bias.
+func (s *Stats) Mean() float64 {
+	if s.N == 0 {
+		return math.NaN()
+	}
+	return s.sum / float64(s.N)
+}
+
 // Max is the largest |error| (s).
 func (s *Stats) Max() float64 { return s.max }
 
@@ -364,6 +403,7 @@ func (s *Stats) FreqRMS() float64 {
 // Add records one error (s) and frequency error (ppm).
 func (s *Stats) Add(errS, freqPPM float64) {
 	s.N++
+	s.sum += errS
 	s.sum2 += errS * errS
 	s.max = math.Max(s.max, math.Abs(errS))
 	s.fN++

@@ -62,6 +62,7 @@ type Stats struct {
 	sigma             float64
 	minDelay          float64
 	meanW             float64 // mean weight of the fitted window
+	exFloor           float64 // mean half-excess delay of the window (s)
 
 	work []float64 // residual scratch
 	wts  []float64
@@ -83,6 +84,10 @@ func New(maxSamples int) *Stats {
 // best window balances measurement noise against that wander, and the
 // system sets it from both (see engine/system).
 func (s *Stats) SetMaxAge(d time.Duration) { s.maxAge = d }
+
+// MinFreqSamples: below this many samples a slope's standard error is
+// not taken from the weighted residuals alone (see regress).
+const MinFreqSamples = 8
 
 // Len is how many samples are held.
 func (s *Stats) Len() int { return len(s.pts) }
@@ -170,6 +175,7 @@ func (s *Stats) fit() {
 		start = n - MinRegression
 		s.regress(start)
 	}
+
 	if start > 0 {
 		copy(s.pts, s.pts[start:])
 		s.pts = s.pts[:n-start]
@@ -226,6 +232,7 @@ func (s *Stats) weights(start int) {
 		sumEx += (s.pts[i].Delay - minD) / 2
 	}
 	floor := math.Max(sumEx/float64(n-start), 1e-9)
+	s.exFloor = floor
 	for i := start; i < n; i++ {
 		ex := (s.pts[i].Delay - minD) / 2 / floor
 		s.wts[i] = 1 / (1 + ex*ex)
@@ -304,6 +311,26 @@ func (s *Stats) regress(start int) {
 	s.meanW = W / float64(m)
 	if sxx > 0 {
 		s.varB = sigma2 / sxx
+		if m < MinFreqSamples {
+			// With a few samples the delay weights may rest the fit on
+			// two or three of them, whose residuals say nothing of the
+			// noise: the slope is then no better known than the
+			// unweighted spread of the samples, or their typical extra
+			// delay (by chance three samples may fall on a line), allows.
+			var ux, uxx, uss float64
+			for i := start; i < n; i++ {
+				ux += s.pts[i].Time.Sub(t0).Seconds()
+			}
+			ux /= float64(m)
+			for i := start; i < n; i++ {
+				dx := s.pts[i].Time.Sub(t0).Seconds() - ux
+				uxx += dx * dx
+				uss += s.work[i] * s.work[i]
+			}
+			if uxx > 0 && m > 2 {
+				s.varB = math.Max(s.varB, math.Max(uss/float64(m-2), s.exFloor*s.exFloor)/uxx)
+			}
+		}
 	} else {
 		s.varB = math.Inf(1)
 	}
@@ -349,4 +376,21 @@ func (s *Stats) runsOK(start int) bool {
 	v := 2 * fp * fm * (2*fp*fm - fn) / (fn * fn * (fn - 1))
 	// one-sided, about 1% false rejection
 	return float64(runs) >= mu-2.33*math.Sqrt(v)
+}
+
+// TWiden is how much wider Student's t distribution with dof degrees of
+// freedom is than the normal at 95 % (two-sided): the factor by which a
+// standard error estimated from dof residual degrees of freedom should be
+// widened before it is compared with a normal one. 1 for dof <= 0
+// (nothing to go by: the caller's own floor applies).
+func TWiden(dof int) float64 {
+	// t quantiles at 0.975 for 1..10 degrees of freedom
+	tab := [...]float64{12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23}
+	switch {
+	case dof <= 0:
+		return 1
+	case dof <= len(tab):
+		return tab[dof-1] / 1.96
+	}
+	return 1 + 1.2/float64(dof)
 }

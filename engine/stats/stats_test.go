@@ -507,3 +507,22 @@ func TestEstimateFields(t *testing.T) {
 		t.Errorf("estimate %+v", e)
 	}
 }
+
+// TestTWiden: the factor falls from Student's t at 1 degree of freedom
+// (12.71/1.96) towards 1, never below it.
+func TestTWiden(t *testing.T) {
+	if got := TWiden(1); math.Abs(got-12.71/1.96) > 1e-9 {
+		t.Errorf("TWiden(1) = %g", got)
+	}
+	if TWiden(0) != 1 || TWiden(-3) != 1 {
+		t.Errorf("TWiden(0), TWiden(-3) = %g, %g, want 1", TWiden(0), TWiden(-3))
+	}
+	prev := math.Inf(1)
+	for dof := 1; dof < 200; dof++ {
+		w := TWiden(dof)
+		if w > prev || w < 1 {
+			t.Fatalf("TWiden(%d) = %g after %g", dof, w, prev)
+		}
+		prev = w
+	}
+}

@@ -83,8 +83,15 @@ type Snapshot struct {
 	Steps              int
 	Jumps              int
 	Panic              string // why the offset was refused, in panic
-	LastError          string
-	Sources            []SourceSnapshot
+	// Accuracy is the configured target; Reachable the error the best
+	// selected source is expected to allow at its shortest poll (0 before
+	// it is known); TargetOutOfReach says the target cannot be met on any
+	// selected source, so the poll backs off towards maxpoll instead of
+	// sending packets that cannot meet it.
+	Accuracy, Reachable time.Duration
+	TargetOutOfReach    bool
+	LastError           string
+	Sources             []SourceSnapshot
 }
 
 // RootDistance is RootDelay/2 + RootDispersion.
@@ -145,7 +152,9 @@ func (s *System) Snapshot(raw time.Time) Snapshot {
 		Steps:      s.disc.Steps(),
 		Jumps:      s.jumps,
 		RefTime:    s.updateAt,
+		Accuracy:   s.cfg.Accuracy,
 	}
+	sn.Reachable, sn.TargetOutOfReach = s.reachable()
 	if s.panicErr != nil {
 		sn.State = StatePanic
 		sn.Panic = s.panicErr.Error()

@@ -88,6 +88,9 @@ type source struct {
 	sinceChange int
 	buf         [1024]byte    // room for NTS extension fields
 	baseDist    time.Duration // root distance without the aging of its last sample
+	// reachable is the error expected at the source's minpoll (s), 0
+	// before it is known
+	reachable float64
 }
 
 // System is the coordinator.
@@ -388,7 +391,7 @@ func (s *System) update(raw time.Time) {
 
 	// Combine: offsets with the selection's weights, frequencies by their
 	// inverse variances, leap by majority of the combined sources.
-	var off, offVar, fNum, fDen float64
+	var off, offVar, fNum, fDen, jit2 float64
 	var leapIns, leapDel, voters int
 	for i, src := range s.candSrc {
 		w := s.sel.Weights[i]
@@ -397,8 +400,13 @@ func (s *System) update(raw time.Time) {
 		}
 		off += w * src.est.Offset
 		offVar += w * w * src.est.OffsetSD * src.est.OffsetSD
+		jit2 += w * src.est.Jitter * src.est.Jitter / float64(max(src.est.N, 1))
 		if !math.IsInf(src.est.FreqSD, 0) && src.est.FreqSD > 0 {
-			v := src.est.FreqSD * src.est.FreqSD
+			// A slope's standard error from a few residuals may be far
+			// too small (three jittery samples can fall on a line):
+			// widen it as Student's t is wider than the normal.
+			sd := src.est.FreqSD * stats.TWiden(src.est.N-2)
+			v := sd * sd
 			fNum += src.est.FreqPPM / v
 			fDen += 1 / v
 		}
@@ -424,6 +432,7 @@ func (s *System) update(raw time.Time) {
 		OffsetSD: math.Sqrt(offVar),
 		FreqPPM:  0,
 		FreqSD:   math.Inf(1),
+		Jitter:   math.Sqrt(jit2),
 		Interval: peer.ntp.PollInterval(),
 	}
 	if fDen > 0 {
@@ -431,9 +440,7 @@ func (s *System) update(raw time.Time) {
 		e.FreqSD = math.Sqrt(1 / fDen)
 	}
 	if !s.updateAt.IsZero() {
-		if since := now.Sub(s.updateAt); since < e.Interval {
-			e.Interval = max(since, time.Second)
-		}
+		e.Since = max(now.Sub(s.updateAt), 0)
 	}
 	change, err := s.disc.Update(raw, e)
 	if err != nil {
@@ -442,15 +449,16 @@ func (s *System) update(raw time.Time) {
 		} else {
 			s.lastErr = err
 		}
+		if !change.At.IsZero() {
+			// The clock failed half-way: account for what was done, so
+			// that it never reads as someone else's jump.
+			s.account(change)
+		}
 		s.setUnsynced()
 		return
 	}
 	s.panicErr = nil
-	if change.Stepped {
-		// Our own step is no jump.
-		s.lastWall = s.lastWall.Add(change.Step)
-	}
-	s.applyChange(change)
+	s.account(change)
 	s.updateAt = change.At.Add(change.Offset)
 	s.synced = true
 	s.everSynced = true
@@ -526,6 +534,15 @@ func (s *System) startSettled() bool {
 		}
 	}
 	return true
+}
+
+// account takes in a change the discipline made to the clock.
+func (s *System) account(change discipline.Change) {
+	if change.Stepped {
+		// Our own step is no jump.
+		s.lastWall = s.lastWall.Add(change.Step)
+	}
+	s.applyChange(change)
 }
 
 // applyChange corrects every stored timestamp for what the discipline did.
@@ -639,9 +656,19 @@ func (s *System) adaptPoll(src *source) {
 	tau := pollSeconds(p)
 	src.stats.SetMaxAge(time.Duration(math.Max(window(tau), 4*tau) * 1e9))
 	target := s.cfg.Accuracy.Seconds()
-	switch {
-	case e.N < stats.MinRegression:
+	if e.N < stats.MinRegression {
 		return
+	}
+	// When the target is out of reach even at minpoll (10 µs over a
+	// jittery WAN path), polling at minpoll buys little (the error falls
+	// only as the square root of the packets sent): poll as for a target
+	// of OutOfReachFactor times what is reachable, which backs off towards
+	// maxpoll, and say so in the snapshot.
+	src.reachable = expect(src.ntp.Config().MinPoll)
+	if src.reachable > outOfReach*target {
+		target = OutOfReachFactor * src.reachable
+	}
+	switch {
 	case expect(p) > 1.25*target && p > src.ntp.Config().MinPoll:
 		src.ntp.SetPoll(p - 1)
 		src.sinceChange = 0
@@ -649,6 +676,31 @@ func (s *System) adaptPoll(src *source) {
 		src.ntp.SetPoll(p + 1)
 		src.sinceChange = 0
 	}
+}
+
+// outOfReach: a target is out of reach on a source when the error
+// expected at its minpoll is more than this many times the target (with
+// room for the estimate's own noise, so a LAN near its target does not
+// flap); OutOfReachFactor: how much worse than the reachable error such a
+// source is then allowed to become, to save packets.
+const (
+	outOfReach       = 2.0
+	OutOfReachFactor = 3.0
+)
+
+// reachable is the smallest error expected at minpoll over the sources
+// that count, and whether the accuracy target is out of reach on all.
+func (s *System) reachable() (time.Duration, bool) {
+	best := math.Inf(1)
+	for _, src := range s.sources {
+		if src.reachable > 0 && src.hasEst && (src.state == selection.StateSelected || src.state == selection.StateCombined) {
+			best = math.Min(best, src.reachable)
+		}
+	}
+	if math.IsInf(best, 1) {
+		return 0, false
+	}
+	return time.Duration(best * 1e9), best > outOfReach*s.cfg.Accuracy.Seconds()
 }
 
 func pollSeconds(p int8) float64 { return math.Ldexp(1, int(p)) }

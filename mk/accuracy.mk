@@ -1,0 +1,37 @@
+# The engine's accuracy in the simulator (docs/accuracy.md). Included by
+# the Makefile.
+#
+#   make accuracy        every scenario over 20 seeds, tables printed, bounds judged
+#   make accuracy-table  rewrite docs/accuracy.md's tables from the simulator
+#                        (TestAccuracyTable fails in `go test ./...` when they are stale)
+#   make bench-bias      real time, as root, about 2 minutes: the served-time bias of a
+#                        chronyd -x and a gnomond --observe, both clients of one chronyd on
+#                        loopback at a 2 s poll (tests/bias_test.go; BIAS_SETTLE=90s)
+#   make bench-relay     real time, as root: chronyd -x against gnomond --observe, each a client of
+#                        four chronyd through its own delaying relays (tests/relay_bench_test.go;
+#                        RELAY_DURATION=10m RELAY_BASE=100us RELAY_JITTER=50us (each way) RELAY_LOSS=0
+#                        RELAY_POLL=4,6 RELAY_EVERY=5s)
+
+ifndef GNOMON_ACCURACY_MK
+GNOMON_ACCURACY_MK := 1
+
+GO    ?= go
+SEEDS ?= 20
+
+BIAS_SETTLE ?= 90s
+
+.PHONY: accuracy accuracy-table bench-bias bench-relay
+
+accuracy:
+	$(GO) test -count=1 ./engine/sim -run 'TestScenarios|TestSlewPolicies' -v -seeds $(SEEDS)
+
+accuracy-table:
+	$(GO) test -count=1 ./engine/sim -run TestAccuracyTable -update -v
+
+bench-bias:
+	GNOMON_BENCH_BIAS=1 GNOMON_BENCH_BIAS_SETTLE=$(BIAS_SETTLE) $(GO) test -count=1 ./tests -run TestServedTimeBias -v
+
+bench-relay:
+	GNOMON_BENCH_RELAY=1 $(GO) test -count=1 -timeout 3h ./tests -run TestRelayComparison -v
+
+endif
