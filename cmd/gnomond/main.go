@@ -64,7 +64,7 @@ func run(args []string) int {
 // loadConfig reads path, or with path "" the installed configuration if
 // there is one and the embedded default otherwise.
 func loadConfig(path string) (*config.Config, error) {
-	opts := config.Options{IsRoot: os.Geteuid() == 0}
+	opts := config.Options{CanSetClock: canSetClock()}
 	if path == "" {
 		if _, err := os.Stat(defaultConfig); err == nil {
 			path = defaultConfig
@@ -128,9 +128,8 @@ func newRoot() *cobra.Command {
 			if err != nil {
 				return &exitError{exitConfig, err}
 			}
-			if observe {
-				cfg.Clock.Mode = config.ClockObserve
-			}
+			mode, observeWhy, unasked := clockMode(cfg, observe, canSetClock())
+			cfg.Clock.Mode = mode
 			level := cfg.Log.Level.Level()
 			if logLevel != "" {
 				var l config.LogLevel
@@ -143,12 +142,17 @@ func newRoot() *cobra.Command {
 			for _, w := range cfg.Check() {
 				log.Warn("configuration", "warning", w.String())
 			}
+			if unasked {
+				log.Error("OBSERVE MODE: gnomond will NOT discipline the clock", "reason", observeWhy,
+					"fix", "grant CAP_SYS_TIME (the packaged gnomond.service does), or set mode = \"observe\" in [clock] to ask for this mode")
+			}
 			listeners, err := sd.Listeners()
 			if err != nil {
 				return &exitError{exitFailure, fmt.Errorf("socket activation: %w", err)}
 			}
 			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify,
-				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl})
+				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl,
+				ObserveReason: observeWhy, ObserveUnasked: unasked})
 			if err != nil {
 				return &exitError{exitFailure, err}
 			}

@@ -34,7 +34,7 @@ func fuzzSeeds(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse("fuzz.toml", data, Options{IsRoot: true})
+		c, err := Parse("fuzz.toml", data, Options{CanSetClock: true})
 		if err == nil {
 			if c == nil {
 				t.Fatal("nil config without error")

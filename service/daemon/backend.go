@@ -56,6 +56,17 @@ func (d *Daemon) ClockMode() string {
 	return string(config.ClockSystem)
 }
 
+// ObserveReason says why the clock mode is observe; "" in system mode.
+func (d *Daemon) ObserveReason() string {
+	if d.virtual == nil {
+		return ""
+	}
+	if d.opts.ObserveReason == "" {
+		return "observe mode configured"
+	}
+	return d.opts.ObserveReason
+}
+
 // ntpStateFile persists SetNTP across restarts.
 func (d *Daemon) ntpStateFile() string {
 	if d.opts.StateDir == "" {
@@ -219,7 +230,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	if d.cfg.Path == "" {
 		return errors.New("reload: running on the embedded default configuration; there is no file to re-read")
 	}
-	cfg, err := config.Load(d.cfg.Path, config.Options{IsRoot: os.Geteuid() == 0})
+	cfg, err := config.Load(d.cfg.Path, config.Options{CanSetClock: d.virtual == nil})
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}

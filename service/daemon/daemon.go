@@ -53,6 +53,11 @@ type Options struct {
 	// Pools are checked every quarter of it, and at least once a minute.
 	// Tests shorten it; there is no configuration key.
 	PoolReplaceAfter time.Duration
+	// ObserveReason says why the clock mode is observe ("--observe given",
+	// "the process lacks CAP_SYS_TIME"); "" in system mode. ObserveUnasked
+	// marks an observe mode nobody asked for: the STATUS= line says so.
+	ObserveReason  string
+	ObserveUnasked bool
 }
 
 // cryptoRand is the engine's source of unpredictable request cookies.
@@ -407,6 +412,14 @@ func (d *Daemon) publish() {
 
 // statusLine is the one human line of STATUS=.
 func (d *Daemon) statusLine() string {
+	line := d.syncStatusLine()
+	if d.virtual != nil && d.opts.ObserveUnasked {
+		line = "OBSERVE MODE, clock not disciplined: " + d.opts.ObserveReason + "; " + line
+	}
+	return line
+}
+
+func (d *Daemon) syncStatusLine() string {
 	sn := d.snap.Load()
 	switch sn.State {
 	case system.StateSynchronized, system.StateHoldover:
