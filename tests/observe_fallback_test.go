@@ -27,7 +27,7 @@ func TestObserveFallbackWithoutCapSysTime(t *testing.T) {
 		t.Errorf("STATUS=%q, want it to start with OBSERVE MODE and name CAP_SYS_TIME", st)
 	}
 	peers.Eventually(t, 5*time.Second, "the observe-mode error in the log", func() error {
-		if l := g.Tail(1<<16); !strings.Contains(l, "OBSERVE MODE") || !strings.Contains(l, "lacks CAP_SYS_TIME") {
+		if l := g.Tail(1 << 16); !strings.Contains(l, "OBSERVE MODE") || !strings.Contains(l, "lacks CAP_SYS_TIME") {
 			return errors.New("not yet")
 		}
 		return nil
@@ -40,7 +40,7 @@ func TestObserveFallbackWithoutCapSysTime(t *testing.T) {
 	if st := g.notify.LastStatus(); strings.Contains(st, "OBSERVE MODE") {
 		t.Errorf("explicit observe mode: STATUS=%q warns", st)
 	}
-	if l := g.Tail(1<<16); strings.Contains(l, "OBSERVE MODE") {
+	if l := g.Tail(1 << 16); strings.Contains(l, "OBSERVE MODE") {
 		t.Errorf("explicit observe mode warned:\n%s", l)
 	}
 	g.Stop()
