@@ -58,6 +58,9 @@ type Options struct {
 	// marks an observe mode nobody asked for: the STATUS= line says so.
 	ObserveReason  string
 	ObserveUnasked bool
+	// Adjtimex replaces the adjtimex system call of the system clock (for
+	// tests against a fake kernel); nil is the real one.
+	Adjtimex sysclock.AdjtimexFunc
 }
 
 // cryptoRand is the engine's source of unpredictable request cookies.
@@ -153,11 +156,12 @@ func New(opts Options) (*Daemon, error) {
 	}
 	initFreq := 0.0
 	initSD := 0.0
+	haveDrift := false
 	if cfg.Clock.DriftFile != "" {
 		f, skew, err := sysclock.ReadDrift(cfg.Clock.DriftFile)
 		switch {
 		case err == nil:
-			initFreq, initSD = f, max(skew, 1)
+			initFreq, initSD, haveDrift = f, max(skew, 1), true
 			d.log.Info("read drift file", "path", cfg.Clock.DriftFile, "freq_ppm", f)
 		case errors.Is(err, os.ErrNotExist):
 		default:
@@ -166,9 +170,28 @@ func New(opts Options) (*Daemon, error) {
 	}
 	switch cfg.Clock.Mode {
 	case config.ClockSystem:
-		sys, err := sysclock.NewSystem()
+		var sopts []sysclock.Option
+		if opts.Adjtimex != nil {
+			sopts = append(sopts, sysclock.WithAdjtimex(opts.Adjtimex))
+		}
+		sys, err := sysclock.NewSystem(sopts...)
 		if err != nil {
 			return nil, fmt.Errorf("system clock: %w", err)
+		}
+		// Take the kernel clock over from whatever disciplined it before:
+		// a phase offset its PLL is still slewing out, or an adjtime()
+		// slew, would otherwise keep moving the clock under the engine.
+		in := sys.Initial()
+		if err := sys.Reset(); err != nil {
+			return nil, fmt.Errorf("system clock: %w", err)
+		}
+		d.log.Info("took the kernel clock over", "kernel", in.String())
+		if !haveDrift {
+			// No drift file: the frequency the kernel already runs at
+			// (left by a previous daemon, or 0 after boot) is a better
+			// start than 0, but of unknown quality.
+			initFreq, initSD = in.FreqPPM, 0
+			d.log.Info("no drift file: starting from the kernel's frequency", "freq_ppm", in.FreqPPM)
 		}
 		d.clk = sys
 	default:
