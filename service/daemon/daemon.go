@@ -129,6 +129,7 @@ type Daemon struct {
 	wg      sync.WaitGroup
 	status  string
 	logged  string
+	steps   int // steps logged so far
 
 	specs      []*spec
 	nextSpec   int
@@ -430,6 +431,11 @@ func (d *Daemon) publish() {
 	if key != d.logged {
 		d.logged = key
 		d.log.Info(line, "state", sn.State)
+	}
+	if sn.Steps > d.steps {
+		// A step is rare and visible to every program: always logged.
+		d.steps = sn.Steps
+		d.log.Info("stepped the clock", "offset", sn.LastOffset, "steps", sn.Steps)
 	}
 }
 
