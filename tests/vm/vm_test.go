@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -256,6 +257,9 @@ func (v *vm) boot(t *testing.T, n int) []byte {
 	cmd.Stderr = cmd.Stdout
 	start := time.Now()
 	err = cmd.Run()
+	if keep := os.Getenv("GNOMON_VM_LOGDIR"); keep != "" {
+		_ = os.WriteFile(filepath.Join(keep, filepath.Base(log)), buf.Bytes(), 0o644)
+	}
 	t.Logf("boot %d: %.1f s wall (console: %s)", n, time.Since(start).Seconds(), log)
 	if err != nil {
 		t.Fatalf("qemu (boot %d): %v\n%s", n, err, tail(buf.Bytes(), 4000))
@@ -329,6 +333,8 @@ func setup(t *testing.T, suite string, shift time.Duration) *vm {
 	leapAddr := fmt.Sprintf("10.0.2.2:%d", leapPort)
 	writeFile(t, filepath.Join(job, "gnomon.toml"), sourceConfig(ntpAddr))
 	writeFile(t, filepath.Join(job, "leap.toml"), sourceConfig(leapAddr))
+	// A port where nothing answers (free now; nothing here binds it).
+	writeFile(t, filepath.Join(job, "silent.toml"), sourceConfig(fmt.Sprintf("10.0.2.2:%d", peers.FreePort(t))))
 	writeFile(t, filepath.Join(job, "env"), fmt.Sprintf("NTP=%s\nLEAP=%s\nLEAP_SHIFT_S=%.9f\nSUITE=%s\n",
 		ntpAddr, leapAddr, shift.Seconds(), suite))
 
@@ -440,6 +446,15 @@ func checkInstall(t *testing.T, r result) {
 	off := r.num(t, "sync", "offset_ns")
 	t.Logf("synchronized after %s s: offset %s ms (delay %s ms), kernel %v",
 		strconv.FormatFloat(r.num(t, "sync", "waited_ms")/1000, 'f', 1, 64), ms(off), ms(r.num(t, "sync", "delay_ns")), r["kernel"])
+	maxAbs, rms, excess := r.num(t, "hold", "max_abs_ns"), r.num(t, "hold", "rms_ns"), r.num(t, "hold", "max_excess_ns")
+	t.Logf("held for %s s: offset to chronyd max |%s| ms, RMS %s ms, mean delay %s ms; offset/delay µs: %s",
+		r.get(t, "hold", "samples"), ms(maxAbs), ms(rms), ms(r.num(t, "hold", "mean_delay_ns")), r.get(t, "hold", "offsets_delays_us"))
+	// Each measurement bounds the true offset only to within half its
+	// round trip, which a loaded host under TCG stretches: the clock must be
+	// within 1 ms of chronyd as far as the measurements can tell.
+	if excess > 1e6 {
+		t.Errorf("after synchronizing, the guest clock was proven %s ms beyond 1 ms from chronyd (|offset| − delay/2)", ms(excess))
+	}
 	if n := r.get(t, "steps", "n"); n != "1" {
 		t.Errorf("gnomond stepped the clock %s times to correct the 5 s error, want once", n)
 	}
@@ -521,15 +536,17 @@ func checkRTC(t *testing.T, r result) {
 func checkDrift(t *testing.T, r result) {
 	t.Helper()
 	c := r.get(t, "drift_file", "content")
-	freq, _, ok := strings.Cut(c, ",")
-	f, err := strconv.ParseFloat(freq, 64)
-	if !ok || err != nil {
+	freq, skew, ok := strings.Cut(c, ",")
+	f, err1 := strconv.ParseFloat(freq, 64)
+	sd, err2 := strconv.ParseFloat(skew, 64)
+	if !ok || err1 != nil || err2 != nil {
 		t.Fatalf("drift file: %q", c)
 	}
 	k := r.num(t, "kernel_stopped", "freq_ppm")
 	t.Logf("drift file %q; kernel frequency at stop %.3f ppm", c, k)
-	if f-k > 1 || k-f > 1 {
-		t.Errorf("drift file says %v ppm, the kernel ran at %v ppm", f, k)
+	// The kernel runs at the estimate plus whatever slew is under way.
+	if tol := max(2, 3*sd); math.Abs(f-k) > tol {
+		t.Errorf("drift file says %v ppm (skew %v), the kernel ran at %v ppm", f, sd, k)
 	}
 	if o := r.get(t, "drift_file", "owner"); o != "gnomon" {
 		t.Errorf("drift file owned by %q", o)
@@ -537,7 +554,7 @@ func checkDrift(t *testing.T, r result) {
 }
 
 // After a reboot the kernel runs at the drift file's frequency as soon as
-// gnomond is up, before its first update could have measured anything.
+// gnomond is up (its one source does not answer, so no update follows).
 func checkReboot(t *testing.T, r1, r2 result) {
 	t.Helper()
 	c := r1.get(t, "drift_file", "content")
@@ -545,7 +562,7 @@ func checkReboot(t *testing.T, r1, r2 result) {
 	want, _ := strconv.ParseFloat(freq, 64)
 	got := r2.num(t, "kernel_boot", "freq_ppm")
 	t.Logf("after reboot: kernel frequency %.3f ppm at uptime %s s, drift file %.3f ppm; %v", got, r2.get(t, "uptime_at_check", "s"), want, r2["drift_read"])
-	if d := got - want; d > 0.5 || d < -0.5 {
+	if d := got - want; d > 0.001 || d < -0.001 {
 		t.Errorf("after reboot the kernel runs at %v ppm, the drift file says %v ppm", got, want)
 	}
 }
@@ -563,7 +580,7 @@ func checkTakeOver(t *testing.T, r result) {
 	if r.get(t, "kernel_takeover", "pll") != "false" || r.get(t, "kernel_takeover", "pll_offset_ns") != "0" || r.get(t, "kernel_takeover", "adjtime_us") != "0" {
 		t.Errorf("gnomond left a slew running: %v", k)
 	}
-	if f := r.num(t, "kernel_takeover", "freq_ppm"); f < 24.5 || f > 25.5 {
+	if f := r.num(t, "kernel_takeover", "freq_ppm"); f < 24.999 || f > 25.001 {
 		t.Errorf("without a drift file gnomond should start from the kernel's 25 ppm; the kernel runs at %v ppm", f)
 	}
 }

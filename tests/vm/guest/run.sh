@@ -7,6 +7,7 @@
 #   LEAP   a server announcing a leap second, 10.0.2.2:PORT
 #   LEAP_SHIFT_S  how far ahead of the host's clock the leap server's is
 #   SUITE  short (one boot) or full (two boots)
+#   SILENT a port on the host where nothing answers, 10.0.2.2:PORT
 # Nothing here runs on the host: every clock change is the guest's own.
 set -u
 . /job/env
@@ -61,6 +62,8 @@ phase_install() {
 	say "status text=$(systemctl show -p StatusText --value gnomond | tr ' ' _)"
 	run sync $H waitsync "$NTP" 120 1000000
 	run kernel $H kernel
+	# Held there: the offset to chronyd, every second for 20 s.
+	run hold $H hold "$NTP" 20
 	say "steps n=$(journal | grep -c 'stepped the clock')"
 	say "drift_start $(journal | grep -m1 'starting from the kernel' | tr ' ' _)"
 }
@@ -103,11 +106,16 @@ phase_stop() {
 	systemctl stop gnomond
 	say "drift_file content=$(tr ' ' , </var/lib/gnomon/drift 2>/dev/null | tr -d '\n') owner=$(stat -c %U /var/lib/gnomon/drift 2>/dev/null)"
 	run kernel_stopped $H kernel
+	# Until the leap test, gnomond's one source is a port where nothing
+	# answers: what the kernel runs at after the reboot is then what
+	# gnomond started from, with no update on top.
+	cp /job/silent.toml /etc/gnomon/gnomon.toml
 }
 
 phase_reboot() {
 	# gnomond was started by systemd at boot (this job runs after it is
-	# up): the kernel's frequency must be the drift file's already.
+	# up) with a source that never answers: the kernel's frequency must be
+	# the drift file's, set at start.
 	wait_active
 	run kernel_boot $H kernel
 	say "drift_file content=$(tr ' ' , </var/lib/gnomon/drift 2>/dev/null | tr -d '\n')"
@@ -156,6 +164,11 @@ case $boot in
 	phase_leap
 	;;
 esac
+# For the record (not parsed): how the boot went and what gnomond said.
+systemd-analyze 2>&1 | sed 's/^/GNOMON-VM-LOG /'
+dmesg | grep -i -E 'clocksource|tsc' | sed 's/^/GNOMON-VM-LOG /'
+systemd-analyze blame 2>&1 | head -8 | sed 's/^/GNOMON-VM-LOG /'
+journalctl -q -b -u gnomond -o short-monotonic --no-pager 2>&1 | tail -60 | sed 's/^/GNOMON-VM-LOG /'
 say "done n=$boot"
 sync
 systemctl --no-block poweroff

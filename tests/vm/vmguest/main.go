@@ -17,6 +17,7 @@
 //	vmguest waitsync HOST:PORT TIMEOUT_S TOL_NS
 //	                               wait until the kernel is synchronized (STA_UNSYNC clear)
 //	                               and three offsets in a row are within TOL_NS
+//	vmguest hold HOST:PORT N       the largest and RMS offset over N measurements a second apart
 //	vmguest waitleap TIMEOUT_S     wait until the kernel has STA_INS armed
 //
 // It only ever runs inside the VM guest, whose clock is its own.
@@ -25,9 +26,11 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -114,6 +117,15 @@ func run(args []string) error {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	case "hold":
+		if len(args) != 3 {
+			return fmt.Errorf("hold HOST:PORT SECONDS")
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n < 1 {
+			return fmt.Errorf("hold: bad count %q", args[2])
+		}
+		return hold(args[1], n)
 	case "waitsync":
 		if len(args) != 4 {
 			return fmt.Errorf("waitsync HOST:PORT TIMEOUT_S TOL_NS")
@@ -313,6 +325,39 @@ func waitSync(addr string, timeout, tol time.Duration) error {
 	return nil
 }
 
+// hold measures the offset once a second n times (each the least-delay of
+// four queries) and prints the largest and the RMS, the mean delay, and
+// the largest distance of the clock from the server that the measurements
+// prove: |offset| − delay/2 (a sample only bounds the true offset to
+// within half its round trip, which a busy host stretches).
+func hold(addr string, n int) error {
+	var maxAbs, maxExcess time.Duration
+	var sumSq, sumDelay float64
+	got := 0
+	var each []string
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		m, err := measure(addr, 4)
+		if err != nil {
+			continue
+		}
+		got++
+		maxAbs = max(maxAbs, m.off.Abs())
+		maxExcess = max(maxExcess, m.off.Abs()-m.delay/2)
+		sumSq += float64(m.off) * float64(m.off)
+		sumDelay += float64(m.delay)
+		each = append(each, fmt.Sprintf("%d/%d", m.off.Microseconds(), m.delay.Microseconds()))
+	}
+	if got == 0 {
+		return fmt.Errorf("no answers from %s", addr)
+	}
+	fmt.Printf("samples=%d max_abs_ns=%d rms_ns=%.0f mean_delay_ns=%.0f max_excess_ns=%d offsets_delays_us=%s\n", got, maxAbs.Nanoseconds(),
+		math.Sqrt(sumSq/float64(got)), sumDelay/float64(got), maxExcess.Nanoseconds(), strings.Join(each, ","))
+	return nil
+}
+
 // waitLeap polls every second until STA_INS is set.
 func waitLeap(timeout time.Duration) error {
 	start := time.Now()
@@ -334,7 +379,8 @@ func waitLeap(timeout time.Duration) error {
 // PLL on with a phase offset it keeps slewing out, and an adjtime() slew.
 func leftover(freqPPM float64, pllUS, adjUS int64) error {
 	var tx unix.Timex
-	tx.Modes = unix.ADJ_FREQUENCY | unix.ADJ_STATUS | unix.ADJ_OFFSET
+	tx.Modes = unix.ADJ_FREQUENCY | unix.ADJ_TICK | unix.ADJ_STATUS | unix.ADJ_OFFSET
+	tx.Tick = 10000
 	tx.Freq = int64(freqPPM * 65536)
 	tx.Status = unix.STA_PLL
 	tx.Offset = pllUS
