@@ -168,7 +168,8 @@ esac
 systemd-analyze 2>&1 | sed 's/^/GNOMON-VM-LOG /'
 dmesg | grep -i -E 'clocksource|tsc' | sed 's/^/GNOMON-VM-LOG /'
 systemd-analyze blame 2>&1 | head -8 | sed 's/^/GNOMON-VM-LOG /'
-journalctl -q -b -u gnomond -o short-monotonic --no-pager 2>&1 | tail -60 | sed 's/^/GNOMON-VM-LOG /'
+journalctl -q -b -u gnomond -o verbose --no-pager 2>&1 |
+	grep -E '^ *(MESSAGE|ERR|OFFSET|FREQ_PPM|KERNEL|STEPS|REASON|STEP)=' | tail -100 | sed 's/^ */GNOMON-VM-LOG /'
 say "done n=$boot"
 sync
 systemctl --no-block poweroff
