@@ -19,11 +19,9 @@ import (
 // the frequency (tick and freq), the phase offset the PLL is slewing out,
 // and the rest of an adjtime() slew. It never touches the real clock.
 type simKernel struct {
-	tick, freq int64 // µs, scaled ppm (16-bit fraction)
-	status     int32
-	pllOffset  int64 // µs (or ns with STA_NANO) still to be slewed by the PLL
-	adjtime    int64 // µs still to be slewed by adjtime()
-	calls      []unix.Timex
+	tx      unix.Timex // Tick, Freq, Status, and Offset: what the PLL still slews out
+	adjtime int64      // µs still to be slewed by adjtime()
+	calls   []unix.Timex
 }
 
 func (k *simKernel) adjtimex(tx *unix.Timex) (int, error) {
@@ -38,25 +36,25 @@ func (k *simKernel) adjtimex(tx *unix.Timex) (int, error) {
 		}
 	} else {
 		if m&unix.ADJ_STATUS != 0 {
-			k.status = tx.Status
+			k.tx.Status = tx.Status
 		}
-		if m&unix.ADJ_OFFSET != 0 && k.status&unix.STA_PLL != 0 {
-			k.pllOffset = int64(tx.Offset)
+		if m&unix.ADJ_OFFSET != 0 && k.tx.Status&unix.STA_PLL != 0 {
+			k.tx.Offset = tx.Offset
 		}
 		if m&unix.ADJ_FREQUENCY != 0 {
-			k.freq = int64(tx.Freq)
+			k.tx.Freq = tx.Freq
 		}
 		if m&unix.ADJ_TICK != 0 {
-			k.tick = int64(tx.Tick)
+			k.tx.Tick = tx.Tick
 		}
 	}
-	tx.Tick, tx.Freq, tx.Status, tx.Offset = k.tick, k.freq, k.status, k.pllOffset
+	tx.Tick, tx.Freq, tx.Status, tx.Offset = k.tx.Tick, k.tx.Freq, k.tx.Status, k.tx.Offset
 	tx.Maxerror, tx.Esterror = 16000000, 16000000
 	return unix.TIME_ERROR, nil
 }
 
 func (k *simKernel) freqPPM() float64 {
-	return float64(k.tick-10000)*100 + float64(k.freq)/65536
+	return float64(k.tx.Tick-10000)*100 + float64(k.tx.Freq)/65536
 }
 
 // A daemon starting in system mode takes the kernel clock over: what a
@@ -73,8 +71,8 @@ func TestSystemClockTakeOver(t *testing.T) {
 		{"drift file", "3.250000 0.100000\n", 3.25},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k := &simKernel{tick: 10000, freq: int64(-12.5 * 65536), status: unix.STA_PLL,
-				pllOffset: 40000, adjtime: -250000}
+			k := &simKernel{tx: unix.Timex{Tick: 10000, Freq: -12.5 * 65536, Status: unix.STA_PLL, Offset: 40000},
+				adjtime: -250000}
 			cfg := config.Default(config.Options{CanSetClock: true})
 			cfg.Clock.DriftFile = filepath.Join(t.TempDir(), "drift")
 			if tc.drift != "" {
@@ -90,11 +88,11 @@ func TestSystemClockTakeOver(t *testing.T) {
 			if d.ClockMode() != "system" {
 				t.Fatalf("mode %s", d.ClockMode())
 			}
-			if k.pllOffset != 0 || k.adjtime != 0 {
-				t.Errorf("left a PLL offset of %d and an adjtime slew of %d µs", k.pllOffset, k.adjtime)
+			if k.tx.Offset != 0 || k.adjtime != 0 {
+				t.Errorf("left a PLL offset of %d and an adjtime slew of %d µs", k.tx.Offset, k.adjtime)
 			}
-			if k.status&(unix.STA_PLL|unix.STA_FLL|unix.STA_PPSFREQ|unix.STA_PPSTIME) != 0 || k.status&unix.STA_UNSYNC == 0 {
-				t.Errorf("status %#x: want the kernel's PLL off and the clock unsynchronized", k.status)
+			if k.tx.Status&(unix.STA_PLL|unix.STA_FLL|unix.STA_PPSFREQ|unix.STA_PPSTIME) != 0 || k.tx.Status&unix.STA_UNSYNC == 0 {
+				t.Errorf("status %#x: want the kernel's PLL off and the clock unsynchronized", k.tx.Status)
 			}
 			if got := k.freqPPM(); math.Abs(got-tc.wantFreq) > 1e-4 {
 				t.Errorf("kernel frequency %.6f ppm, want %.6f", got, tc.wantFreq)
@@ -122,7 +120,7 @@ func TestSystemClockTakeOver(t *testing.T) {
 
 // Observe mode never writes to the kernel, not even to take it over.
 func TestObserveModeLeavesKernelAlone(t *testing.T) {
-	k := &simKernel{tick: 10000, status: unix.STA_PLL, pllOffset: 40000}
+	k := &simKernel{tx: unix.Timex{Tick: 10000, Status: unix.STA_PLL, Offset: 40000}}
 	cfg := config.Default(config.Options{})
 	cfg.Clock.DriftFile = ""
 	if _, err := New(Options{Config: cfg, Adjtimex: k.adjtimex,

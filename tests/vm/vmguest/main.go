@@ -45,7 +45,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: vmguest offset|kernel|leftover|realtime ...")
+		return fmt.Errorf("usage: vmguest COMMAND [ARGS] (see the package comment)")
 	}
 	switch args[0] {
 	case "offset":
