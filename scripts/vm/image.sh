@@ -62,7 +62,7 @@ step() { printf 'image.sh: %s\n' "$*" >&2; }
 
 # The debootstrapped tree is kept on its own (keyed by the package list), so
 # that a change to the steps after it does not download it again.
-pkgs=systemd-sysv,dbus,udev,kmod,iproute2,util-linux-extra,tzdata,libpam-systemd,polkitd,busybox-static
+pkgs=systemd-sysv,dbus,udev,kmod,iproute2,util-linux-extra,tzdata,libpam-systemd,polkitd,busybox-static,chrony
 base=$cache/debootstrap-$(echo "$pkgs $mirror" | sha256sum | cut -c1-12).tar
 mkdir -p "$root"
 if [ -f "$base" ]; then
@@ -132,6 +132,11 @@ TimeoutStartSec=infinity
 WantedBy=multi-user.target
 EOF
 chroot "$root" systemctl enable gnomon-vmjob.service >>"$log" 2>&1
+# chronyd for the accuracy comparison (tests/vm, make bench-vm), kept as
+# /usr/local/sbin/chronyd with its libraries; the package itself goes, as
+# gnomon conflicts with it and would otherwise not install.
+cp "$root/usr/sbin/chronyd" "$root/usr/local/sbin/chronyd"
+chroot "$root" dpkg --purge chrony >>"$log" 2>&1
 # No apt in the guest: everything it needs is in the image or on /job.
 rm -f "$root"/var/cache/apt/archives/*.deb
 

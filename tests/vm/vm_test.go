@@ -7,6 +7,7 @@
 //
 //	go test ./tests/vm                       the short suite (one boot)
 //	GNOMON_VM_SUITE=full go test ./tests/vm  everything (two boots): make test-vm
+//	GNOMON_VM_BENCH=1 go test -run Bench ./tests/vm   gnomond vs chronyd under netem: make bench-vm
 //
 // GNOMON_VM_DEB names a .deb from make deb (otherwise the test runs make
 // deb itself); GNOMON_VM_CACHE the image cache (scripts/vm/image.sh).
@@ -287,7 +288,7 @@ func tail(b []byte, n int) []byte {
 
 // setup makes everything a run needs: the image, the package, the helper,
 // the upstream servers and the job disk.
-func setup(t *testing.T, suite string, shift time.Duration) *vm {
+func setup(t *testing.T, suite string, shift time.Duration, extraEnv ...string) *vm {
 	t.Helper()
 	peers.NeedRoot(t, "debootstrap, mkfs.ext4 -d, chronyd")
 	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "chronyd", "setpriv"} {
@@ -335,8 +336,16 @@ func setup(t *testing.T, suite string, shift time.Duration) *vm {
 	writeFile(t, filepath.Join(job, "leap.toml"), sourceConfig(leapAddr))
 	// A port where nothing answers (free now; nothing here binds it).
 	writeFile(t, filepath.Join(job, "silent.toml"), sourceConfig(fmt.Sprintf("10.0.2.2:%d", peers.FreePort(t))))
-	writeFile(t, filepath.Join(job, "env"), fmt.Sprintf("NTP=%s\nLEAP=%s\nLEAP_SHIFT_S=%.9f\nSUITE=%s\n",
-		ntpAddr, leapAddr, shift.Seconds(), suite))
+	// The accuracy bench: both daemons use the relay in the guest.
+	writeFile(t, filepath.Join(job, "bench.toml"), "[clock]\ndrift-file = \"\"\n\n"+sourceConfig("10.9.0.1:11123"))
+	writeFile(t, filepath.Join(job, "bench-chrony.conf"), strings.Join([]string{
+		"server 10.9.0.1 port 11123 iburst minpoll 1 maxpoll 3", "makestep 0.1 3",
+		"cmdport 0", "bindcmdaddress /", "pidfile /run/chronyd-bench.pid", ""}, "\n"))
+	env := fmt.Sprintf("NTP=%s\nLEAP=%s\nLEAP_SHIFT_S=%.9f\nSUITE=%s\n", ntpAddr, leapAddr, shift.Seconds(), suite)
+	for _, e := range extraEnv {
+		env += e + "\n"
+	}
+	writeFile(t, filepath.Join(job, "env"), env)
 
 	v := &vm{image: image, dir: dir, overlay: filepath.Join(dir, "root.qcow2"), job: filepath.Join(dir, "job.img")}
 	run(t, dir, "mkfs.ext4", "-q", "-d", job, v.job, "64M")
@@ -599,3 +608,37 @@ func checkLeap(t *testing.T, r result, shift time.Duration) {
 }
 
 func ms(ns float64) string { return strconv.FormatFloat(ns/1e6, 'f', 3, 64) }
+
+// TestVMBench is the accuracy run under netem (make bench-vm): gnomond and
+// then chronyd discipline the guest's clock from the same upstream through
+// the same netem (GNOMON_VM_NETEM, default "delay 1ms 300us loss 2%"), for
+// GNOMON_VM_BENCH_WARM seconds and then GNOMON_VM_BENCH_MEASURE seconds of
+// measurement each. The figures are reported, not asserted.
+func TestVMBench(t *testing.T) {
+	if os.Getenv("GNOMON_VM_BENCH") == "" {
+		t.Skip("a benchmark: set GNOMON_VM_BENCH=1 (make bench-vm)")
+	}
+	host := readHostClock(t)
+	t.Cleanup(func() { checkHostClock(t, host, "at the end") })
+	var extra []string
+	for _, kv := range [][2]string{{"NETEM", "GNOMON_VM_NETEM"}, {"BENCH_WARM", "GNOMON_VM_BENCH_WARM"}, {"BENCH_MEASURE", "GNOMON_VM_BENCH_MEASURE"}} {
+		if v := os.Getenv(kv[1]); v != "" {
+			extra = append(extra, fmt.Sprintf("%s=%q", kv[0], v))
+		}
+	}
+	v := setup(t, "bench", leapShift(time.Now()), extra...)
+	out := v.boot(t, 1)
+	checkHostClock(t, host, "after the bench boot")
+	r := parseResults(out)
+	if _, ok := r["done"]; !ok {
+		t.Fatalf("the bench boot did not finish its job:\n%s", tail(out, 6000))
+	}
+	t.Logf("netem %s, %s s to settle, then %s s measured once a second against chronyd on the host",
+		strings.ReplaceAll(r.get(t, "bench_netem", "netem"), "_", " "), r.get(t, "bench_netem", "warm_s"), r.get(t, "bench_netem", "measure_s"))
+	for _, d := range []string{"gnomond", "chronyd"} {
+		n := "bench_" + d
+		t.Logf("%-8s offset RMS %s ms, max |%s| ms (mean probe delay %s ms, %s samples); kernel after: freq %s ppm, maxerror %s µs",
+			d, ms(r.num(t, n, "rms_ns")), ms(r.num(t, n, "max_abs_ns")), ms(r.num(t, n, "mean_delay_ns")), r.get(t, n, "samples"),
+			r.get(t, n+"_kernel", "freq_ppm"), r.get(t, n+"_kernel", "maxerror_us"))
+	}
+}

@@ -6,7 +6,8 @@
 #   NTP    the upstream NTP server (chronyd -x on the host), 10.0.2.2:PORT
 #   LEAP   a server announcing a leap second, 10.0.2.2:PORT
 #   LEAP_SHIFT_S  how far ahead of the host's clock the leap server's is
-#   SUITE  short (one boot) or full (two boots)
+#   SUITE  short (one boot), full (two boots) or bench (one boot: install,
+#          then the netem accuracy bench; NETEM, BENCH_WARM, BENCH_MEASURE)
 #   SILENT a port on the host where nothing answers, 10.0.2.2:PORT
 # Nothing here runs on the host: every clock change is the guest's own.
 set -u
@@ -15,6 +16,9 @@ H=/job/vmguest
 S=/var/lib/gnomon-vmtest
 mkdir -p "$S"
 boot=$(($(cat "$S/boot" 2>/dev/null || echo 0) + 1))
+NETEM=${NETEM:-delay 1ms 300us loss 2%}
+BENCH_WARM=${BENCH_WARM:-120}
+BENCH_MEASURE=${BENCH_MEASURE:-120}
 echo "$boot" >"$S/boot"
 sync
 
@@ -147,9 +151,59 @@ phase_leap() {
 	systemctl stop gnomond
 }
 
+# The accuracy bench (SUITE=bench, reported, not asserted): gnomond and then
+# chronyd discipline this guest's clock from the same upstream under the
+# same netem, each in a network namespace behind a forwarding hop, so the
+# delays are on interfaces that are not the daemon's own (kernel
+# timestamps would hide them there): requests leave through ens3 with
+# netem (only the relay's upstream port), answers reach the daemon through
+# vb0 with netem. The guest clock is measured against the upstream
+# directly over ens3, which the netem filter leaves alone.
+phase_bench() {
+	systemctl stop gnomond
+	ip netns add gnb
+	ip link add vb0 type veth peer name vb1
+	ip link set vb1 netns gnb
+	ip addr add 10.9.0.1/24 dev vb0
+	ip link set vb0 up
+	ip -n gnb addr add 10.9.0.2/24 dev vb1
+	ip -n gnb link set vb1 up
+	ip -n gnb link set lo up
+	$H relay 10.9.0.1:11123 "$NTP" 11124 &
+	relay=$!
+	tc qdisc add dev vb0 root netem $NETEM
+	tc qdisc add dev ens3 root handle 1: prio
+	tc qdisc add dev ens3 parent 1:3 handle 30: netem $NETEM
+	tc filter add dev ens3 parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip sport 11124 0xffff flowid 1:3
+	say "bench_netem rc=$? netem=$(echo "$NETEM" | tr ' ' _) warm_s=$BENCH_WARM measure_s=$BENCH_MEASURE"
+	for d in gnomond chronyd; do
+		$H freq 0 >/dev/null
+		$H setahead "$NTP" 0.05 >/dev/null
+		case $d in
+		gnomond) ip netns exec gnb /usr/sbin/gnomond --config /job/bench.toml --no-dbus --state-dir "" --user "" >/dev/null 2>&1 & ;;
+		chronyd) ip netns exec gnb /usr/local/sbin/chronyd -d -u root -f /job/bench-chrony.conf >/dev/null 2>&1 & ;;
+		esac
+		pid=$!
+		sleep "$BENCH_WARM"
+		run "bench_$d" $H hold "$NTP" "$BENCH_MEASURE"
+		run "bench_${d}_kernel" $H kernel
+		kill "$pid"
+		wait "$pid"
+	done
+	kill "$relay"
+}
+
 case $boot in
 1)
 	phase_install
+	if [ "$SUITE" = bench ]; then
+		phase_bench
+		boot=bench
+		say "done n=1"
+		sync
+		systemctl --no-block poweroff
+		exit 0
+	fi
 	phase_ntp_off
 	if [ "$SUITE" = full ]; then
 		phase_rtc

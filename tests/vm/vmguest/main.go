@@ -18,6 +18,8 @@
 //	                               wait until the kernel is synchronized (STA_UNSYNC clear)
 //	                               and three offsets in a row are within TOL_NS
 //	vmguest hold HOST:PORT N       the largest and RMS offset over N measurements a second apart
+//	vmguest freq PPM               set the kernel frequency (nominal tick)
+//	vmguest relay LISTEN UPSTREAM LOCALPORT   a UDP relay for the accuracy bench
 //	vmguest waitleap TIMEOUT_S     wait until the kernel has STA_INS armed
 //
 // It only ever runs inside the VM guest, whose clock is its own.
@@ -31,6 +33,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -126,6 +129,31 @@ func run(args []string) error {
 			return fmt.Errorf("hold: bad count %q", args[2])
 		}
 		return hold(args[1], n)
+	case "freq":
+		if len(args) != 2 {
+			return fmt.Errorf("freq PPM")
+		}
+		ppm, err := strconv.ParseFloat(args[1], 64)
+		if err != nil {
+			return fmt.Errorf("freq: %w", err)
+		}
+		var tx unix.Timex
+		tx.Modes = unix.ADJ_FREQUENCY | unix.ADJ_TICK
+		tx.Tick = 10000
+		tx.Freq = int64(ppm * 65536)
+		if _, err := unix.Adjtimex(&tx); err != nil {
+			return fmt.Errorf("freq: %w", err)
+		}
+		return kernel()
+	case "relay":
+		if len(args) != 4 {
+			return fmt.Errorf("relay LISTEN UPSTREAM LOCALPORT")
+		}
+		port, err := strconv.Atoi(args[3])
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		return relay(args[1], args[2], port)
 	case "waitsync":
 		if len(args) != 4 {
 			return fmt.Errorf("waitsync HOST:PORT TIMEOUT_S TOL_NS")
@@ -356,6 +384,63 @@ func hold(addr string, n int) error {
 	fmt.Printf("samples=%d max_abs_ns=%d rms_ns=%.0f mean_delay_ns=%.0f max_excess_ns=%d offsets_delays_us=%s\n", got, maxAbs.Nanoseconds(),
 		math.Sqrt(sumSq/float64(got)), sumDelay/float64(got), maxExcess.Nanoseconds(), strings.Join(each, ","))
 	return nil
+}
+
+// relay forwards UDP datagrams from clients at listen to upstream, from
+// local port port, and the answers back to the client that sent last (a
+// bench has one client). It runs until killed.
+func relay(listen, upstream string, port int) error {
+	in, err := net.ListenPacket("udp4", listen)
+	if err != nil {
+		return err
+	}
+	up, err := net.ResolveUDPAddr("udp4", upstream)
+	if err != nil {
+		return err
+	}
+	out, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+	if err != nil {
+		return err
+	}
+	var client atomicAddr
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, _, err := out.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if c := client.load(); c != nil {
+				_, _ = in.WriteTo(buf[:n], c)
+			}
+		}
+	}()
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := in.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		client.store(from)
+		_, _ = out.WriteTo(buf[:n], up)
+	}
+}
+
+type atomicAddr struct {
+	mu sync.Mutex
+	a  net.Addr
+}
+
+func (a *atomicAddr) load() net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.a
+}
+
+func (a *atomicAddr) store(v net.Addr) {
+	a.mu.Lock()
+	a.a = v
+	a.mu.Unlock()
 }
 
 // waitLeap polls every second until STA_INS is set.
