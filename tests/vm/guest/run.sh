@@ -107,6 +107,7 @@ phase_resync() {
 }
 
 phase_stop() {
+	say "engine_freq ppm=$(gnomon_prop Frequency)"
 	systemctl stop gnomond
 	say "drift_file content=$(tr ' ' , </var/lib/gnomon/drift 2>/dev/null | tr -d '\n') owner=$(stat -c %U /var/lib/gnomon/drift 2>/dev/null)"
 	run kernel_stopped $H kernel
