@@ -328,12 +328,15 @@ func setup(t *testing.T, suite string, shift time.Duration, extraEnv ...string) 
 	copyFile(t, filepath.Join(root, "tests/vm/guest/run.sh"), filepath.Join(job, "run.sh"))
 
 	chrony := peers.StartChronyd(t, dir, peers.FreePort(t), "")
-	leapPort := peers.FreePort(t)
+	leapPort, earlyPort := peers.FreePort(t), peers.FreePort(t)
 	startLeapServer(t, leapPort, shift)
+	startLeapServer(t, earlyPort, shift-48*time.Hour)
 	ntpAddr := fmt.Sprintf("10.0.2.2:%d", chrony.Port)
 	leapAddr := fmt.Sprintf("10.0.2.2:%d", leapPort)
+	earlyAddr := fmt.Sprintf("10.0.2.2:%d", earlyPort)
 	writeFile(t, filepath.Join(job, "gnomon.toml"), sourceConfig(ntpAddr))
 	writeFile(t, filepath.Join(job, "leap.toml"), sourceConfig(leapAddr))
+	writeFile(t, filepath.Join(job, "leap-early.toml"), sourceConfig(earlyAddr))
 	// A port where nothing answers (free now; nothing here binds it).
 	writeFile(t, filepath.Join(job, "silent.toml"), sourceConfig(fmt.Sprintf("10.0.2.2:%d", peers.FreePort(t))))
 	// The accuracy bench: both daemons use the relay in the guest.
@@ -341,7 +344,7 @@ func setup(t *testing.T, suite string, shift time.Duration, extraEnv ...string) 
 	writeFile(t, filepath.Join(job, "bench-chrony.conf"), strings.Join([]string{
 		"server 10.9.0.1 port 11123 iburst minpoll 1 maxpoll 3", "makestep 0.1 3",
 		"cmdport 0", "bindcmdaddress /", "pidfile /run/chronyd-bench.pid", ""}, "\n"))
-	env := fmt.Sprintf("NTP=%s\nLEAP=%s\nLEAP_SHIFT_S=%.9f\nSUITE=%s\n", ntpAddr, leapAddr, shift.Seconds(), suite)
+	env := fmt.Sprintf("NTP=%s\nLEAP=%s\nLEAP_EARLY=%s\nSUITE=%s\n", ntpAddr, leapAddr, earlyAddr, suite)
 	for _, e := range extraEnv {
 		env += e + "\n"
 	}
@@ -599,9 +602,16 @@ func checkTakeOver(t *testing.T, r result) {
 }
 
 // A leap second announced by the upstream is armed (STA_INS) on the last
-// day of the month.
+// day of the month, and not before.
 func checkLeap(t *testing.T, r result, shift time.Duration) {
 	t.Helper()
+	if r.get(t, "leap_early_sync", "ok") != "true" || r.get(t, "leap_early_sync", "leap") != "1" {
+		t.Errorf("gnomond did not synchronize to the early leap server: %v", r["leap_early_sync"])
+	}
+	t.Logf("two days before the last day (%s): %v", r.get(t, "leap_early_date", "utc"), r["leap_early"])
+	if r.get(t, "leap_early", "ins") != "false" {
+		t.Errorf("STA_INS armed two days before the last day of the month: %v", r["leap_early"])
+	}
 	if r.get(t, "leap_server", "leap") != "1" {
 		t.Fatalf("the leap server does not announce an insertion: %v", r["leap_server"])
 	}

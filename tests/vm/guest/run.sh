@@ -4,8 +4,9 @@
 # It prints "GNOMON-VM <name> key=value ..." lines on the serial console;
 # tests/vm/vm_test.go reads them and decides. /job/env sets:
 #   NTP    the upstream NTP server (chronyd -x on the host), 10.0.2.2:PORT
-#   LEAP   a server announcing a leap second, 10.0.2.2:PORT
-#   LEAP_SHIFT_S  how far ahead of the host's clock the leap server's is
+#   LEAP   a server announcing a leap second, its clock on the last day
+#          of the month, 10.0.2.2:PORT
+#   LEAP_EARLY    the same, its clock two days before the last day of the month
 #   SUITE  short (one boot), full (two boots) or bench (one boot: install,
 #          then the netem accuracy bench; NETEM, BENCH_WARM, BENCH_MEASURE)
 #   SILENT a port on the host where nothing answers, 10.0.2.2:PORT
@@ -140,11 +141,22 @@ phase_takeover() {
 }
 
 phase_leap() {
-	# The leap server's clock is on the last day of a month; the guest's is
-	# moved there too (gnomond stopped), then gnomond follows the server.
+	# Two servers announce a leap second for the end of the month: one whose
+	# clock is two days before the last day (the kernel must not be armed
+	# yet: it would insert the second at the next midnight), one on the
+	# last day. The guest's clock is moved to each server's time with
+	# gnomond stopped, then gnomond follows the server.
+	systemctl stop gnomond
+	cp /job/leap-early.toml /etc/gnomon/gnomon.toml
+	run leap_early_shift $H setahead "$LEAP_EARLY" 0
+	systemctl start gnomond
+	run leap_early_sync $H waitsync "$LEAP_EARLY" 90 5000000
+	sleep 5
+	run leap_early $H kernel
+	say "leap_early_date utc=$(date -u +%Y-%m-%dT%H:%M:%S)"
 	systemctl stop gnomond
 	cp /job/leap.toml /etc/gnomon/gnomon.toml
-	run leap_shift $H shift "$LEAP_SHIFT_S"
+	run leap_shift $H setahead "$LEAP" 0
 	run leap_server $H offset "$LEAP" 2
 	systemctl start gnomond
 	run leap $H waitleap 120
