@@ -234,7 +234,12 @@ type vm struct {
 // powered off.
 func (v *vm) boot(t *testing.T, n int) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	return v.bootFor(t, n, bootTimeout)
+}
+
+func (v *vm) bootFor(t *testing.T, n int, timeout time.Duration) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
 		"-accel", "tcg", "-m", "1024", "-smp", "1",
@@ -640,12 +645,24 @@ func TestVMBench(t *testing.T) {
 			extra = append(extra, fmt.Sprintf("%s=%q", kv[0], v))
 		}
 	}
+	// The boot, then each daemon's warm-up and measurement.
+	timeout := bootTimeout
+	for _, k := range []string{"GNOMON_VM_BENCH_WARM", "GNOMON_VM_BENCH_MEASURE"} {
+		sec, err := strconv.Atoi(os.Getenv(k))
+		if err != nil {
+			sec = 120
+		}
+		timeout += 2 * time.Duration(sec) * 2 * time.Second // twice as long as asked, for a loaded host
+	}
 	v := setup(t, "bench", leapShift(time.Now()), extra...)
-	out := v.boot(t, 1)
+	out := v.bootFor(t, 1, timeout)
 	checkHostClock(t, host, "after the bench boot")
 	r := parseResults(out)
 	if _, ok := r["done"]; !ok {
 		t.Fatalf("the bench boot did not finish its job:\n%s", tail(out, 6000))
+	}
+	if r.get(t, "bench_netem", "rc") != "0" {
+		t.Fatalf("netem set-up failed in the guest: %v", r["bench_netem"])
 	}
 	t.Logf("netem %s, %s s to settle, then %s s measured once a second against chronyd on the host",
 		strings.ReplaceAll(r.get(t, "bench_netem", "netem"), "_", " "), r.get(t, "bench_netem", "warm_s"), r.get(t, "bench_netem", "measure_s"))

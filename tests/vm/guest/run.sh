@@ -168,12 +168,13 @@ phase_leap() {
 # chronyd discipline this guest's clock from the same upstream under the
 # same netem, each in a network namespace behind a forwarding hop, so the
 # delays are on interfaces that are not the daemon's own (kernel
-# timestamps would hide them there): requests leave through ens3 with
-# netem (only the relay's upstream port), answers reach the daemon through
-# vb0 with netem. The guest clock is measured against the upstream
-# directly over ens3, which the netem filter leaves alone.
+# timestamps would hide them there): requests leave through the guest's
+# interface with netem (only the relay's upstream port), answers reach the
+# daemon through vb0 with netem. The guest clock is measured against the
+# upstream directly over the guest's interface, outside the netem band.
 phase_bench() {
 	systemctl stop gnomond
+	nic=$(ip -o route get 10.0.2.2 | sed 's/.* dev \([^ ]*\).*/\1/')
 	ip netns add gnb
 	ip link add vb0 type veth peer name vb1
 	ip link set vb1 netns gnb
@@ -184,11 +185,12 @@ phase_bench() {
 	ip -n gnb link set lo up
 	$H relay 10.9.0.1:11123 "$NTP" 11124 &
 	relay=$!
-	tc qdisc add dev vb0 root netem $NETEM
-	tc qdisc add dev ens3 root handle 1: prio
-	tc qdisc add dev ens3 parent 1:3 handle 30: netem $NETEM
-	tc filter add dev ens3 parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip sport 11124 0xffff flowid 1:3
-	say "bench_netem rc=$? netem=$(echo "$NETEM" | tr ' ' _) warm_s=$BENCH_WARM measure_s=$BENCH_MEASURE"
+	rc=0
+	tc qdisc add dev vb0 root netem $NETEM || rc=1
+	tc qdisc add dev "$nic" root handle 1: prio || rc=1
+	tc qdisc add dev "$nic" parent 1:3 handle 30: netem $NETEM || rc=1
+	tc filter add dev "$nic" parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip sport 11124 0xffff flowid 1:3 || rc=1
+	say "bench_netem rc=$rc nic=$nic netem=$(echo "$NETEM" | tr ' ' _) warm_s=$BENCH_WARM measure_s=$BENCH_MEASURE"
 	for d in gnomond chronyd; do
 		$H freq 0 >/dev/null
 		$H setahead "$NTP" 0.05 >/dev/null
