@@ -25,6 +25,7 @@ var GnomonManagerSpec = &InterfaceSpec{
 		{"Synchronized", "b", EmitsTrue},
 		{"State", "s", EmitsTrue},
 		{"ClockMode", "s", EmitsTrue},
+		{"ObserveReason", "s", EmitsConst},
 		{"NTP", "b", EmitsTrue},
 		{"Offset", "x", EmitsTrue},
 		{"Frequency", "d", EmitsTrue},
@@ -238,6 +239,7 @@ func newGnomonManager(s *Service) *gnomonManager {
 		"Synchronized":   func() (any, error) { return view().Synchronized, nil },
 		"State":          func() (any, error) { return view().State, nil },
 		"ClockMode":      func() (any, error) { return s.b.ClockMode(), nil },
+		"ObserveReason":  func() (any, error) { return observeReason(s.b), nil },
 		"NTP":            func() (any, error) { return s.b.NTP(), nil },
 		"Offset":         func() (any, error) { return view().Offset, nil },
 		"Frequency":      func() (any, error) { return view().Frequency, nil },
@@ -252,6 +254,16 @@ func newGnomonManager(s *Service) *gnomonManager {
 		"AccuracyStatus": func() (any, error) { return view().AccuracyStatus, nil },
 	}}}}
 	return g
+}
+
+// observeReason is why the clock mode is observe, "" in system mode, for
+// a Backend that can say (ObserveReason is optional: the property reads ""
+// when the backend does not implement it).
+func observeReason(b Backend) string {
+	if r, ok := b.(interface{ ObserveReason() string }); ok {
+		return r.ObserveReason()
+	}
+	return ""
 }
 
 func (g *gnomonManager) export(conn *godbus.Conn) error {

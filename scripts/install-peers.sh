@@ -8,7 +8,8 @@ set -euo pipefail
 pkgs=(chrony ntpsec-ntpdig python3-ntp dbus polkitd pkexec systemd
       linuxptp iproute2 util-linux openssl tshark strace
       apparmor debhelper dh-apparmor lintian debootstrap systemd-container
-      gpsd gpsd-clients gcc libc6-dev)
+      gpsd gpsd-clients gcc libc6-dev
+      qemu-system-x86 qemu-utils e2fsprogs)   # the last line: tests/vm (make test-vm)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -113,7 +113,7 @@ func TestNTPsecNTSClientAgainstGnomond(t *testing.T) {
 		t.Errorf("ntpq as: auth %q, want ok (NTS-authenticated)", assoc.auth)
 	}
 
-	out, err := q("rv &1 srcadr,srcport,reach,offset,flash,ntscookies")
+	out, err := q("rv &1 srcadr,srcport,reach,offset,delay,flash,ntscookies")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +127,17 @@ func TestNTPsecNTSClientAgainstGnomond(t *testing.T) {
 	}
 	if off, err := strconv.ParseFloat(vars["offset"], 64); err != nil { // milliseconds
 		t.Errorf("offset %q: %v", vars["offset"], err)
-	} else if d := time.Duration(off * float64(time.Millisecond)); abs(d) >= maxOffset {
-		t.Errorf("ntpd measured gnomond off by %v, want under %v", d, maxOffset)
+	} else {
+		// One exchange's offset is only known to within half its round
+		// trip: on a loaded machine that can exceed maxOffset, and then it
+		// is the bound (gnomond serves the machine's own clock here).
+		bound := maxOffset
+		if dl, err := strconv.ParseFloat(vars["delay"], 64); err == nil {
+			bound = max(bound, time.Duration(dl*float64(time.Millisecond)/2))
+		}
+		if d := time.Duration(off * float64(time.Millisecond)); abs(d) >= bound {
+			t.Errorf("ntpd measured gnomond off by %v (delay %s ms), want under %v", d, vars["delay"], bound)
+		}
 	}
 	if !strings.HasPrefix(vars["flash"], "00") {
 		t.Errorf("flash %q, want 00 ok (every packet test passed)", vars["flash"])

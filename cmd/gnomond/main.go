@@ -64,7 +64,7 @@ func run(args []string) int {
 // loadConfig reads path, or with path "" the installed configuration if
 // there is one and the embedded default otherwise.
 func loadConfig(path string) (*config.Config, error) {
-	opts := config.Options{IsRoot: os.Geteuid() == 0}
+	opts := config.Options{CanSetClock: canSetClock()}
 	if path == "" {
 		if _, err := os.Stat(defaultConfig); err == nil {
 			path = defaultConfig
@@ -129,9 +129,8 @@ func newRoot() *cobra.Command {
 			if err != nil {
 				return &exitError{exitConfig, err}
 			}
-			if observe {
-				cfg.Clock.Mode = config.ClockObserve
-			}
+			mode, observeWhy, unasked := clockMode(cfg, observe, canSetClock())
+			cfg.Clock.Mode = mode
 			// One LevelVar: reload ([log] level) and LogControl1
 			// (systemctl service-log-level) change it at run time.
 			level := new(slog.LevelVar)
@@ -152,13 +151,18 @@ func newRoot() *cobra.Command {
 			for _, w := range cfg.Check() {
 				log.Warn("configuration", "warning", w.String())
 			}
+			if unasked {
+				log.Error("OBSERVE MODE: gnomond will NOT discipline the clock", "reason", observeWhy,
+					"fix", "grant CAP_SYS_TIME (the packaged gnomond.service does), or set mode = \"observe\" in [clock] to ask for this mode")
+			}
 			listeners, err := sd.Listeners()
 			if err != nil {
 				return &exitError{exitFailure, fmt.Errorf("socket activation: %w", err)}
 			}
 			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify,
 				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl,
-				Observe: observe, LogLevel: level, LogLevelFixed: logLevel != "", KeySaveRetry: keyRetry})
+				Observe: observe || unasked, LogLevel: level, LogLevelFixed: logLevel != "", KeySaveRetry: keyRetry,
+				ObserveReason: observeWhy, ObserveUnasked: unasked})
 			if err != nil {
 				return &exitError{exitFailure, err}
 			}

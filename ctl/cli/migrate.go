@@ -63,7 +63,7 @@ func newMigrateChrony(g *globals) *cobra.Command {
 				fmt.Fprintf(g.env.Stderr, "%s\n", w)
 			}
 			// The migrator promises output that gnomond accepts; check it.
-			if _, err := config.Parse("(migrated gnomon.toml)", res.TOML, config.Options{IsRoot: true}); err != nil {
+			if _, err := config.Parse("(migrated gnomon.toml)", res.TOML, config.Options{CanSetClock: true}); err != nil {
 				return fail(ExitFailure, fmt.Errorf("the migrated configuration is not valid (a bug in gnomonctl; please report it with your chrony.conf):\n%v", err))
 			}
 			if output == "" || output == "-" {

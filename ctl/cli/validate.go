@@ -36,7 +36,7 @@ type ProblemReport struct {
 // as root), and lists every error and warning.
 func Validate(path string) ValidateReport {
 	rep := ValidateReport{SchemaVersion: SchemaVersion, File: path, Errors: []ProblemReport{}, Warnings: []ProblemReport{}}
-	cfg, err := config.Load(path, config.Options{IsRoot: true})
+	cfg, err := config.Load(path, config.Options{CanSetClock: true})
 	if err != nil {
 		var es config.Errors
 		if !errors.As(err, &es) {

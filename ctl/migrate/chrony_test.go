@@ -26,7 +26,7 @@ func migrateText(t *testing.T, text string) *Result {
 	if err != nil {
 		t.Fatalf("Chrony: %v", err)
 	}
-	if _, err := config.Parse("migrated", res.TOML, config.Options{IsRoot: true}); err != nil {
+	if _, err := config.Parse("migrated", res.TOML, config.Options{CanSetClock: true}); err != nil {
 		t.Fatalf("migrated output does not parse: %v\n%s", err, res.TOML)
 	}
 	return res
@@ -79,7 +79,7 @@ func TestEveryDirectiveIsHandled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := config.Parse("migrated", res.TOML, config.Options{IsRoot: true}); err != nil {
+		if _, err := config.Parse("migrated", res.TOML, config.Options{CanSetClock: true}); err != nil {
 			t.Fatalf("output does not parse: %v\n%s", err, res.TOML)
 		}
 		return res.Warnings

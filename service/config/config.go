@@ -64,8 +64,12 @@ type Config struct {
 // ClockConfig is [clock]: what gnomond may do to the system clock.
 type ClockConfig struct {
 	// Mode is "system" (discipline the system clock) or "observe" (never touch
-	// a clock). Defaults to system when the daemon runs as root, else observe.
+	// a clock). Defaults to system when the daemon may set the clock
+	// (Options.CanSetClock), else observe.
 	Mode ClockMode
+	// ModeSet says Mode was given in the file rather than defaulted, so
+	// gnomond can tell an observe mode asked for from one it fell into.
+	ModeSet bool
 	// StepThreshold: offsets larger than this are corrected by a step (while
 	// steps are allowed), smaller ones by slewing. Default 0.1 s.
 	StepThreshold time.Duration
@@ -242,9 +246,11 @@ type SecurityConfig struct {
 
 // Options are facts about the running daemon that change defaults.
 type Options struct {
-	// IsRoot: the daemon runs as root (or holds CAP_SYS_TIME), so the clock
-	// mode defaults to "system"; otherwise it defaults to "observe".
-	IsRoot bool
+	// CanSetClock: the daemon holds CAP_SYS_TIME (decided on capabilities,
+	// not on the uid: the packaged unit runs as user gnomon with it as an
+	// ambient capability), so the clock mode defaults to "system";
+	// otherwise it defaults to "observe".
+	CanSetClock bool
 }
 
 // Defaults used when the file does not say otherwise.
@@ -265,7 +271,7 @@ const (
 // sources, servers or NTS-KE servers.
 func Default(opts Options) *Config {
 	mode := ClockObserve
-	if opts.IsRoot {
+	if opts.CanSetClock {
 		mode = ClockSystem
 	}
 	return &Config{

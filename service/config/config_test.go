@@ -31,8 +31,8 @@ func TestDefault(t *testing.T) {
 		opts Options
 		want ClockMode
 	}{
-		{Options{IsRoot: true}, ClockSystem},
-		{Options{IsRoot: false}, ClockObserve},
+		{Options{CanSetClock: true}, ClockSystem},
+		{Options{CanSetClock: false}, ClockObserve},
 	} {
 		c := Default(tc.opts)
 		if c.Clock.Mode != tc.want {
@@ -49,7 +49,7 @@ func TestDefault(t *testing.T) {
 
 func TestEmbedded(t *testing.T) {
 	want := []string{"time.cloudflare.com:4460", "nts.netnod.se:4460", "ptbtime1.ptb.de:4460", "nts.time.nl:4460"}
-	for _, opts := range []Options{{IsRoot: true}, {IsRoot: false}} {
+	for _, opts := range []Options{{CanSetClock: true}, {CanSetClock: false}} {
 		c, err := Embedded(opts)
 		if err != nil {
 			t.Fatalf("Embedded(%+v): %v", opts, err)
@@ -136,12 +136,12 @@ func TestParseFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	data = bytes.ReplaceAll(data, []byte("CA_PATH"), []byte(ca))
-	got, err := Parse("full.toml", data, Options{IsRoot: true})
+	got, err := Parse("full.toml", data, Options{CanSetClock: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Clock: ClockConfig{Mode: ClockObserve, StepThreshold: 500 * time.Millisecond, StepLimit: -1,
+		Clock: ClockConfig{Mode: ClockObserve, ModeSet: true, StepThreshold: 500 * time.Millisecond, StepLimit: -1,
 			PanicThreshold: 0, DriftFile: "", MaxFrequencyPPM: 100.5},
 		Synchronization: SyncConfig{MinimumAgreeingSources: 2, MaxDistance: time.Second,
 			Accuracy: time.Microsecond, LocalStratum: 10},
@@ -423,7 +423,7 @@ func TestTextRoundTrip(t *testing.T) {
 func TestLoad(t *testing.T) {
 	const good = "[[source]]\nmode = \"pool\"\naddress = \"pool.example.org\"\n"
 	p := writeFile(t, "gnomon.toml", good, 0o644)
-	c, err := Load(p, Options{IsRoot: true})
+	c, err := Load(p, Options{CanSetClock: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -298,7 +298,7 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 }
 
 func (d *decoder) clock(t *table, c *ClockConfig) {
-	t.text("mode", &c.Mode)
+	c.ModeSet = t.text("mode", &c.Mode)
 	t.seconds("step-threshold", &c.StepThreshold)
 	t.integer("step-limit", &c.StepLimit)
 	t.seconds("panic-threshold", &c.PanicThreshold)

@@ -299,7 +299,7 @@ private-key-path = "/nonexistent/key.pem"
 func TestGoldenErrors(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse(goldenName, []byte(tc.in), Options{IsRoot: true})
+			c, err := Parse(goldenName, []byte(tc.in), Options{CanSetClock: true})
 			if c != nil {
 				t.Errorf("Parse returned a config along with errors")
 			}

@@ -77,7 +77,7 @@ func TestNTSKEServerFiles(t *testing.T) {
 		{"key is the certificate", ca, ca, "t.toml:6: nts-ke-server[0].private-key-path: " + ca + ": holds a certificate, want a PEM private key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("t.toml", []byte(cfg(tc.cert, tc.key)), Options{IsRoot: true})
+			_, err := Parse("t.toml", []byte(cfg(tc.cert, tc.key)), Options{CanSetClock: true})
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -89,7 +89,7 @@ func TestNTSKEServerFiles(t *testing.T) {
 
 	// Loadable but risky: a key others may read, an expired certificate.
 	old, oldKey := testPair(t, time.Now().Add(-48*time.Hour))
-	c, err := Parse("t.toml", []byte(cfg(put("old.crt", old, 0o644), put("old.key", oldKey, 0o644))), Options{IsRoot: true})
+	c, err := Parse("t.toml", []byte(cfg(put("old.crt", old, 0o644), put("old.key", oldKey, 0o644))), Options{CanSetClock: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestUserFileWarnings(t *testing.T) {
 		path string
 		warn bool
 	}{{open, false}, {closed, true}} {
-		c, err := Parse("t.toml", []byte(fmt.Sprintf(doc, tc.path)), Options{IsRoot: true})
+		c, err := Parse("t.toml", []byte(fmt.Sprintf(doc, tc.path)), Options{CanSetClock: true})
 		if err != nil {
 			t.Fatal(err)
 		}

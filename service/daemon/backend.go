@@ -56,6 +56,17 @@ func (d *Daemon) ClockMode() string {
 	return string(config.ClockSystem)
 }
 
+// ObserveReason says why the clock mode is observe; "" in system mode.
+func (d *Daemon) ObserveReason() string {
+	if d.virtual == nil {
+		return ""
+	}
+	if d.opts.ObserveReason == "" {
+		return "observe mode configured"
+	}
+	return d.opts.ObserveReason
+}
+
 // ntpStateFile persists SetNTP across restarts.
 func (d *Daemon) ntpStateFile() string {
 	if d.opts.StateDir == "" {

@@ -58,13 +58,22 @@ type Options struct {
 	// KeySaveRetry is how often NTS master keys that could not be saved
 	// are saved again (0: every 30 s). Tests shorten it.
 	KeySaveRetry time.Duration
-	// Observe is --observe: observe mode whatever the file says, on
-	// reloads too.
+	// Observe is --observe, or the observe mode gnomond fell back to for
+	// want of CAP_SYS_TIME: observe mode whatever the file says, on
+	// reloads too (a reload cannot give the process the capability).
 	Observe bool
 	// LogLevel is the level the logger was made with; a reload sets it
 	// to [log] level unless LogLevelFixed (--log-level was given).
 	LogLevel      *slog.LevelVar
 	LogLevelFixed bool
+	// ObserveReason says why the clock mode is observe ("--observe given",
+	// "the process lacks CAP_SYS_TIME"); "" in system mode. ObserveUnasked
+	// marks an observe mode nobody asked for: the STATUS= line says so.
+	ObserveReason  string
+	ObserveUnasked bool
+	// Adjtimex replaces the adjtimex system call of the system clock (for
+	// tests against a fake kernel); nil is the real one.
+	Adjtimex sysclock.AdjtimexFunc
 }
 
 // cryptoRand is the engine's source of unpredictable request cookies.
@@ -136,6 +145,7 @@ type Daemon struct {
 	logged  string
 	// srcState is each source's protocol state last logged.
 	srcState map[system.ID]string
+	steps    int // steps logged so far
 
 	specs      []*spec
 	nextSpec   int
@@ -177,11 +187,12 @@ func New(opts Options) (*Daemon, error) {
 	}
 	initFreq := 0.0
 	initSD := 0.0
+	haveDrift := false
 	if cfg.Clock.DriftFile != "" {
 		f, skew, err := sysclock.ReadDrift(cfg.Clock.DriftFile)
 		switch {
 		case err == nil:
-			initFreq, initSD = f, max(skew, 1)
+			initFreq, initSD, haveDrift = f, max(skew, 1), true
 			d.log.Info("read drift file", "path", cfg.Clock.DriftFile, "freq_ppm", f)
 		case errors.Is(err, os.ErrNotExist):
 		default:
@@ -190,9 +201,28 @@ func New(opts Options) (*Daemon, error) {
 	}
 	switch cfg.Clock.Mode {
 	case config.ClockSystem:
-		sys, err := sysclock.NewSystem()
+		var sopts []sysclock.Option
+		if opts.Adjtimex != nil {
+			sopts = append(sopts, sysclock.WithAdjtimex(opts.Adjtimex))
+		}
+		sys, err := sysclock.NewSystem(sopts...)
 		if err != nil {
 			return nil, fmt.Errorf("system clock: %w", err)
+		}
+		// Take the kernel clock over from whatever disciplined it before:
+		// a phase offset its PLL is still slewing out, or an adjtime()
+		// slew, would otherwise keep moving the clock under the engine.
+		in := sys.Initial()
+		if err := sys.Reset(); err != nil {
+			return nil, fmt.Errorf("system clock: %w", err)
+		}
+		d.log.Info("took the kernel clock over", "kernel", in.String())
+		if !haveDrift {
+			// No drift file: the frequency the kernel already runs at
+			// (left by a previous daemon, or 0 after boot) is a better
+			// start than 0, but of unknown quality.
+			initFreq, initSD = in.FreqPPM, 0
+			d.log.Info("no drift file: starting from the kernel's frequency", "freq_ppm", in.FreqPPM)
 		}
 		d.clk = sys
 	default:
@@ -482,10 +512,23 @@ func (d *Daemon) publish() {
 		d.logged = key
 		d.log.Info(line, "state", sn.State)
 	}
+	if sn.Steps > d.steps {
+		// A step is rare and visible to every program: always logged.
+		d.steps = sn.Steps
+		d.log.Info("stepped the clock", "offset", sn.LastOffset, "steps", sn.Steps)
+	}
 }
 
 // statusLine is the one human line of STATUS=.
 func (d *Daemon) statusLine() string {
+	line := d.syncStatusLine()
+	if d.virtual != nil && d.opts.ObserveUnasked {
+		line = "OBSERVE MODE, clock not disciplined: " + d.opts.ObserveReason + "; " + line
+	}
+	return line
+}
+
+func (d *Daemon) syncStatusLine() string {
 	sn := d.snap.Load()
 	switch sn.State {
 	case system.StateSynchronized, system.StateHoldover:

@@ -41,7 +41,7 @@ var (
 
 // packagedHosts are the host names of the packaged default sources.
 var packagedHosts = sync.OnceValue(func() []string {
-	c, err := config.Embedded(config.Options{IsRoot: true})
+	c, err := config.Embedded(config.Options{CanSetClock: true})
 	if err != nil {
 		return nil
 	}

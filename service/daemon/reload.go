@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"strings"
 
@@ -72,7 +71,7 @@ func (d *Daemon) reload(ctx context.Context) ([]string, error) {
 	if old.Path == "" {
 		return nil, errors.New("running on the embedded default configuration: there is no file to re-read")
 	}
-	cfg, err := config.Load(old.Path, config.Options{IsRoot: os.Geteuid() == 0})
+	cfg, err := config.Load(old.Path, config.Options{CanSetClock: d.virtual == nil})
 	if err != nil {
 		return nil, err
 	}

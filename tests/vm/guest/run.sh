@@ -1,0 +1,244 @@
+#!/bin/sh
+# The VM test ring's job inside the guest, run at every boot by
+# gnomon-vmjob.service (scripts/vm/image.sh) from the job disk on /job.
+# It prints "GNOMON-VM <name> key=value ..." lines on the serial console;
+# tests/vm/vm_test.go reads them and decides. /job/env sets:
+#   NTP    the upstream NTP server (chronyd -x on the host), 10.0.2.2:PORT
+#   LEAP   a server announcing a leap second, its clock on the last day
+#          of the month, 10.0.2.2:PORT
+#   LEAP_EARLY    the same, its clock two days before the last day of the month
+#   SUITE  short (one boot), full (two boots) or bench (one boot: install,
+#          then the netem accuracy bench; NETEM, BENCH_WARM, BENCH_MEASURE)
+#   SILENT a port on the host where nothing answers, 10.0.2.2:PORT
+# Nothing here runs on the host: every clock change is the guest's own.
+set -u
+. /job/env
+H=/job/vmguest
+S=/var/lib/gnomon-vmtest
+mkdir -p "$S"
+boot=$(($(cat "$S/boot" 2>/dev/null || echo 0) + 1))
+NETEM=${NETEM:-delay 1ms 300us loss 2%}
+BENCH_WARM=${BENCH_WARM:-120}
+BENCH_MEASURE=${BENCH_MEASURE:-120}
+echo "$boot" >"$S/boot"
+sync
+
+say() { echo "GNOMON-VM $*"; }
+# run NAME CMD...: CMD's key=value output under NAME, with its exit status.
+run() {
+	n=$1
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	say "$n rc=$rc $(echo "$out" | tr '\n' ' ')"
+}
+journal() { journalctl -q -b -u gnomond -o cat --no-pager 2>/dev/null; }
+gnomon_prop() {
+	busctl get-property org.gnomon.Gnomon1 /org/gnomon/Gnomon1 org.gnomon.Gnomon1.Manager "$1" 2>&1 |
+		sed 's/^[a-z]* //; s/"//g'
+}
+wait_active() {
+	i=0
+	while [ $i -lt 60 ] && ! systemctl -q is-active gnomond; do sleep 0.5; i=$((i + 1)); done
+}
+# The RTC (QEMU's own) as seconds since the epoch, its fields read as UTC.
+rtc_s() { cat /sys/class/rtc/rtc0/since_epoch; }
+hwclock_s() { date -d "$(hwclock --get 2>&1)" +%s 2>/dev/null || echo 0; }
+
+say "boot n=$boot uptime_s=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)"
+
+phase_install() {
+	run net $H waitnet "$NTP" 60
+	run initial $H offset "$NTP" 4
+	# The configuration gnomond is installed with: the packaged file's
+	# content replaced by the one upstream server (no [clock] mode).
+	mkdir -p /etc/gnomon
+	cp /job/gnomon.toml /etc/gnomon/gnomon.toml
+	# The clock 5 s wrong (ahead of the upstream) before gnomond ever starts.
+	run skew $H setahead "$NTP" 5
+	run skewed $H offset "$NTP" 4
+	out=$(dpkg --force-confdef --force-confold -i /job/gnomon.deb 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] || echo "$out"
+	say "install rc=$rc"
+	wait_active
+	pid=$(systemctl show -p MainPID --value gnomond)
+	say "daemon active=$(systemctl is-active gnomond) user=$(stat -c %U /proc/"$pid" 2>/dev/null) capeff=$(awk '/^CapEff/ {print $2}' /proc/"$pid"/status 2>/dev/null) mode=$(gnomon_prop ClockMode) observe_reason=$(gnomon_prop ObserveReason | tr ' ' _)"
+	say "status text=$(systemctl show -p StatusText --value gnomond | tr ' ' _)"
+	run sync $H waitsync "$NTP" 120 1000000
+	run kernel $H kernel
+	# Held there: the offset to chronyd, every second for 20 s.
+	run hold $H hold "$NTP" 20
+	say "steps n=$(journal | grep -c 'stepped the clock')"
+	say "drift_start $(journal | grep -m1 'starting from the kernel' | tr ' ' _)"
+}
+
+phase_ntp_off() {
+	run setntp_off timedatectl set-ntp false
+	sleep 1
+	say "ntp_prop value=$(timedatectl show -p NTP --value)"
+}
+
+phase_settime() {
+	# 600 s ahead of the upstream's time (within the panic threshold, so
+	# gnomond takes it back with a step when NTP is on again).
+	off=$($H offset "$NTP" 4 | sed 's/^offset_ns=\(-*[0-9]*\).*/\1/')
+	target=$(($(date +%s) + off / 1000000000 + 600))
+	run settime timedatectl set-time "$(date -u -d "@$target" '+%Y-%m-%d %H:%M:%S UTC')"
+	run after_settime $H offset "$NTP" 4
+}
+
+phase_rtc() {
+	# Local RTC with a zone that is not UTC, so local and UTC differ.
+	run timezone timedatectl set-timezone Europe/Berlin
+	before=$($H offset "$NTP" 4 | sed 's/^offset_ns=\(-*[0-9]*\).*/\1/')
+	run localrtc timedatectl set-local-rtc 1 --adjust-system-clock
+	after=$($H offset "$NTP" 4 | sed 's/^offset_ns=\(-*[0-9]*\).*/\1/')
+	say "rtc_local adjtime=$(sed -n 3p /etc/adjtime) prop=$(timedatectl show -p LocalRTC --value) rtc_minus_sys_s=$(($(rtc_s) - $(date +%s))) hwclock_minus_sys_s=$(($(hwclock_s) - $(date +%s))) utcoff_s=$(date +%z | awk '{h=substr($1,2,2); m=substr($1,4,2); s=(h*3600+m*60); if (substr($1,1,1)=="-") s=-s; print s}') clock_moved_ms=$(((before - after) / 1000000))"
+	run utcrtc timedatectl set-local-rtc 0
+	say "rtc_utc adjtime=$(sed -n 3p /etc/adjtime 2>/dev/null || echo none) rtc_minus_sys_s=$(($(rtc_s) - $(date +%s))) hwclock_minus_sys_s=$(($(hwclock_s) - $(date +%s)))"
+	run timezone_utc timedatectl set-timezone UTC
+}
+
+phase_resync() {
+	run setntp_on timedatectl set-ntp true
+	run resync $H waitsync "$NTP" 180 1000000
+	run kernel_resync $H kernel
+	say "steps_after n=$(journal | grep -c 'stepped the clock')"
+}
+
+phase_stop() {
+	say "engine_freq ppm=$(gnomon_prop Frequency)"
+	systemctl stop gnomond
+	say "drift_file content=$(tr ' ' , </var/lib/gnomon/drift 2>/dev/null | tr -d '\n') owner=$(stat -c %U /var/lib/gnomon/drift 2>/dev/null)"
+	run kernel_stopped $H kernel
+	# Until the leap test, gnomond's one source is a port where nothing
+	# answers: what the kernel runs at after the reboot is then what
+	# gnomond started from, with no update on top.
+	cp /job/silent.toml /etc/gnomon/gnomon.toml
+}
+
+phase_reboot() {
+	# gnomond was started by systemd at boot (this job runs after it is
+	# up) with a source that never answers: the kernel's frequency must be
+	# the drift file's, set at start.
+	wait_active
+	run kernel_boot $H kernel
+	say "drift_file content=$(tr ' ' , </var/lib/gnomon/drift 2>/dev/null | tr -d '\n')"
+	say "drift_read $(journal | grep -m1 'read drift file' | tr ' ' _)"
+	say "uptime_at_check s=$(cut -d' ' -f1 /proc/uptime) gnomond_since=$(systemctl show -p ActiveEnterTimestampMonotonic --value gnomond)"
+}
+
+phase_takeover() {
+	# What a previous daemon might leave: a frequency, the PLL slewing out a
+	# phase offset, an adjtime() slew. No drift file.
+	systemctl stop gnomond
+	rm -f /var/lib/gnomon/drift
+	run leftover $H leftover 25 40000 -250000
+	systemctl start gnomond
+	run kernel_takeover $H kernel
+	say "takeover_log $(journal | grep 'starting from the kernel' | tail -1 | tr ' ' _)"
+}
+
+phase_leap() {
+	# Two servers announce a leap second for the end of the month: one whose
+	# clock is two days before the last day (the kernel must not be armed
+	# yet: it would insert the second at the next midnight), one on the
+	# last day. The guest's clock is moved to each server's time with
+	# gnomond stopped, then gnomond follows the server.
+	systemctl stop gnomond
+	cp /job/leap-early.toml /etc/gnomon/gnomon.toml
+	run leap_early_shift $H setahead "$LEAP_EARLY" 0
+	systemctl start gnomond
+	run leap_early_sync $H waitsync "$LEAP_EARLY" 90 5000000
+	sleep 5
+	run leap_early $H kernel
+	say "leap_early_date utc=$(date -u +%Y-%m-%dT%H:%M:%S)"
+	systemctl stop gnomond
+	cp /job/leap.toml /etc/gnomon/gnomon.toml
+	run leap_shift $H setahead "$LEAP" 0
+	run leap_server $H offset "$LEAP" 2
+	systemctl start gnomond
+	run leap $H waitleap 120
+	say "leap_date utc=$(date -u +%Y-%m-%dT%H:%M:%S)"
+	systemctl stop gnomond
+}
+
+# The accuracy bench (SUITE=bench, reported, not asserted): gnomond and then
+# chronyd discipline this guest's clock from the same upstream under the
+# same netem, each in a network namespace behind a forwarding hop, so the
+# delays are on interfaces that are not the daemon's own (kernel
+# timestamps would hide them there): requests leave through the guest's
+# interface with netem (only the relay's upstream port), answers reach the
+# daemon through vb0 with netem. The guest clock is measured against the
+# upstream directly over the guest's interface, outside the netem band.
+phase_bench() {
+	systemctl stop gnomond
+	nic=$(ip -o route get 10.0.2.2 | sed 's/.* dev \([^ ]*\).*/\1/')
+	ip netns add gnb
+	ip link add vb0 type veth peer name vb1
+	ip link set vb1 netns gnb
+	ip addr add 10.9.0.1/24 dev vb0
+	ip link set vb0 up
+	ip -n gnb addr add 10.9.0.2/24 dev vb1
+	ip -n gnb link set vb1 up
+	ip -n gnb link set lo up
+	$H relay 10.9.0.1:11123 "$NTP" 11124 &
+	relay=$!
+	rc=0
+	tc qdisc add dev vb0 root netem $NETEM || rc=1
+	tc qdisc add dev "$nic" root handle 1: prio || rc=1
+	tc qdisc add dev "$nic" parent 1:3 handle 30: netem $NETEM || rc=1
+	tc filter add dev "$nic" parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip sport 11124 0xffff flowid 1:3 || rc=1
+	say "bench_netem rc=$rc nic=$nic netem=$(echo "$NETEM" | tr ' ' _) warm_s=$BENCH_WARM measure_s=$BENCH_MEASURE"
+	for d in gnomond chronyd; do
+		$H freq 0 >/dev/null
+		$H setahead "$NTP" 0.05 >/dev/null
+		case $d in
+		gnomond) ip netns exec gnb /usr/sbin/gnomond --config /job/bench.toml --no-dbus --state-dir "" --user "" >/dev/null 2>&1 & ;;
+		chronyd) ip netns exec gnb /usr/local/sbin/chronyd -d -u root -f /job/bench-chrony.conf >/dev/null 2>&1 & ;;
+		esac
+		pid=$!
+		sleep "$BENCH_WARM"
+		run "bench_$d" $H hold "$NTP" "$BENCH_MEASURE"
+		run "bench_${d}_kernel" $H kernel
+		kill "$pid"
+		wait "$pid"
+	done
+	kill "$relay"
+}
+
+case $boot in
+1)
+	phase_install
+	if [ "$SUITE" = bench ]; then
+		phase_bench
+		boot=bench
+		say "done n=1"
+		sync
+		systemctl --no-block poweroff
+		exit 0
+	fi
+	phase_ntp_off
+	if [ "$SUITE" = full ]; then
+		phase_rtc
+	fi
+	phase_settime
+	phase_resync
+	phase_stop
+	;;
+2)
+	phase_reboot
+	phase_takeover
+	phase_leap
+	;;
+esac
+# For the record (not parsed): how the boot went and what gnomond said.
+systemd-analyze 2>&1 | sed 's/^/GNOMON-VM-LOG /'
+dmesg | grep -i -E 'clocksource|tsc' | sed 's/^/GNOMON-VM-LOG /'
+systemd-analyze blame 2>&1 | head -8 | sed 's/^/GNOMON-VM-LOG /'
+journalctl -q -b -u gnomond -o verbose --no-pager 2>&1 |
+	grep -E '^ *(MESSAGE|ERR|OFFSET|FREQ_PPM|KERNEL|STEPS|REASON|STEP)=' | tail -100 | sed 's/^ */GNOMON-VM-LOG /'
+say "done n=$boot"
+sync
+systemctl --no-block poweroff
