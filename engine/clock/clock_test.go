@@ -373,7 +373,7 @@ func TestSimReadNoise(t *testing.T) {
 		}
 		return r
 	}
-	if read(1) != read(1) {
+	if a, b := read(1), read(1); a != b {
 		t.Error("same seed, different readings")
 	}
 	if read(1) == read(2) {

@@ -303,7 +303,6 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 	if rate > maxRate {
 		rate = maxRate
-		dur = math.Abs(amount) / rate
 	}
 	slewPPM := math.Copysign(rate*1e6, amount)
 	total := d.freqPPM + slewPPM

@@ -1,5 +1,7 @@
 package sim
 
+//lint:file-ignore ST1011 RMS is the root mean square, not milliseconds
+
 import (
 	"fmt"
 	"math"

@@ -1,5 +1,7 @@
 package sim
 
+//lint:file-ignore ST1011 RMS is the root mean square, not milliseconds
+
 import (
 	"fmt"
 	"math"
@@ -56,8 +58,9 @@ var (
 	lanSource = ntp.SourceConfig{MinPoll: 4, MaxPoll: 10, IBurst: true}
 )
 
-func servers(n int, p Path) []Server {
-	s := make([]Server, n)
+// servers are the scenarios' four servers, all on path p.
+func servers(p Path) []Server {
+	s := make([]Server, 4)
 	for i := range s {
 		s[i] = Server{Name: fmt.Sprintf("s%d", i+1), Path: p}
 	}
@@ -70,31 +73,31 @@ func Cases() []*Case {
 	withClock := func(f func(c *clock.SimConfig)) clock.SimConfig { c := osc; f(&c); return c }
 	withEngine := func(f func(c *system.Config)) system.Config { c := lanEngine; f(&c); return c }
 
-	liar := servers(4, lan)
+	liar := servers(lan)
 	liar[3].Offset = time.Second
-	split := servers(4, lan)
+	split := servers(lan)
 	split[2].Offset, split[3].Offset = time.Second, time.Second
-	outage := servers(4, lan)
+	outage := servers(lan)
 	for i := range outage {
 		outage[i].Down = []Window{{From: hour, Until: 7 * hour}}
 	}
-	leapSrv := servers(4, lan)
+	leapSrv := servers(lan)
 	for i := 0; i < 3; i++ {
 		leapSrv[i].AnnounceLeap = true
 	}
-	lossy := servers(4, Path{RoundTrip: lan.RoundTrip, Jitter: lan.Jitter, Loss: 0.3})
+	lossy := servers(Path{RoundTrip: lan.RoundTrip, Jitter: lan.Jitter, Loss: 0.3})
 	leapStart := time.Date(2026, 6, 30, 23, 0, 0, 0, time.UTC)
 
 	cs := []*Case{
 		{Scenario: Scenario{Name: "(a) LAN, 4 servers, +30 ppm", MeasureFrom: 30 * time.Minute,
-			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 1}},
+			Setup: Setup{Clock: osc, Servers: servers(lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 1}},
 			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.05},
 		{Scenario: Scenario{Name: "(a') LAN, 10 ms accuracy target", MeasureFrom: 30 * time.Minute, SyncBound: 10 * time.Millisecond,
-			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: withEngine(func(c *system.Config) { c.Accuracy = 10 * time.Millisecond }),
+			Setup: Setup{Clock: osc, Servers: servers(lan), Engine: withEngine(func(c *system.Config) { c.Accuracy = 10 * time.Millisecond }),
 				Source: lanSource, Duration: hour, Seed: 1}},
 			MaxRMS: 10 * time.Millisecond},
 		{Scenario: Scenario{Name: "(b) WAN, 20±5 ms, 1 ms asymmetry", MeasureFrom: 30 * time.Minute, SyncBound: 5 * time.Millisecond,
-			Setup: Setup{Clock: osc, Servers: servers(4, wan), Engine: withEngine(func(c *system.Config) { c.Accuracy = time.Millisecond }),
+			Setup: Setup{Clock: osc, Servers: servers(wan), Engine: withEngine(func(c *system.Config) { c.Accuracy = time.Millisecond }),
 				Source: ntp.SourceConfig{MinPoll: 6, MaxPoll: 10, IBurst: true}, Duration: hour, Seed: 2}},
 			MaxRMS: 1500 * time.Microsecond},
 		{Scenario: Scenario{Name: "(c) falseticker: 3 good, 1 at +1 s", MeasureFrom: 30 * time.Minute,
@@ -118,7 +121,7 @@ func Cases() []*Case {
 				return nil
 			}},
 		{Scenario: Scenario{Name: "(e) start 5 s off", MeasureFrom: 10 * time.Minute,
-			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 5 * time.Second }), Servers: servers(4, lan),
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 5 * time.Second }), Servers: servers(lan),
 				Engine: lanEngine, Source: lanSource, Duration: 30 * time.Minute, Seed: 5}},
 			MaxRMS: 20 * time.Microsecond, MaxSync: 30 * time.Second,
 			Check: func(res Result, tr *Trace) error {
@@ -128,7 +131,7 @@ func Cases() []*Case {
 				return nil
 			}},
 		{Scenario: Scenario{Name: "(f) start 2000 s off, panic threshold 1000 s", MeasureFrom: 0,
-			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(4, lan),
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(lan),
 				Engine: lanEngine, Source: lanSource, Duration: 10 * time.Minute, Seed: 6}},
 			Check: func(res Result, tr *Trace) error {
 				if res.Steps != 0 {
@@ -143,7 +146,7 @@ func Cases() []*Case {
 				return nil
 			}},
 		{Scenario: Scenario{Name: "(f') start 2000 s off, panic-threshold = 0", MeasureFrom: 10 * time.Minute,
-			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(4, lan),
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(lan),
 				Engine: withEngine(func(c *system.Config) { c.Discipline.PanicThreshold = 0 }), Source: lanSource,
 				Duration: 30 * time.Minute, Seed: 6}},
 			MaxRMS: 20 * time.Microsecond, MaxSync: 30 * time.Second,
@@ -178,7 +181,7 @@ func Cases() []*Case {
 			Setup: Setup{Clock: osc, Servers: lossy, Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 9}},
 			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.05},
 		{Scenario: Scenario{Name: "(j) clock jumps +10 s at 30 min", MeasureFrom: 45 * time.Minute,
-			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 10,
+			Setup: Setup{Clock: osc, Servers: servers(lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 10,
 				Events: []Event{{At: 30 * time.Minute, Do: func(r *Run) { r.Clock.Jump(10 * time.Second) }}}}},
 			MaxRMS: 20 * time.Microsecond,
 			Check: func(res Result, tr *Trace) error {

@@ -96,7 +96,6 @@ type Run struct {
 	events  []Event
 	sent    int
 	out     []system.Transmit
-	resp    [ntp.HeaderLen]byte
 }
 
 type flight struct {
