@@ -121,7 +121,7 @@ func (d *Daemon) startNTS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("NTS master keys: %w", err)
 	}
-	d.nts = &ntsServer{ring: ring, handler: &nts.Server{Keys: ring, Rand: rand.Reader}}
+	ns := &ntsServer{ring: ring, handler: &nts.Server{Keys: ring, Rand: rand.Reader}}
 	if d.opts.StateDir != "" {
 		d.wg.Add(1)
 		go func() {
@@ -167,19 +167,22 @@ func (d *Daemon) startNTS(ctx context.Context) error {
 			}()
 			d.log.Info("serving NTS-KE", "listen", ln.Addr())
 		}
-		d.nts.ke = append(d.nts.ke, srv)
+		ns.ke = append(ns.ke, srv)
 	}
+	// Published complete: Reload may read it from another goroutine.
+	d.nts.Store(ns)
 	return nil
 }
 
 // reloadCertificates re-reads every NTS-KE server's certificate; clients
 // in the middle of an exchange keep the old one.
 func (d *Daemon) reloadCertificates() error {
-	if d.nts == nil {
+	ns := d.nts.Load()
+	if ns == nil {
 		return nil
 	}
 	var errs []error
-	for _, s := range d.nts.ke {
+	for _, s := range ns.ke {
 		errs = append(errs, s.Reload())
 	}
 	return errors.Join(errs...)

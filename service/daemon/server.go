@@ -214,8 +214,8 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	}
 	// NTS (RFC 8915): verify the request and add fresh cookies, or NAK.
 	var ntsReply *nts.ServerReply
-	if w.d.nts != nil && !kissed {
-		r, err := w.d.nts.handler.Verify(req.Buf[:req.N], &p)
+	if ns := w.d.nts.Load(); ns != nil && !kissed {
+		r, err := ns.handler.Verify(req.Buf[:req.N], &p)
 		switch {
 		case errors.Is(err, nts.ErrNotNTS):
 		case err != nil:
