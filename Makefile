@@ -28,8 +28,23 @@ test: setup lint unit cross
 setup:
 	@./scripts/install-peers.sh
 
+## unit: every test with the race detector (cgo for the test binaries and
+## one race-enabled gnomond only; what we ship stays CGO_ENABLED=0). The
+## integration tests in tests/ start that gnomond (GNOMON_TEST_GNOMOND);
+## GORACE stops a racing program at its first report and keeps the report
+## in a file, which tests/peers and this target turn into a failure.
+## tests/ntpload, a load generator that measures its own pacing, runs
+## without -race.
 unit:
-	$(GO) test -count=1 -timeout 12m ./...
+	@set -e; dir=$$(mktemp -d /tmp/gnomon-race-XXXXXX); trap 'rm -rf "$$dir"' EXIT; \
+	chmod 0755 "$$dir"; mkdir -m 1777 "$$dir/logs"; \
+	CGO_ENABLED=1 $(GO) build -race -o "$$dir/gnomond" ./cmd/gnomond; \
+	rc=0; CGO_ENABLED=1 GNOMON_TEST_GNOMOND="$$dir/gnomond" GORACE="halt_on_error=1 log_path=$$dir/logs/race" \
+	  $(GO) test -race -count=1 -timeout 12m $$($(GO) list ./... | grep -v '/tests/ntpload$$') || rc=$$?; \
+	$(GO) test -count=1 -timeout 5m ./tests/ntpload || rc=$$?; \
+	if ls "$$dir"/logs/race.* >/dev/null 2>&1; then \
+	  echo "unit: the race detector reported data races:"; cat "$$dir"/logs/race.*; rc=1; fi; \
+	exit $$rc
 
 lint: fmt vet check-deps tidy staticcheck unparam
 
