@@ -12,11 +12,14 @@
 // to pull in a 30 ppm error, and it overshoots after every step. A weighted
 // regression over the last samples measures the frequency error directly
 // (to a few parts per billion on a LAN within minutes), and the runs test
-// shortens its window as soon as the oscillator wanders. Combined with a
-// small Kalman update of the frequency (the old value weighed against the
-// new estimate by their variances), the simulator scenarios in engine/sim
-// settle faster and to a smaller RMS error than the PI loop we tried
-// first; docs/accuracy.md has the figures.
+// shortens its window as soon as the oscillator wanders. The slope is
+// applied whole: it is the error left in the current frequency, measured on
+// samples already corrected for every earlier change. (A Kalman-style
+// blend of the old frequency with the new estimate, weighed by their
+// variances, was tried and rejected: it counts the same samples again at
+// every update, grows overconfident and lags the oscillator.) With it the
+// simulator scenarios in engine/sim settle faster and to a smaller RMS
+// error than the PI loop we tried first; docs/accuracy.md has the figures.
 //
 // # Slewing
 //
