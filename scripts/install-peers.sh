@@ -7,7 +7,8 @@ set -euo pipefail
 
 pkgs=(chrony ntpsec-ntpdig python3-ntp dbus polkitd pkexec systemd
       linuxptp iproute2 util-linux openssl tshark strace
-      apparmor debhelper dh-apparmor lintian debootstrap systemd-container)
+      apparmor debhelper dh-apparmor lintian debootstrap systemd-container
+      gcc libc6-dev)  # cgo for make test's race detector
 
 missing=()
 for p in "${pkgs[@]}"; do
