@@ -167,7 +167,7 @@ type propsObject struct {
 	ifaces []propIface
 }
 
-func errUnknownProperty(name string) *godbus.Error {
+func errUnknownProperty() *godbus.Error {
 	return &godbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty", Body: []any{"Unknown property or interface."}}
 }
 
@@ -202,7 +202,7 @@ func (o *propsObject) Get(iface, name string) (godbus.Variant, *godbus.Error) {
 			return pi.value(p)
 		}
 	}
-	return godbus.Variant{}, errUnknownProperty(name)
+	return godbus.Variant{}, errUnknownProperty()
 }
 
 // GetAll is org.freedesktop.DBus.Properties.GetAll; "" means every
@@ -246,7 +246,7 @@ func (o *propsObject) Set(iface, name string, _ godbus.Variant) *godbus.Error {
 				Body: []any{fmt.Sprintf("Property '%s' is not writable.", name)}}
 		}
 	}
-	return errUnknownProperty(name)
+	return errUnknownProperty()
 }
 
 // introspectObject answers Introspect for one path.

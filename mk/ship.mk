@@ -46,7 +46,7 @@ DEB_VERSION    ?= $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/
 
 LIBEXECDIR_GNOMON ?= $(PREFIX)/lib/gnomon
 
-.PHONY: install-units install-helper build-helper deb test-package test-ship
+.PHONY: install-units install-helper build-helper deb test-deb test-package test-ship
 
 ## build-helper: gnomon-timedate-helper, the root helper that writes
 ## /etc/localtime, /etc/adjtime and the RTC for gnomond (docs/security.md).
@@ -96,9 +96,12 @@ install-units:
 
 ## deb: build the Debian package offline. The build runs in a copy of the
 ## tree (tracked and new files, not ignored ones), where `go mod vendor`
-## fills vendor/ from the module cache with GOPROXY=off; the checkout itself
-## is not touched (a vendor/ there would switch every go command in it to
-## -mod=vendor).
+## fills vendor/ from the module cache, downloading through GOPROXY what
+## the cache lacks (on a fresh machine: every module, including those only
+## other platforms import, such as cobra's mousetrap on Windows); the
+## package build itself then runs with GOPROXY=off and -mod=vendor
+## (debian/rules). The checkout itself is not touched (a vendor/ there
+## would switch every go command in it to -mod=vendor).
 deb:
 	@set -e; out=$(abspath $(DEB_OUT)); src=$$out/gnomon-$(DEB_VERSION); \
 	rm -rf "$$out"; mkdir -p "$$src"; \
@@ -107,10 +110,20 @@ deb:
 	    xargs -0 sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' _ | \
 	    tar --null -T - -cf - | tar -xf - -C "$$src"; \
 	else tar --exclude=./dist --exclude=./.git --exclude=./bin -cf - . | tar -xf - -C "$$src"; fi; \
-	cd "$$src" && GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local $(GO) mod vendor; \
+	cd "$$src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local $(GO) mod vendor; \
 	cd "$$src" && dpkg-buildpackage -us -uc -b -d; \
 	ls -l "$$out"/*.deb; \
 	if command -v lintian >/dev/null; then lintian --fail-on error "$$out"/gnomon_*.changes; fi
+
+## test-deb: make deb from an empty module cache, as on a fresh machine,
+## lintian included (required under CI=true). Part of make test, before
+## unit, whose VM suite (tests/vm) installs the package it leaves in DEB_OUT.
+test-deb:
+	@set -e; if [ "$$CI" = true ] && ! command -v lintian >/dev/null; then \
+	  echo "test-deb: lintian is not installed (scripts/install-peers.sh)"; exit 1; fi; \
+	mc=$$(mktemp -d /tmp/gnomon-modcache-XXXXXX); trap 'chmod -R u+w "$$mc"; rm -rf "$$mc"' EXIT; \
+	GOMODCACHE="$$mc" $(MAKE) --no-print-directory deb
+
 
 ## test-package: build the package, then install, check and purge it in a
 ## debootstrapped Debian 12 tree, and boot that tree with systemd-nspawn.

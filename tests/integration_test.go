@@ -99,7 +99,7 @@ func TestSyncToChronydAndServe(t *testing.T) {
 	// STATUS offsets are measured against gnomond's own (virtual) clock;
 	// what it serves must also agree with the machine's clock, which is
 	// the same clock chronyd serves.
-	if off, delay, _, err := c.Measure(peers.Loop4(srvPort), 2*time.Second); err != nil {
+	if off, delay, _, err := c.MeasureMin(peers.Loop4(srvPort), 2*time.Second, 8); err != nil {
 		t.Errorf("measuring gnomond's served time: %v", err)
 	} else if abs(off) >= maxOffset {
 		t.Errorf("gnomond serves time %v off this machine's clock (delay %v), want |offset| < %v", off, delay, maxOffset)
@@ -189,10 +189,15 @@ func TestNtpdigQueriesGnomond(t *testing.T) {
 		t.Fatalf("ntpdig -j 127.0.0.1: %v\nstdout: %s\nstderr: %s", err, out, stderr.String())
 	}
 	var r struct {
-		Offset  *float64 `json:"offset"`
-		Stratum *int     `json:"stratum"`
-		Leap    string   `json:"leap"`
-		Host    string   `json:"host"`
+		Offset *float64 `json:"offset"`
+		// Precision is ntpdig's synchronization distance (half the round
+		// trip plus the clocks' imprecision): the measurement's own error
+		// bound, which a busy machine widens (ntpdig is Python, and it
+		// takes its receive time late).
+		Precision float64 `json:"precision"`
+		Stratum   *int    `json:"stratum"`
+		Leap      string  `json:"leap"`
+		Host      string  `json:"host"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("ntpdig -j output is not JSON: %v\n%s", err, out)
@@ -203,8 +208,11 @@ func TestNtpdigQueriesGnomond(t *testing.T) {
 	if *r.Stratum != 2 {
 		t.Errorf("ntpdig: stratum %d, want 2", *r.Stratum)
 	}
-	if math.Abs(*r.Offset) >= maxOffset.Seconds() {
-		t.Errorf("ntpdig: offset %v s, want |offset| < %v", *r.Offset, maxOffset)
+	if r.Precision > 0.05 {
+		t.Fatalf("ntpdig: error bound %v s on loopback: too wide to judge the offset: %s", r.Precision, out)
+	}
+	if math.Abs(*r.Offset) >= maxOffset.Seconds()+r.Precision {
+		t.Errorf("ntpdig: offset %v s, want |offset| < %v + its error bound %v s", *r.Offset, maxOffset, r.Precision)
 	}
 	if r.Leap == "unsync" || r.Leap == "" {
 		t.Errorf("ntpdig: leap %q", r.Leap)
@@ -271,7 +279,7 @@ func TestLiarIsOutvoted(t *testing.T) {
 	// to the liar would have moved too: check the time gnomond serves
 	// against this machine's clock (the chronyds' clock).
 	c := peers.NewNTPClient(t, "127.0.0.1")
-	off, delay, h, err := c.Measure(peers.Loop4(srvPort), 2*time.Second)
+	off, delay, h, err := c.MeasureMin(peers.Loop4(srvPort), 2*time.Second, 8)
 	if err != nil {
 		t.Fatalf("measuring gnomond's served time: %v", err)
 	}

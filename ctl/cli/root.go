@@ -72,9 +72,8 @@ func (e *Env) defaults() {
 
 // globals are the flags every command has.
 type globals struct {
-	bus  string
-	json bool
-	env  *Env
+	bus string
+	env *Env
 }
 
 // NewRoot builds gnomonctl's command tree.

@@ -104,7 +104,6 @@ type source struct {
 	count    int    // pool only
 	certSet  uint64 // nts only
 	port     int    // the address's port; 0 for the mode's default
-	ca       string // certificate-authority, resolved at emit
 }
 
 type acl struct {
@@ -124,7 +123,6 @@ type migration struct {
 
 	stepThreshold setting[float64]
 	stepLimit     setting[int]
-	noMakestep    bool
 	panic         setting[float64]
 	driftFile     setting[string]
 	maxFrequency  setting[float64]
@@ -260,7 +258,7 @@ func (m *migration) directive(l *line) {
 	case "rtcsync":
 		m.rtcsync.put(true, at(l))
 	case "minsources":
-		if v, ok := m.int(l, 1); ok {
+		if v, ok := m.int(l); ok {
 			if v < 1 {
 				m.warnAt(l, "%d is below 1; minimum-agreeing-sources = 1", v)
 				v = 1
@@ -296,7 +294,7 @@ func (m *migration) directive(l *line) {
 			m.bind6.put(a, at(l))
 		}
 	case "port":
-		if v, ok := m.int(l, 1); ok {
+		if v, ok := m.int(l); ok {
 			if v < 0 || v > 65535 {
 				m.warnAt(l, "%d is not a port; dropped", v)
 				return
@@ -306,11 +304,11 @@ func (m *migration) directive(l *line) {
 	case "ratelimit":
 		m.ratelimit(l)
 	case "clientloglimit":
-		if v, ok := m.int(l, 1); ok && v > 0 {
+		if v, ok := m.int(l); ok && v > 0 {
 			m.clientLog.put(v, at(l))
 		}
 	case "ntsport":
-		if v, ok := m.int(l, 1); ok {
+		if v, ok := m.int(l); ok {
 			if v < 1 || v > 65535 {
 				m.warnAt(l, "%d is not a port; dropped", v)
 				return
@@ -346,15 +344,15 @@ func (m *migration) directive(l *line) {
 	}
 }
 
-// int reads argument i as chronyd does (a decimal integer).
-func (m *migration) int(l *line, n int) (int, bool) {
-	if len(l.args()) < n {
+// int reads the first argument as chronyd does (a decimal integer).
+func (m *migration) int(l *line) (int, bool) {
+	if len(l.args()) < 1 {
 		m.warnAt(l, "missing value; dropped")
 		return 0, false
 	}
-	v, err := strconv.Atoi(l.args()[n-1])
+	v, err := strconv.Atoi(l.args()[0])
 	if err != nil {
-		m.warnAt(l, "%q is not an integer; dropped", l.args()[n-1])
+		m.warnAt(l, "%q is not an integer; dropped", l.args()[0])
 		return 0, false
 	}
 	return v, true

@@ -165,7 +165,12 @@ func (m *migration) emitSync(w *tomlWriter) {
 
 func (m *migration) emitSources(w *tomlWriter) {
 	w.header("[source-defaults]")
-	w.comment("chrony's defaults: minpoll 6, maxpoll 10 (gnomon's own are 4 and 10)")
+	own := config.Default(config.Options{}).SourceDefaults.PollIntervalLimits
+	if own.Min == chronyMinPoll && own.Max == chronyMaxPoll {
+		w.comment("chrony's defaults: minpoll %d, maxpoll %d (gnomon's are the same)", chronyMinPoll, chronyMaxPoll)
+	} else {
+		w.comment("chrony's defaults: minpoll %d, maxpoll %d (gnomon's own are %d and %d)", chronyMinPoll, chronyMaxPoll, own.Min, own.Max)
+	}
 	w.kv("poll-interval-limits", fmt.Sprintf("{ min = %d, max = %d }", chronyMinPoll, chronyMaxPoll))
 
 	seen := map[string]origin{}

@@ -55,9 +55,21 @@ func TestVirtualMap(t *testing.T) {
 				if c := v.Correction(raw).Seconds(); c != got {
 					t.Errorf("Correction %g != Map - raw %g", c, got)
 				}
+				if m := v.Mapping(); !m.Map(raw).Equal(v.Map(raw)) {
+					t.Errorf("Mapping().Map %v != Map %v", m.Map(raw), v.Map(raw))
+				}
 			}
 			for _, o := range tc.ops {
 				base.t = start.Add(o.at)
+				// A Mapping is a copy: what was published before the
+				// change keeps mapping as it did.
+				prev, probe := v.Mapping(), start.Add(o.at+time.Hour)
+				prevWant := v.Map(probe)
+				defer func() {
+					if got := prev.Map(probe); !got.Equal(prevWant) {
+						t.Errorf("a Mapping taken before the change at %v moved: %v, want %v", o.at, got, prevWant)
+					}
+				}()
 				if o.step != 0 {
 					corr0 += o.step.Seconds()
 					if err := v.Step(o.step); err != nil {
@@ -373,7 +385,7 @@ func TestSimReadNoise(t *testing.T) {
 		}
 		return r
 	}
-	if read(1) != read(1) {
+	if a, b := read(1), read(1); a != b {
 		t.Error("same seed, different readings")
 	}
 	if read(1) == read(2) {

@@ -13,36 +13,51 @@ import (
 // error of the base clock.
 //
 // Virtual is not safe for concurrent use; the engine's owner serializes.
+// Readers on other goroutines (the daemon's NTP server workers) get a
+// Mapping by value, published by the owner after every change.
 type Virtual struct {
-	base    Reader
-	maxPPM  float64
+	base   Reader
+	maxPPM float64
+	m      Mapping
+	status Status
+}
+
+// Mapping is a Virtual clock's correction as one value: everything Map
+// needs, so that a copy can be handed to readers that must not touch the
+// Virtual itself. The zero Mapping is no correction.
+type Mapping struct {
 	rawRef  time.Time     // base reading at the last re-anchoring
 	corrRef time.Duration // correction at rawRef
 	freqPPM float64       // frequency of the correction
-	status  Status
+}
+
+// Map converts a reading of the base clock into the virtual clock's time.
+func (m Mapping) Map(raw time.Time) time.Time { return raw.Add(m.Correction(raw)) }
+
+// Correction is what the virtual clock adds to the base clock's reading
+// at raw.
+func (m Mapping) Correction(raw time.Time) time.Duration {
+	return m.corrRef + time.Duration(float64(raw.Sub(m.rawRef))*m.freqPPM/1e6)
 }
 
 // NewVirtual returns a Virtual over base with no correction.
 func NewVirtual(base Reader) *Virtual {
-	return &Virtual{base: base, maxPPM: 100000, rawRef: base.Now()}
+	return &Virtual{base: base, maxPPM: 100000, m: Mapping{rawRef: base.Now()}}
 }
+
+// Mapping returns the current correction by value.
+func (v *Virtual) Mapping() Mapping { return v.m }
 
 // Map converts a reading of the base clock (for example a kernel packet
 // timestamp) into this clock's time.
-func (v *Virtual) Map(raw time.Time) time.Time {
-	return raw.Add(v.correction(raw))
-}
-
-func (v *Virtual) correction(raw time.Time) time.Duration {
-	return v.corrRef + time.Duration(float64(raw.Sub(v.rawRef))*v.freqPPM/1e6)
-}
+func (v *Virtual) Map(raw time.Time) time.Time { return v.m.Map(raw) }
 
 // Correction is what this clock adds to the base clock's reading at raw:
 // minus the base clock's error as far as the engine knows it.
-func (v *Virtual) Correction(raw time.Time) time.Duration { return v.correction(raw) }
+func (v *Virtual) Correction(raw time.Time) time.Duration { return v.m.Correction(raw) }
 
 // FrequencyPPM is the correction's frequency.
-func (v *Virtual) FrequencyPPM() float64 { return v.freqPPM }
+func (v *Virtual) FrequencyPPM() float64 { return v.m.freqPPM }
 
 func (v *Virtual) Now() time.Time { return v.Map(v.base.Now()) }
 
@@ -51,14 +66,12 @@ func (v *Virtual) SetFrequency(freqPPM float64) error {
 		return ErrFrequencyRange
 	}
 	raw := v.base.Now()
-	v.corrRef = v.correction(raw)
-	v.rawRef = raw
-	v.freqPPM = freqPPM
+	v.m = Mapping{rawRef: raw, corrRef: v.m.Correction(raw), freqPPM: freqPPM}
 	return nil
 }
 
 func (v *Virtual) Step(offset time.Duration) error {
-	v.corrRef += offset
+	v.m.corrRef += offset
 	return nil
 }
 

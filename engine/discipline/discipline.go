@@ -17,7 +17,10 @@
 // frequency is known; before that, it is shrunk towards zero unless it
 // stands three standard errors clear (see Config.FreqTrust), so a start on
 // a jittery path cannot run the clock away. docs/accuracy.md has the
-// figures.
+// figures. (A Kalman-style blend of the old frequency with the new
+// estimate, weighed by their variances, was tried and rejected: it counts
+// the same samples again at every update, grows overconfident and lags the
+// oscillator.)
 //
 // # Slewing
 //

@@ -117,7 +117,7 @@ func NewRateLimiter(cfg RateLimitConfig) *RateLimiter {
 		r.tau = (burst - 1) * r.interval
 	}
 	if cfg.KoDEvery > 0 {
-		r.kodEvery = uint32(min(cfg.KoDEvery, 1<<31))
+		r.kodEvery = uint32(min(int64(cfg.KoDEvery), 1<<31))
 	}
 	size := cfg.TableSize
 	if size == 0 {

@@ -612,12 +612,11 @@ func TestSourceClockFilter(t *testing.T) {
 				t.Error("Filtered before any reply")
 			}
 			type meas struct {
-				t1             time.Time
-				offset, delay  time.Duration
-				mid            time.Time
-				disp           time.Duration
-				timesReleased  int
-				releasedOffset time.Duration
+				t1            time.Time
+				offset, delay time.Duration
+				mid           time.Time
+				disp          time.Duration
+				timesReleased int
 			}
 			var all []*meas
 			var lastReleased time.Time

@@ -188,7 +188,7 @@ func (s *ClientSession) Open(reply []byte, p *ntp.Packet) error {
 	if !s.pending {
 		return ErrUnexpectedReply
 	}
-	f := scanFields(reply, p)
+	f := scanFields(p)
 	if f.uids != 1 || subtle.ConstantTimeCompare(f.uid, s.uid[:]) != 1 {
 		return ErrUnexpectedReply
 	}

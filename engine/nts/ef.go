@@ -104,8 +104,8 @@ type ntsFields struct {
 	afterAuth    bool // an extension field follows the authenticator
 }
 
-// scanFields walks p's extension fields (p parsed from pkt).
-func scanFields(pkt []byte, p *ntp.Packet) ntsFields {
+// scanFields walks the extension fields of p (a parsed packet).
+func scanFields(p *ntp.Packet) ntsFields {
 	var f ntsFields
 	f.placeLen = 0
 	off := ntp.HeaderLen

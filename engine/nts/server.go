@@ -115,7 +115,7 @@ func (s *Server) Verify(req []byte, p *ntp.Packet) (*ServerReply, error) {
 	if p.Mode != ntp.ModeClient {
 		return nil, fmt.Errorf("%w: mode %v", ErrNTSRequest, p.Mode)
 	}
-	f := scanFields(req, p)
+	f := scanFields(p)
 	switch {
 	case f.uids != 1 || len(f.uid) < 32:
 		return nil, fmt.Errorf("%w: %d unique identifiers", ErrNTSRequest, f.uids)

@@ -118,7 +118,7 @@ func TestSessionExchange(t *testing.T) {
 		req := p.request(t)
 		var pk ntp.Packet
 		ntp.Parse(req, &pk)
-		f := scanFields(req, &pk)
+		f := scanFields(&pk)
 		if sent[string(f.cookie)] {
 			t.Fatalf("request %d reuses a cookie", i)
 		}
@@ -153,7 +153,7 @@ func TestSessionLostReplies(t *testing.T) {
 	req := p.request(t)
 	var pk ntp.Packet
 	ntp.Parse(req, &pk)
-	if f := scanFields(req, &pk); f.placeholders != 3 || f.placeLen != len(f.cookie) {
+	if f := scanFields(&pk); f.placeholders != 3 || f.placeLen != len(f.cookie) {
 		t.Fatalf("placeholders %d of length %d (cookie %d)", f.placeholders, f.placeLen, len(f.cookie))
 	}
 	reply, _ := p.serve(t, req)
@@ -247,10 +247,10 @@ func TestSessionNAK(t *testing.T) {
 	if !p.client.NeedsKeyExchange() {
 		t.Fatal("NAK did not empty the jar (Open)")
 	}
-	fr := scanFields(reply, &pk)
+	fr := scanFields(&pk)
 	var rq ntp.Packet
 	ntp.Parse(req, &rq)
-	if fq := scanFields(req, &rq); !bytes.Equal(fr.uid, fq.uid) || fr.authOff != 0 || fr.cookies != 0 {
+	if fq := scanFields(&rq); !bytes.Equal(fr.uid, fq.uid) || fr.authOff != 0 || fr.cookies != 0 {
 		t.Fatalf("NAK fields: uid match %v, auth %d", bytes.Equal(fr.uid, fq.uid), fr.authOff)
 	}
 	p.client.Nak()
@@ -309,7 +309,7 @@ func TestServerMalformed(t *testing.T) {
 	good := p.request(t)
 	var gp ntp.Packet
 	ntp.Parse(good, &gp)
-	f := scanFields(good, &gp)
+	f := scanFields(&gp)
 	hdr := good[:ntp.HeaderLen]
 	uidEF := good[ntp.HeaderLen : ntp.HeaderLen+36]
 	cookieEF := good[ntp.HeaderLen+36 : f.authOff]
@@ -358,7 +358,7 @@ func TestChronyGolden(t *testing.T) {
 	if err := ntp.Parse(req, &pk); err != nil {
 		t.Fatal(err)
 	}
-	f := scanFields(req, &pk)
+	f := scanFields(&pk)
 	if f.uids != 1 || len(f.uid) != 32 || f.cookies != 1 || f.authOff == 0 || f.afterAuth {
 		t.Fatalf("chrony request fields: %+v", f)
 	}
@@ -375,7 +375,7 @@ func TestChronyGolden(t *testing.T) {
 	if err := ntp.Parse(reply, &pk); err != nil {
 		t.Fatal(err)
 	}
-	f = scanFields(reply, &pk)
+	f = scanFields(&pk)
 	if f.uids != 1 || f.authOff == 0 || f.afterAuth {
 		t.Fatalf("chrony reply fields: %+v", f)
 	}

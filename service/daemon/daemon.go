@@ -132,7 +132,8 @@ type Daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	clk     clock.Clock
-	virtual *clock.Virtual // observe mode only
+	virtual *clock.Virtual                // observe mode only
+	vmap    atomic.Pointer[clock.Mapping] // virtual's correction, for every goroutine
 	eng     *system.System
 	mono0   time.Time
 
@@ -227,7 +228,7 @@ func New(opts Options) (*Daemon, error) {
 		d.clk = sys
 	default:
 		d.virtual = clock.NewVirtual(wallReader{})
-		d.clk = d.virtual
+		d.clk = newPublishedVirtual(d.virtual, &d.vmap)
 		initFreq, initSD = 0, 0 // observe: the virtual clock starts from nothing
 	}
 	eng, err := system.New(system.Config{
@@ -290,10 +291,10 @@ func (d *Daemon) now() system.Instant {
 
 // mapRaw turns a CLOCK_REALTIME reading (a kernel timestamp) into the
 // disciplined clock's reading: itself in system mode, the virtual clock's
-// in observe mode.
+// in observe mode. Safe on any goroutine.
 func (d *Daemon) mapRaw(t time.Time) time.Time {
-	if d.virtual != nil {
-		return d.virtual.Map(t)
+	if m := d.vmap.Load(); m != nil {
+		return m.Map(t)
 	}
 	return t
 }

@@ -233,7 +233,11 @@ func childBinary(t *testing.T) string {
 			return
 		}
 		bin := filepath.Join(cgoFree.dir, "privdrop.test")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "test", "-c", "-o", bin, ".")
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = "/usr/local/go/bin/go"
+		}
+		cmd := exec.Command(goTool, "test", "-c", "-o", bin, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			cgoFree.err = fmt.Errorf("building a cgo-free test binary: %v\n%s", err, out)

@@ -159,7 +159,7 @@ func (p Policy) denyValue() (uint32, error) {
 		if e == 0 {
 			e = unix.EPERM
 		}
-		if e < 0 || e > unix.SECCOMP_RET_DATA {
+		if e > unix.SECCOMP_RET_DATA {
 			return 0, fmt.Errorf("seccomp: errno %d out of range", int(e))
 		}
 		return unix.SECCOMP_RET_ERRNO | uint32(e), nil
@@ -209,7 +209,7 @@ func (p Policy) program(arch uint32, x32 bool, bigEndian bool) ([]unix.SockFilte
 		}
 		seen[s.Nr] = s.Name
 		if s.Errno != 0 {
-			if s.Errno < 0 || s.Errno > unix.SECCOMP_RET_DATA {
+			if s.Errno > unix.SECCOMP_RET_DATA {
 				return nil, fmt.Errorf("seccomp: %s: errno %d out of range", s.Name, int(s.Errno))
 			}
 			prog = append(prog, jump(jeq, s.Nr, 0, 1), stmt(retK, unix.SECCOMP_RET_ERRNO|uint32(s.Errno)))

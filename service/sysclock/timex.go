@@ -43,13 +43,6 @@ const (
 	MaxFrequencyPPM = maxTickBiasUS*ppmPerTickUS + maxFreqPPM
 )
 
-// staManaged are the writable status bits System owns. Everything in it
-// that SetStatus does not set is cleared: the kernel's PLL, FLL and PPS
-// discipline stay off, because gnomon disciplines the clock in user space.
-// The remaining status bits are read-only in the kernel (STA_RONLY).
-const staManaged = unix.STA_PLL | unix.STA_PPSFREQ | unix.STA_PPSTIME | unix.STA_FLL |
-	unix.STA_INS | unix.STA_DEL | unix.STA_UNSYNC | unix.STA_FREQHOLD
-
 // long is the C long of struct timex fields: int64 on 64-bit, int32 on
 // 32-bit platforms.
 type long interface{ ~int32 | ~int64 }

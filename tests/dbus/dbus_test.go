@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin}))
 }
 
+// Where polkitd reads actions and local rules. The test's polkitd runs in
+// a private mount namespace with directories of the test's own mounted
+// over these: the machine's are never written, and a package that
+// installed gnomon's actions there does not disturb the test.
 const polkitActions = "/usr/share/polkit-1/actions"
 const polkitRules = "/etc/polkit-1/rules.d"
 
@@ -49,6 +53,7 @@ type env struct {
 	bus     *peers.SystemBus
 	gnomond *peers.Proc
 	polkitd *peers.Proc
+	rules   string // the test polkitd's /etc/polkit-1/rules.d
 	client  *godbus.Conn
 	tag     string
 }
@@ -106,22 +111,27 @@ func setup(t *testing.T) *env {
 	e.bus = peers.StartSystemBus(t, e.dir, busPolicy(repo))
 	e.addr = e.bus.Addr
 
-	// gnomon's polkit actions go where polkitd reads them, for this test only.
-	for _, f := range []string{"org.gnomon.timedate1.policy", "org.gnomon.Gnomon1.policy"} {
-		dst := filepath.Join(polkitActions, f)
-		if _, err := os.Stat(dst); err == nil {
-			t.Fatalf("%s already exists: refusing to overwrite it", dst)
+	// polkitd sees gnomon's actions and no others, and local rules from a
+	// directory of this test only.
+	actions := filepath.Join(e.dir, "polkit-actions")
+	e.rules = filepath.Join(e.dir, "polkit-rules")
+	for _, d := range []string{actions, e.rules} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
 		}
+	}
+	for _, f := range []string{"org.gnomon.timedate1.policy", "org.gnomon.Gnomon1.policy"} {
 		data, err := os.ReadFile(filepath.Join(repo, "polkit", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(dst, data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(actions, f), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { os.Remove(dst) })
 	}
-	e.polkitd = peers.Start(t, e.dir, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr}, "/usr/lib/polkit-1/polkitd", "--no-debug")
+	script := `mount --bind "$1" ` + polkitActions + ` && mount --bind "$2" ` + polkitRules + ` && exec /usr/lib/polkit-1/polkitd --no-debug`
+	e.polkitd = peers.Start(t, e.dir, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr},
+		peers.NeedTool(t, "unshare"), "-m", "--propagation", "private", "sh", "-c", script, "sh", actions, e.rules)
 
 	c, err := godbus.Connect(e.addr)
 	if err != nil {
@@ -918,7 +928,7 @@ func testPolkitUser(e *env) {
 		peers.NeedTool(t, "busctl"), "--system", "get-property", gdbus.NameTimedate, string(gdbus.PathTimedate), gdbus.TimedateSpec.Name, "Timezone"); err != nil || !strings.Contains(out, "Europe/Berlin") {
 		t.Errorf("unprivileged get-property: %v %s", err, out)
 	}
-	rule := filepath.Join(polkitRules, "49-gnomon-test-"+e.tag+".rules")
+	rule := filepath.Join(e.rules, "49-gnomon-test-"+e.tag+".rules")
 	text := fmt.Sprintf(`polkit.addRule(function(action, subject) {
     if (action.id == "org.freedesktop.timedate1.set-timezone" && subject.isInGroup(%q)) {
         return polkit.Result.YES;
@@ -928,7 +938,6 @@ func testPolkitUser(e *env) {
 	if err := os.WriteFile(rule, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(rule) })
 	if pw, err := user.Lookup("polkitd"); err == nil {
 		uid, _ := strconv.Atoi(pw.Uid)
 		os.Chown(rule, uid, 0)

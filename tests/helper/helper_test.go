@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 	if sock := os.Getenv("GNOMON_HELPER_CLIENT"); sock != "" {
 		os.Exit(clientMain(sock, os.Getenv("GNOMON_HELPER_REQUEST")))
 	}
+	// These tests watch gnomond drop to another user, which a race-enabled
+	// build cannot do (it links cgo, see service/privdrop): always the
+	// CGO_ENABLED=0 build here.
+	os.Unsetenv(peers.PrebuiltGnomond)
 	os.Exit(peers.BuildAndRun(m, map[string]*string{
 		"./cmd/gnomon-timedate-helper": &helperBin,
 		"./cmd/gnomond":                &gnomondBin,

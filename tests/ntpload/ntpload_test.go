@@ -422,9 +422,13 @@ func TestRunLoadLoopback(t *testing.T) {
 			}
 			srv.mu.Lock()
 			defer srv.mu.Unlock()
+			// Every client reached the responder. Not checked as fast as
+			// possible: there the first clients fill the responder's
+			// socket buffer, and the kernel may drop every request of a
+			// client that started later.
 			for i := range cfg.clients {
 				a, _ := sourceAddr(cfg.base, i)
-				if !srv.peers[a] {
+				if tt.rate > 0 && !srv.peers[a] {
 					t.Errorf("no request came from %v (saw %v)", a, srv.peers)
 				}
 			}

@@ -108,6 +108,29 @@ func (c *NTPClient) Measure(to netip.AddrPort, timeout time.Duration) (offset, d
 	return offset, delay, h, nil
 }
 
+// MeasureMin measures n times (n >= 1) and returns the measurement with
+// the smallest delay, as NTP's clock filter does: on a busy machine a
+// late wake-up of this client or of the server after it took its transmit
+// timestamp adds to one leg of the round trip and pulls the offset by up
+// to half the delay, and the quickest exchange is the least affected.
+func (c *NTPClient) MeasureMin(to netip.AddrPort, timeout time.Duration, n int) (offset, delay time.Duration, h ntp.Header, err error) {
+	found := false
+	for range max(n, 1) {
+		o, d, hh, e := c.Measure(to, timeout)
+		if e != nil {
+			err = e
+			continue
+		}
+		if !found || d < delay {
+			offset, delay, h, found = o, d, hh, true
+		}
+	}
+	if found {
+		err = nil
+	}
+	return offset, delay, h, err
+}
+
 // Loop4 is 127.0.0.1:port.
 func Loop4(port int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))

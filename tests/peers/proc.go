@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +51,9 @@ func Start(t testing.TB, dir, name string, env []string, argv ...string) *Proc {
 	}()
 	t.Cleanup(func() {
 		p.Stop()
+		if r := p.raceReport(); r != "" {
+			t.Errorf("%s: the race detector reported:\n%s", name, r)
+		}
 		if t.Failed() {
 			t.Logf("--- %s (%s) log:\n%s", name, strings.Join(argv, " "), p.Tail(LogTail))
 		}
@@ -104,4 +108,35 @@ func (p *Proc) Tail(n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// raceMark begins every report of a race-enabled program.
+const raceMark = "WARNING: DATA RACE"
+
+// raceReport is what the race detector said about a race-enabled process
+// (a gnomond built with -race, GNOMON_TEST_GNOMOND): the file GORACE's
+// log_path names for its pid, or else the reports in its log. Empty when
+// it reported nothing.
+func (p *Proc) raceReport() string {
+	for _, kv := range p.Cmd.Env {
+		opts, ok := strings.CutPrefix(kv, "GORACE=")
+		if !ok {
+			continue
+		}
+		for _, o := range strings.Fields(opts) {
+			if path, ok := strings.CutPrefix(o, "log_path="); ok {
+				if b, err := os.ReadFile(fmt.Sprintf("%s.%d", path, p.Cmd.Process.Pid)); err == nil {
+					return string(b)
+				}
+			}
+		}
+	}
+	b, err := os.ReadFile(p.Log)
+	if err != nil {
+		return ""
+	}
+	if i := strings.Index(string(b), raceMark); i >= 0 {
+		return string(b[i:])
+	}
+	return ""
 }

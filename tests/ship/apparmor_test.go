@@ -129,10 +129,8 @@ func TestAppArmorCoversPaths(t *testing.T) {
 		{"/var/lib/gnomon/.drift.tmp-123456", "rw"},
 		{"/var/lib/gnomon/ntp-disabled", "w"},
 		{"/var/lib/gnomon/", "rw"},
-		{"/dev/rtc", "rw"},
-		{"/dev/rtc0", "rw"},
-		{"/dev/ptp3", "rw"},
-		{"/dev/pps0", "r"},
+		{"/dev/rtc", "r"},
+		{"/dev/rtc0", "r"},
 		{"/etc/localtime", "rwl"},
 		{"/etc/.localtime.tmp-0123456789abcdef", "rwl"},
 		{"/etc/", "r"},
@@ -169,6 +167,22 @@ func TestAppArmorCoversPaths(t *testing.T) {
 		for _, r := range rules {
 			if r.re.MatchString(path) && strings.ContainsAny(r.perms, "wa") {
 				t.Errorf("%s: writable through %q", path, r.text)
+			}
+		}
+	}
+	// Least privilege for devices: the RTC read-only, and no PTP hardware
+	// clock or PPS device until a feature uses them.
+	for _, path := range []string{"/dev/rtc0", "/dev/rtc"} {
+		for _, r := range rules {
+			if r.re.MatchString(path) && strings.ContainsAny(r.perms, "wa") {
+				t.Errorf("%s: writable through %q", path, r.text)
+			}
+		}
+	}
+	for _, path := range []string{"/dev/ptp0", "/dev/pps0", "/sys/class/ptp/", "/sys/class/pps/"} {
+		for _, r := range rules {
+			if r.re.MatchString(path) {
+				t.Errorf("%s: granted through %q", path, r.text)
 			}
 		}
 	}

@@ -259,10 +259,16 @@ func TestServiceSettings(t *testing.T) {
 	if !slices.Contains(filter, "@clock") || !slices.Contains(filter, "@system-service") {
 		t.Errorf("SystemCallFilter=%v: want @system-service and @clock allowed", filter)
 	}
-	allowed := u.words("Service", "DeviceAllow")
-	for _, class := range []string{"char-rtc", "char-ptp", "char-pps"} {
-		if !slices.Contains(allowed, class) {
-			t.Errorf("DeviceAllow=%v lacks %s", allowed, class)
+	// Least privilege: the RTC, read-only, and no device nothing uses yet
+	// (PTP hardware clocks, PPS).
+	if allowed := u.words("Service", "DeviceAllow"); !slices.Equal(allowed, []string{"char-rtc", "r"}) {
+		t.Errorf("DeviceAllow=%v, want char-rtc r only", allowed)
+	}
+	for _, key := range []string{"BindPaths", "BindReadOnlyPaths"} {
+		for _, p := range u.words("Service", key) {
+			if !strings.HasPrefix(strings.TrimPrefix(p, "-"), "/dev/rtc") {
+				t.Errorf("%s=%s: only the RTC is bound into /dev", key, p)
+			}
 		}
 	}
 	conflicts := u.words("Unit", "Conflicts")
