@@ -425,21 +425,21 @@ func (c *Clock) Receive(now time.Time, b []byte, rx time.Time) (*Output, error) 
 	case *Announce:
 		err = c.rxAnnounce(now, m)
 	case *Sync:
-		err = c.rxSync(now, m, rx)
+		c.rxSync(now, m, rx)
 	case *FollowUp:
 		err = c.rxFollowUp(now, m)
 	case *DelayReq:
-		err = c.rxDelayReq(now, m, rx)
+		err = c.rxDelayReq(m, rx)
 	case *DelayResp:
-		err = c.rxDelayResp(now, m)
+		err = c.rxDelayResp(m)
 	case *PdelayReq:
-		err = c.rxPdelayReq(now, m, rx)
+		err = c.rxPdelayReq(m, rx)
 	case *PdelayResp:
-		err = c.rxPdelayResp(now, m, rx)
+		err = c.rxPdelayResp(m, rx)
 	case *PdelayRespFollowUp:
-		err = c.rxPdelayRespFollowUp(now, m)
+		err = c.rxPdelayRespFollowUp(m)
 	case *Management:
-		err = c.rxManagement(now, m)
+		err = c.rxManagement(m)
 	case *Signaling:
 		// Unicast negotiation and interval requests belong to profiles
 		// that are not implemented: counted (Rx) and ignored.
@@ -632,13 +632,13 @@ func (c *Clock) updateParent(a *Announce) {
 
 // --- slave side: Sync, Follow_Up, Delay_Resp ---
 
-func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) error {
+func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) {
 	if !c.isSlave() {
-		return nil
+		return
 	}
 	if m.Source != c.pds.ParentPort {
 		c.counters.NotFromParent++
-		return nil
+		return
 	}
 	twoStep := m.Flags&FlagTwoStep != 0
 	if c.sync.valid && c.sync.haveFup && !c.sync.haveSync && c.sync.seq == m.Sequence && c.sync.src == m.Source {
@@ -646,7 +646,7 @@ func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) error {
 		c.sync.haveSync, c.sync.t2, c.sync.corr, c.sync.twoStep = true, rx, m.Correction, true
 		c.sync.logInt = m.LogInterval
 		c.completeSync(now)
-		return nil
+		return
 	}
 	c.sync = syncState{valid: true, seq: m.Sequence, src: m.Source, t2: rx, corr: m.Correction, haveSync: true,
 		twoStep: twoStep, logInt: m.LogInterval, utcOffset: c.tps.UTCOffset()}
@@ -654,7 +654,6 @@ func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) error {
 		c.sync.t1, c.sync.haveFup = m.Origin, true
 		c.completeSync(now)
 	}
-	return nil
 }
 
 func (c *Clock) rxFollowUp(now time.Time, m *FollowUp) error {
@@ -696,7 +695,7 @@ func (c *Clock) completeSync(now time.Time) {
 		c.servo.SetInterval(logInterval(s.logInt))
 	}
 	if c.prof.DelayMechanism == DelayE2E {
-		c.tryDelay(now)
+		c.tryDelay()
 	}
 	c.measure(now, s)
 }
@@ -740,7 +739,7 @@ func (c *Clock) sendDelayReq(now time.Time) {
 	c.emit(m, true, false, true)
 }
 
-func (c *Clock) rxDelayResp(now time.Time, m *DelayResp) error {
+func (c *Clock) rxDelayResp(m *DelayResp) error {
 	if !c.isSlave() || c.prof.DelayMechanism != DelayE2E {
 		return nil
 	}
@@ -757,12 +756,12 @@ func (c *Clock) rxDelayResp(now time.Time, m *DelayResp) error {
 	if m.LogInterval != 0x7f && m.LogInterval > -8 && m.LogInterval < 8 {
 		c.port.LogMinDelayReqInterval = m.LogInterval
 	}
-	c.tryDelay(now)
+	c.tryDelay()
 	return nil
 }
 
 // tryDelay computes the E2E mean path delay once t1..t4 are known.
-func (c *Clock) tryDelay(now time.Time) {
+func (c *Clock) tryDelay() {
 	d := &c.delayReq
 	if !d.active || !d.resp || !d.haveT1 || !c.lastSync.haveFup || !c.lastSync.haveSync {
 		return
@@ -829,7 +828,7 @@ func (c *Clock) emit(m Message, event, peer, wantTS bool) {
 	c.out.Sends = append(c.out.Sends, Send{Data: b[:n:n], Type: h.Type, Seq: h.Sequence, Event: event, Peer: peer, WantTimestamp: wantTS})
 }
 
-func (c *Clock) sendAnnounce(now time.Time) {
+func (c *Clock) sendAnnounce() {
 	c.seqAnnounce++
 	h := c.header(MsgAnnounce, c.seqAnnounce, c.port.LogAnnounceInterval)
 	h.Flags |= c.tps.Flags & timePropertiesFlags
@@ -874,7 +873,7 @@ func (c *Clock) TxTimestamp(now time.Time, t MessageType, seq uint16, at time.Ti
 	case MsgDelayReq:
 		if c.delayReq.active && c.delayReq.seq == seq && !c.delayReq.haveT1 {
 			c.delayReq.t1, c.delayReq.haveT1 = at, true
-			c.tryDelay(now)
+			c.tryDelay()
 		}
 	case MsgPdelayReq:
 		if c.pdelay.active && c.pdelay.seq == seq && !c.pdelay.haveT1 {
@@ -897,7 +896,7 @@ func (c *Clock) TxTimestamp(now time.Time, t MessageType, seq uint16, at time.Ti
 	return &c.out
 }
 
-func (c *Clock) rxDelayReq(now time.Time, m *DelayReq, rx time.Time) error {
+func (c *Clock) rxDelayReq(m *DelayReq, rx time.Time) error {
 	if c.port.State != StateMaster {
 		return nil
 	}
@@ -922,7 +921,7 @@ func (c *Clock) sendPdelayReq(now time.Time) {
 	c.emit(m, true, true, true)
 }
 
-func (c *Clock) rxPdelayReq(now time.Time, m *PdelayReq, rx time.Time) error {
+func (c *Clock) rxPdelayReq(m *PdelayReq, rx time.Time) error {
 	if c.prof.DelayMechanism != DelayP2P {
 		c.counters.MechanismMismatch++
 		return fmt.Errorf("ptp: Pdelay_Req from %s on an E2E port", m.Source)
@@ -937,7 +936,7 @@ func (c *Clock) rxPdelayReq(now time.Time, m *PdelayReq, rx time.Time) error {
 	return nil
 }
 
-func (c *Clock) rxPdelayResp(now time.Time, m *PdelayResp, rx time.Time) error {
+func (c *Clock) rxPdelayResp(m *PdelayResp, rx time.Time) error {
 	if c.prof.DelayMechanism != DelayP2P {
 		c.counters.MechanismMismatch++
 		return nil
@@ -958,7 +957,7 @@ func (c *Clock) rxPdelayResp(now time.Time, m *PdelayResp, rx time.Time) error {
 	return nil
 }
 
-func (c *Clock) rxPdelayRespFollowUp(now time.Time, m *PdelayRespFollowUp) error {
+func (c *Clock) rxPdelayRespFollowUp(m *PdelayRespFollowUp) error {
 	if c.prof.DelayMechanism != DelayP2P || m.Requesting != c.port.Identity {
 		return nil
 	}
@@ -987,7 +986,7 @@ func (c *Clock) tryPdelay() {
 
 // --- management ---
 
-func (c *Clock) rxManagement(now time.Time, m *Management) error {
+func (c *Clock) rxManagement(m *Management) error {
 	if c.cfg.ManagementOff || m.Action != ActionGet {
 		if m.Action == ActionSet || m.Action == ActionCommand {
 			return c.mgmtReply(m, nil, MgmtErrNotSupported)
@@ -1077,7 +1076,7 @@ func (c *Clock) Wakeup(now time.Time) *Output {
 	if c.port.State == StateMaster {
 		if due(c.nextAnnounce) {
 			c.nextAnnounce = now.Add(logInterval(c.port.LogAnnounceInterval))
-			c.sendAnnounce(now)
+			c.sendAnnounce()
 		}
 		if due(c.nextSync) {
 			c.nextSync = now.Add(logInterval(c.port.LogSyncInterval))

@@ -1,5 +1,7 @@
 package sim
 
+//lint:file-ignore ST1011 RMS is "root mean square", not a unit of milliseconds.
+
 import (
 	"math"
 	"time"

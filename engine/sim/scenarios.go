@@ -1,5 +1,7 @@
 package sim
 
+//lint:file-ignore ST1011 RMS is "root mean square", not a unit of milliseconds.
+
 import (
 	"fmt"
 	"math"
@@ -72,8 +74,9 @@ var (
 	lanSource = ntp.SourceConfig{MinPoll: 4, MaxPoll: 10, IBurst: true}
 )
 
-func servers(n int, p Path) []Server {
-	s := make([]Server, n)
+// servers are the four servers of a scenario, all on path p.
+func servers(p Path) []Server {
+	s := make([]Server, 4)
 	for i := range s {
 		s[i] = Server{Name: fmt.Sprintf("s%d", i+1), Path: p}
 	}
@@ -95,41 +98,41 @@ func Cases() []*Case {
 		c.MaxEarly = 2 * time.Millisecond
 		return c
 	}
-	liar := servers(4, lan)
+	liar := servers(lan)
 	liar[3].Offset = time.Second
-	split := servers(4, lan)
+	split := servers(lan)
 	split[2].Offset, split[3].Offset = time.Second, time.Second
-	outage := servers(4, lan)
+	outage := servers(lan)
 	for i := range outage {
 		outage[i].Down = []Window{{From: hour, Until: 7 * hour}}
 	}
-	leapSrv := servers(4, lan)
+	leapSrv := servers(lan)
 	for i := 0; i < 3; i++ {
 		leapSrv[i].AnnounceLeap = true
 	}
-	software := servers(4, lan)
+	software := servers(lan)
 	for i := range software {
 		software[i].TxStampLead = 8 * time.Microsecond
 	}
-	softIlv := servers(4, lan)
+	softIlv := servers(lan)
 	for i := range softIlv {
 		softIlv[i].TxStampLead, softIlv[i].Interleaved = 8*time.Microsecond, true
 	}
 	ilvSource := lanSource
 	ilvSource.Interleaved = true
-	lossy := servers(4, Path{RoundTrip: lan.RoundTrip, Jitter: lan.Jitter, Loss: 0.3})
+	lossy := servers(Path{RoundTrip: lan.RoundTrip, Jitter: lan.Jitter, Loss: 0.3})
 	leapStart := time.Date(2026, 6, 30, 23, 0, 0, 0, time.UTC)
 
 	cs := []*Case{
 		lanFeel(&Case{Scenario: Scenario{Name: "(a) LAN, 4 servers, +30 ppm", MeasureFrom: 30 * time.Minute,
-			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 1}},
+			Setup: Setup{Clock: osc, Servers: servers(lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 1}},
 			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.08}),
 		{Scenario: Scenario{Name: "(a') LAN, 10 ms accuracy target", MeasureFrom: 30 * time.Minute, SyncBound: 10 * time.Millisecond,
-			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: withEngine(func(c *system.Config) { c.Accuracy = 10 * time.Millisecond }),
+			Setup: Setup{Clock: osc, Servers: servers(lan), Engine: withEngine(func(c *system.Config) { c.Accuracy = 10 * time.Millisecond }),
 				Source: lanSource, Duration: hour, Seed: 1}},
 			MaxRMS: 10 * time.Millisecond},
 		{Scenario: Scenario{Name: "(b) WAN, 20±5 ms, 1 ms asymmetry", MeasureFrom: 30 * time.Minute, SyncBound: 5 * time.Millisecond,
-			Setup: Setup{Clock: osc, Servers: servers(4, wan), Engine: withEngine(func(c *system.Config) { c.Accuracy = time.Millisecond }),
+			Setup: Setup{Clock: osc, Servers: servers(wan), Engine: withEngine(func(c *system.Config) { c.Accuracy = time.Millisecond }),
 				Source: ntp.SourceConfig{MinPoll: 6, MaxPoll: 10, IBurst: true}, Duration: hour, Seed: 2}},
 			MaxRMS: 3 * time.Millisecond, MaxRateRMS: 2.5, MaxRate: 8, MaxADev: 1e-5,
 			MaxTDev: 2 * time.Millisecond, MaxMTIE: 15 * time.Millisecond, MaxEarly: 20 * time.Millisecond,
@@ -155,7 +158,7 @@ func Cases() []*Case {
 				return nil
 			}},
 		lanFeel(&Case{Scenario: Scenario{Name: "(e) start 5 s off", MeasureFrom: 10 * time.Minute,
-			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 5 * time.Second }), Servers: servers(4, lan),
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 5 * time.Second }), Servers: servers(lan),
 				Engine: lanEngine, Source: lanSource, Duration: 30 * time.Minute, Seed: 5}},
 			MaxRMS: 20 * time.Microsecond, MaxSync: 30 * time.Second,
 			Check: func(res Result, tr *Trace) error {
@@ -165,7 +168,7 @@ func Cases() []*Case {
 				return nil
 			}}),
 		{Scenario: Scenario{Name: "(f) start 2000 s off, panic threshold 1000 s", MeasureFrom: 0,
-			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(4, lan),
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(lan),
 				Engine: lanEngine, Source: lanSource, Duration: 10 * time.Minute, Seed: 6}},
 			Check: func(res Result, tr *Trace) error {
 				if res.Steps != 0 {
@@ -180,7 +183,7 @@ func Cases() []*Case {
 				return nil
 			}},
 		lanFeel(&Case{Scenario: Scenario{Name: "(f') start 2000 s off, panic-threshold = 0", MeasureFrom: 10 * time.Minute,
-			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(4, lan),
+			Setup: Setup{Clock: withClock(func(c *clock.SimConfig) { c.Offset = 2000 * time.Second }), Servers: servers(lan),
 				Engine: withEngine(func(c *system.Config) { c.Discipline.PanicThreshold = 0 }), Source: lanSource,
 				Duration: 30 * time.Minute, Seed: 6}},
 			MaxRMS: 20 * time.Microsecond, MaxSync: 30 * time.Second,
@@ -215,7 +218,7 @@ func Cases() []*Case {
 			Setup: Setup{Clock: osc, Servers: lossy, Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 9}},
 			MaxRMS: 20 * time.Microsecond, MaxFreqPPM: 0.08}),
 		lanFeel(&Case{Scenario: Scenario{Name: "(j) clock jumps +10 s at 30 min", MeasureFrom: 45 * time.Minute, StabilityFrom: 45 * time.Minute,
-			Setup: Setup{Clock: osc, Servers: servers(4, lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 10,
+			Setup: Setup{Clock: osc, Servers: servers(lan), Engine: lanEngine, Source: lanSource, Duration: hour, Seed: 10,
 				Events: []Event{{At: 30 * time.Minute, Do: func(r *Run) { r.Clock.Jump(10 * time.Second) }}}}},
 			MaxRMS: 20 * time.Microsecond,
 			Check: func(res Result, tr *Trace) error {
@@ -228,7 +231,7 @@ func Cases() []*Case {
 				return nil
 			}}),
 		{Scenario: Scenario{Name: "(k) WAN, accuracy target 10 µs out of reach", MeasureFrom: time.Hour, SyncBound: 5 * time.Millisecond,
-			Setup: Setup{Clock: osc, Servers: servers(4, wan), Engine: lanEngine, Source: lanSource, Duration: 3 * hour, Seed: 12}},
+			Setup: Setup{Clock: osc, Servers: servers(wan), Engine: lanEngine, Source: lanSource, Duration: 3 * hour, Seed: 12}},
 			MaxRMS: 3 * time.Millisecond, MaxLatePerServer: 60,
 			Check: func(res Result, tr *Trace) error {
 				if !res.Final.TargetOutOfReach || res.Final.Reachable <= res.Final.Accuracy {

@@ -81,7 +81,7 @@ func (d *Daemon) reload(ctx context.Context) ([]string, error) {
 	if err := d.needsRestart(old, cfg); err != nil {
 		return nil, err
 	}
-	p, err := d.prepare(ctx, old, cfg)
+	p, err := d.prepare(ctx, cfg)
 	if err != nil {
 		p.rollback()
 		return nil, err
@@ -208,7 +208,7 @@ func (p *plan) rollback() {
 
 // prepare opens what the new configuration adds and loads what it names,
 // without using any of it yet.
-func (d *Daemon) prepare(ctx context.Context, old, cfg *config.Config) (*plan, error) {
+func (d *Daemon) prepare(ctx context.Context, cfg *config.Config) (*plan, error) {
 	p := &plan{cfg: cfg, keep: map[*serverGroup]config.ServerConfig{}}
 	if len(d.opts.Listeners["ntp"]) > 0 {
 		for _, g := range d.servers {
