@@ -161,6 +161,7 @@ type Daemon struct {
 	stopped   bool
 	refOpen   *refclockOpen  // refclock.go
 	ptp       []*ptpsvc.Port // PTP ports (ptp.go)
+	ptpIDs    []system.ID    // their engine sources (ptpsys.go)
 }
 
 // New prepares the daemon: the clock and the engine.

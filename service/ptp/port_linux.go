@@ -27,6 +27,10 @@ type PortConfig struct {
 	// PHC is the hardware clock for hardware timestamping (nil for
 	// software timestamps).
 	PHC *PHC
+	// Feed, if set, receives the port's samples for the system clock's
+	// engine and the loss of its master (feed_linux.go), from Run's
+	// goroutine.
+	Feed func(Feed)
 }
 
 // Status is what views show of a running port.
@@ -59,6 +63,10 @@ type Port struct {
 	status  atomic.Pointer[Status]
 	lastLog map[string]time.Time
 	lastErr string
+	// feed_linux.go
+	pending Feed
+	usable  bool
+	lastPHC time.Time
 }
 
 var errNetDown = unix.ENETDOWN
@@ -159,6 +167,10 @@ func (p *Port) Run(ctx context.Context) error {
 		if next := p.eng.NextWakeup(); !next.IsZero() && !p.clk.Now().Before(next) {
 			p.carry(p.eng.Wakeup(p.clk.Now()))
 		}
+		if p.cfg.PHC != nil {
+			p.feedPHC(time.Now(), p.cfg.PHC)
+		}
+		p.feedState()
 		p.publish()
 	}
 	return nil
@@ -181,6 +193,7 @@ func (p *Port) logLimited(key, msg string, args ...any) {
 // carry does what the engine asked, depth-first: transmit timestamps
 // produce Follow_Ups, which are sent before the next message.
 func (p *Port) carry(out *eptp.Output) {
+	p.feedMeasurements(out)
 	if out.Adjust != nil {
 		a := *out.Adjust
 		if a.Step != 0 {
