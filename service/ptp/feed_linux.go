@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"gnomon.dev/gnomon/engine/clock"
 	eptp "gnomon.dev/gnomon/engine/ptp"
 	"gnomon.dev/gnomon/engine/system"
 )
@@ -57,19 +58,29 @@ func (p *Port) feedPHC(now time.Time, phc sysOffsetter) {
 		return
 	}
 	p.lastPHC = now
-	off, unc, err := phc.SysOffset(phcSamples)
-	sys := time.Now().Round(0)
+	st := p.eng.Status()
+	smp, err := phcSample(phc, p.virtual, &st)
 	if err != nil {
 		p.logLimited("sysoffset", "cannot compare the PHC with the system clock", "err", err)
 		return
 	}
-	if p.virtual != nil {
-		// The port's clock is the virtual one: the PHC's reading mapped.
-		phcRaw := sys.Add(off)
-		off = p.virtual.Map(phcRaw).Sub(sys)
+	p.pending.Samples = append(p.pending.Samples, smp)
+}
+
+// phcSample compares the PHC with the system clock. With v (observe
+// mode) the port's clock is a virtual clock over the PHC, and the
+// comparison goes through it.
+func phcSample(phc sysOffsetter, v *clock.Virtual, st *eptp.Status) (system.ExternalSample, error) {
+	off, unc, err := phc.SysOffset(phcSamples)
+	sys := time.Now().Round(0)
+	if err != nil {
+		return system.ExternalSample{}, err
 	}
-	st := p.eng.Status()
-	p.pending.Samples = append(p.pending.Samples, system.PHCSample(sys, off, unc, &st))
+	if v != nil {
+		phcRaw := sys.Add(off)
+		off = v.Map(phcRaw).Sub(sys)
+	}
+	return system.PHCSample(sys, off, unc, st), nil
 }
 
 // sysOffsetter is the part of *PHC feedPHC uses (a fake in tests).
