@@ -35,7 +35,7 @@ const DefaultExternalPoll int8 = 1
 // ExternalConfig is how an external source's samples are reduced.
 type ExternalConfig struct {
 	// Poll is the log2 seconds over which samples are reduced to one
-	// (0..10; the default is DefaultExternalPoll).
+	// (0..10, clamped; DefaultExternalPoll is what the daemon uses).
 	Poll int8
 	// Filter bounds the samples kept per poll (refclock's default 64).
 	Filter int
@@ -106,11 +106,6 @@ func (e *extSource) LastError() error {
 // ExternalSample; every poll interval they become one sample.
 func (s *System) AddExternal(cfg SourceConfig, ec ExternalConfig, now Instant) ID {
 	s.observe(now)
-	if ec.Poll == 0 {
-		ec.Poll = DefaultExternalPoll
-	} else if ec.Poll < 0 {
-		ec.Poll = 0
-	}
 	if ec.Precision <= 0 {
 		ec.Precision = s.cfg.LocalPrecision
 	}

@@ -58,7 +58,7 @@ func TestExternalPTPAndFallback(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	nsrv := h.add("ntp", 0x0a000001, &server{Stratum: 1, Delay: 2 * time.Millisecond, Offset: 300 * time.Microsecond},
 		ntp.SourceConfig{MinPoll: 4, MaxPoll: 4})
-	ptp := h.sys.AddExternal(SourceConfig{Name: "ptp:eth0", Kind: "ptp", RefID: PTPRefID}, ExternalConfig{}, h.instant())
+	ptp := h.sys.AddExternal(SourceConfig{Name: "ptp:eth0", Kind: "ptp", RefID: PTPRefID}, ExternalConfig{Poll: DefaultExternalPoll}, h.instant())
 	h.runExternal(5*time.Minute, ptp, true, sample.LeapNone, rng)
 	sn := h.snapshot()
 	if !sn.Synchronized || sn.SystemPeer != ptp || sn.Stratum != 1 || sn.RefID != PTPRefID {
@@ -125,7 +125,7 @@ func TestExternalHoldover(t *testing.T) {
 func TestExternalLeap(t *testing.T) {
 	h := newHarness(t, clock.SimConfig{Start: time.Date(2026, 6, 30, 10, 0, 0, 0, time.UTC)}, Config{})
 	rng := rand.New(rand.NewPCG(2, 2))
-	ptp := h.sys.AddExternal(SourceConfig{Name: "ptp:eth0", Kind: "ptp", RefID: PTPRefID}, ExternalConfig{}, h.instant())
+	ptp := h.sys.AddExternal(SourceConfig{Name: "ptp:eth0", Kind: "ptp", RefID: PTPRefID}, ExternalConfig{Poll: DefaultExternalPoll}, h.instant())
 	h.runExternal(time.Minute, ptp, true, sample.LeapInsert, rng)
 	if sn := h.snapshot(); sn.Leap != sample.LeapInsert {
 		t.Errorf("snapshot leap %v", sn.Leap)
@@ -138,7 +138,7 @@ func TestExternalLeap(t *testing.T) {
 func TestExternalRejects(t *testing.T) {
 	h := newHarness(t, clock.SimConfig{}, Config{})
 	nsrv := h.add("ntp", 1, &server{Stratum: 1}, ntp.SourceConfig{})
-	ptp := h.sys.AddExternal(SourceConfig{Name: "ptp", Kind: "ptp"}, ExternalConfig{}, h.instant())
+	ptp := h.sys.AddExternal(SourceConfig{Name: "ptp", Kind: "ptp"}, ExternalConfig{Poll: DefaultExternalPoll}, h.instant())
 	now := h.clk.Now()
 	if err := h.sys.ExternalSample(ptp, h.instant(), ExternalSample{Local: now, Ref: now, Leap: sample.LeapUnsync}); !errors.Is(err, refclock.ErrLeapUnknown) {
 		t.Errorf("leap 3: %v", err)

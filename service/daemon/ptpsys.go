@@ -28,7 +28,7 @@ func (d *Daemon) addPTPSource(ctx context.Context, name string, prefer, noSelect
 		RefID:    system.PTPRefID,
 		Prefer:   prefer,
 		NoSelect: noSelect,
-	}, system.ExternalConfig{Precision: 100 * time.Nanosecond}, d.now())
+	}, system.ExternalConfig{Poll: system.DefaultExternalPoll, Precision: 100 * time.Nanosecond}, d.now())
 	d.ptpIDs = append(d.ptpIDs, id)
 	cfg.Feed = func(f ptpsvc.Feed) {
 		select {
