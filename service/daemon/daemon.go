@@ -195,7 +195,7 @@ func New(opts Options) (*Daemon, error) {
 		if err != nil {
 			return nil, fmt.Errorf("system clock: %w", err)
 		}
-		d.clk = sys
+		d.clk = &ptpStepHook{Clock: sys, d: d} // ptpsys.go
 	default:
 		d.virtual = clock.NewVirtual(wallReader{})
 		d.clk = d.virtual

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"gnomon.dev/gnomon/engine/clock"
 	"gnomon.dev/gnomon/engine/system"
 	ptpsvc "gnomon.dev/gnomon/service/ptp"
 )
@@ -63,6 +64,25 @@ func (d *Daemon) ptpSnapshot(sn *system.Snapshot, i int) *system.SourceSnapshot 
 		if sn.Sources[j].ID == d.ptpIDs[i] {
 			return &sn.Sources[j]
 		}
+	}
+	return nil
+}
+
+// ptpStepHook is the system clock as the engine steers it (system mode):
+// when the engine steps it, the PTP ports whose virtual clocks ride on it
+// (software timestamps) are told, so that their own clocks stay
+// continuous (service/ptp Port.BaseStepped).
+type ptpStepHook struct {
+	clock.Clock
+	d *Daemon
+}
+
+func (h *ptpStepHook) Step(offset time.Duration) error {
+	if err := h.Clock.Step(offset); err != nil {
+		return err
+	}
+	for _, p := range h.d.ptp {
+		p.BaseStepped(offset)
 	}
 	return nil
 }

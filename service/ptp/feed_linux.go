@@ -111,3 +111,24 @@ func (p *Port) feedState() {
 	p.cfg.Feed(p.pending)
 	p.pending = Feed{}
 }
+
+// BaseStepped tells the port that the system clock was stepped by
+// offset under it (by the engine, which the daemon knows of). A port
+// with software timestamps keeps a virtual clock over the system clock:
+// the step is taken back out of it on the port's goroutine, so that the
+// port's own clock (and its servo) sees no jump. A port on a PHC is not
+// affected. Safe from any goroutine.
+func (p *Port) BaseStepped(offset time.Duration) {
+	if p.cfg.PHC == nil && p.virtual != nil {
+		p.baseSteps.Add(int64(offset))
+	}
+}
+
+// followBaseSteps applies what BaseStepped collected.
+func (p *Port) followBaseSteps() {
+	if d := time.Duration(p.baseSteps.Swap(0)); d != 0 {
+		if err := p.virtual.Step(-d); err != nil {
+			p.logLimited("basestep", "cannot follow the system clock's step", "err", err)
+		}
+	}
+}

@@ -98,3 +98,26 @@ func TestPHCSample(t *testing.T) {
 type sysOffsetFunc func(int) (time.Duration, time.Duration, error)
 
 func (f sysOffsetFunc) SysOffset(n int) (time.Duration, time.Duration, error) { return f(n) }
+
+// TestBaseStepped: when the engine steps the system clock under a port
+// with software timestamps, the port's virtual clock takes the step back
+// out, so the port's own time is continuous; a port on a PHC ignores it.
+func TestBaseStepped(t *testing.T) {
+	base := fakeReader{time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	p := &Port{virtual: clock.NewVirtual(base), lastLog: map[string]time.Time{}}
+	p.BaseStepped(3 * time.Millisecond)
+	p.BaseStepped(-time.Millisecond)
+	p.followBaseSteps()
+	if got := p.virtual.Now().Sub(base.t); got != -2*time.Millisecond {
+		t.Errorf("virtual clock %v from its base after the base stepped by +2 ms; want -2 ms", got)
+	}
+	p.followBaseSteps() // nothing more pending
+	if got := p.virtual.Now().Sub(base.t); got != -2*time.Millisecond {
+		t.Errorf("applied twice: %v", got)
+	}
+	q := &Port{cfg: PortConfig{PHC: &PHC{}}, virtual: clock.NewVirtual(base)}
+	q.BaseStepped(time.Second)
+	if q.baseSteps.Load() != 0 {
+		t.Error("a PHC port took the system clock's step")
+	}
+}

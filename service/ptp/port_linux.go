@@ -64,9 +64,10 @@ type Port struct {
 	lastLog map[string]time.Time
 	lastErr string
 	// feed_linux.go
-	pending Feed
-	usable  bool
-	lastPHC time.Time
+	pending   Feed
+	usable    bool
+	lastPHC   time.Time
+	baseSteps atomic.Int64
 }
 
 var errNetDown = unix.ENETDOWN
@@ -139,6 +140,7 @@ func (p *Port) Run(ctx context.Context) error {
 	hw := p.cfg.PHC != nil
 	var pkts []Packet
 	for ctx.Err() == nil {
+		p.followBaseSteps()
 		wait := 100 * time.Millisecond
 		if next := p.eng.NextWakeup(); !next.IsZero() {
 			wait = min(max(next.Sub(p.clk.Now()), 0), wait)
