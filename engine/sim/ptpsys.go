@@ -95,6 +95,9 @@ type ptpSys struct {
 	seq     int
 	usable  bool
 	steps   int // the system clock's steps seen
+	// the engine's frequency correction of the system clock as the port
+	// last followed it, and the port servo's own frequency
+	baseFreqPPM, servoPPM float64
 	res     *PTPSystemResult
 	// observation counts for the peer shares
 	ptpObs, ptpPeer, ntpObs, ntpPeer int
@@ -219,7 +222,8 @@ func (s *ptpSys) carry(i int, out *ptp.Output) {
 			if out.Adjust.Step != 0 {
 				_ = s.virt.Step(out.Adjust.Step)
 			}
-			_ = s.virt.SetFrequency(out.Adjust.FreqPPB / 1000)
+			s.servoPPM = out.Adjust.FreqPPB / 1000
+			_ = s.virt.SetFrequency(s.servoPPM - s.baseFreqPPM)
 		}
 	}
 	sends := append([]ptp.Send(nil), out.Sends...)
@@ -252,12 +256,19 @@ func (s *ptpSys) oneWay(from int) time.Duration {
 	return max(d, 0)
 }
 
-// followSteps keeps the port's clock continuous when the engine steps
-// the system clock under it, as the daemon does (Port.BaseStepped).
+// followSteps keeps the port's clock independent of the engine's
+// corrections of the system clock under it, as the daemon does
+// (Port.BaseStepped, Port.BaseFrequency): steps are taken back out, and
+// frequency changes (the discipline's slews and frequency corrections)
+// are subtracted from the virtual clock's frequency.
 func (s *ptpSys) followSteps() {
 	if n, d := s.r.Clock.Steps(); n != s.steps {
 		s.steps = n
 		_ = s.virt.Step(-d)
+	}
+	if f := s.r.Clock.CorrectionPPM(); f != s.baseFreqPPM {
+		s.baseFreqPPM = f
+		_ = s.virt.SetFrequency(s.servoPPM - f)
 	}
 }
 
