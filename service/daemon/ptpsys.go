@@ -69,12 +69,29 @@ func (d *Daemon) ptpSnapshot(sn *system.Snapshot, i int) *system.SourceSnapshot 
 }
 
 // ptpStepHook is the system clock as the engine steers it (system mode):
-// when the engine steps it, the PTP ports whose virtual clocks ride on it
-// (software timestamps) are told, so that their own clocks stay
-// continuous (service/ptp Port.BaseStepped).
+// when the engine steps it or changes its frequency, the PTP ports whose
+// virtual clocks ride on it (software timestamps) are told, so that their
+// own clocks and servos do not chase the engine's corrections
+// (service/ptp Port.BaseStepped, Port.BaseFrequency).
 type ptpStepHook struct {
 	clock.Clock
-	d *Daemon
+	d       *Daemon
+	freqPPM float64
+	known   bool // freqPPM was set through the hook
+}
+
+func (h *ptpStepHook) SetFrequency(freqPPM float64) error {
+	if err := h.Clock.SetFrequency(freqPPM); err != nil {
+		return err
+	}
+	at := time.Now().Round(0)
+	if h.known {
+		for _, p := range h.d.ptp {
+			p.BaseFrequency(at, freqPPM-h.freqPPM)
+		}
+	}
+	h.freqPPM, h.known = freqPPM, true
+	return nil
 }
 
 func (h *ptpStepHook) Step(offset time.Duration) error {

@@ -124,11 +124,60 @@ func (p *Port) BaseStepped(offset time.Duration) {
 	}
 }
 
-// followBaseSteps applies what BaseStepped collected.
+// BaseFrequency tells the port that at the system clock reading at the
+// system clock's frequency was changed by deltaPPM (by the engine: a
+// slew or a frequency correction). A port with software timestamps
+// subtracts it from its virtual clock's frequency, from that moment on,
+// so that its own clock and servo do not chase the engine's corrections
+// (the virtual clock then rides on the oscillator as in observe mode).
+// Safe from any goroutine.
+func (p *Port) BaseFrequency(at time.Time, deltaPPM float64) {
+	if p.cfg.PHC != nil || p.virtual == nil || deltaPPM == 0 {
+		return
+	}
+	p.baseMu.Lock()
+	p.baseChanges = append(p.baseChanges, baseChange{at: at, deltaPPM: deltaPPM})
+	p.baseMu.Unlock()
+}
+
+type baseChange struct {
+	at       time.Time
+	deltaPPM float64
+}
+
+// followBaseSteps applies what BaseStepped and BaseFrequency collected,
+// on the port's goroutine.
 func (p *Port) followBaseSteps() {
 	if d := time.Duration(p.baseSteps.Swap(0)); d != 0 {
 		if err := p.virtual.Step(-d); err != nil {
 			p.logLimited("basestep", "cannot follow the system clock's step", "err", err)
 		}
+	}
+	p.baseMu.Lock()
+	changes := p.baseChanges
+	p.baseChanges = nil
+	p.baseMu.Unlock()
+	if len(changes) == 0 {
+		return
+	}
+	now := p.base.Now()
+	for _, c := range changes {
+		// Since c.at the virtual clock has run deltaPPM too fast (to
+		// first order): take that back, then change its frequency.
+		if since := now.Sub(c.at); since > 0 {
+			_ = p.virtual.Step(-time.Duration(float64(since) * c.deltaPPM / 1e6))
+		}
+		p.baseFreqPPM += c.deltaPPM
+	}
+	p.setVirtualFrequency()
+}
+
+// setVirtualFrequency is the servo's frequency less what the engine has
+// added to the base under it.
+func (p *Port) setVirtualFrequency() {
+	maxPPM := p.virtual.MaxFrequencyPPM()
+	ppm := max(-maxPPM, min(maxPPM, p.servoPPM-p.baseFreqPPM))
+	if err := p.virtual.SetFrequency(ppm); err != nil {
+		p.logLimited("freq", "cannot set the PTP clock's frequency", "err", err)
 	}
 }

@@ -121,3 +121,38 @@ func TestBaseStepped(t *testing.T) {
 		t.Error("a PHC port took the system clock's step")
 	}
 }
+
+type advReader struct{ t time.Time }
+
+func (a *advReader) Now() time.Time { return a.t }
+
+// TestBaseFrequency: the engine raises the system clock's frequency by
+// 10 ppm under a software-timestamping port; the port's virtual clock
+// takes the change back out from the moment it was made (it is noticed a
+// second later), so the port's own clock keeps the oscillator's rate:
+// -10 µs per second against the system clock.
+func TestBaseFrequency(t *testing.T) {
+	base := &advReader{time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+	p := &Port{virtual: clock.NewVirtual(base), base: base, lastLog: map[string]time.Time{}}
+	p.BaseFrequency(base.t, 10)
+	base.t = base.t.Add(time.Second)
+	p.followBaseSteps()
+	if got := p.virtual.Correction(base.t); got != -10*time.Microsecond {
+		t.Errorf("correction %v after 1 s at +10 ppm, want -10 µs", got)
+	}
+	base.t = base.t.Add(time.Second)
+	if got := p.virtual.Correction(base.t); got != -20*time.Microsecond {
+		t.Errorf("correction %v after 2 s, want -20 µs", got)
+	}
+	// the servo's frequency is set on top of the compensation
+	p.servoPPM = 4
+	p.setVirtualFrequency()
+	if got := p.virtual.FrequencyPPM(); got != -6 {
+		t.Errorf("virtual frequency %v ppm, want 4 - 10", got)
+	}
+	q := &Port{cfg: PortConfig{PHC: &PHC{}}, virtual: clock.NewVirtual(base)}
+	q.BaseFrequency(base.t, 10)
+	if len(q.baseChanges) != 0 {
+		t.Error("a PHC port took the system clock's frequency change")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,12 @@ type Port struct {
 	usable    bool
 	lastPHC   time.Time
 	baseSteps atomic.Int64
+	// the engine's changes of the system clock's frequency under the
+	// virtual clock (BaseFrequency), and the servo's own frequency
+	baseMu      sync.Mutex
+	baseChanges []baseChange
+	baseFreqPPM float64
+	servoPPM    float64
 }
 
 var errNetDown = unix.ENETDOWN
@@ -206,7 +213,10 @@ func (p *Port) carry(out *eptp.Output) {
 			}
 		}
 		ppm := max(-p.clk.MaxFrequencyPPM(), min(p.clk.MaxFrequencyPPM(), a.FreqPPB/1000))
-		if err := p.clk.SetFrequency(ppm); err != nil {
+		if p.cfg.PHC == nil && p.virtual != nil {
+			p.servoPPM = ppm
+			p.setVirtualFrequency() // feed_linux.go
+		} else if err := p.clk.SetFrequency(ppm); err != nil {
 			p.logLimited("freq", "cannot set the PTP clock's frequency", "err", err)
 		}
 	}
