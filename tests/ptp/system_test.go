@@ -117,4 +117,7 @@ func TestSystemPeerFallback(t *testing.T) {
 	if !logHas(t, gn, "PTP source lost its master") {
 		t.Error("gnomond did not log the loss of the PTP master")
 	}
+	if logHas(t, gn, "WARNING: DATA RACE") { // a gnomond built with -race (GNOMON_TEST_GNOMOND)
+		t.Errorf("gnomond reported a data race:\n%s", gn.Tail(60))
+	}
 }
