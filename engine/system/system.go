@@ -78,6 +78,7 @@ type source struct {
 	cfg    SourceConfig
 	ntp    protocol // *ntp.Source, or *refclock.Source (refclock.go)
 	ref    *refState
+	ext    *extSource // external.go: samples made outside (PTP, a PHC)
 	stats  *stats.Stats
 	last   sample.Sample // newest released (filtered) sample
 	est    stats.Estimate
@@ -228,6 +229,10 @@ func (s *System) Wakeup(now Instant, out []Transmit) []Transmit {
 	for _, src := range s.sources {
 		if src.ref != nil {
 			s.endRefclockPoll(src, cooked, now.Wall)
+			continue
+		}
+		if src.ext != nil {
+			s.endExternalPoll(src, cooked, now.Wall)
 			continue
 		}
 		next := src.ntp.NextPoll()

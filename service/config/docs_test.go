@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // docTable is one table of settings in docs/configuration.md.
@@ -22,11 +23,14 @@ type docTable struct {
 type docRow struct {
 	key, def string // the key; the default cell as written
 	line     int
+	// sub is the "### " subsection the row is in ("" for none); modes the
+	// row's "modes" cell, when its table has one.
+	sub, modes string
 }
 
 var (
 	sectionRE = regexp.MustCompile("^## `(\\[\\[?)([a-z-]+)\\]\\]?`$")
-	keyCellRE = regexp.MustCompile("^`([a-z-]+)`$")
+	keyCellRE = regexp.MustCompile("^`([a-z0-9-]+)`$")
 	literalRE = regexp.MustCompile("^`([^`]+)`(.*)$")
 )
 
@@ -41,12 +45,17 @@ func readConfigDoc(t *testing.T) []*docTable {
 	}
 	var tables []*docTable
 	var cur *docTable
-	defCol := -1
+	defCol, modesCol := -1, -1
+	sub := ""
 	for i, line := range strings.Split(string(b), "\n") {
 		if m := sectionRE.FindStringSubmatch(line); m != nil {
 			cur = &docTable{name: m[2], array: m[1] == "[["}
 			tables = append(tables, cur)
-			defCol = -1
+			defCol, sub = -1, ""
+			continue
+		}
+		if t, ok := strings.CutPrefix(line, "### "); ok {
+			sub, defCol = t, -1
 			continue
 		}
 		if strings.HasPrefix(line, "## ") {
@@ -61,14 +70,24 @@ func readConfigDoc(t *testing.T) []*docTable {
 			cells[j] = strings.TrimSpace(cells[j])
 		}
 		if cells[0] == "key" {
-			defCol = slices.Index(cells, "default")
+			defCol, modesCol = slices.Index(cells, "default"), slices.Index(cells, "modes")
 			continue
 		}
-		m := keyCellRE.FindStringSubmatch(cells[0])
-		if m == nil || defCol < 0 || defCol >= len(cells) {
+		if defCol < 0 || defCol >= len(cells) {
 			continue
 		}
-		cur.rows = append(cur.rows, docRow{key: m[1], def: cells[defCol], line: i + 1})
+		// One key a row, or several with the same default ("`a`, `b`").
+		for _, k := range strings.Split(cells[0], ", ") {
+			m := keyCellRE.FindStringSubmatch(k)
+			if m == nil {
+				continue
+			}
+			r := docRow{key: m[1], def: cells[defCol], line: i + 1, sub: sub}
+			if modesCol >= 0 && modesCol < len(cells) {
+				r.modes = cells[modesCol]
+			}
+			cur.rows = append(cur.rows, r)
+		}
 	}
 	return tables
 }
@@ -100,8 +119,9 @@ func TestDocumentedDefaults(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for _, f := range []string{cert, key} {
-		if err := os.WriteFile(f, []byte("not read by Parse\n"), 0o600); err != nil {
+	certPEM, keyPEM := testPair(t, time.Now().Add(-time.Hour))
+	for f, b := range map[string][]byte{cert: certPEM, key: keyPEM} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,11 +131,44 @@ func TestDocumentedDefaults(t *testing.T) {
 		"server":        "listen = \"127.0.0.1:11123\"\n",
 		"nts-ke-server": fmt.Sprintf("listen = \"127.0.0.1:11124\"\ncertificate-chain-path = %q\nprivate-key-path = %q\n", cert, key),
 	}
+	// The smallest valid [[source]] of each mode whose keys have a table
+	// of their own (the "### " subsections of [[source]]).
+	modeEntries := map[string]string{
+		"gpsd": "mode = \"gpsd\"\n",
+		"shm":  "mode = \"shm\"\n",
+		"sock": "mode = \"sock\"\npath = \"/run/chrony.test.sock\"\n",
+		"pps":  "mode = \"pps\"\ndevice = \"/dev/pps0\"\n",
+		"ptp":  "mode = \"ptp\"\ninterface = \"eth0\"\n",
+	}
+	entries["ptp-port"] = "interface = \"eth0\"\n"
 	header := func(tb *docTable) string {
 		if tb.array {
 			return "[[" + tb.name + "]]\n" + entries[tb.name]
 		}
 		return "[" + tb.name + "]\n"
+	}
+	// rowMode is the source mode a row of a subsection is checked in.
+	rowMode := func(r docRow) string {
+		switch {
+		case r.sub == "PTP sources":
+			return "ptp"
+		case r.sub == "Reference clocks":
+			first, _, _ := strings.Cut(r.modes, ",")
+			if first = strings.TrimSpace(first); first == "all" {
+				return "gpsd"
+			}
+			if first == "pps" && strings.Contains(r.modes, "sock") {
+				return "sock" // no PPS device on the machine running the test
+			}
+			return first
+		}
+		return ""
+	}
+	rowHeader := func(tb *docTable, r docRow) string {
+		if m := rowMode(r); m != "" {
+			return "[[" + tb.name + "]]\n" + modeEntries[m]
+		}
+		return header(tb)
 	}
 	parse := func(doc string) (*Config, error) {
 		c, err := Parse("doc.toml", []byte(doc), Options{})
@@ -132,19 +185,51 @@ func TestDocumentedDefaults(t *testing.T) {
 		for _, r := range tb.rows {
 			keys = append(keys, r.key)
 		}
+		if tb.name == "ptp-port" {
+			// "Besides the keys of PTP sources": that table's rows.
+			for _, other := range tables {
+				for _, r := range other.rows {
+					if other.name == "source" && r.sub == "PTP sources" {
+						keys = append(keys, r.key)
+					}
+				}
+			}
+		}
 		slices.Sort(keys)
+		keys = slices.Compact(keys)
 		known := knownKeys(t, header(tb)+"zzzzzzzzzzzzzzzz = 1\n")
+		if tb.name == "source" {
+			for _, e := range modeEntries {
+				known = append(known, knownKeys(t, "[[source]]\n"+e+"zzzzzzzzzzzzzzzz = 1\n")...)
+			}
+		}
 		slices.Sort(known)
+		known = slices.Compact(known)
 		if !slices.Equal(keys, known) {
 			t.Errorf("docs/configuration.md [%s] documents %v; the parser accepts %v", tb.name, keys, known)
 		}
 		for _, r := range tb.rows {
 			at := fmt.Sprintf("docs/configuration.md:%d: %s.%s", r.line, tb.name, r.key)
-			m := literalRE.FindStringSubmatch(r.def)
+			def := r.def
+			if mode := rowMode(r); mode != "" {
+				// "gpsd: any; pps: (required)", "gpsd `0.001`, others
+				// `1e-6`": the part for the mode the row is checked in.
+				for _, part := range strings.Split(def, ";") {
+					part = strings.TrimSpace(part)
+					if rest, ok := strings.CutPrefix(part, mode); ok {
+						def = strings.TrimSpace(strings.TrimPrefix(rest, ":"))
+						break
+					}
+				}
+				if def == "any" {
+					def = "none"
+				}
+			}
+			m := literalRE.FindStringSubmatch(def)
 			switch {
-			case strings.HasPrefix(r.def, "(required)"):
+			case strings.HasPrefix(def, "(required)"):
 				// Leaving it out must be an error about it.
-				base := header(tb)
+				base := rowHeader(tb, r)
 				if !tb.array || !strings.Contains(base, r.key+" =") {
 					t.Errorf("%s: documented as required, but no entry for [[%s]] in this test has it", at, tb.name)
 					continue
@@ -161,15 +246,15 @@ func TestDocumentedDefaults(t *testing.T) {
 				continue
 			case m == nil:
 				// A default that is not a value: none, or inherited.
-				if !strings.HasPrefix(r.def, "none") && !strings.HasPrefix(r.def, "from ") {
-					t.Errorf("%s: default %q is neither a value in backquotes, (required), none nor from ...", at, r.def)
+				if !strings.HasPrefix(def, "none") && !strings.HasPrefix(def, "from ") {
+					t.Errorf("%s: default %q is neither a value in backquotes, (required), none nor from ...", at, def)
 				}
 				continue
 			case tb.name == "clock" && r.key == "mode" && strings.TrimSpace(m[2]) != "":
 				continue // depends on the process (see the key's text), checked by the config tests
 			}
 			lit, qualifier := m[1], strings.TrimSpace(m[2])
-			base := header(tb)
+			base := rowHeader(tb, r)
 			if strings.Contains(qualifier, "pool only") {
 				base = "[[source]]\nmode = \"pool\"\naddress = \"pool.example.org\"\n"
 			}
@@ -178,6 +263,10 @@ func TestDocumentedDefaults(t *testing.T) {
 				t.Fatalf("%s: %v", at, err)
 			}
 			got, err := parse(base + r.key + " = " + lit + "\n")
+			if err != nil && !strings.HasPrefix(lit, "\"") {
+				// A string written bare in the table (`GPS`).
+				got, err = parse(base + r.key + " = " + fmt.Sprintf("%q", lit) + "\n")
+			}
 			if err != nil {
 				t.Errorf("%s: the documented default %s is refused: %v", at, lit, err)
 				continue

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,7 +37,10 @@ const (
 	MinRefclockPoll     = 0
 	MaxRefclockPoll     = 10
 	MaxRefclockFilter   = 1024
-	MaxSHMUnit          = 255
+	// DefaultRefclockFilter is how many raw samples a poll keeps when the
+	// file does not say (chrony's filter for refclocks is 64 too).
+	DefaultRefclockFilter = 64
+	MaxSHMUnit            = 255
 )
 
 // PPSEdge is which edge of the pulse marks the second.
@@ -116,11 +120,14 @@ func defaultPrecision(m SourceMode) time.Duration {
 
 // refclock decodes a reference clock's [[source]]; s has its mode.
 func (d *decoder) refclock(t *table, s SourceConfig) SourceConfig {
-	r := &RefclockConfig{Poll: DefaultRefclockPoll, Delay: time.Nanosecond, Precision: defaultPrecision(s.Mode)}
+	r := &RefclockConfig{Poll: DefaultRefclockPoll, Filter: DefaultRefclockFilter, Delay: time.Nanosecond, Precision: defaultPrecision(s.Mode)}
 	s.Refclock = r
 	s.IBurst = false
 	only := func(k string, modes ...SourceMode) bool {
 		if _, ok := t.m[k]; !ok {
+			if slices.Contains(modes, s.Mode) {
+				t.get(k) // a key of this mode: listed when another is unknown
+			}
 			return false
 		}
 		for _, m := range modes {
@@ -239,7 +246,7 @@ func (v *validator) refclock(key string, s *SourceConfig) {
 	if r.Poll < MinRefclockPoll || r.Poll > MaxRefclockPoll {
 		v.errorf(key+".poll", "must be between %d and %d (got %d)", MinRefclockPoll, MaxRefclockPoll, r.Poll)
 	}
-	if r.Filter < 0 || r.Filter > MaxRefclockFilter {
+	if r.Filter < 1 || r.Filter > MaxRefclockFilter {
 		v.errorf(key+".filter", "must be between 1 and %d (got %d)", MaxRefclockFilter, r.Filter)
 	}
 	if r.Delay < 0 {

@@ -172,6 +172,7 @@ type Daemon struct {
 	stopped   bool
 	refOpen   *refclockOpen  // refclock.go
 	ptp       []*ptpsvc.Port // PTP ports (ptp.go)
+	ptpIDs    []system.ID    // their engine sources (ptpsys.go)
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -225,7 +226,7 @@ func New(opts Options) (*Daemon, error) {
 			initFreq, initSD = in.FreqPPM, 0
 			d.log.Info("no drift file: starting from the kernel's frequency", "freq_ppm", in.FreqPPM)
 		}
-		d.clk = sys
+		d.clk = &ptpStepHook{Clock: sys, d: d} // ptpsys.go
 	default:
 		d.virtual = clock.NewVirtual(wallReader{})
 		d.clk = newPublishedVirtual(d.virtual, &d.vmap)

@@ -24,11 +24,12 @@ func (d *Daemon) startPTP(ctx context.Context) error {
 		name   string
 		common config.PTPCommon
 		port   *config.PTPPortConfig
+		src    config.SourceConfig
 	}
 	var all []want
 	for _, s := range d.cfg.Sources {
 		if s.Mode == config.SourcePTP && s.PTP != nil {
-			all = append(all, want{name: "ptp:" + s.PTP.Interface, common: *s.PTP})
+			all = append(all, want{name: "ptp:" + s.PTP.Interface, common: *s.PTP, src: s})
 		}
 	}
 	for i := range d.cfg.PTPPorts {
@@ -40,6 +41,7 @@ func (d *Daemon) startPTP(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		d.addPTPSource(ctx, w.name, w.src.Prefer, w.src.NoSelect, &cfg)
 		p, err := ptpsvc.NewPort(cfg, d.log)
 		if err != nil {
 			return fmt.Errorf("%s: %w", w.name, err)
@@ -151,6 +153,16 @@ func (d *Daemon) addPTPViews(sn *system.Snapshot) {
 			if !v.LastSample.IsZero() && time.Since(v.LastSample) < 10*time.Second {
 				ss.Reach = 0xff
 			}
+		}
+		if es := d.ptpSnapshot(sn, i); es != nil {
+			// The engine's source (ptpsys.go): its selection state,
+			// reach, stratum, offset and delay (of the system clock)
+			// stay; the port's facts are added.
+			es.Address, es.Poll, es.PTP = ss.Address, ss.Poll, ss.PTP
+			if ss.LastError != "" {
+				es.LastError = ss.LastError
+			}
+			continue
 		}
 		sn.Sources = append(sn.Sources, ss)
 	}

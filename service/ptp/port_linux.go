@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,10 @@ type PortConfig struct {
 	// PHC is the hardware clock for hardware timestamping (nil for
 	// software timestamps).
 	PHC *PHC
+	// Feed, if set, receives the port's samples for the system clock's
+	// engine and the loss of its master (feed_linux.go), from Run's
+	// goroutine.
+	Feed func(Feed)
 }
 
 // Status is what views show of a running port.
@@ -59,6 +64,17 @@ type Port struct {
 	status  atomic.Pointer[Status]
 	lastLog map[string]time.Time
 	lastErr string
+	// feed_linux.go
+	pending   Feed
+	usable    bool
+	lastPHC   time.Time
+	baseSteps atomic.Int64
+	// the engine's changes of the system clock's frequency under the
+	// virtual clock (BaseFrequency), and the servo's own frequency
+	baseMu      sync.Mutex
+	baseChanges []baseChange
+	baseFreqPPM float64
+	servoPPM    float64
 }
 
 var errNetDown = unix.ENETDOWN
@@ -131,6 +147,7 @@ func (p *Port) Run(ctx context.Context) error {
 	hw := p.cfg.PHC != nil
 	var pkts []Packet
 	for ctx.Err() == nil {
+		p.followBaseSteps()
 		wait := 100 * time.Millisecond
 		if next := p.eng.NextWakeup(); !next.IsZero() {
 			wait = min(max(next.Sub(p.clk.Now()), 0), wait)
@@ -159,6 +176,10 @@ func (p *Port) Run(ctx context.Context) error {
 		if next := p.eng.NextWakeup(); !next.IsZero() && !p.clk.Now().Before(next) {
 			p.carry(p.eng.Wakeup(p.clk.Now()))
 		}
+		if p.cfg.PHC != nil {
+			p.feedPHC(time.Now(), p.cfg.PHC)
+		}
+		p.feedState()
 		p.publish()
 	}
 	return nil
@@ -181,6 +202,7 @@ func (p *Port) logLimited(key, msg string, args ...any) {
 // carry does what the engine asked, depth-first: transmit timestamps
 // produce Follow_Ups, which are sent before the next message.
 func (p *Port) carry(out *eptp.Output) {
+	p.feedMeasurements(out)
 	if out.Adjust != nil {
 		a := *out.Adjust
 		if a.Step != 0 {
@@ -191,7 +213,10 @@ func (p *Port) carry(out *eptp.Output) {
 			}
 		}
 		ppm := max(-p.clk.MaxFrequencyPPM(), min(p.clk.MaxFrequencyPPM(), a.FreqPPB/1000))
-		if err := p.clk.SetFrequency(ppm); err != nil {
+		if p.cfg.PHC == nil && p.virtual != nil {
+			p.servoPPM = ppm
+			p.setVirtualFrequency() // feed_linux.go
+		} else if err := p.clk.SetFrequency(ppm); err != nil {
 			p.logLimited("freq", "cannot set the PTP clock's frequency", "err", err)
 		}
 	}

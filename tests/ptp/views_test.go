@@ -59,12 +59,14 @@ func TestViews(t *testing.T) {
 			return false
 		}
 		got = v.Sources[0]
-		return got.PortState == "SLAVE"
+		// The port's state, and the engine's selection of its source
+		// (a source of the system clock, docs/ptp.md).
+		return got.PortState == "SLAVE" && got.State == "selected"
 	})
 	if !ok {
-		t.Fatalf("no SLAVE PTP source on D-Bus; gnomonctl sources --json said:\n%s", last)
+		t.Fatalf("no SLAVE, selected PTP source on D-Bus; gnomonctl sources --json said:\n%s", last)
 	}
-	if got.Kind != "ptp" || got.Name != "ptp:g0" || got.State != "ptp-slave" || got.Grandmaster != gm ||
+	if got.Kind != "ptp" || got.Name != "ptp:g0" || got.State != "selected" || got.Grandmaster != gm ||
 		got.Parent != gm+"-1" || got.Decision != "S1" || got.DelayNS == 0 || got.DelayNS > 1e6 || got.OffsetNS > 50_000 || got.OffsetNS < -50_000 {
 		t.Errorf("PTP source %+v; want grandmaster and parent %s(-1)", got, gm)
 	}
