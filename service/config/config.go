@@ -47,6 +47,7 @@ type Config struct {
 	NTSKEServers    []NTSKEServerConfig
 	Log             LogConfig
 	Security        SecurityConfig
+	Authentication  AuthConfig // see auth.go
 
 	// Path is the file the configuration came from; "" for the embedded
 	// default and for one built by code.
@@ -124,6 +125,9 @@ type SourceConfig struct {
 	// CertificateAuthority is an extra CA file trusted for this NTS source's
 	// key exchange, besides the system's; "" for none and for other modes.
 	CertificateAuthority string
+	// Key is the symmetric key (ID in [authentication] key-file) that
+	// signs every exchange; 0 for none. Server and pool modes only.
+	Key uint32
 }
 
 // Host is the host part of Address (a DNS name or an IP address).
@@ -165,6 +169,11 @@ type ServerConfig struct {
 	// Workers is how many receive sockets/goroutines share the address
 	// (SO_REUSEPORT); 0 = one per CPU.
 	Workers int
+	// Keys are the key IDs a signed request may use (answers are signed
+	// with the request's key); nil = every key of the key file.
+	Keys []uint32
+	// RequireKey drops requests that are not signed with one of Keys.
+	RequireKey bool
 }
 
 // AddressFilter is an allowlist or denylist.

@@ -279,6 +279,9 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 		st.boolean("seccomp", &c.Security.Seccomp)
 		st.finish()
 	}
+	if at := t.sub("authentication"); at != nil {
+		d.authentication(at, &c.Authentication)
+	}
 	t.finish()
 }
 
@@ -328,6 +331,7 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	t.boolean("iburst", &s.IBurst)
 	t.boolean("prefer", &s.Prefer)
 	t.boolean("noselect", &s.NoSelect)
+	d.sourceKey(t, &s)
 
 	// count and certificate-authority belong to one mode each; with a bad
 	// mode it is unknown whether they are allowed, so they are only read.
@@ -372,6 +376,7 @@ func (d *decoder) server(t *table) ServerConfig {
 		rt.finish()
 	}
 	t.integer("workers", &s.Workers)
+	d.serverKeys(t, &s)
 	t.finish()
 	return s
 }
@@ -474,6 +479,7 @@ var otherNames = map[string]struct{ near, say string }{
 	"rate-limiting-cutoff-ms":  {"rate-limit", "use rate-limit = { interval = ... } (seconds)"},
 	"observability":            {"log", "ntpd-rs's [observability] log-level is [log] level"},
 	"log-level":                {"level", "did you mean level?"},
+	"keyfile":                  {"key-file", "chrony's keyfile is [authentication] key-file"},
 }
 
 // suggest returns the known key closest to k when it is close enough to be

@@ -53,6 +53,7 @@ func (c *Config) validate() Errors {
 	for i := range c.NTSKEServers {
 		v.ntsKEServer(indexKey("nts-ke-server", i), &c.NTSKEServers[i], listens)
 	}
+	v.auth()
 	v.enum("log.level", c.Log.Level.MarshalText)
 	v.enum("log.format", c.Log.Format.MarshalText)
 	return v.errs
