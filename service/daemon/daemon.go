@@ -132,6 +132,7 @@ type Daemon struct {
 	changeMu   sync.Mutex
 	ctx        context.Context
 	nts        *ntsServer
+	auth       authState // symmetric keys: auth.go
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -170,6 +171,9 @@ func New(opts Options) (*Daemon, error) {
 		d.virtual = clock.NewVirtual(wallReader{})
 		d.clk = d.virtual
 		initFreq, initSD = 0, 0 // observe: the virtual clock starts from nothing
+	}
+	if err := d.loadKeys(); err != nil {
+		return nil, err
 	}
 	eng, err := system.New(system.Config{
 		Discipline: discipline.Config{

@@ -193,6 +193,10 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	if !ntp.Respond(&p.Header, rx, rx, &st, &h) {
 		return false
 	}
+	signKey, answer := w.checkRequestAuth(req.Buf[:req.N], &p) // auth.go
+	if !answer {
+		return false
+	}
 	kissed := false // h is a Kiss-o'-Death
 	switch {
 	case deny:
@@ -238,6 +242,11 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	}
 	if ntsReply != nil {
 		if n, err = ntsReply.Append(resp.Buf, n); err != nil {
+			return false
+		}
+	}
+	if signKey != nil {
+		if n, err = signKey.AppendMAC(resp.Buf, n); err != nil {
 			return false
 		}
 	}
