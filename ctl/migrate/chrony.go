@@ -102,6 +102,7 @@ type source struct {
 	prefer   bool
 	noselect bool
 	count    int    // pool only
+	key      uint32 // key option: symmetric key ID, 0 for none
 	certSet  uint64 // nts only
 	port     int    // the address's port; 0 for the mode's default
 	ca       string // certificate-authority, resolved at emit
@@ -146,6 +147,8 @@ type migration struct {
 	ntsPort        setting[int]
 	ntsCerts       []origin
 	ntsKeys        []origin
+
+	keyFile setting[string] // keyfile: [authentication] key-file (auth.go)
 }
 
 func (m *migration) warnAt(l *line, format string, args ...any) {
@@ -333,7 +336,7 @@ func (m *migration) directive(l *line) {
 	case "hwtimestamp":
 		m.warnAt(l, "hardware timestamping is not configurable yet: gnomond uses the kernel's software timestamps; dropped")
 	case "keyfile":
-		m.warnAt(l, "symmetric keys (RFC 5905 MACs) are not supported: use NTS (mode = \"nts\") to authenticate sources; dropped")
+		m.keyFileDirective(l)
 	case "log":
 		m.warnAt(l, "gnomond logs to the journal ([log] level); there are no measurement or statistics files; dropped")
 	case "logdir":
@@ -513,7 +516,7 @@ func (m *migration) source(l *line) {
 		m.warnOpt(l, "iburst", "chronyd ignores it on a peer; migrated as given")
 	}
 	if key != "" {
-		m.warnOpt(l, "key", "symmetric-key authentication (key %s) is not supported: this source will be used WITHOUT authentication; consider NTS", key)
+		s.key = m.sourceKey(l, key, nts)
 	}
 	if maxSources != 0 {
 		switch {

@@ -100,6 +100,7 @@ func (m *migration) emit() []byte {
 	m.emitSync(w)
 	m.emitSources(w)
 	m.emitServers(w)
+	m.emitAuth(w)
 	return w.b.Bytes()
 }
 
@@ -211,6 +212,9 @@ func (m *migration) emitSources(w *tomlWriter) {
 		}
 		if s.mode == config.SourcePool {
 			w.kv("count", strconv.Itoa(s.count))
+		}
+		if s.key != 0 && m.keyFile.set {
+			w.kv("key", strconv.FormatUint(uint64(s.key), 10))
 		}
 		if s.mode == config.SourceNTS {
 			usedSets[s.certSet] = true
