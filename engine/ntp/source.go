@@ -56,8 +56,10 @@ type SourceConfig struct {
 	MaxRootDistance time.Duration
 	// LocalPrecision is how finely this machine reads its clock.
 	LocalPrecision time.Duration
-	// Auth, when set, authenticates every exchange (NTS).
+	// Auth, when set, authenticates every exchange (NTS or a symmetric key).
 	Auth Authenticator
+	// Interleaved asks the server for the interleaved mode (xleave.go).
+	Interleaved bool
 }
 
 // SourceState is a source's protocol condition (selection has its own).
@@ -121,6 +123,7 @@ type Source struct {
 	exchange     Exchange      // the newest valid reply, as it came
 	lastErr      error
 	kissBackoff  int8
+	xl           xleaveState // interleaved mode: xleave.go
 }
 
 // NewSource returns a source that polls first at now (plus nothing: the
@@ -242,6 +245,12 @@ func (s *Source) MakeRequest(now time.Time, rnd uint64, b []byte) int {
 	if h.TransmitTime.IsZero() {
 		h.TransmitTime = 1
 	}
+	s.xl.xrcv = 0
+	if s.cfg.Interleaved && s.xl.valid {
+		h.OriginTime = s.xl.t2raw
+		h.ReceiveTime = interleavedReceiveField(rnd)
+		s.xl.xrcv = h.ReceiveTime
+	}
 	n, err := h.MarshalTo(b)
 	if err != nil {
 		return 0
@@ -281,6 +290,9 @@ func (s *Source) lost() {
 func (s *Source) SetTransmitTime(t time.Time) {
 	if s.pending {
 		s.t1 = t
+	} else if s.xl.valid && s.xl.t1.Equal(s.t1) {
+		// The reply came before the kernel's timestamp of our request.
+		s.xl.t1, s.t1 = t, t
 	}
 }
 
@@ -305,7 +317,8 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	if !s.pending {
 		return smp, false, ErrNotPending
 	}
-	if p.OriginTime != s.xmt {
+	interleaved := !s.xl.xrcv.IsZero() && p.OriginTime == s.xl.xrcv
+	if p.OriginTime != s.xmt && !interleaved {
 		return smp, false, ErrOriginMismatch
 	}
 	if s.cfg.Auth != nil {
@@ -323,7 +336,7 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 			return smp, false, err
 		}
 	}
-	if err := CheckReply(&p.Header, s.xmt, s.cfg.MaxRootDistance); err != nil {
+	if err := CheckReply(&p.Header, p.OriginTime, s.cfg.MaxRootDistance); err != nil {
 		var kiss *KissError
 		if errors.As(err, &kiss) {
 			s.kiss(kiss.Code, rx)
@@ -338,6 +351,13 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	t2 := h.ReceiveTime.Time(t1)
 	t3 := h.TransmitTime.Time(t1)
 	t4 := rx
+	if interleaved {
+		// The reply completes the previous exchange (xleave.go).
+		t1, t2, t4 = s.xl.t1, s.xl.t2, s.xl.t4
+		t3 = h.TransmitTime.Time(t1)
+		s.xl.count++
+	}
+	s.xl = xleaveState{valid: true, t1: s.t1, t2raw: h.ReceiveTime, t2: h.ReceiveTime.Time(s.t1), t4: rx, count: s.xl.count}
 	offset := (t2.Sub(t1) + t3.Sub(t4)) / 2
 	delay := t4.Sub(t1) - t3.Sub(t2)
 	prec := s.cfg.LocalPrecision + precisionDuration(h.Precision)
@@ -450,6 +470,10 @@ func (s *Source) Adjust(at time.Time, offset time.Duration, freqPPM float64) {
 	if s.pending {
 		s.t1 = s.t1.Add(shift(s.t1))
 	}
+	if s.xl.valid {
+		s.xl.t1 = s.xl.t1.Add(shift(s.xl.t1))
+		s.xl.t4 = s.xl.t4.Add(shift(s.xl.t4))
+	}
 	for i := range s.filter {
 		e := &s.filter[i]
 		if e.valid {
@@ -473,6 +497,7 @@ func (s *Source) ResetFilter() {
 	s.lastReleased = time.Time{}
 	s.pending = false
 	s.jitter = 0
+	s.xl = xleaveState{count: s.xl.count}
 }
 
 // Exchange is one valid request/reply as it happened: the reply's header
