@@ -149,6 +149,16 @@ func TestGnomondClientOfChronydWithKeys(t *testing.T) {
 // corruptingRelay forwards UDP between a client and 127.0.0.1:port,
 // flipping the last bit of every reply, and returns its port.
 func corruptingRelay(t *testing.T, port int) int {
+	return relay(t, port, func(toServer bool, b []byte) {
+		if !toServer && len(b) > 0 {
+			b[len(b)-1] ^= 1
+		}
+	})
+}
+
+// relay forwards UDP between one client and 127.0.0.1:port, showing each
+// datagram to look (which may change it) first, and returns its port.
+func relay(t *testing.T, port int, look func(toServer bool, b []byte)) int {
 	t.Helper()
 	in, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -168,6 +178,7 @@ func corruptingRelay(t *testing.T, port int) int {
 				return
 			}
 			client.Store(from)
+			look(true, buf[:n])
 			_, _ = out.Write(buf[:n])
 		}
 	}()
@@ -178,8 +189,8 @@ func corruptingRelay(t *testing.T, port int) int {
 			if err != nil {
 				return
 			}
-			if c := client.Load(); c != nil && n > 0 {
-				buf[n-1] ^= 1
+			if c := client.Load(); c != nil {
+				look(false, buf[:n])
 				_, _ = in.WriteToUDP(buf[:n], c)
 			}
 		}

@@ -128,6 +128,8 @@ type SourceConfig struct {
 	// Key is the symmetric key (ID in [authentication] key-file) that
 	// signs every exchange; 0 for none. Server and pool modes only.
 	Key uint32
+	// XLeave asks the server for the interleaved mode (chrony's xleave).
+	XLeave bool
 }
 
 // Host is the host part of Address (a DNS name or an IP address).
@@ -174,6 +176,9 @@ type ServerConfig struct {
 	Keys []uint32
 	// RequireKey drops requests that are not signed with one of Keys.
 	RequireKey bool
+	// XLeave answers interleaved requests with the kernel's transmit
+	// timestamp of the previous answer (chrony's server does by default).
+	XLeave bool
 }
 
 // AddressFilter is an allowlist or denylist.

@@ -332,6 +332,7 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	t.boolean("prefer", &s.Prefer)
 	t.boolean("noselect", &s.NoSelect)
 	d.sourceKey(t, &s)
+	t.boolean("xleave", &s.XLeave)
 
 	// count and certificate-authority belong to one mode each; with a bad
 	// mode it is unknown whether they are allowed, so they are only read.
@@ -377,6 +378,7 @@ func (d *decoder) server(t *table) ServerConfig {
 	}
 	t.integer("workers", &s.Workers)
 	d.serverKeys(t, &s)
+	t.boolean("xleave", &s.XLeave)
 	t.finish()
 	return s
 }

@@ -99,6 +99,7 @@ type worker struct {
 	pol     config.ServerConfig
 	limiter *ntp.RateLimiter
 	in, out []netio.Message
+	xl      *xleaveWorker // interleaved mode: xleave.go
 }
 
 func newWorker(pol config.ServerConfig, d *Daemon) *worker {
@@ -125,8 +126,10 @@ func newWorker(pol config.ServerConfig, d *Daemon) *worker {
 }
 
 func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
+	w.initXleave(c)
 	for {
 		n, err := c.ReadBatch(ctx, w.in)
+		w.drainTx(c)
 		if ctx.Err() != nil {
 			return
 		}
@@ -141,6 +144,7 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 		m := 0
 		for i := 0; i < n; i++ {
 			if w.answer(&w.in[i], &w.out[m]) {
+				w.answered(m)
 				m++
 			}
 		}
@@ -148,6 +152,7 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			if _, err := c.WriteBatch(w.out[:m]); err != nil {
 				w.d.logLimited("server-write", "server socket write error", "err", err)
 			}
+			w.afterWrite(c, w.out[:m])
 		}
 	}
 }
@@ -236,6 +241,7 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 		// The transmit timestamp as late as we can take it.
 		h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)))
 	}
+	w.interleave(&p.Header, &h, client.As16(), kissed)
 	n, err := h.MarshalTo(resp.Buf)
 	if err != nil {
 		return false
