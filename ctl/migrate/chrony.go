@@ -103,6 +103,7 @@ type source struct {
 	noselect bool
 	count    int    // pool only
 	key      uint32 // key option: symmetric key ID, 0 for none
+	xleave   bool
 	certSet  uint64 // nts only
 	port     int    // the address's port; 0 for the mode's default
 	ca       string // certificate-authority, resolved at emit
@@ -402,7 +403,7 @@ var sourceOpts = map[string]struct {
 	"auto_offline":     {0, "sources are always online; gnomond backs off unreachable ones itself"},
 	"trust":            {0, "every selected source must agree with the majority"},
 	"require":          {0, "minimum-agreeing-sources is global, not per source"},
-	"xleave":           {0, "the interleaved mode is not supported"},
+	"xleave":           {0, ""},
 	"copy":             {0, "the reference ID is never copied"},
 	"ipv4":             {0, "a name is resolved to both IPv4 and IPv6 addresses"},
 	"ipv6":             {0, "a name is resolved to both IPv4 and IPv6 addresses"},
@@ -510,6 +511,8 @@ func (m *migration) source(l *line) {
 			}
 		case "key":
 			key = val
+		case "xleave":
+			s.xleave = true
 		}
 	}
 	if l.name() == "peer" && s.iburst {

@@ -213,6 +213,9 @@ func (m *migration) emitSources(w *tomlWriter) {
 		if s.mode == config.SourcePool {
 			w.kv("count", strconv.Itoa(s.count))
 		}
+		if s.xleave {
+			w.kv("xleave", "true")
+		}
 		if s.key != 0 && m.keyFile.set {
 			w.kv("key", strconv.FormatUint(uint64(s.key), 10))
 		}
@@ -402,6 +405,8 @@ func (m *migration) emitServers(w *tomlWriter) {
 			}
 			w.kv("rate-limit", "{ "+fields+" }")
 		}
+		w.comment("chronyd answers interleaved requests (xleave clients) by default")
+		w.kv("xleave", "true")
 	}
 	if m.clientLog.set {
 		if m.rate.set {
