@@ -1,7 +1,11 @@
 package migrate
 
 import (
+	"errors"
 	"strconv"
+	"strings"
+
+	"gnomon.dev/gnomon/service/config"
 )
 
 // keyFileDirective takes chrony's keyfile: gnomond reads the same file
@@ -48,4 +52,29 @@ func (m *migration) emitAuth(w *tomlWriter) {
 	w.from(m.keyFile.at)
 	w.comment("gnomond reads chrony's key file as it is, but refuses one readable by everyone (chmod o-rwx)")
 	w.kv("key-file", quote(m.keyFile.v))
+}
+
+// Check parses a migration's output as gnomond would. Problems with the
+// key file it names (unreadable by this user, readable by everyone, a
+// source's key missing from it) are returned apart, as keyProblems: they
+// are about the machine, not the migration, and gnomond reports them
+// again when it starts; err holds any other problem.
+func Check(name string, toml []byte) (keyProblems config.Errors, err error) {
+	_, err = config.Parse(name, toml, config.Options{IsRoot: true})
+	var es config.Errors
+	if err == nil || !errors.As(err, &es) {
+		return nil, err
+	}
+	var rest config.Errors
+	for _, e := range es {
+		if e.Key == "authentication.key-file" || strings.HasSuffix(e.Key, ".key") {
+			keyProblems = append(keyProblems, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	if len(rest) > 0 {
+		return keyProblems, rest
+	}
+	return keyProblems, nil
 }
