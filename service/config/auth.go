@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"gnomon.dev/gnomon/engine/ntp"
 )
@@ -138,6 +139,9 @@ func (v *validator) auth() {
 		}
 		if s.RequireKey && c.Authentication.KeyFile == "" {
 			v.errorf(indexKey("server", i)+".require-key", "needs [authentication] key-file")
+		}
+		if s.LeapSmear != 0 && (s.LeapSmear < time.Minute || s.LeapSmear > ntp.MaxSmearWindow) {
+			v.errorf(indexKey("server", i)+".leap-smear", "must be 0 (off) or from 60 to 86400 s (got %s)", secs(s.LeapSmear))
 		}
 		if s.RequireKey && s.Keys != nil && len(s.Keys) == 0 {
 			v.errorf(indexKey("server", i)+".keys", "empty, so require-key would refuse every client")

@@ -179,6 +179,9 @@ type ServerConfig struct {
 	// XLeave answers interleaved requests with the kernel's transmit
 	// timestamp of the previous answer (chrony's server does by default).
 	XLeave bool
+	// LeapSmear spreads a leap second over this window in the time served
+	// (0: off); see engine/ntp/smear.go.
+	LeapSmear time.Duration
 }
 
 // AddressFilter is an allowlist or denylist.

@@ -379,6 +379,7 @@ func (d *decoder) server(t *table) ServerConfig {
 	t.integer("workers", &s.Workers)
 	d.serverKeys(t, &s)
 	t.boolean("xleave", &s.XLeave)
+	t.seconds("leap-smear", &s.LeapSmear)
 	t.finish()
 	return s
 }

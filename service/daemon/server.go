@@ -100,10 +100,14 @@ type worker struct {
 	limiter *ntp.RateLimiter
 	in, out []netio.Message
 	xl      *xleaveWorker // interleaved mode: xleave.go
+	// leap smear: smear.go
+	smear     *ntp.Smear
+	smearing  bool
+	smearCorr time.Duration
 }
 
 func newWorker(pol config.ServerConfig, d *Daemon) *worker {
-	w := &worker{d: d, pol: pol}
+	w := &worker{d: d, pol: pol, smear: newSmear(pol.LeapSmear)}
 	if pol.RateLimit.Enabled() {
 		kodEvery := 0
 		if pol.RateLimit.KoD {
@@ -192,7 +196,11 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 		st.RootDelay, st.RootDispersion = 0, 0
 	}
 	st.MinPoll = minPollFor(w.pol.RateLimit.Interval)
-	rx := w.d.mapRaw(req.RxTime.Round(0))
+	corr := time.Duration(0)
+	if st.Leap != sample.LeapUnsync {
+		corr, st.Leap = w.smearCorrection(st.Leap)
+	}
+	rx := w.d.mapRaw(req.RxTime.Round(0)).Add(corr)
 	// Decide with Respond first: it refuses everything that is not a
 	// client request (mode 6/7 included), before any KoD is sent.
 	if !ntp.Respond(&p.Header, rx, rx, &st, &h) {
@@ -239,7 +247,7 @@ func (w *worker) answer(req, resp *netio.Message) bool {
 	}
 	if !kissed {
 		// The transmit timestamp as late as we can take it.
-		h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)))
+		h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)).Add(corr))
 	}
 	w.interleave(&p.Header, &h, client.As16(), kissed)
 	n, err := h.MarshalTo(resp.Buf)

@@ -109,7 +109,7 @@ func (w *worker) drainTx(c *netio.ServerConn) {
 		for _, ts := range x.stamps[:n] {
 			e := &x.ring[ts.ID%xleaveTxRing]
 			if e.id == ts.ID && !e.rx.IsZero() {
-				x.table.SetTransmit(e.rx, ntp.TimestampFromTime(w.d.mapRaw(ts.Time.Round(0))))
+				x.table.SetTransmit(e.rx, ntp.TimestampFromTime(w.d.mapRaw(ts.Time.Round(0)).Add(w.smearCorr)))
 				e.rx = 0
 			}
 		}

@@ -373,6 +373,7 @@ func (s *ServerConn) WriteBatch(msgs []Message) (int, error) {
 	for len(msgs) > 0 {
 		n := min(len(msgs), MaxBatch)
 		s.growWrite(n)
+		s.tx.reset(msgs[:n])
 		k := 0
 		for i := range n {
 			m := &msgs[i]

@@ -37,6 +37,15 @@ type serverTx struct {
 
 func (t *serverTx) index(k, i int) { t.idx[k] = i }
 
+// reset clears the IDs of a chunk about to be sent.
+func (t *serverTx) reset(msgs []Message) {
+	if t.on {
+		for i := range msgs {
+			msgs[i].TxSent = false
+		}
+	}
+}
+
 // sent numbers the n messages sendmmsg sent from header off on.
 func (t *serverTx) sent(msgs []Message, off, n int) {
 	if !t.on {
