@@ -22,6 +22,28 @@ func (m *migration) keyFileDirective(l *line) {
 	m.keyFile.put(args[0], at(l))
 }
 
+// tzdataLeapFile is the leap-seconds file of Debian's tzdata.
+const tzdataLeapFile = "/usr/share/zoneinfo/leap-seconds.list"
+
+// leapDirective takes leapseclist FILE, and leapsectz (a right/ zone of
+// tzdata) as tzdata's leap-seconds.list.
+func (m *migration) leapDirective(l *line) {
+	args := l.args()
+	if len(args) != 1 {
+		m.warnAt(l, "want one argument; dropped")
+		return
+	}
+	if m.leapFile.set {
+		m.warnAt(l, "replaces %s (%s:%d); gnomond reads one leap-seconds file", m.leapFile.v, m.leapFile.at.file, m.leapFile.at.num)
+	}
+	if l.name() == "leapsectz" {
+		m.warnAt(l, "gnomond reads the leap seconds of the same tzdata from %s, not from a right/ zone", tzdataLeapFile)
+		m.leapFile.put(tzdataLeapFile, at(l))
+		return
+	}
+	m.leapFile.put(args[0], at(l))
+}
+
 // sourceKey checks a source's key option and returns the key ID, or 0
 // (with a warning) when it cannot be carried over.
 func (m *migration) sourceKey(l *line, val string, nts bool) uint32 {
@@ -55,7 +77,7 @@ func (m *migration) emitAuth(w *tomlWriter) {
 }
 
 // Check parses a migration's output as gnomond would. Problems with the
-// key file it names (unreadable by this user, readable by everyone, a
+// key file or leap-seconds file it names (unreadable by this user, readable by everyone, a
 // source's key missing from it) are returned apart, as keyProblems: they
 // are about the machine, not the migration, and gnomond reports them
 // again when it starts; err holds any other problem.
@@ -67,7 +89,7 @@ func Check(name string, toml []byte) (keyProblems config.Errors, err error) {
 	}
 	var rest config.Errors
 	for _, e := range es {
-		if e.Key == "authentication.key-file" || strings.HasSuffix(e.Key, ".key") {
+		if e.Key == "authentication.key-file" || strings.HasSuffix(e.Key, ".key") || e.Key == "synchronization.leap-seconds-file" {
 			keyProblems = append(keyProblems, e)
 		} else {
 			rest = append(rest, e)

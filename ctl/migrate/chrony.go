@@ -149,7 +149,8 @@ type migration struct {
 	ntsCerts       []origin
 	ntsKeys        []origin
 
-	keyFile setting[string] // keyfile: [authentication] key-file (auth.go)
+	keyFile  setting[string] // keyfile: [authentication] key-file (auth.go)
+	leapFile setting[string] // leapseclist, leapsectz: leap-seconds-file (auth.go)
 }
 
 func (m *migration) warnAt(l *line, format string, args ...any) {
@@ -182,9 +183,7 @@ var unsupported = map[string]string{
 	"hwclockfile":       "gnomond does not track the RTC",
 	"hwtstimeout":       "hardware timestamping is not configurable yet",
 	"initstepslew":      "deprecated in chrony; use step-threshold and step-limit, which the sources' first answers drive",
-	"leapsecmode":       "leap seconds are inserted by the kernel",
-	"leapseclist":       "gnomond takes leap second announcements from its sources",
-	"leapsectz":         "gnomond takes leap second announcements from its sources (a majority of them), not from the time zone database",
+	"leapsecmode":       "the kernel steps the system clock for leap seconds; to hide them from clients, smear them with [[server]] leap-smear",
 	"lock_all":          "memory locking is up to the systemd unit",
 	"logbanner":         "gnomond logs to the journal; there are no statistics files",
 	"logchange":         "gnomond logs every step and panic to the journal",
@@ -217,7 +216,7 @@ var unsupported = map[string]string{
 	"rtcfile":           "gnomond does not track the RTC (the kernel's 11-minute mode keeps it while synchronized)",
 	"rtconutc":          "the RTC's time zone is timedate1's SetLocalRTC (timedatectl set-local-rtc)",
 	"sched_priority":    "scheduling is up to the systemd unit",
-	"smoothtime":        "time smoothing for clients is not supported",
+	"smoothtime":        "gnomon smooths only leap seconds, linearly, with [[server]] leap-smear = 86400 (a different curve from smoothtime's)",
 	"stratumweight":     "the selection's stratum weight is fixed",
 	"tempcomp":          "temperature compensation is not supported",
 	"user":              "the user gnomond runs as is its --user flag (the unit's)",
@@ -338,6 +337,8 @@ func (m *migration) directive(l *line) {
 		m.warnAt(l, "hardware timestamping is not configurable yet: gnomond uses the kernel's software timestamps; dropped")
 	case "keyfile":
 		m.keyFileDirective(l)
+	case "leapseclist", "leapsectz":
+		m.leapDirective(l)
 	case "log":
 		m.warnAt(l, "gnomond logs to the journal ([log] level); there are no measurement or statistics files; dropped")
 	case "logdir":

@@ -38,7 +38,7 @@ func TestEveryDirectiveIsHandled(t *testing.T) {
 		"local stratum 10", "local", "driftfile /var/lib/gnomon/drift", "port 0",
 		"allow 192.0.2.0/24", "allow", "server d.example.net iburst", "pool pool.ntp.org iburst maxsources 3",
 		"server e.example.net nts ntsport 4461", "include /etc/chrony/empty.conf",
-		"keyfile /etc/chrony/chrony.keys",
+		"keyfile /etc/chrony/chrony.keys", "leapseclist /usr/share/zoneinfo/leap-seconds.list",
 	}
 	warned := []string{
 		// migrated in part
@@ -54,7 +54,7 @@ func TestEveryDirectiveIsHandled(t *testing.T) {
 		"bindcmddevice eth0", "binddevice eth0", "broadcast 64 192.0.2.255", "clockprecision 1e-9",
 		"combinelimit 3", "corrtimeratio 3", "dscp 46", "dumpdir /var/lib/chrony", "fallbackdrift 16 19",
 		"hwclockfile /etc/adjtime", "hwtstimeout 0.001", "initstepslew 10 a.example.net", "leapsecmode slew",
-		"leapseclist /usr/share/zoneinfo/leap-seconds.list", "leapsectz right/UTC", "lock_all", "logbanner 32",
+		"leapsectz right/UTC", "lock_all", "logbanner 32",
 		"logchange 1", "mailonchange root 0.5", "manual", "maxclockerror 1", "maxjitter 1", "maxntsconnections 100",
 		"maxsamples 10", "maxslewrate 1000", "maxupdateskew 100", "minsamples 3", "noclientlog",
 		"nocerttimecheck 1", "ntpsigndsocket /var/lib/samba/ntp_signd", "ntsdumpdir /var/lib/chrony",

@@ -162,6 +162,10 @@ func (m *migration) emitSync(w *tomlWriter) {
 		w.from(m.localStratum.at)
 		w.kv("local-stratum", strconv.Itoa(m.localStratum.v))
 	}
+	if m.leapFile.set {
+		w.from(m.leapFile.at)
+		w.kv("leap-seconds-file", quote(m.leapFile.v))
+	}
 }
 
 func (m *migration) emitSources(w *tomlWriter) {

@@ -60,6 +60,9 @@ type SourceConfig struct {
 	Auth Authenticator
 	// Interleaved asks the server for the interleaved mode (xleave.go).
 	Interleaved bool
+	// Leaps, when set, checks the server's leap announcements against
+	// the leap-seconds file (leapfile.go).
+	Leaps *LeapTable
 }
 
 // SourceState is a source's protocol condition (selection has its own).
@@ -383,7 +386,7 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 		Dispersion:     disp,
 		RootDelay:      h.RootDelay.Duration(),
 		RootDispersion: h.RootDispersion.Duration(),
-		Leap:           h.Leap,
+		Leap:           s.cfg.Leaps.Check(h.Leap, t4),
 		Stratum:        h.Stratum,
 		RefID:          h.ReferenceID,
 	}

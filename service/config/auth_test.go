@@ -70,3 +70,16 @@ func TestAuthenticationErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLeapSecondsFile(t *testing.T) {
+	good := writeKeys(t, 0o644, "#@ 3865363200\n2272060800 10\n2287785600 11\n")
+	c, err := Parse("t.toml", []byte("[synchronization]\nleap-seconds-file = \""+good+"\"\n"), Options{})
+	if err != nil || c.Synchronization.LeapSecondsFile != good {
+		t.Fatalf("%v %+v", err, c)
+	}
+	bad := writeKeys(t, 0o644, "#@ 3865363200\n2272060800 10\n2287785600 12\n")
+	_, err = Parse("t.toml", []byte("[synchronization]\nleap-seconds-file = \""+bad+"\"\n"), Options{})
+	if want := "t.toml:2: synchronization.leap-seconds-file: " + bad + ": line 3: TAI-UTC goes from 10 to 12"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}

@@ -95,6 +95,10 @@ type SyncConfig struct {
 	// LocalStratum is the stratum served when no source is selected, 1..16
 	// (16 says "unsynchronized"). Default 16.
 	LocalStratum int
+	// LeapSecondsFile is the IERS/NIST leap-seconds.list that checks the
+	// sources' leap announcements and sets the kernel's TAI offset; ""
+	// for none (leapfile.go).
+	LeapSecondsFile string
 }
 
 // PollIntervalLimits bounds the poll interval, as log2 seconds (4 = 16 s).

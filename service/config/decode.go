@@ -300,6 +300,7 @@ func (d *decoder) synchronization(t *table, s *SyncConfig) {
 	t.seconds("max-distance", &s.MaxDistance)
 	t.seconds("accuracy", &s.Accuracy)
 	t.integer("local-stratum", &s.LocalStratum)
+	t.str("leap-seconds-file", &s.LeapSecondsFile)
 	t.finish()
 }
 
@@ -483,6 +484,7 @@ var otherNames = map[string]struct{ near, say string }{
 	"observability":            {"log", "ntpd-rs's [observability] log-level is [log] level"},
 	"log-level":                {"level", "did you mean level?"},
 	"keyfile":                  {"key-file", "chrony's keyfile is [authentication] key-file"},
+	"leapseclist":              {"leap-seconds-file", "chrony's leapseclist is leap-seconds-file"},
 }
 
 // suggest returns the known key closest to k when it is close enough to be

@@ -57,7 +57,7 @@ verbose = true
 x = 1
 `, []string{
 		goldenName + `:2: clock.step-treshold: unknown key (did you mean step-threshold?)`,
-		goldenName + `:4: synchronization.minimum-sources: unknown key (want one of minimum-agreeing-sources, max-distance, accuracy, local-stratum)`,
+		goldenName + `:4: synchronization.minimum-sources: unknown key (want one of minimum-agreeing-sources, max-distance, accuracy, local-stratum, leap-seconds-file)`,
 		goldenName + `:8: source[0].poll-interval-limits.mx: unknown key (did you mean max?)`,
 		goldenName + `:9: source[0].maxpoll: unknown key (chrony's maxpoll is poll-interval-limits = { max = ... })`,
 		goldenName + `:12: server[0].rate-limit.leak: unknown key (want one of interval, burst, kod, table-size)`,

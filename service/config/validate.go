@@ -54,6 +54,7 @@ func (c *Config) validate() Errors {
 		v.ntsKEServer(indexKey("nts-ke-server", i), &c.NTSKEServers[i], listens)
 	}
 	v.auth()
+	v.leapFile()
 	v.enum("log.level", c.Log.Level.MarshalText)
 	v.enum("log.format", c.Log.Format.MarshalText)
 	return v.errs

@@ -132,7 +132,8 @@ type Daemon struct {
 	changeMu   sync.Mutex
 	ctx        context.Context
 	nts        *ntsServer
-	auth       authState // symmetric keys: auth.go
+	auth       authState  // symmetric keys: auth.go
+	leaps      *leapTable // leap-seconds file: leapfile.go
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -175,6 +176,9 @@ func New(opts Options) (*Daemon, error) {
 	if err := d.loadKeys(); err != nil {
 		return nil, err
 	}
+	if err := d.loadLeapFile(); err != nil {
+		return nil, err
+	}
 	eng, err := system.New(system.Config{
 		Discipline: discipline.Config{
 			StepThreshold:  cfg.Clock.StepThreshold,
@@ -188,6 +192,7 @@ func New(opts Options) (*Daemon, error) {
 		MaxDistance: cfg.Synchronization.MaxDistance,
 		Accuracy:    cfg.Synchronization.Accuracy,
 		Random:      cryptoRand{},
+		Leaps:       d.leaps,
 	}, d.clk)
 	if err != nil {
 		return nil, err

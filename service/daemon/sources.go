@@ -232,6 +232,7 @@ func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPor
 			MaxPoll:     int8(src.PollIntervalLimits.Max),
 			IBurst:      src.IBurst,
 			Interleaved: src.XLeave,
+			Leaps:       d.leaps,
 			Auth:        d.sourceAuth(src, session),
 		},
 		Prefer:   src.Prefer,
