@@ -12,7 +12,7 @@ import (
 func parseMigrated(name string, toml []byte) error {
 	keys, err := Check(name, toml)
 	for _, e := range keys {
-		if !(e.Key == "authentication.key-file" && strings.Contains(e.Msg, "cannot open")) {
+		if !((e.Key == "authentication.key-file" || e.Key == "synchronization.leap-seconds-file") && strings.Contains(e.Msg, "cannot open")) {
 			return keys
 		}
 	}
