@@ -48,6 +48,7 @@ type Config struct {
 	Log             LogConfig
 	Security        SecurityConfig
 	Authentication  AuthConfig // see auth.go
+	DHCP            DHCPConfig // see dhcp.go
 
 	// Path is the file the configuration came from; "" for the embedded
 	// default and for one built by code.

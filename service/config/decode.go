@@ -282,6 +282,9 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 	if at := t.sub("authentication"); at != nil {
 		d.authentication(at, &c.Authentication)
 	}
+	if dt := t.sub("dhcp"); dt != nil {
+		d.dhcp(dt, &c.DHCP)
+	}
 	t.finish()
 }
 

@@ -63,7 +63,7 @@ x = 1
 		goldenName + `:12: server[0].rate-limit.leak: unknown key (want one of interval, burst, kod, table-size)`,
 		goldenName + `:13: server[0].allowlist.log: unknown key (want one of filter, action)`,
 		goldenName + `:15: log.verbose: unknown key (want one of level, format)`,
-		goldenName + `:16: frobnicate: unknown key (want one of clock, synchronization, source-defaults, source, server, nts-ke-server, log, security, authentication)`,
+		goldenName + `:16: frobnicate: unknown key (want one of clock, synchronization, source-defaults, source, server, nts-ke-server, log, security, authentication, dhcp)`,
 	}},
 	{"wrong types", `[clock]
 step-threshold = "0.1"

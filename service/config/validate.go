@@ -55,6 +55,7 @@ func (c *Config) validate() Errors {
 	}
 	v.auth()
 	v.leapFile()
+	v.dhcp()
 	v.enum("log.level", c.Log.Level.MarshalText)
 	v.enum("log.format", c.Log.Format.MarshalText)
 	return v.errs

@@ -134,6 +134,7 @@ type Daemon struct {
 	nts        *ntsServer
 	auth       authState  // symmetric keys: auth.go
 	leaps      *leapTable // leap-seconds file: leapfile.go
+	dhcp       dhcpState  // servers from DHCP: dhcp.go
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -281,6 +282,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, src := range d.cfg.Sources {
 		d.addSpec(ctx, src, originConfig)
 	}
+	d.startDHCP(ctx)
 	d.publish()
 	_ = d.opts.Notify("READY=1\n" + sd.Status(d.statusLine()))
 	d.log.Info("gnomond started", "clock", d.cfg.Clock.Mode, "sources", len(d.cfg.Sources), "servers", len(servers))
