@@ -29,7 +29,7 @@ func leapFileText(leap2026 bool) string {
 func servedLeap(t *testing.T, dir string, upLeap sample.Leap, leapFile string) sample.Leap {
 	t.Helper()
 	up := peers.Loop4(peers.FreePort(t))
-	shift := time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC).Sub(time.Now())
+	shift := time.Until(time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC))
 	peers.StartLiarLeap(t, up, shift, upLeap)
 	srvPort := peers.FreePort(t)
 	sync := ""

@@ -23,7 +23,7 @@ func TestLeapSmearServed(t *testing.T) {
 	const window = 600 * time.Second
 	leapAt := time.Date(2026, 12, 31, 24, 0, 0, 0, time.UTC)
 	up := peers.Loop4(peers.FreePort(t))
-	shift := leapAt.Add(-window/2 + 30*time.Second).Sub(time.Now())
+	shift := time.Until(leapAt.Add(-window/2 + 30*time.Second))
 	peers.StartLiarLeap(t, up, shift, sample.LeapInsert)
 	srvPort := peers.FreePort(t)
 	cfg := "[clock]\nmode = \"observe\"\ndrift-file = \"\"\npanic-threshold = 0\nstep-limit = -1\n\n" +
