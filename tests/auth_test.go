@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"gnomon.dev/gnomon/engine/ntp"
 	"gnomon.dev/gnomon/tests/peers"
 )
 
@@ -96,12 +97,64 @@ func TestChronydClientOfGnomondWithKeys(t *testing.T) {
 	if out, ok := chronydKeyQuery(t, dir, srvPort, wrong, 4, 3); ok {
 		t.Errorf("chronyd -Q with a wrong key 4 measured:\n%s", out)
 	}
+	// A client of our own: a SHA1-signed request is answered signed with
+	// key 2; the same request with its MAC cut by 4 bytes, or an AES128
+	// one cut by 4 bytes (then no longer a well-formed NTPv4 packet), gets
+	// no answer.
+	keys, err := ntp.ParseKeyFile([]byte(sharedKeys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply []byte
+	for try := 0; try < 3 && reply == nil; try++ {
+		reply = signedQuery(t, srvPort, keys.Key(2), 0)
+	}
+	var p ntp.Packet
+	if reply == nil || ntp.Parse(reply, &p) != nil {
+		t.Fatalf("no valid answer to a SHA1-signed request: %x", reply)
+	}
+	if k, err := keys.Verify(reply, &p); err != nil || k.ID != 2 {
+		t.Errorf("answer to a SHA1-signed request: key %v, %v; want signed with key 2", k, err)
+	}
+	for _, id := range []uint32{2, 4} {
+		if r := signedQuery(t, srvPort, keys.Key(id), 4); r != nil {
+			t.Errorf("a request signed with key %d, MAC cut by 4 bytes, was answered: %x", id, r)
+		}
+	}
+
 	log := g.Tail(1 << 16)
 	for _, want := range []string{"request with an unknown key refused", "request with a bad MAC refused"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("gnomond did not log %q:\n%s", want, log)
 		}
 	}
+}
+
+// signedQuery sends 127.0.0.1:port a client request signed with key, its
+// last cut bytes cut off, and returns the answer, or nil after a second.
+func signedQuery(t *testing.T, port int, key *ntp.Key, cut int) []byte {
+	t.Helper()
+	conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b, _ := peers.NTPRequest()
+	b = append(b, make([]byte, 64)...)
+	n, err := key.AppendMAC(b, ntp.HeaderLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(b[:n-cut]); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 1024)
+	m, err := conn.Read(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:m]
 }
 
 // gnomond (observe) as a client of chronyd -x signing with a shared key:
