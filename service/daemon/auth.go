@@ -73,7 +73,7 @@ func (d *Daemon) sourceAuth(src config.SourceConfig, session *nts.ClientSession)
 func (w *worker) checkRequestAuth(b []byte, p *ntp.Packet) (*ntp.Key, bool) {
 	a := &w.d.auth
 	if _, hasKey := ntp.MACKeyID(p); !hasKey {
-		if w.pol.RequireKey {
+		if w.pol.RequireKey && !(w.d.nts != nil && hasNTSAuthenticator(p)) {
 			a.unsigned.Add(1)
 			w.d.logLimited("auth-unsigned", "unsigned request refused (require-key)", "count", a.unsigned.Load())
 			return nil, false
@@ -101,4 +101,17 @@ func (w *worker) checkRequestAuth(b []byte, p *ntp.Packet) (*ntp.Key, bool) {
 		w.d.logLimited("auth-bad", "request with a bad MAC refused", "count", a.badMAC.Load(), "err", err)
 	}
 	return nil, false
+}
+
+// hasNTSAuthenticator reports whether p carries an NTS Authenticator
+// extension field: NTS requests authenticate themselves, require-key does
+// not apply to them (the NTS check that follows refuses forgeries).
+func hasNTSAuthenticator(p *ntp.Packet) bool {
+	it := p.ExtensionFields()
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		if f.Type == 0x0404 {
+			return true
+		}
+	}
+	return false
 }
