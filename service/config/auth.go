@@ -148,3 +148,34 @@ func (v *validator) auth() {
 		}
 	}
 }
+
+// checkAuth warns about weak symmetric keys the sources use: MD5 and SHA1
+// digests (RFC 8573 wants AES-CMAC) and keys shorter than 128 bits.
+func (c *Config) checkAuth() []Warning {
+	if c.Authentication.KeyFile == "" {
+		return nil
+	}
+	keys, err := LoadKeyFile(c.Authentication.KeyFile)
+	if err != nil {
+		return nil // an error already
+	}
+	var ws []Warning
+	for i, s := range c.Sources {
+		k := keys.Key(s.Key)
+		if k == nil {
+			continue
+		}
+		key := indexKey("source", i) + ".key"
+		var why []string
+		if k.Type == ntp.KeyMD5 || k.Type == ntp.KeySHA1 {
+			why = append(why, k.Type.String()+" is a weak MAC (use AES128, RFC 8573)")
+		}
+		if k.Bits() < 128 {
+			why = append(why, fmt.Sprintf("the key has %d bits (use 128 random bits or more)", k.Bits()))
+		}
+		if len(why) > 0 {
+			ws = append(ws, Warning{File: c.Path, Line: lineOf(c.lines, key), Key: key, Msg: fmt.Sprintf("key %d: %s", k.ID, strings.Join(why, "; "))})
+		}
+	}
+	return ws
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,18 @@ require-key = true
 	}
 	if ks, err := LoadKeyFile(keys); err != nil || ks.Len() != 2 {
 		t.Errorf("LoadKeyFile: %v %v", ks, err)
+	}
+	if ws := c.Check(); len(ws) != 1 || !strings.Contains(ws[0].String(), "only one source") {
+		t.Errorf("AES128 key: warnings %v", ws)
+	}
+	c.Sources[0].Key = 2
+	ws := c.Check()
+	var got []string
+	for _, w := range ws {
+		got = append(got, w.String())
+	}
+	if want := "t.toml:7: source[0].key: key 2: SHA1 is a weak MAC (use AES128, RFC 8573)"; !slices.Contains(got, want) {
+		t.Errorf("SHA1 key: warnings %q, want %q", got, want)
 	}
 }
 
