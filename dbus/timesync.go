@@ -165,7 +165,7 @@ func newTimesync(s *Service) *timesync {
 	t := &timesync{s: s}
 	snap := func() *system.Snapshot { return s.b.Snapshot() }
 	t.props = &propsObject{ifaces: []propIface{{spec: TimesyncSpec, get: map[string]getter{
-		"LinkNTPServers":     func() (any, error) { return []string{}, nil },
+		"LinkNTPServers":     func() (any, error) { return linkServers(s.b), nil },
 		"SystemNTPServers":   func() (any, error) { return nonNil(s.b.ConfigServers()), nil },
 		"RuntimeNTPServers":  func() (any, error) { return nonNil(s.b.RuntimeServers()), nil },
 		"FallbackNTPServers": func() (any, error) { return []string{}, nil },
@@ -249,7 +249,7 @@ func (t *timesync) refresh(sn *system.Snapshot) {
 	if src != nil {
 		count, peer = src.Valid, src.ID
 	}
-	lists := [3][]string{nonNil(t.s.b.ConfigServers()), nonNil(t.s.b.RuntimeServers()), {}}
+	lists := [3][]string{nonNil(t.s.b.ConfigServers()), nonNil(t.s.b.RuntimeServers()), linkServers(t.s.b)}
 	t.mu.Lock()
 	newMsg := src != nil && (count != t.lastCount || peer != t.lastPeer)
 	t.lastCount, t.lastPeer = count, peer

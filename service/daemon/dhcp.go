@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,10 +39,17 @@ type dhcpState struct {
 // LinkServers lists the NTP servers the network handed out (timesync1's
 // LinkNTPServers).
 func (d *Daemon) LinkServers() []string {
+	out := []string{}
 	if p := d.dhcp.servers.Load(); p != nil {
-		return slices.Clone(*p)
+		for _, a := range *p {
+			// As the network gave them: without the default port.
+			if h, port, err := net.SplitHostPort(a); err == nil && port == "123" {
+				a = h
+			}
+			out = append(out, a)
+		}
 	}
-	return []string{}
+	return out
 }
 
 // startDHCP watches [dhcp] servers-dir, if configured.
