@@ -118,3 +118,43 @@ func TestInterleavedTable(t *testing.T) {
 		t.Errorf("after SetTransmit: %d", tx)
 	}
 }
+
+// FuzzSourceInterleaved: after one genuine exchange, an interleaved source
+// gets any datagram as the reply to its second (interleaved) request,
+// optionally made to echo its transmit field (basic) or its receive field
+// (interleaved). It never panics, and an accepted sample has a
+// non-negative delay and dispersion.
+func FuzzSourceInterleaved(f *testing.F) {
+	f.Add(make([]byte, HeaderLen), uint8(0), int64(time.Millisecond), uint64(42))
+	f.Add(make([]byte, HeaderLen), uint8(1), int64(3*time.Millisecond), uint64(7))
+	f.Add(make([]byte, HeaderLen), uint8(2), int64(-time.Second), uint64(1<<40))
+	f.Fuzz(func(t *testing.T, data []byte, echo uint8, rxAfter int64, rnd uint64) {
+		s := NewSource(SourceConfig{MinPoll: 0, MaxPoll: 4, Interleaved: true}, srcT0)
+		req := srcRequest(t, s, srcT0, 0xdeadbeef)
+		if _, _, err := s.Receive(srcT0.Add(2*time.Millisecond), srcReply(t, req, srcT0.Add(time.Millisecond), srcT0.Add(time.Millisecond), nil)); err != nil {
+			t.Fatal(err)
+		}
+		t1 := srcT0.Add(time.Second)
+		var b [256]byte
+		n := s.MakeRequest(t1, rnd, b[:])
+		if n < HeaderLen {
+			t.Fatal("MakeRequest failed")
+		}
+		if len(data) >= HeaderLen {
+			data = append([]byte(nil), data...)
+			switch echo % 3 {
+			case 1:
+				copy(data[24:32], b[40:48]) // our transmit field: basic
+			case 2:
+				copy(data[24:32], b[32:40]) // our receive field: interleaved
+			}
+		}
+		smp, ok, err := s.Receive(t1.Add(time.Duration(rxAfter)), data)
+		if err == nil && (smp.Delay < 0 || smp.Dispersion < 0) {
+			t.Errorf("accepted sample with delay %v dispersion %v", smp.Delay, smp.Dispersion)
+		}
+		if err != nil && ok {
+			t.Errorf("ok with error %v", err)
+		}
+	})
+}
