@@ -162,7 +162,7 @@ func newTimesync(s *Service) *timesync {
 	t := &timesync{s: s}
 	snap := func() *system.Snapshot { return s.b.Snapshot() }
 	t.props = &propsObject{ifaces: []propIface{{spec: TimesyncSpec, get: map[string]getter{
-		"LinkNTPServers":     func() (any, error) { return s.links.get(), nil },
+		"LinkNTPServers":     func() (any, error) { return appendNew(s.links.get(), linkServers(s.b)), nil },
 		"SystemNTPServers":   func() (any, error) { return s.systemServers(), nil },
 		"RuntimeNTPServers":  func() (any, error) { return nonNil(s.b.RuntimeServers()), nil },
 		"FallbackNTPServers": func() (any, error) { return s.fallbackServers(), nil },

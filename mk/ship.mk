@@ -72,6 +72,8 @@ install-units:
 	install -D -m 0644 units/tmpfiles.d/gnomon.conf $(DESTDIR)$(TMPFILESDIR)/gnomon.conf
 	install -D -m 0644 units/ntp-units.d/80-gnomon.list $(DESTDIR)$(NTPUNITSDIR)/80-gnomon.list
 	install -D -m 0644 units/system-preset/80-gnomon.preset $(DESTDIR)$(PRESETDIR)/80-gnomon.preset
+	install -D -m 0644 units/dhcp/dhclient-exit-hook $(DESTDIR)/etc/dhcp/dhclient-exit-hooks.d/gnomon
+	install -D -m 0755 units/dhcp/nm-dispatcher $(DESTDIR)/etc/NetworkManager/dispatcher.d/20-gnomon
 	install -D -m 0644 debian/usr.sbin.gnomond $(DESTDIR)$(APPARMORDIR)/usr.sbin.gnomond
 	install -D -m 0644 debian/usr.lib.gnomon.gnomon-timedate-helper $(DESTDIR)$(APPARMORDIR)/usr.lib.gnomon.gnomon-timedate-helper
 	@set -e; for f in units/dbus-1/system-services/*.service; do [ -f "$$f" ] || continue; \

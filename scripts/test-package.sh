@@ -72,6 +72,7 @@ check_installed() {
 		[ "$(stat -c "%U:%G %a" /var/lib/gnomon)" = "gnomon:gnomon 750" ]
 		[ -f /etc/gnomon/gnomon.toml ]
 		grep -qx /etc/gnomon/gnomon.toml /var/lib/dpkg/info/gnomon.conffiles
+		[ -f /etc/dhcp/dhclient-exit-hooks.d/gnomon ] && [ -x /etc/NetworkManager/dispatcher.d/20-gnomon ]
 		[ "$(systemctl is-enabled gnomond.service)" = enabled ]
 		[ "$(readlink /etc/systemd/system/dbus-org.freedesktop.timedate1.service)" = /lib/systemd/system/gnomond.service ]
 		[ "$(readlink /etc/systemd/system/dbus-org.freedesktop.timesync1.service)" = /lib/systemd/system/gnomond.service ]

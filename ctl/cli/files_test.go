@@ -102,8 +102,10 @@ address = "ntp.example.net"
 
 func TestMigrateChronyCommand(t *testing.T) {
 	dir := t.TempDir()
-	conf := writeFile(t, dir, "chrony.conf", `pool 2.debian.pool.ntp.org iburst
-keyfile /etc/chrony/chrony.keys
+	keys := writeFile(t, dir, "chrony.keys", "1 AES128 HEX:7EA62AE64D190114D46D5A082F948EC1\n", 0o600)
+	conf := writeFile(t, dir, "chrony.conf", `pool 2.debian.pool.ntp.org iburst key 1
+logdir /var/log/chrony
+keyfile `+keys+`
 makestep 1 3
 allow 192.168/16
 `, 0o644)
@@ -114,10 +116,10 @@ allow 192.168/16
 	if _, err := config.Parse("out", []byte(out), config.Options{CanSetClock: true}); err != nil {
 		t.Errorf("stdout does not parse: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, `address = "2.debian.pool.ntp.org"`) || !strings.Contains(out, `allowlist = { filter = ["192.168.0.0/16"]`) {
+	if !strings.Contains(out, `address = "2.debian.pool.ntp.org"`) || !strings.Contains(out, "key = 1\n") || !strings.Contains(out, `key-file = "`+keys+`"`) || !strings.Contains(out, `allowlist = { filter = ["192.168.0.0/16"]`) {
 		t.Errorf("stdout:\n%s", out)
 	}
-	if want := conf + ":2: keyfile: symmetric keys"; !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+	if want := conf + ":2: logdir: gnomond logs to the journal"; !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("stderr = %q, want one line starting %q", errOut, want)
 	}
 
@@ -152,5 +154,23 @@ allow 192.168/16
 		if code != 1 || out != "" || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", tt.path, code, out, errOut)
 		}
+	}
+}
+
+// A key file this machine has wrong (readable by everyone) does not stop
+// the migration: it is reported to be fixed before gnomond starts.
+func TestMigrateChronyKeyFileProblem(t *testing.T) {
+	dir := t.TempDir()
+	keys := writeFile(t, dir, "chrony.keys", "1 AES128 HEX:7EA62AE64D190114D46D5A082F948EC1\n", 0o644)
+	if err := os.Chmod(keys, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := writeFile(t, dir, "chrony.conf", "server a.example.net key 1\nkeyfile "+keys+"\n", 0o644)
+	code, out, errOut := run(t, nil, "migrate", "chrony", conf)
+	if code != 0 || !strings.Contains(out, "key = 1\n") {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	if want := "warning: fix before starting gnomond: (migrated gnomon.toml):"; !strings.Contains(errOut, want) || !strings.Contains(errOut, "readable by everyone") {
+		t.Errorf("stderr = %q, want %q about a key file readable by everyone", errOut, want)
 	}
 }

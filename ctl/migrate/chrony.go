@@ -102,6 +102,8 @@ type source struct {
 	prefer   bool
 	noselect bool
 	count    int    // pool only
+	key      uint32 // key option: symmetric key ID, 0 for none
+	xleave   bool
 	certSet  uint64 // nts only
 	port     int    // the address's port; 0 for the mode's default
 }
@@ -147,6 +149,9 @@ type migration struct {
 	ntsPort        setting[int]
 	ntsCerts       []origin
 	ntsKeys        []origin
+
+	keyFile  setting[string] // keyfile: [authentication] key-file (auth.go)
+	leapFile setting[string] // leapseclist, leapsectz: leap-seconds-file (auth.go)
 }
 
 func (m *migration) warnAt(l *line, format string, args ...any) {
@@ -179,9 +184,7 @@ var unsupported = map[string]string{
 	"hwclockfile":       "gnomond does not track the RTC",
 	"hwtstimeout":       "hardware timestamping is not configurable yet",
 	"initstepslew":      "deprecated in chrony; use step-threshold and step-limit, which the sources' first answers drive",
-	"leapsecmode":       "leap seconds are inserted by the kernel",
-	"leapseclist":       "gnomond takes leap second announcements from its sources",
-	"leapsectz":         "gnomond takes leap second announcements from its sources (a majority of them), not from the time zone database",
+	"leapsecmode":       "the kernel steps the system clock for leap seconds; to hide them from clients, smear them with [[server]] leap-smear",
 	"lock_all":          "memory locking is up to the systemd unit",
 	"logbanner":         "gnomond logs to the journal; there are no statistics files",
 	"logchange":         "gnomond logs every step and panic to the journal",
@@ -214,7 +217,7 @@ var unsupported = map[string]string{
 	"rtcfile":           "gnomond does not track the RTC (the kernel's 11-minute mode keeps it while synchronized)",
 	"rtconutc":          "the RTC's time zone is timedate1's SetLocalRTC (timedatectl set-local-rtc)",
 	"sched_priority":    "scheduling is up to the systemd unit",
-	"smoothtime":        "time smoothing for clients is not supported",
+	"smoothtime":        "gnomon smooths only leap seconds, linearly, with [[server]] leap-smear = 86400 (a different curve from smoothtime's)",
 	"stratumweight":     "the selection's stratum weight is fixed",
 	"tempcomp":          "temperature compensation is not supported",
 	"user":              "the user gnomond runs as is its --user flag (the unit's)",
@@ -334,7 +337,9 @@ func (m *migration) directive(l *line) {
 	case "hwtimestamp":
 		m.warnAt(l, "hardware timestamping is not configurable yet: gnomond uses the kernel's software timestamps; dropped")
 	case "keyfile":
-		m.warnAt(l, "symmetric keys (RFC 5905 MACs) are not supported: use NTS (mode = \"nts\") to authenticate sources; dropped")
+		m.keyFileDirective(l)
+	case "leapseclist", "leapsectz":
+		m.leapDirective(l)
 	case "log":
 		m.warnAt(l, "gnomond logs to the journal ([log] level); there are no measurement or statistics files; dropped")
 	case "logdir":
@@ -400,7 +405,7 @@ var sourceOpts = map[string]struct {
 	"auto_offline":     {0, "sources are always online; gnomond backs off unreachable ones itself"},
 	"trust":            {0, "trust is for reference clocks only: an NTP source must agree with the majority"},
 	"require":          {0, "minimum-agreeing-sources is global, not per source"},
-	"xleave":           {0, "the interleaved mode is not supported"},
+	"xleave":           {0, ""},
 	"copy":             {0, "the reference ID is never copied"},
 	"ipv4":             {0, "a name is resolved to both IPv4 and IPv6 addresses"},
 	"ipv6":             {0, "a name is resolved to both IPv4 and IPv6 addresses"},
@@ -508,13 +513,15 @@ func (m *migration) source(l *line) {
 			}
 		case "key":
 			key = val
+		case "xleave":
+			s.xleave = true
 		}
 	}
 	if l.name() == "peer" && s.iburst {
 		m.warnOpt(l, "iburst", "chronyd ignores it on a peer; migrated as given")
 	}
 	if key != "" {
-		m.warnOpt(l, "key", "symmetric-key authentication (key %s) is not supported: this source will be used WITHOUT authentication; consider NTS", key)
+		s.key = m.sourceKey(l, key, nts)
 	}
 	if maxSources != 0 {
 		switch {

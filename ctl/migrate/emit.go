@@ -100,6 +100,7 @@ func (m *migration) emit() []byte {
 	m.emitSync(w)
 	m.emitSources(w)
 	m.emitServers(w)
+	m.emitAuth(w)
 	return w.b.Bytes()
 }
 
@@ -161,6 +162,10 @@ func (m *migration) emitSync(w *tomlWriter) {
 		w.from(m.localStratum.at)
 		w.kv("local-stratum", strconv.Itoa(m.localStratum.v))
 	}
+	if m.leapFile.set {
+		w.from(m.leapFile.at)
+		w.kv("leap-seconds-file", quote(m.leapFile.v))
+	}
 }
 
 func (m *migration) emitSources(w *tomlWriter) {
@@ -216,6 +221,12 @@ func (m *migration) emitSources(w *tomlWriter) {
 		}
 		if s.mode == config.SourcePool {
 			w.kv("count", strconv.Itoa(s.count))
+		}
+		if s.xleave {
+			w.kv("xleave", "true")
+		}
+		if s.key != 0 && m.keyFile.set {
+			w.kv("key", strconv.FormatUint(uint64(s.key), 10))
 		}
 		if s.mode == config.SourceNTS {
 			usedSets[s.certSet] = true
@@ -404,6 +415,8 @@ func (m *migration) emitServers(w *tomlWriter) {
 			}
 			w.kv("rate-limit", "{ "+fields+" }")
 		}
+		w.comment("chronyd answers interleaved requests (xleave clients) by default")
+		w.kv("xleave", "true")
 	}
 	if m.clientLog.set {
 		if m.rate.set {

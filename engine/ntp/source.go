@@ -3,7 +3,6 @@ package ntp
 import (
 	"errors"
 	"math"
-	"math/bits"
 	"time"
 
 	"gnomon.dev/gnomon/engine/sample"
@@ -57,17 +56,13 @@ type SourceConfig struct {
 	MaxRootDistance time.Duration
 	// LocalPrecision is how finely this machine reads its clock.
 	LocalPrecision time.Duration
-	// Auth, when set, authenticates every exchange (NTS).
+	// Auth, when set, authenticates every exchange (NTS or a symmetric key).
 	Auth Authenticator
-	// Interleaved asks the server for the interleaved client/server mode
-	// (chrony's xleave; RFC 5905's interleaved modes, as chronyd and ntpd
-	// 4.2.8p3+ serve them): each reply then carries the server's exact
-	// transmit time of its previous reply, so the offset no longer suffers
-	// from a server that stamps its replies before they leave (a software
-	// server reads its clock before the send system call: half of that
-	// delay biases a basic-mode client). A server that does not support it
-	// answers in basic mode, which is used as before. Not with Auth.
+	// Interleaved asks the server for the interleaved mode (xleave.go).
 	Interleaved bool
+	// Leaps, when set, checks the server's leap announcements against
+	// the leap-seconds file (leapfile.go).
+	Leaps *LeapTable
 }
 
 // SourceState is a source's protocol condition (selection has its own).
@@ -120,8 +115,6 @@ type Source struct {
 
 	pending     bool
 	xmt         Timestamp // random value we put in our transmit field
-	xrcv        Timestamp // random value we put in our receive field (interleaved), else 0
-	prev        prevExchange
 	t1          time.Time // when we actually sent it
 	sentPolls   uint64
 	validReplys uint64
@@ -133,16 +126,7 @@ type Source struct {
 	exchange     Exchange      // the newest valid reply, as it came
 	lastErr      error
 	kissBackoff  int8
-}
-
-// prevExchange is the last answered exchange, kept for the interleaved
-// mode: the next reply may carry the server's true transmit time of its
-// reply to it.
-type prevExchange struct {
-	valid  bool
-	seq    uint64    // sentPolls when its request was sent
-	t1, t4 time.Time // our transmit and receive times (local)
-	t2     Timestamp // the server's receive time, as it sent it
+	xl           xleaveState // interleaved mode: xleave.go
 }
 
 // NewSource returns a source that polls first at now (plus nothing: the
@@ -264,19 +248,11 @@ func (s *Source) MakeRequest(now time.Time, rnd uint64, b []byte) int {
 	if h.TransmitTime.IsZero() {
 		h.TransmitTime = 1
 	}
-	s.xrcv = 0
-	if s.cfg.Interleaved && s.cfg.Auth == nil && s.prev.valid {
-		// Interleaved: the origin is the server's receive time of our last
-		// answered request (how it finds its transmit time of that reply,
-		// even when requests were lost since),
-		// the receive field a second unpredictable value the server echoes
-		// as the origin of an interleaved reply. Neither reveals our clock.
-		h.OriginTime = s.prev.t2
-		h.ReceiveTime = Timestamp(bits.RotateLeft64(rnd, 29) ^ 0x9e3779b97f4a7c15)
-		if h.ReceiveTime == h.TransmitTime || h.ReceiveTime.IsZero() {
-			h.ReceiveTime = h.TransmitTime + 1
-		}
-		s.xrcv = h.ReceiveTime
+	s.xl.xrcv = 0
+	if s.cfg.Interleaved && s.xl.valid {
+		h.OriginTime = s.xl.t2raw
+		h.ReceiveTime = interleavedReceiveField(rnd)
+		s.xl.xrcv = h.ReceiveTime
 	}
 	n, err := h.MarshalTo(b)
 	if err != nil {
@@ -315,13 +291,11 @@ func (s *Source) lost() {
 // SetTransmitTime replaces the recorded send time of the pending request
 // by a better one (the kernel's transmit timestamp).
 func (s *Source) SetTransmitTime(t time.Time) {
-	switch {
-	case s.pending:
+	if s.pending {
 		s.t1 = t
-	case s.prev.valid && s.prev.seq == s.sentPolls:
-		// The reply came before the kernel's transmit timestamp: the
-		// interleaved mode can still use it, with the next reply.
-		s.prev.t1 = t
+	} else if s.xl.valid && s.xl.t1.Equal(s.t1) {
+		// The reply came before the kernel's timestamp of our request.
+		s.xl.t1, s.t1 = t, t
 	}
 }
 
@@ -346,12 +320,8 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	if !s.pending {
 		return smp, false, ErrNotPending
 	}
-	interleaved := false
-	switch {
-	case p.OriginTime == s.xmt:
-	case s.xrcv != 0 && p.OriginTime == s.xrcv && s.prev.valid:
-		interleaved = true
-	default:
+	interleaved := !s.xl.xrcv.IsZero() && p.OriginTime == s.xl.xrcv
+	if p.OriginTime != s.xmt && !interleaved {
 		return smp, false, ErrOriginMismatch
 	}
 	if s.cfg.Auth != nil {
@@ -384,16 +354,13 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	t2 := h.ReceiveTime.Time(t1)
 	t3 := h.TransmitTime.Time(t1)
 	t4 := rx
-	cur := prevExchange{valid: true, seq: s.sentPolls, t1: s.t1, t4: rx, t2: h.ReceiveTime}
 	if interleaved {
-		// The reply's transmit time is the server's true transmit time of
-		// its previous reply: the measurement is the previous exchange,
-		// now complete with it.
-		t1, t4 = s.prev.t1, s.prev.t4
-		t2 = s.prev.t2.Time(t1)
+		// The reply completes the previous exchange (xleave.go).
+		t1, t2, t4 = s.xl.t1, s.xl.t2, s.xl.t4
 		t3 = h.TransmitTime.Time(t1)
+		s.xl.count++
 	}
-	s.prev = cur
+	s.xl = xleaveState{valid: true, t1: s.t1, t2raw: h.ReceiveTime, t2: h.ReceiveTime.Time(s.t1), t4: rx, count: s.xl.count}
 	offset := (t2.Sub(t1) + t3.Sub(t4)) / 2
 	delay := t4.Sub(t1) - t3.Sub(t2)
 	prec := s.cfg.LocalPrecision + precisionDuration(h.Precision)
@@ -419,7 +386,7 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 		Dispersion:     disp,
 		RootDelay:      h.RootDelay.Duration(),
 		RootDispersion: h.RootDispersion.Duration(),
-		Leap:           h.Leap,
+		Leap:           s.cfg.Leaps.Check(h.Leap, t4),
 		Stratum:        h.Stratum,
 		RefID:          h.ReferenceID,
 	}
@@ -506,9 +473,9 @@ func (s *Source) Adjust(at time.Time, offset time.Duration, freqPPM float64) {
 	if s.pending {
 		s.t1 = s.t1.Add(shift(s.t1))
 	}
-	if s.prev.valid {
-		s.prev.t1 = s.prev.t1.Add(shift(s.prev.t1))
-		s.prev.t4 = s.prev.t4.Add(shift(s.prev.t4))
+	if s.xl.valid {
+		s.xl.t1 = s.xl.t1.Add(shift(s.xl.t1))
+		s.xl.t4 = s.xl.t4.Add(shift(s.xl.t4))
 	}
 	for i := range s.filter {
 		e := &s.filter[i]
@@ -532,9 +499,8 @@ func (s *Source) ResetFilter() {
 	s.filter = [filterLen]filterEntry{}
 	s.lastReleased = time.Time{}
 	s.pending = false
-	s.prev = prevExchange{}
-	s.xrcv = 0
 	s.jitter = 0
+	s.xl = xleaveState{count: s.xl.count}
 }
 
 // Exchange is one valid request/reply as it happened: the reply's header

@@ -98,7 +98,7 @@ type ptpSys struct {
 	// the engine's frequency correction of the system clock as the port
 	// last followed it, and the port servo's own frequency
 	baseFreqPPM, servoPPM float64
-	res     *PTPSystemResult
+	res                   *PTPSystemResult
 	// observation counts for the peer shares
 	ptpObs, ptpPeer, ntpObs, ntpPeer int
 }

@@ -50,6 +50,9 @@ type Config struct {
 	LocalPrecision time.Duration
 	// Random, required.
 	Random Random
+	// Leaps, when set, is the leap-seconds file: it decides the leap
+	// status while it is valid (ntp.LeapTable.Resolve).
+	Leaps *ntp.LeapTable
 }
 
 // SourceConfig describes one source.
@@ -479,6 +482,7 @@ func (s *System) update(raw time.Time) {
 	default:
 		s.leap = sample.LeapNone
 	}
+	s.leap = s.cfg.Leaps.Resolve(s.leap, s.updateAt)
 	s.pushStatus(s.updateAt)
 }
 

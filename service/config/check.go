@@ -67,6 +67,7 @@ func (c *Config) Check() []Warning {
 			}
 		}
 	}
+	ws = append(ws, c.checkAuth()...) // auth.go
 
 	slices.SortStableFunc(ws, func(a, b Warning) int { return cmp.Compare(a.Line, b.Line) })
 	return ws

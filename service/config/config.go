@@ -48,6 +48,8 @@ type Config struct {
 	PTPPorts        []PTPPortConfig // [[ptp-port]] (ptp.go)
 	Log             LogConfig
 	Security        SecurityConfig
+	Authentication  AuthConfig // see auth.go
+	DHCP            DHCPConfig // see dhcp.go
 
 	// Path is the file the configuration came from; "" for the embedded
 	// default and for one built by code.
@@ -99,6 +101,10 @@ type SyncConfig struct {
 	// LocalStratum is the stratum served when no source is selected, 1..16
 	// (16 says "unsynchronized"). Default 16.
 	LocalStratum int
+	// LeapSecondsFile is the IERS/NIST leap-seconds.list that checks the
+	// sources' leap announcements and sets the kernel's TAI offset; ""
+	// for none (leapfile.go).
+	LeapSecondsFile string
 }
 
 // PollIntervalLimits bounds the poll interval, as log2 seconds (4 = 16 s).
@@ -134,6 +140,11 @@ type SourceConfig struct {
 	Refclock *RefclockConfig
 	// PTP is the settings of a mode = "ptp" source (ptp.go), nil otherwise.
 	PTP *PTPCommon
+	// Key is the symmetric key (ID in [authentication] key-file) that
+	// signs every exchange; 0 for none. Server and pool modes only.
+	Key uint32
+	// XLeave asks the server for the interleaved mode (chrony's xleave).
+	XLeave bool
 }
 
 // Host is the host part of Address (a DNS name or an IP address).
@@ -175,6 +186,17 @@ type ServerConfig struct {
 	// Workers is how many receive sockets/goroutines share the address
 	// (SO_REUSEPORT); 0 = one per CPU.
 	Workers int
+	// Keys are the key IDs a signed request may use (answers are signed
+	// with the request's key); nil = every key of the key file.
+	Keys []uint32
+	// RequireKey drops requests that are not signed with one of Keys.
+	RequireKey bool
+	// XLeave answers interleaved requests with the kernel's transmit
+	// timestamp of the previous answer (chrony's server does by default).
+	XLeave bool
+	// LeapSmear spreads a leap second over this window in the time served
+	// (0: off); see engine/ntp/smear.go.
+	LeapSmear time.Duration
 }
 
 // AddressFilter is an allowlist or denylist.

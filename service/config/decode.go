@@ -294,6 +294,12 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 		st.str("user", &c.Security.User)
 		st.finish()
 	}
+	if at := t.sub("authentication"); at != nil {
+		d.authentication(at, &c.Authentication)
+	}
+	if dt := t.sub("dhcp"); dt != nil {
+		d.dhcp(dt, &c.DHCP)
+	}
 	t.finish()
 }
 
@@ -312,6 +318,7 @@ func (d *decoder) synchronization(t *table, s *SyncConfig) {
 	t.seconds("max-distance", &s.MaxDistance)
 	t.seconds("accuracy", &s.Accuracy)
 	t.integer("local-stratum", &s.LocalStratum)
+	t.str("leap-seconds-file", &s.LeapSecondsFile)
 	t.finish()
 }
 
@@ -350,6 +357,8 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	t.boolean("iburst", &s.IBurst)
 	t.boolean("prefer", &s.Prefer)
 	t.boolean("noselect", &s.NoSelect)
+	d.sourceKey(t, &s)
+	t.boolean("xleave", &s.XLeave)
 
 	// count and certificate-authority belong to one mode each; with a bad
 	// mode it is unknown whether they are allowed, so they are only read.
@@ -394,6 +403,9 @@ func (d *decoder) server(t *table) ServerConfig {
 		rt.finish()
 	}
 	t.integer("workers", &s.Workers)
+	d.serverKeys(t, &s)
+	t.boolean("xleave", &s.XLeave)
+	t.seconds("leap-smear", &s.LeapSmear)
 	t.finish()
 	return s
 }
@@ -506,6 +518,8 @@ var otherNames = map[string]struct{ near, say string }{
 	"rate-limiting-cutoff-ms":  {"rate-limit", "use rate-limit = { interval = ... } (seconds)"},
 	"observability":            {"log", "ntpd-rs's [observability] log-level is [log] level"},
 	"log-level":                {"level", "did you mean level?"},
+	"keyfile":                  {"key-file", "chrony's keyfile is [authentication] key-file"},
+	"leapseclist":              {"leap-seconds-file", "chrony's leapseclist is leap-seconds-file"},
 }
 
 // suggest returns the known key closest to k when it is close enough to be

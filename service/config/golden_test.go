@@ -57,13 +57,13 @@ verbose = true
 x = 1
 `, []string{
 		goldenName + `:2: clock.step-treshold: unknown key (did you mean step-threshold?)`,
-		goldenName + `:4: synchronization.minimum-sources: unknown key (want one of minimum-agreeing-sources, max-distance, accuracy, local-stratum)`,
+		goldenName + `:4: synchronization.minimum-sources: unknown key (want one of minimum-agreeing-sources, max-distance, accuracy, local-stratum, leap-seconds-file)`,
 		goldenName + `:8: source[0].poll-interval-limits.mx: unknown key (did you mean max?)`,
 		goldenName + `:9: source[0].maxpoll: unknown key (chrony's maxpoll is poll-interval-limits = { max = ... })`,
 		goldenName + `:12: server[0].rate-limit.leak: unknown key (want one of interval, burst, kod, table-size)`,
 		goldenName + `:13: server[0].allowlist.log: unknown key (want one of filter, action)`,
 		goldenName + `:15: log.verbose: unknown key (want one of level, format)`,
-		goldenName + `:16: frobnicate: unknown key (want one of clock, synchronization, source-defaults, source, server, nts-ke-server, ptp-port, log, security)`,
+		goldenName + `:16: frobnicate: unknown key (want one of clock, synchronization, source-defaults, source, server, nts-ke-server, ptp-port, log, security, authentication, dhcp)`,
 	}},
 	{"wrong types", `[clock]
 step-threshold = "0.1"

@@ -64,6 +64,9 @@ func (c *Config) validate() Errors {
 	if u := c.Security.User; strings.ContainsAny(u, ":/\x00 \t\n") {
 		v.errorf("security.user", "%q is not a user name", u)
 	}
+	v.auth()
+	v.leapFile()
+	v.dhcp()
 	v.enum("log.level", c.Log.Level.MarshalText)
 	v.enum("log.format", c.Log.Format.MarshalText)
 	return v.errs

@@ -173,6 +173,9 @@ type Daemon struct {
 	refOpen   *refclockOpen  // refclock.go
 	ptp       []*ptpsvc.Port // PTP ports (ptp.go)
 	ptpIDs    []system.ID    // their engine sources (ptpsys.go)
+	auth      authState      // symmetric keys: auth.go
+	leaps     *leapTable     // leap-seconds file: leapfile.go
+	dhcp      dhcpState      // servers from DHCP: dhcp.go
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -232,6 +235,12 @@ func New(opts Options) (*Daemon, error) {
 		d.clk = newPublishedVirtual(d.virtual, &d.vmap)
 		initFreq, initSD = 0, 0 // observe: the virtual clock starts from nothing
 	}
+	if err := d.loadKeys(); err != nil {
+		return nil, err
+	}
+	if err := d.loadLeapFile(); err != nil {
+		return nil, err
+	}
 	eng, err := system.New(system.Config{
 		Discipline: discipline.Config{
 			StepThreshold:  cfg.Clock.StepThreshold,
@@ -245,6 +254,7 @@ func New(opts Options) (*Daemon, error) {
 		MaxDistance: cfg.Synchronization.MaxDistance,
 		Accuracy:    cfg.Synchronization.Accuracy,
 		Random:      cryptoRand{},
+		Leaps:       d.leaps,
 	}, d.clk)
 	if err != nil {
 		return nil, err
@@ -357,6 +367,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.addSpec(ctx, src, originConfig)
 	}
+	d.startDHCP(ctx)
 	d.publish()
 	_ = d.opts.Notify("READY=1\n" + sd.Status(d.statusLine()))
 	d.log.Info("gnomond started", "clock", d.cfg.Clock.Mode, "sources", len(d.cfg.Sources), "servers", len(d.servers))

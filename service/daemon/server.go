@@ -151,6 +151,14 @@ type worker struct {
 	d       *Daemon
 	pol     atomic.Pointer[workerPolicy]
 	in, out []netio.Message
+	// The rest is the worker goroutine's own.
+	cur *workerPolicy // the policy of the batch being answered
+	xl  *xleaveWorker // interleaved mode: xleave.go
+	// leap smear: smear.go
+	smear       *ntp.Smear
+	smearWindow time.Duration
+	smearing    bool
+	smearCorr   time.Duration
 }
 
 // workerPolicy is what a worker answers by; a reload swaps it whole.
@@ -192,8 +200,11 @@ func (w *worker) setPolicy(pol config.ServerConfig, localStratum int) {
 }
 
 func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
+	w.cur = w.pol.Load()
+	w.initXleave(c)
 	for {
 		n, err := c.ReadBatch(ctx, w.in)
+		w.drainTx(c)
 		if ctx.Err() != nil {
 			return
 		}
@@ -206,9 +217,15 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			continue
 		}
 		pol := w.pol.Load()
+		w.cur = pol
+		if pol.cfg.LeapSmear != w.smearWindow {
+			// At start, and when a reload changed leap-smear.
+			w.smear, w.smearWindow, w.smearing = newSmear(pol.cfg.LeapSmear), pol.cfg.LeapSmear, false
+		}
 		m := 0
 		for i := 0; i < n; i++ {
 			if w.answer(pol, &w.in[i], &w.out[m]) {
+				w.answered(m)
 				m++
 			}
 		}
@@ -216,6 +233,7 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			if _, err := c.WriteBatch(w.out[:m]); err != nil {
 				w.d.logLimited("server-write", "server socket write error", "err", err)
 			}
+			w.afterWrite(c, w.out[:m])
 		}
 	}
 }
@@ -255,10 +273,18 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 		st.RootDelay, st.RootDispersion = 0, 0
 	}
 	st.MinPoll = minPollFor(pol.cfg.RateLimit.Interval)
-	rx := w.d.mapRaw(req.RxTime.Round(0))
+	corr := time.Duration(0)
+	if st.Leap != sample.LeapUnsync {
+		corr, st.Leap = w.smearCorrection(st.Leap)
+	}
+	rx := w.d.mapRaw(req.RxTime.Round(0)).Add(corr)
 	// Decide with Respond first: it refuses everything that is not a
 	// client request (mode 6/7 included), before any KoD is sent.
 	if !ntp.Respond(&p.Header, rx, rx, &st, &h) {
+		return false
+	}
+	signKey, answer := w.checkRequestAuth(req.Buf[:req.N], &p) // auth.go
+	if !answer {
 		return false
 	}
 	kissed := false // h is a Kiss-o'-Death
@@ -298,14 +324,20 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	}
 	if !kissed {
 		// The transmit timestamp as late as we can take it.
-		h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)))
+		h.TransmitTime = ntp.TimestampFromTime(w.d.mapRaw(time.Now().Round(0)).Add(corr))
 	}
+	w.interleave(&p.Header, &h, client.As16(), kissed)
 	n, err := h.MarshalTo(resp.Buf)
 	if err != nil {
 		return false
 	}
 	if ntsReply != nil {
 		if n, err = ntsReply.Append(resp.Buf, n); err != nil {
+			return false
+		}
+	}
+	if signKey != nil {
+		if n, err = signKey.AppendMAC(resp.Buf, n); err != nil {
 			return false
 		}
 	}

@@ -243,10 +243,12 @@ func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPor
 		Origin:  sp.origin,
 		RefID:   RefID(addr.Addr()),
 		NTP: ntp.SourceConfig{
-			MinPoll: int8(src.PollIntervalLimits.Min),
-			MaxPoll: int8(src.PollIntervalLimits.Max),
-			IBurst:  src.IBurst,
-			Auth:    authOf(session),
+			MinPoll:     int8(src.PollIntervalLimits.Min),
+			MaxPoll:     int8(src.PollIntervalLimits.Max),
+			IBurst:      src.IBurst,
+			Interleaved: src.XLeave,
+			Leaps:       d.leaps,
+			Auth:        d.sourceAuth(src, session),
 		},
 		Prefer:   src.Prefer,
 		NoSelect: src.NoSelect,
@@ -258,14 +260,6 @@ func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPor
 	d.wg.Add(1)
 	go d.readSource(rctx, id, conn)
 	return nil
-}
-
-// authOf avoids a typed nil in the interface.
-func authOf(s *nts.ClientSession) ntp.Authenticator {
-	if s == nil {
-		return nil
-	}
-	return s
 }
 
 // poolReplaceAfter is how long a pool member may stay useless before it is

@@ -43,6 +43,11 @@ type Message struct {
 	RxKernel bool
 	// Truncated: the datagram was longer than Buf and was cut to N bytes.
 	Truncated bool
+	// TxSent and TxID, set by WriteBatch once transmit timestamps are on
+	// (EnableTxTimestamps): the message was sent, and the kernel will
+	// report its transmit time under TxID (ReadTxTimestamps).
+	TxSent bool
+	TxID   uint32
 }
 
 // ServerSockets are the sockets of one listening address; run one reader
@@ -95,6 +100,7 @@ type ServerConn struct {
 	wres    int
 	werr    error
 	writeFn func(uintptr) bool
+	tx      serverTx // transmit timestamps: servertx_linux.go
 }
 
 // ListenServer binds addr (use port 0 for a kernel-chosen port) with
@@ -393,6 +399,7 @@ func (s *ServerConn) WriteBatch(msgs []Message) (int, error) {
 	for len(msgs) > 0 {
 		n := min(len(msgs), MaxBatch)
 		s.growWrite(n)
+		s.tx.reset(msgs[:n])
 		k := 0
 		for i := range n {
 			m := &msgs[i]
@@ -428,6 +435,7 @@ func (s *ServerConn) WriteBatch(msgs []Message) (int, error) {
 				h.SetControllen(cl)
 			}
 			s.whdr[k].Len = 0
+			s.tx.index(k, i)
 			k++
 		}
 		s.woff, s.wend = 0, k
@@ -447,6 +455,7 @@ func (s *ServerConn) WriteBatch(msgs []Message) (int, error) {
 				s.woff++
 				continue
 			}
+			s.tx.sent(msgs, s.woff, s.wres)
 			sent += s.wres
 			s.woff += s.wres
 		}

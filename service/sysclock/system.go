@@ -29,7 +29,7 @@ type AdjtimexFunc func(*unix.Timex) (state int, err error)
 //     the kernel, so no read-modify-write race.
 //   - SetStatus writes STA_UNSYNC, STA_INS/STA_DEL, maxerror and esterror
 //     in one call, and keeps STA_PLL, STA_FLL and the PPS discipline off.
-//     It never touches ADJ_TAI. The kernel grows maxerror by 500 µs every
+//     It never touches ADJ_TAI (SetTAIOffset does, tai.go). The kernel grows maxerror by 500 µs every
 //     second by itself, so the engine refreshes the status on each
 //     update.
 //

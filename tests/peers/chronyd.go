@@ -29,6 +29,9 @@ type Chronyd struct {
 	// self-signed certificate and key it serves; clients trust CertFile.
 	KEPort            int
 	CertFile, KeyFile string
+
+	// Extra are configuration lines added as they are (StartChronydWith).
+	Extra []string
 }
 
 // chronydStartTimeout bounds how long a new chronyd may take to serve.
@@ -43,6 +46,13 @@ const chronydStartTimeout = 15 * time.Second
 func StartChronyd(t testing.TB, dir string, port int, ns string) *Chronyd {
 	t.Helper()
 	return startChronyd(t, dir, &Chronyd{Port: port}, ns)
+}
+
+// StartChronydWith is StartChronyd (not in a namespace) with extra
+// configuration lines (a keyfile, xleave settings...).
+func StartChronydWith(t testing.TB, dir string, port int, extra ...string) *Chronyd {
+	t.Helper()
+	return startChronyd(t, dir, &Chronyd{Port: port, Extra: extra}, "")
 }
 
 // StartChronydAt starts chronyd -x like StartChronyd (not in a
@@ -115,6 +125,7 @@ func startChronyd(t testing.TB, dir string, c *Chronyd, ns string) *Chronyd {
 			"ntsservercert "+c.CertFile,
 			"ntsdumpdir "+dir)
 	}
+	lines = append(lines, c.Extra...)
 	conf := filepath.Join(dir, tag+".conf")
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,13 @@ const LiarRefID = 0x4c494152
 // the test ends.
 func StartLiar(t testing.TB, at netip.AddrPort, shift time.Duration) {
 	t.Helper()
+	StartLiarLeap(t, at, shift, sample.LeapNone)
+}
+
+// StartLiarLeap is StartLiar announcing leap (a leap second at the end of
+// the liar's day).
+func StartLiarLeap(t testing.TB, at netip.AddrPort, shift time.Duration, leap sample.Leap) {
+	t.Helper()
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(at))
 	if err != nil {
 		t.Fatalf("liar on %v: %v", at, err)
@@ -43,7 +50,7 @@ func StartLiar(t testing.TB, at netip.AddrPort, shift time.Duration) {
 				continue
 			}
 			st := ntp.ServerState{
-				Leap:           sample.LeapNone,
+				Leap:           leap,
 				Stratum:        1,
 				Precision:      -20,
 				RootDispersion: 100 * time.Microsecond,
