@@ -178,17 +178,19 @@ func (k *Key) digestLenFor(version uint8) int {
 	return n
 }
 
-// digest writes the full digest of data into out and returns its length.
-func (k *Key) digest(data []byte, out *[64]byte) int {
+// digest writes the full digest of data into out (its length is the
+// key type's, digestLenFor).
+func (k *Key) digest(data []byte, out *[64]byte) {
 	if k.block != nil {
 		var t [16]byte
 		k.cmac(data, &t)
-		return copy(out[:], t[:])
+		copy(out[:], t[:])
+		return
 	}
 	h := k.Type.newHash()
 	h.Write(k.secret)
 	h.Write(data)
-	return len(h.Sum(out[:0]))
+	h.Sum(out[:0])
 }
 
 // AppendMAC signs the packet b[:n]: it writes the key ID and digest at
