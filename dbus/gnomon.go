@@ -39,6 +39,7 @@ var GnomonManagerSpec = &InterfaceSpec{
 		{"AddSource", []ArgSpec{in("mode", "s"), in("address", "s"), in("interactive", "b"), out("source", "o")}},
 		{"RemoveSource", []ArgSpec{in("source", "o"), in("interactive", "b")}},
 		{"Burst", []ArgSpec{in("source", "o"), in("interactive", "b")}},
+		{"GetServers", []ArgSpec{out("servers", "aa{sv}")}},
 	},
 }
 
@@ -60,6 +61,7 @@ var GnomonSourceSpec = &InterfaceSpec{
 		{"State", "s", EmitsTrue},
 		{"LastError", "s", EmitsFalse},
 		{"Refclock", "a{sv}", EmitsFalse},
+		{"Counters", "a{sv}", EmitsFalse},
 	},
 }
 
@@ -392,6 +394,7 @@ func (s *Service) exportSource(conn *godbus.Conn, id system.ID) error {
 		"State":        field(func(x system.SourceSnapshot) any { return sourceState(x) }),
 		"LastError":    field(func(x system.SourceSnapshot) any { return x.LastError }),
 		"Refclock":     field(func(x system.SourceSnapshot) any { return refclockProps(x.Refclock) }),
+		"Counters":     func() (any, error) { return s.sourceCounters(id) },
 	}}}}
 	p := SourcePath(id)
 	if err := conn.Export(props, p, ifaceProperties); err != nil {

@@ -151,6 +151,7 @@ type worker struct {
 	d       *Daemon
 	pol     atomic.Pointer[workerPolicy]
 	in, out []netio.Message
+	ctr     serverCounters // counters.go
 }
 
 // workerPolicy is what a worker answers by; a reload swaps it whole.
@@ -206,6 +207,7 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			continue
 		}
 		pol := w.pol.Load()
+		w.ctr.requests.Add(uint64(n))
 		m := 0
 		for i := 0; i < n; i++ {
 			if w.answer(pol, &w.in[i], &w.out[m]) {
@@ -213,7 +215,8 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			}
 		}
 		if m > 0 {
-			if _, err := c.WriteBatch(w.out[:m]); err != nil {
+			if sent, err := c.WriteBatch(w.out[:m]); err != nil {
+				w.ctr.sendErrors.Add(uint64(m - sent))
 				w.d.logLimited("server-write", "server socket write error", "err", err)
 			}
 		}
@@ -224,10 +227,12 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 // nothing is sent.
 func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	if req.Truncated || req.N > maxRequest {
+		w.ctr.malformed.Add(1)
 		return false
 	}
 	var p ntp.Packet
 	if ntp.Parse(req.Buf[:req.N], &p) != nil {
+		w.ctr.malformed.Add(1)
 		return false
 	}
 	client := req.Peer.Addr()
@@ -235,12 +240,14 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	deny := false
 	if al := pol.cfg.Allowlist; al != nil && !al.Contains(client) {
 		if al.Action != config.FilterDeny {
+			w.ctr.filtered.Add(1)
 			return false
 		}
 		deny = true
 	}
 	if dl := pol.cfg.Denylist; dl != nil && dl.Contains(client) {
 		if dl.Action != config.FilterDeny {
+			w.ctr.filtered.Add(1)
 			return false
 		}
 		deny = true
@@ -259,6 +266,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	// Decide with Respond first: it refuses everything that is not a
 	// client request (mode 6/7 included), before any KoD is sent.
 	if !ntp.Respond(&p.Header, rx, rx, &st, &h) {
+		w.ctr.ignored.Add(1)
 		return false
 	}
 	kissed := false // h is a Kiss-o'-Death
@@ -274,6 +282,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 		arrived := time.Since(w.d.mono0) - max(time.Since(req.RxTime), 0)
 		switch pol.limiter.Check(client.As16(), time.Time{}.Add(arrived)) {
 		case ntp.Drop:
+			w.ctr.rateLimited.Add(1)
 			return false
 		case ntp.Kiss:
 			ntp.RespondKiss(&p.Header, ntp.KissRate, &h)
@@ -287,6 +296,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 		switch {
 		case errors.Is(err, nts.ErrNotNTS):
 		case err != nil:
+			w.ctr.malformed.Add(1)
 			return false
 		case r.NAK():
 			ntp.RespondKiss(&p.Header, ntp.KissNTSN, &h)
@@ -313,6 +323,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	resp.Peer = req.Peer
 	resp.Local = req.Local
 	resp.IfIndex = req.IfIndex
+	w.ctr.countReply(&h, ntsReply)
 	return true
 }
 
