@@ -107,3 +107,14 @@ func TestFillToleratesMissingAndMistyped(t *testing.T) {
 		t.Errorf("fill = %+v", m)
 	}
 }
+
+func TestSnakeCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"Requests": "requests", "KoDRate": "kod_rate", "KoDNTSN": "kod_ntsn", "NTSAnswers": "nts_answers",
+		"LimitedConns": "limited_conns", "SendErrors": "send_errors", "Served": "served",
+	} {
+		if got := SnakeCase(in); got != want {
+			t.Errorf("SnakeCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -52,6 +52,9 @@ type Source struct {
 	// Refclock is a reference clock's receiver state (refclock.go), nil
 	// for other sources.
 	Refclock *Refclock `json:"refclock,omitempty"`
+	// Counters are the client's counters for the source (counters.go),
+	// nil for a source without a socket.
+	Counters *SourceCounters `json:"counters,omitempty"`
 	// Selected: this is the manager's SelectedSource.
 	Selected bool `json:"selected"`
 }
@@ -62,6 +65,8 @@ type Status struct {
 	// Selected is the selected source's name, "" when none.
 	Selected string   `json:"selected_name"`
 	Sources  []Source `json:"sources"`
+	// Servers are the counters of gnomond's NTP and NTS-KE servers.
+	Servers []Server `json:"servers"`
 }
 
 func (m *Manager) fill(p map[string]godbus.Variant) {
@@ -105,6 +110,7 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "State", &s.State)
 	get(p, "LastError", &s.LastError)
 	s.Refclock = refclockOf(p)
+	s.Counters = countersOf(p)
 }
 
 // get stores property name into dst when it is there with dst's type; a
