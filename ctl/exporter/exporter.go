@@ -196,8 +196,6 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-const nsec = 1e-9
-
 func emit(ch chan<- prometheus.Metric, st *client.Status) {
 	ch <- gauge(dInfo, 1, st.Version, st.ClockMode)
 	ch <- gauge(dSynchronized, b2f(st.Synchronized))
@@ -205,11 +203,11 @@ func emit(ch chan<- prometheus.Metric, st *client.Status) {
 		ch <- gauge(dState, b2f(st.State == s), s)
 	}
 	ch <- gauge(dNTP, b2f(st.NTP))
-	ch <- gauge(dOffset, float64(st.OffsetNS)*nsec)
-	ch <- gauge(dFreq, st.FrequencyPPM*1e-6)
-	ch <- gauge(dRootDelay, float64(st.RootDelayNS)*nsec)
-	ch <- gauge(dRootDisp, float64(st.RootDispersionNS)*nsec)
-	ch <- gauge(dRootDist, float64(st.RootDistanceNS)*nsec)
+	ch <- gauge(dOffset, float64(st.OffsetNS)/1e9)
+	ch <- gauge(dFreq, st.FrequencyPPM/1e6)
+	ch <- gauge(dRootDelay, float64(st.RootDelayNS)/1e9)
+	ch <- gauge(dRootDisp, float64(st.RootDispersionNS)/1e9)
+	ch <- gauge(dRootDist, float64(st.RootDistanceNS)/1e9)
 	ch <- gauge(dStratum, float64(st.Stratum))
 	for _, l := range leapStates {
 		ch <- gauge(dLeap, b2f(st.Leap == l), l)
@@ -226,11 +224,11 @@ func emit(ch chan<- prometheus.Metric, st *client.Status) {
 		ch <- gauge(dSrcReachable, b2f(s.Reach != 0), lv...)
 		ch <- gauge(dSrcSelected, b2f(s.Selected), lv...)
 		ch <- gauge(dSrcState, 1, append(lv, s.State)...)
-		ch <- gauge(dSrcOffset, float64(s.OffsetNS)*nsec, lv...)
-		ch <- gauge(dSrcDelay, float64(s.DelayNS)*nsec, lv...)
-		ch <- gauge(dSrcJitter, float64(s.JitterNS)*nsec, lv...)
+		ch <- gauge(dSrcOffset, float64(s.OffsetNS)/1e9, lv...)
+		ch <- gauge(dSrcDelay, float64(s.DelayNS)/1e9, lv...)
+		ch <- gauge(dSrcJitter, float64(s.JitterNS)/1e9, lv...)
 		ch <- gauge(dSrcStratum, float64(s.Stratum), lv...)
-		ch <- gauge(dSrcPoll, float64(s.PollUS)*1e-6, lv...)
+		ch <- gauge(dSrcPoll, float64(s.PollUS)/1e6, lv...)
 		if k := s.Counters; k != nil {
 			ch <- counter(dSrcSent, k.Sent, lv...)
 			ch <- counter(dSrcReceived, k.Received, lv...)
