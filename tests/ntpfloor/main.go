@@ -107,7 +107,7 @@ func serve(fd int) {
 			b := &bufs[i]
 			xmt := binary.BigEndian.Uint64(b[40:48])
 			vn := b[0] >> 3 & 7
-			b[0] = vn<<3 | 4 // LI 0, version echoed, mode 4
+			b[0] = vn<<3 | 4     // LI 0, version echoed, mode 4
 			b[1], b[3] = 1, 0xe8 // stratum 1, poll echoed, precision 2^-24
 			binary.BigEndian.PutUint32(b[4:], 0)
 			binary.BigEndian.PutUint32(b[8:], 0)
