@@ -48,8 +48,8 @@ func TestReport(t *testing.T) {
 		t.Errorf("section not placed before the first ## heading, or text lost:\n%s", s)
 	}
 	for _, want := range []string{
-		"| 10000 | 10000 (9900–10000), loss 0.00 (0.00–1.00) % | 10000 | 10000 |", // answers/s; loss shown when any round lost
-		"| 10000 | 7.50 (7.00–8.10) | 9.00 | 7.00 (6.00–8.00) | 1.07× | 1.29× | – |",   // CPU per answer and ÷ floor
+		"| 10000 | 10000 (9900–10000), loss 0.00 (0.00–1.00) % | 10000 | 10000 |",    // answers/s; loss shown when any round lost
+		"| 10000 | 7.50 (7.00–8.10) | 9.00 | 7.00 (6.00–8.00) | 1.07× | 1.29× | – |", // CPU per answer and ÷ floor
 		"| CPU per answer at 10000/s offered | 0.83 | – |",
 		"| answers/s at overload (generator flat out) | 1.33 | – |",
 		"| gnomond | 8.5 (8.0–9.0) | 8.5 (8.0–9.0) | 7.0 | 9.0 |",
