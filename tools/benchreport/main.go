@@ -270,7 +270,7 @@ func (rep *report) markdown(plotsRel string) string {
 	w("\nEvery figure is the **median over rounds (min–max)**. Rate limiting is off in every server; all run\n")
 	w("on loopback in a network namespace of the script's own; \"max\" is the generator sending as fast as it can.\n\n")
 
-	w("### Server: answers/s against offered load\n\n")
+	w("#### Server: answers/s against offered load\n\n")
 	w("| offered/s |")
 	for _, d := range rep.daemons {
 		w(" %s |", d)
@@ -297,7 +297,7 @@ func (rep *report) markdown(plotsRel string) string {
 	}
 	w("\n† the generator could not send at the offered rate in at least one round (a lower bound for the server).\n\n")
 
-	w("### Server: CPU per answer (µs: the server's threads' on-CPU time from schedstat ÷ answers)\n\n")
+	w("#### Server: CPU per answer (µs: the server's threads' on-CPU time from schedstat ÷ answers)\n\n")
 	w("| offered/s |")
 	for _, d := range rep.daemons {
 		w(" %s |", d)
@@ -332,7 +332,7 @@ func (rep *report) markdown(plotsRel string) string {
 		}
 		w("\n")
 	}
-	w("\n### Server: latency p50 / p99 (µs)\n\n| offered/s |")
+	w("\n#### Server: latency p50 / p99 (µs)\n\n| offered/s |")
 	for _, d := range rep.daemons {
 		w(" %s |", d)
 	}
@@ -349,7 +349,7 @@ func (rep *report) markdown(plotsRel string) string {
 		w("\n")
 	}
 
-	w("\n### Ratios (of the medians)\n\n| figure | gnomond/chronyd | gnomond/ntpd | |\n| --- | --- | --- | --- |\n")
+	w("\n#### Ratios (of the medians)\n\n| figure | gnomond/chronyd | gnomond/ntpd | |\n| --- | --- | --- | --- |\n")
 	ratio := func(f func(*point) float64, other string, r float64) string {
 		g, o := rep.cell("gnomond", r), rep.cell(other, r)
 		if g == nil || o == nil {
@@ -375,7 +375,7 @@ func (rep *report) markdown(plotsRel string) string {
 		w("| answers/s at %s | %s | %s | |\n", at, ratio(ansMed, "chronyd", r), ratio(ansMed, "ntpd", r))
 	}
 
-	w("\n### Memory (RSS, MiB: median (min–max) of the 1 s samples)\n\n| daemon | serving (all loads) | serving at 10 000/s | client of 4 servers | peak |\n| --- | --- | --- | --- | --- |\n")
+	w("\n#### Memory (RSS, MiB: median (min–max) of the 1 s samples)\n\n| daemon | serving (all loads) | serving at 10 000/s | client of 4 servers | peak |\n| --- | --- | --- | --- | --- |\n")
 	for _, d := range order {
 		m := rep.memByPhase[d]
 		if m == nil {
@@ -413,7 +413,7 @@ func (rep *report) markdown(plotsRel string) string {
 		w(" (gctrace rounds to whole MB.)\n")
 	}
 	if len(rep.client) > 0 {
-		w("\n### Client CPU (4 local servers, fixed 16 s poll)\n\n| daemon | measured for | CPU s | CPU s per hour | RSS at the end (MiB) |\n| --- | --- | --- | --- | --- |\n")
+		w("\n#### Client CPU (4 local servers, fixed 16 s poll)\n\n| daemon | measured for | CPU s | CPU s per hour | RSS at the end (MiB) |\n| --- | --- | --- | --- | --- |\n")
 		for _, row := range rep.client {
 			rss, _ := num(row["rss_kb"])
 			w("| %s | %s s | %s | %s | %.1f |\n", row["daemon"], row["seconds"], row["cpu_s"], row["cpu_s_per_hour"], rss/1024)
