@@ -23,6 +23,9 @@
 #  2. client: gnomond, chronyd and ntpd each keep time from the same 4 local
 #     servers (chronyd on 127.0.0.11-14:123) at a fixed poll of 16 s for
 #     CLIENT_SECS: CPU seconds per hour -> client.csv.
+#  3. first sync: for each round, each daemon starts as a client of the same
+#     4 servers (iburst, default polling) and serves on loopback; the time
+#     from its start to its first synchronized answer -> firstsync.csv.
 #  Throughout, every daemon's RSS is sampled each second -> memory.csv, and
 #  gnomond's Go heap after each GC (GODEBUG=gctrace=1) -> goheap.csv.
 #
@@ -343,7 +346,59 @@ for c in "${clients[@]}"; do
 		'BEGIN { printf "%s,%d,%.4f,%.3f,%d\n", n, s, d / 1e9, d / 1e9 * 3600 / s, r }' >>"$OUT/client.csv"
 done
 [ -f "$T/gnomond-client.log" ] && grep -E '^gc [0-9]+ @' "$T/gnomond-client.log" >"$T/gnomond-client.gc" || true
-for c in "${clients[@]}"; do untrack "$c"; done
+for c in "${clients[@]}"; do untrack "$c"; stop "$c"; done
+
+# --- phase 3: time to first sync ----------------------------------------------
+
+echo "== phase 3: time to first sync (each daemon a client of the same 4 servers, iburst), $ROUNDS round(s)"
+set_phase firstsync
+echo "round,daemon,seconds" >"$OUT/firstsync.csv"
+fs_port() { case $1 in gnomond) echo 12402 ;; chronyd) echo 12403 ;; ntpd) echo 123 ;; esac; }
+for r in $(seq 1 "$ROUNDS"); do
+	for s in "${want[@]}"; do
+		[ "$s" = floor ] && continue
+		p=$(fs_port "$s")
+		t0=$(date +%s.%N)
+		case $s in
+		gnomond)
+			conf="[clock]
+mode = \"observe\"
+drift-file = \"\"
+[[server]]
+listen = \"127.0.0.1:$p\"
+rate-limit = { interval = 0 }
+[log]
+level = \"warn\""
+			for a in "${ups[@]}"; do conf+="
+[[source]]
+mode = \"server\"
+address = \"$a:123\""; done
+			start_gnomond fs-gnomond "$conf" "${srv[@]}"
+			;;
+		chronyd)
+			lines=()
+			for a in "${ups[@]}"; do lines+=("server $a iburst"); done
+			chrony_conf fs-chronyd 127.0.0.1 "$p" "${lines[@]}"
+			start_chronyd fs-chronyd "${srv[@]}"
+			;;
+		ntpd)
+			lines=""
+			for a in "${ups[@]}"; do lines+="server $a iburst"$'\n'; done
+			start_ntpd fs-ntpd "$lines" "${srv[@]}"
+			;;
+		esac
+		if "${inns[@]}" "${gen[@]}" "$T/ntpload" -target "127.0.0.1:$p" -clients 1 -wait 90s -duration 10ms -rate 100 \
+			-label "firstsync-$s" >/dev/null 2>"$T/fs.err"; then
+			t1=$(date +%s.%N)
+			awk -v a="$t1" -v b="$t0" -v r="$r" -v s="$s" 'BEGIN { printf "%s,%s,%.2f\n", r, s, a - b }' | tee -a "$OUT/firstsync.csv"
+		else
+			echo "$r,$s," >>"$OUT/firstsync.csv"
+			echo "bench: $s gave no synchronized answer within 90 s: $(cat "$T/fs.err")" >&2
+		fi
+		stop "fs-$s"
+		sleep 0.5
+	done
+done
 set_phase done
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true

@@ -128,6 +128,21 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 
+	_, fs := readCSVFile(t, filepath.Join(out, "firstsync.csv"))
+	for _, s := range servers {
+		if s == "floor" {
+			continue
+		}
+		i := slices.IndexFunc(fs, func(r map[string]string) bool { return r["daemon"] == s })
+		if i < 0 {
+			t.Errorf("firstsync.csv has no row for %s", s)
+			continue
+		}
+		if v, err := strconv.ParseFloat(fs[i]["seconds"], 64); err != nil || v <= 0 {
+			t.Errorf("firstsync.csv %s: seconds %q, want a positive time (the daemon never served synchronized?)", s, fs[i]["seconds"])
+		}
+	}
+
 	// The report: the docs section spliced into a copy of the page (twice:
 	// the second run replaces the first), the data and plot scripts written.
 	doc := filepath.Join(dir, "benchmarks.md")
