@@ -20,6 +20,9 @@
 #     as the generator can) for DURATION: answers/s, loss, p50/p99 latency,
 #     server CPU per answer -> throughput.csv. With PIN=1 (the default on 2+
 #     CPUs) the servers run on CPU 1 and the generator on CPU 0.
+#  1b. NTS: the same with NTS-authenticated requests (gnomond, chronyd and
+#     ntpd as NTS-KE + NTS servers with one self-signed certificate) at each
+#     rate of NTS_RATES -> nts.csv ("" skips it).
 #  2. client: gnomond, chronyd and ntpd each keep time from the same 4 local
 #     servers (chronyd on 127.0.0.11-14:123) at a fixed poll of 16 s for
 #     CLIENT_SECS: CPU seconds per hour -> client.csv.
@@ -42,6 +45,7 @@ SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
 	ROUNDS=${ROUNDS:-1}
 	RATES=${RATES:-2000}
+	NTS_RATES=${NTS_RATES-1000}
 	DURATION=${DURATION:-1s}
 	CLIENT_SECS=${CLIENT_SECS:-5}
 	REPORT=${REPORT:-0}
@@ -49,6 +53,7 @@ if [ "$SMOKE" = 1 ]; then
 else
 	ROUNDS=${ROUNDS:-3}
 	RATES=${RATES:-2000 5000 10000 20000 40000 80000 0}
+	NTS_RATES=${NTS_RATES-2000 5000 10000 20000 0}
 	DURATION=${DURATION:-3s}
 	CLIENT_SECS=${CLIENT_SECS:-180}
 	REPORT=${REPORT:-1}
@@ -283,6 +288,87 @@ done
 set_phase idle
 [ -n "${PID[gnomond]:-}" ] && grep -E '^gc [0-9]+ @' "$T/gnomond.log" >"$T/gnomond-server.gc" || true
 for s in "${want[@]}"; do untrack "$s"; stop "$s"; done
+
+# --- phase 1b: NTS servers ------------------------------------------------------
+
+NTS_RATES=${NTS_RATES:-}
+if [ -n "$NTS_RATES" ] && command -v openssl >/dev/null; then
+	echo "== phase 1b: NTS servers, $ROUNDS round(s), rates $NTS_RATES, $DURATION each"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$T/nts.key" -out "$T/nts.crt" \
+		-days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >"$T/openssl.log" 2>&1
+	chown root:_chrony "$T/nts.key" "$T/nts.crt" 2>/dev/null || true
+	chmod 0640 "$T/nts.key"
+	mkdir -p "$T/ntsdump"
+	chown _chrony "$T/ntsdump" 2>/dev/null || true
+	nts_want=()
+	declare -A KE
+	for s in "${want[@]}"; do
+		case $s in
+		gnomond)
+			start_gnomond nts-gnomond "[clock]
+mode = \"observe\"
+drift-file = \"\"
+[[source]]
+mode = \"server\"
+address = \"127.0.0.20:12320\"
+poll-interval-limits = { min = 0, max = 2 }
+[[server]]
+listen = \"127.0.0.1:12412\"
+rate-limit = { interval = 0 }
+workers = $WORKERS
+[[nts-ke-server]]
+listen = \"127.0.0.1:12413\"
+certificate-chain-path = \"$T/nts.crt\"
+private-key-path = \"$T/nts.key\"
+max-connections-per-address = 0
+connection-rate-per-address = 0
+[log]
+level = \"warn\"" "${srv[@]}"
+			KE[gnomond]=12413
+			;;
+		chronyd)
+			chrony_conf nts-chronyd 127.0.0.1 12414 "local stratum 1" "ntsport 12415" "ntsserverkey $T/nts.key" \
+				"ntsservercert $T/nts.crt" "ntsdumpdir $T/ntsdump" "ntsprocesses 1"
+			start_chronyd nts-chronyd "${srv[@]}"
+			KE[chronyd]=12415
+			;;
+		ntpd)
+			start_ntpd nts-ntpd "tos orphan 5 orphanwait 1
+nts enable
+nts key $T/nts.key
+nts cert $T/nts.crt
+nts cookie $T/nts-cookies" "${srv[@]}"
+			KE[ntpd]=4460
+			;;
+		*) continue ;;
+		esac
+		nts_want+=("$s")
+	done
+	for s in "${nts_want[@]}"; do
+		"${inns[@]}" "$T/ntpload" -nts "127.0.0.1:${KE[$s]}" -ca "$T/nts.crt" -clients 1 -sessions 1 -wait 60s \
+			-duration 100ms -rate 50 -label "warmup-nts-$s" >/dev/null ||
+			{ echo "bench: $s gives no NTS answer; its log:" >&2; tail -n 20 "$T/nts-$s.log" >&2 || true; exit 1; }
+	done
+	n=${#nts_want[@]}
+	for r in $(seq 1 "$ROUNDS"); do
+		for i in $(seq 0 $((n - 1))); do
+			s=${nts_want[$(( (i + r - 1) % n ))]}
+			# chronyd's NTS-KE helper processes count too.
+			pids=${PID[nts-$s]}
+			kids=$(ps -o pid= --ppid "${PID[nts-$s]}" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+			[ -n "$kids" ] && pids="$pids,$kids"
+			for rate in $NTS_RATES; do
+				set_phase "nts-$s-$rate"
+				"${inns[@]}" "${gen[@]}" "$T/ntpload" -nts "127.0.0.1:${KE[$s]}" -ca "$T/nts.crt" -clients "$CLIENTS" \
+					-duration "$DURATION" -rate "$rate" -label "$s" -tag "$r" -server-pid "$pids" \
+					-csv "$OUT/nts.csv" | sed "s/^/round $r: NTS /" || true
+				sleep 0.5
+			done
+		done
+	done
+	set_phase idle
+	for s in "${nts_want[@]}"; do stop "nts-$s"; done
+fi
 
 # --- phase 2: clients ---------------------------------------------------------
 

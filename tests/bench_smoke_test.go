@@ -128,6 +128,20 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 
+	_, nts := readCSVFile(t, filepath.Join(out, "nts.csv"))
+	for _, s := range servers {
+		if s == "floor" {
+			continue
+		}
+		i := slices.IndexFunc(nts, func(r map[string]string) bool { return r["label"] == s })
+		if i < 0 {
+			t.Errorf("nts.csv has no row for %s", s)
+			continue
+		}
+		if n, _ := strconv.Atoi(nts[i]["answered"]); n == 0 || nts[i]["proto"] != "nts" {
+			t.Errorf("nts.csv %s: %v: want authenticated answers", s, nts[i])
+		}
+	}
 	_, fs := readCSVFile(t, filepath.Join(out, "firstsync.csv"))
 	for _, s := range servers {
 		if s == "floor" {

@@ -120,11 +120,17 @@ type point struct {
 	limited                      int
 }
 
+// servers is one throughput file's cells.
+type servers struct {
+	daemons []string
+	rates   []float64 // offered, ascending, 0 (as fast as possible) last
+	thr     map[string]map[float64]*point
+}
+
 type report struct {
 	machine    [][2]string
-	daemons    []string
-	rates      []float64 // offered, ascending, 0 (as fast as possible) last
-	thr        map[string]map[float64]*point
+	servers            // NTP (throughput.csv)
+	nts        servers // NTS (nts.csv), empty when not measured
 	mem        table
 	client     table
 	heap       table
@@ -133,62 +139,21 @@ type report struct {
 }
 
 func load(in string) (*report, error) {
-	rep := &report{thr: map[string]map[float64]*point{}, memByPhase: map[string]map[string][]float64{}}
+	rep := &report{memByPhase: map[string]map[string][]float64{}}
 	if m, err := readRaw(filepath.Join(in, "machine.csv")); err == nil {
 		rep.machine = m
 	} else {
 		return nil, err
 	}
-	thr, err := readCSV(filepath.Join(in, "throughput.csv"))
+	sv, err := loadServers(filepath.Join(in, "throughput.csv"))
 	if err != nil {
 		return nil, err
 	}
-	seenRate := map[float64]bool{}
-	for i, row := range thr {
-		d := row["label"]
-		rate, ok1 := num(row["offered_per_s"])
-		ans, ok2 := num(row["answers_per_s"])
-		loss, ok3 := num(row["loss_pct"])
-		if d == "" || !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("throughput.csv:%d: bad row %v", i+2, row)
-		}
-		if rep.thr[d] == nil {
-			rep.thr[d] = map[float64]*point{}
-		}
-		p := rep.thr[d][rate]
-		if p == nil {
-			p = &point{}
-			rep.thr[d][rate] = p
-		}
-		seenRate[rate] = true
-		p.answers = append(p.answers, ans)
-		p.loss = append(p.loss, loss)
-		if v, ok := num(row["p50_us"]); ok {
-			p.p50 = append(p.p50, v)
-		}
-		if v, ok := num(row["p99_us"]); ok {
-			p.p99 = append(p.p99, v)
-		}
-		if v, ok := num(row["server_cpu_us_per_answer"]); ok {
-			p.cpu = append(p.cpu, v)
-		}
-		if row["generator_limited"] == "yes" {
-			p.limited++
-		}
-	}
-	for r := range seenRate {
-		if r > 0 {
-			rep.rates = append(rep.rates, r)
-		}
-	}
-	sort.Float64s(rep.rates)
-	if seenRate[0] {
-		rep.rates = append(rep.rates, 0)
-	}
-	for _, d := range order {
-		if rep.thr[d] != nil {
-			rep.daemons = append(rep.daemons, d)
-		}
+	rep.servers = *sv
+	if sv, err := loadServers(filepath.Join(in, "nts.csv")); err == nil {
+		rep.nts = *sv
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
 	if rep.mem, err = readCSV(filepath.Join(in, "memory.csv")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -223,6 +188,63 @@ func load(in string) (*report, error) {
 	return rep, nil
 }
 
+// loadServers reads one throughput CSV (ntpload -csv).
+func loadServers(path string) (*servers, error) {
+	thr, err := readCSV(path)
+	if err != nil {
+		return nil, err
+	}
+	sv := &servers{thr: map[string]map[float64]*point{}}
+	seenRate := map[float64]bool{}
+	for i, row := range thr {
+		d := row["label"]
+		rate, ok1 := num(row["offered_per_s"])
+		ans, ok2 := num(row["answers_per_s"])
+		loss, ok3 := num(row["loss_pct"])
+		if d == "" || !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("%s:%d: bad row %v", filepath.Base(path), i+2, row)
+		}
+		if sv.thr[d] == nil {
+			sv.thr[d] = map[float64]*point{}
+		}
+		p := sv.thr[d][rate]
+		if p == nil {
+			p = &point{}
+			sv.thr[d][rate] = p
+		}
+		seenRate[rate] = true
+		p.answers = append(p.answers, ans)
+		p.loss = append(p.loss, loss)
+		if v, ok := num(row["p50_us"]); ok {
+			p.p50 = append(p.p50, v)
+		}
+		if v, ok := num(row["p99_us"]); ok {
+			p.p99 = append(p.p99, v)
+		}
+		if v, ok := num(row["server_cpu_us_per_answer"]); ok {
+			p.cpu = append(p.cpu, v)
+		}
+		if row["generator_limited"] == "yes" {
+			p.limited++
+		}
+	}
+	for r := range seenRate {
+		if r > 0 {
+			sv.rates = append(sv.rates, r)
+		}
+	}
+	sort.Float64s(sv.rates)
+	if seenRate[0] {
+		sv.rates = append(sv.rates, 0)
+	}
+	for _, d := range order {
+		if sv.thr[d] != nil {
+			sv.daemons = append(sv.daemons, d)
+		}
+	}
+	return sv, nil
+}
+
 // readRaw reads key,value lines.
 func readRaw(path string) ([][2]string, error) {
 	f, err := os.Open(path)
@@ -254,11 +276,11 @@ func rateName(r float64) string {
 	return strconv.FormatFloat(r, 'f', 0, 64)
 }
 
-func (rep *report) cell(d string, rate float64) *point {
-	if rep.thr[d] == nil {
+func (sv *servers) cell(d string, rate float64) *point {
+	if sv.thr[d] == nil {
 		return nil
 	}
-	return rep.thr[d][rate]
+	return sv.thr[d][rate]
 }
 
 // markdown is the generated section.
@@ -274,111 +296,11 @@ func (rep *report) markdown(plotsRel string) string {
 	w("\nEvery figure is the **median over rounds (min–max)**. Rate limiting is off in every server; all run\n")
 	w("on loopback in a network namespace of the script's own; \"max\" is the generator sending as fast as it can.\n\n")
 
-	w("#### Server: answers/s against offered load\n\n")
-	w("| offered/s |")
-	for _, d := range rep.daemons {
-		w(" %s |", d)
-	}
-	w("\n| --- |%s\n", strings.Repeat(" --- |", len(rep.daemons)))
-	for _, r := range rep.rates {
-		w("| %s |", rateName(r))
-		for _, d := range rep.daemons {
-			p := rep.cell(d, r)
-			if p == nil {
-				w(" – |")
-				continue
-			}
-			s := statOf(p.answers).fmt(0)
-			if l := statOf(p.loss); l.max > 0 {
-				s += fmt.Sprintf(", loss %s %%", l.fmt(2))
-			}
-			if p.limited > 0 {
-				s += " †"
-			}
-			w(" %s |", s)
-		}
+	rep.serverSection(w, &rep.servers, "NTP")
+	if len(rep.nts.daemons) > 0 {
 		w("\n")
+		rep.serverSection(w, &rep.nts, "NTS")
 	}
-	w("\n† the generator could not send at the offered rate in at least one round (a lower bound for the server).\n\n")
-
-	w("#### Server: CPU per answer (µs: the server's threads' on-CPU time from schedstat ÷ answers)\n\n")
-	w("| offered/s |")
-	for _, d := range rep.daemons {
-		w(" %s |", d)
-	}
-	if rep.thr["floor"] != nil {
-		w(" gnomond ÷ floor | chronyd ÷ floor | ntpd ÷ floor |")
-	}
-	w("\n| --- |%s", strings.Repeat(" --- |", len(rep.daemons)))
-	if rep.thr["floor"] != nil {
-		w(" --- | --- | --- |")
-	}
-	w("\n")
-	for _, r := range rep.rates {
-		w("| %s |", rateName(r))
-		for _, d := range rep.daemons {
-			if p := rep.cell(d, r); p != nil {
-				w(" %s |", statOf(p.cpu).fmt(2))
-			} else {
-				w(" – |")
-			}
-		}
-		if f := rep.cell("floor", r); f != nil {
-			fl := statOf(f.cpu).med
-			for _, d := range []string{"gnomond", "chronyd", "ntpd"} {
-				p := rep.cell(d, r)
-				if p == nil || fl == 0 || len(p.cpu) == 0 {
-					w(" – |")
-					continue
-				}
-				w(" %.2f× |", statOf(p.cpu).med/fl)
-			}
-		}
-		w("\n")
-	}
-	w("\n#### Server: latency p50 / p99 (µs)\n\n| offered/s |")
-	for _, d := range rep.daemons {
-		w(" %s |", d)
-	}
-	w("\n| --- |%s\n", strings.Repeat(" --- |", len(rep.daemons)))
-	for _, r := range rep.rates {
-		w("| %s |", rateName(r))
-		for _, d := range rep.daemons {
-			if p := rep.cell(d, r); p != nil {
-				w(" %s / %s |", statOf(p.p50).fmt(0), statOf(p.p99).fmt(0))
-			} else {
-				w(" – |")
-			}
-		}
-		w("\n")
-	}
-
-	w("\n#### Ratios (of the medians)\n\n| figure | gnomond/chronyd | gnomond/ntpd | |\n| --- | --- | --- | --- |\n")
-	ratio := func(f func(*point) float64, other string, r float64) string {
-		g, o := rep.cell("gnomond", r), rep.cell(other, r)
-		if g == nil || o == nil {
-			return "–"
-		}
-		a, c := f(g), f(o)
-		if c == 0 || a == 0 {
-			return "–"
-		}
-		return fmt.Sprintf("%.2f", a/c)
-	}
-	cpuMed := func(p *point) float64 { return statOf(p.cpu).med }
-	ansMed := func(p *point) float64 { return statOf(p.answers).med }
-	for _, r := range rep.rates {
-		if r != 10000 && r != 0 {
-			continue
-		}
-		at := rateName(r) + "/s offered"
-		if r == 0 {
-			at = "overload (generator flat out)"
-		}
-		w("| CPU per answer at %s | %s | %s | |\n", at, ratio(cpuMed, "chronyd", r), ratio(cpuMed, "ntpd", r))
-		w("| answers/s at %s | %s | %s | |\n", at, ratio(ansMed, "chronyd", r), ratio(ansMed, "ntpd", r))
-	}
-
 	w("\n#### Memory (RSS, MiB: median (min–max) of the 1 s samples)\n\n| daemon | serving (all loads) | serving at 10 000/s | client of 4 servers | peak |\n| --- | --- | --- | --- | --- |\n")
 	for _, d := range order {
 		m := rep.memByPhase[d]
@@ -458,10 +380,123 @@ func (rep *report) markdown(plotsRel string) string {
 		w("synchronized (leap ≠ 3, a valid stratum), so the resolution is about 0.1 s.\n")
 	}
 	w("\nPlots: [answers/s](%[1]s/answers.svg), [loss](%[1]s/loss.svg), [CPU per answer](%[1]s/cpu.svg),\n", plotsRel)
-	w("[p99 latency](%[1]s/p99.svg), [RSS over time](%[1]s/rss.svg).\n\n", plotsRel)
+	w("[p99 latency](%[1]s/p99.svg), [RSS over time](%[1]s/rss.svg)", plotsRel)
+	if len(rep.nts.daemons) > 0 {
+		w(", [NTS answers/s](%[1]s/nts-answers.svg), [NTS CPU per answer](%[1]s/nts-cpu.svg)", plotsRel)
+	}
+	w(".\n\n")
 	w("![answers/s against offered load](%s/answers.svg)\n![CPU per answer](%s/cpu.svg)\n![RSS over time](%s/rss.svg)\n\n", plotsRel, plotsRel, plotsRel)
 	w("%s\n", end)
 	return b.String()
+}
+
+// serverSection writes the tables of one protocol's server runs.
+func (rep *report) serverSection(w func(string, ...any), sv *servers, proto string) {
+	w("#### %s server: answers/s against offered load\n\n", proto)
+	w("| offered/s |")
+	for _, d := range sv.daemons {
+		w(" %s |", d)
+	}
+	w("\n| --- |%s\n", strings.Repeat(" --- |", len(sv.daemons)))
+	for _, r := range sv.rates {
+		w("| %s |", rateName(r))
+		for _, d := range sv.daemons {
+			p := sv.cell(d, r)
+			if p == nil {
+				w(" – |")
+				continue
+			}
+			s := statOf(p.answers).fmt(0)
+			if l := statOf(p.loss); l.max > 0 {
+				s += fmt.Sprintf(", loss %s %%", l.fmt(2))
+			}
+			if p.limited > 0 {
+				s += " †"
+			}
+			w(" %s |", s)
+		}
+		w("\n")
+	}
+	w("\n† the generator could not send at the offered rate in at least one round (a lower bound for the server).\n\n")
+
+	w("#### %s server: CPU per answer (µs: the server's threads' on-CPU time from schedstat ÷ answers)\n\n", proto)
+	w("| offered/s |")
+	for _, d := range sv.daemons {
+		w(" %s |", d)
+	}
+	if sv.thr["floor"] != nil {
+		w(" gnomond ÷ floor | chronyd ÷ floor | ntpd ÷ floor |")
+	}
+	w("\n| --- |%s", strings.Repeat(" --- |", len(sv.daemons)))
+	if sv.thr["floor"] != nil {
+		w(" --- | --- | --- |")
+	}
+	w("\n")
+	for _, r := range sv.rates {
+		w("| %s |", rateName(r))
+		for _, d := range sv.daemons {
+			if p := sv.cell(d, r); p != nil {
+				w(" %s |", statOf(p.cpu).fmt(2))
+			} else {
+				w(" – |")
+			}
+		}
+		if f := sv.cell("floor", r); f != nil {
+			fl := statOf(f.cpu).med
+			for _, d := range []string{"gnomond", "chronyd", "ntpd"} {
+				p := sv.cell(d, r)
+				if p == nil || fl == 0 || len(p.cpu) == 0 {
+					w(" – |")
+					continue
+				}
+				w(" %.2f× |", statOf(p.cpu).med/fl)
+			}
+		}
+		w("\n")
+	}
+	w("\n#### %s server: latency p50 / p99 (µs)\n\n| offered/s |", proto)
+	for _, d := range sv.daemons {
+		w(" %s |", d)
+	}
+	w("\n| --- |%s\n", strings.Repeat(" --- |", len(sv.daemons)))
+	for _, r := range sv.rates {
+		w("| %s |", rateName(r))
+		for _, d := range sv.daemons {
+			if p := sv.cell(d, r); p != nil {
+				w(" %s / %s |", statOf(p.p50).fmt(0), statOf(p.p99).fmt(0))
+			} else {
+				w(" – |")
+			}
+		}
+		w("\n")
+	}
+
+	w("\n#### %s ratios (of the medians)\n\n| figure | gnomond/chronyd | gnomond/ntpd | |\n| --- | --- | --- | --- |\n", proto)
+	ratio := func(f func(*point) float64, other string, r float64) string {
+		g, o := sv.cell("gnomond", r), sv.cell(other, r)
+		if g == nil || o == nil {
+			return "–"
+		}
+		a, c := f(g), f(o)
+		if c == 0 || a == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", a/c)
+	}
+	cpuMed := func(p *point) float64 { return statOf(p.cpu).med }
+	ansMed := func(p *point) float64 { return statOf(p.answers).med }
+	for _, r := range sv.rates {
+		if r != 10000 && r != 0 {
+			continue
+		}
+		at := rateName(r) + "/s offered"
+		if r == 0 {
+			at = "overload (generator flat out)"
+		}
+		w("| CPU per answer at %s | %s | %s | |\n", at, ratio(cpuMed, "chronyd", r), ratio(cpuMed, "ntpd", r))
+		w("| answers/s at %s | %s | %s | |\n", at, ratio(ansMed, "chronyd", r), ratio(ansMed, "ntpd", r))
+	}
+
 }
 
 // splice replaces the generated section of doc (or puts it after the
@@ -487,7 +522,7 @@ func run(in, docPath, plots string, stdout io.Writer) error {
 	if err := os.MkdirAll(filepath.Join(plots, "data"), 0o755); err != nil {
 		return err
 	}
-	for _, f := range []string{"machine.csv", "throughput.csv", "memory.csv", "client.csv", "goheap.csv", "firstsync.csv"} {
+	for _, f := range []string{"machine.csv", "throughput.csv", "memory.csv", "client.csv", "goheap.csv", "firstsync.csv", "nts.csv"} {
 		b, err := os.ReadFile(filepath.Join(in, f))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -520,41 +555,48 @@ func run(in, docPath, plots string, stdout io.Writer) error {
 
 // plots writes gnuplot data and scripts and runs gnuplot (if installed).
 func (rep *report) plots(dir string, stdout io.Writer) error {
-	var rates []float64
-	for _, r := range rep.rates {
-		if r > 0 {
-			rates = append(rates, r)
-		}
-	}
-	// One data file per daemon: offered, median answers/s, loss, cpu, p99.
-	for _, d := range rep.daemons {
-		var b strings.Builder
-		b.WriteString("# offered answers_per_s loss_pct cpu_us p99_us\n")
-		for _, r := range rates {
-			p := rep.cell(d, r)
-			if p == nil {
-				continue
-			}
-			fmt.Fprintf(&b, "%g %g %g %g %g\n", r, statOf(p.answers).med, statOf(p.loss).med, statOf(p.cpu).med, statOf(p.p99).med)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "data", d+".dat"), []byte(b.String()), 0o644); err != nil {
-			return err
-		}
-	}
-	series := func(col int) string {
+	series := func(sv *servers, prefix string, col int) string {
 		var parts []string
-		for _, d := range rep.daemons {
-			parts = append(parts, fmt.Sprintf("'data/%s.dat' using 1:%d with linespoints title '%s'", d, col, d))
+		for _, d := range sv.daemons {
+			parts = append(parts, fmt.Sprintf("'data/%s%s.dat' using 1:%d with linespoints title '%s'", prefix, d, col, d))
 		}
 		return strings.Join(parts, ", ")
 	}
+	// One data file per daemon: offered, median answers/s, loss, cpu, p99.
+	write := func(sv *servers, prefix string) error {
+		for _, d := range sv.daemons {
+			var b strings.Builder
+			b.WriteString("# offered answers_per_s loss_pct cpu_us p99_us\n")
+			for _, r := range sv.rates {
+				p := sv.cell(d, r)
+				if p == nil || r == 0 {
+					continue
+				}
+				fmt.Fprintf(&b, "%g %g %g %g %g\n", r, statOf(p.answers).med, statOf(p.loss).med, statOf(p.cpu).med, statOf(p.p99).med)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "data", prefix+d+".dat"), []byte(b.String()), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := write(&rep.servers, ""); err != nil {
+		return err
+	}
 	head := "set terminal svg size 800,480 dynamic enhanced font 'sans,12' background rgb 'white'\nset grid\nset key top left\n"
 	scripts := map[string]string{
-		"answers": head + "set output 'answers.svg'\nset title 'answers/s against offered load (median over rounds)'\nset xlabel 'offered requests/s'\nset ylabel 'answers/s'\nplot " + series(2) + ", x with lines dashtype 2 title 'offered'\n",
-		"loss":    head + "set output 'loss.svg'\nset title 'loss against offered load'\nset xlabel 'offered requests/s'\nset ylabel 'loss (%)'\nplot " + series(3) + "\n",
-		"cpu":     head + "set output 'cpu.svg'\nset title 'server CPU per answer'\nset xlabel 'offered requests/s'\nset ylabel 'µs per answer'\nset yrange [0:*]\nplot " + series(4) + "\n",
-		"p99":     head + "set output 'p99.svg'\nset title 'p99 latency'\nset xlabel 'offered requests/s'\nset ylabel 'µs'\nset logscale y\nplot " + series(5) + "\n",
-		"rss":     head + "set output 'rss.svg'\nset title 'RSS over time (the run: serving phase, then client phase)'\nset xlabel 's since start'\nset ylabel 'MiB'\nset datafile separator ','\nset key outside right\nplot " + rep.rssSeries() + "\n",
+		"answers": head + "set output 'answers.svg'\nset title 'NTP: answers/s against offered load (median over rounds)'\nset xlabel 'offered requests/s'\nset ylabel 'answers/s'\nplot " + series(&rep.servers, "", 2) + ", x with lines dashtype 2 title 'offered'\n",
+		"loss":    head + "set output 'loss.svg'\nset title 'NTP: loss against offered load'\nset xlabel 'offered requests/s'\nset ylabel 'loss (%)'\nplot " + series(&rep.servers, "", 3) + "\n",
+		"cpu":     head + "set output 'cpu.svg'\nset title 'NTP: server CPU per answer'\nset xlabel 'offered requests/s'\nset ylabel 'µs per answer'\nset yrange [0:*]\nplot " + series(&rep.servers, "", 4) + "\n",
+		"p99":     head + "set output 'p99.svg'\nset title 'NTP: p99 latency'\nset xlabel 'offered requests/s'\nset ylabel 'µs'\nset logscale y\nplot " + series(&rep.servers, "", 5) + "\n",
+		"rss":     head + "set output 'rss.svg'\nset title 'RSS over time (serving, then as clients)'\nset xlabel 's since start'\nset ylabel 'MiB'\nset datafile separator ','\nset key outside right\nplot " + rep.rssSeries() + "\n",
+	}
+	if len(rep.nts.daemons) > 0 {
+		if err := write(&rep.nts, "nts-"); err != nil {
+			return err
+		}
+		scripts["nts-answers"] = head + "set output 'nts-answers.svg'\nset title 'NTS: authenticated answers/s against offered load'\nset xlabel 'offered requests/s'\nset ylabel 'answers/s'\nplot " + series(&rep.nts, "nts-", 2) + ", x with lines dashtype 2 title 'offered'\n"
+		scripts["nts-cpu"] = head + "set output 'nts-cpu.svg'\nset title 'NTS: server CPU per authenticated answer'\nset xlabel 'offered requests/s'\nset ylabel 'µs per answer'\nset yrange [0:*]\nplot " + series(&rep.nts, "nts-", 4) + "\n"
 	}
 	for name, s := range scripts {
 		if err := os.WriteFile(filepath.Join(dir, name+".gp"), []byte(s), 0o644); err != nil {

@@ -51,6 +51,8 @@ func TestReport(t *testing.T) {
 		"| 10000 | 10000 (9900–10000), loss 0.00 (0.00–1.00) % | 10000 | 10000 |",    // answers/s; loss shown when any round lost
 		"| 10000 | 7.50 (7.00–8.10) | 9.00 | 7.00 (6.00–8.00) | 1.07× | 1.29× | – |", // CPU per answer and ÷ floor
 		"| CPU per answer at 10000/s offered | 0.83 | – |",
+		"#### NTS server: CPU per answer",
+		"| 5000 | 20.00 | 24.00 |",
 		"| answers/s at overload (generator flat out) | 1.33 | – |",
 		"| gnomond | 8.5 (8.0–9.0) | 8.5 (8.0–9.0) | 7.0 | 9.0 |",
 		"| gnomond | 180 s | 0.0500 | 1.000 | 7.0 |",
@@ -61,7 +63,7 @@ func TestReport(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, s)
 		}
 	}
-	for _, f := range []string{"data/throughput.csv", "data/gnomond.dat", "answers.gp", "rss.gp"} {
+	for _, f := range []string{"data/throughput.csv", "data/gnomond.dat", "data/nts-gnomond.dat", "answers.gp", "rss.gp", "nts-cpu.gp"} {
 		if _, err := os.Stat(filepath.Join(plots, f)); err != nil {
 			t.Error(err)
 		}
