@@ -354,13 +354,13 @@ nts cookie $T/nts-cookies" "${srv[@]}"
 		for i in $(seq 0 $((n - 1))); do
 			s=${nts_want[$(( (i + r - 1) % n ))]}
 			# chronyd's NTS-KE helper processes count too.
-			pids=${PID[nts-$s]}
-			kids=$(ps -o pid= --ppid "${PID[nts-$s]}" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
-			[ -n "$kids" ] && pids="$pids,$kids"
+			spids=${PID[nts-$s]}
+			kids=$({ ps -o pid= --ppid "${PID[nts-$s]}" || true; } | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
+			[ -n "$kids" ] && spids="$spids,$kids"
 			for rate in $NTS_RATES; do
 				set_phase "nts-$s-$rate"
 				"${inns[@]}" "${gen[@]}" "$T/ntpload" -nts "127.0.0.1:${KE[$s]}" -ca "$T/nts.crt" -clients "$CLIENTS" \
-					-duration "$DURATION" -rate "$rate" -label "$s" -tag "$r" -server-pid "$pids" \
+					-duration "$DURATION" -rate "$rate" -label "$s" -tag "$r" -server-pid "$spids" \
 					-csv "$OUT/nts.csv" | sed "s/^/round $r: NTS /" || true
 				sleep 0.5
 			done
@@ -442,7 +442,11 @@ echo "round,daemon,seconds" >"$OUT/firstsync.csv"
 fs_port() { case $1 in gnomond) echo 12402 ;; chronyd) echo 12403 ;; ntpd) echo 123 ;; esac; }
 for r in $(seq 1 "$ROUNDS"); do
 	for s in "${want[@]}"; do
-		[ "$s" = floor ] && continue
+		# ntpd is left out: it never answers synchronized here, neither
+		# with `disable ntp` (it then never declares itself synchronized)
+		# nor without it (its ntp_adjtime calls fail without CAP_SYS_TIME),
+		# so its first sync cannot be read from outside on this host.
+		[ "$s" = floor ] || [ "$s" = ntpd ] && continue
 		p=$(fs_port "$s")
 		t0=$(date +%s.%N)
 		case $s in
