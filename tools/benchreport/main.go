@@ -321,6 +321,10 @@ func (rep *report) markdown(plotsRel string) string {
 		}
 		w("| %s | %s | %s | %s | %.1f |\n", d, mib(m["serving"]), mib(m["10k"]), mib(m["client"]), statOf(all).max/1024)
 	}
+	if len(rep.heap) == 0 && rep.memByPhase["gnomond"] != nil {
+		w("\ngnomond's Go heap: gnomond ran with GODEBUG=gctrace=1 and **no collection ran** in the whole run, so it\n")
+		w("allocated less than the runtime's first heap goal (4 MB) from its start on, serving included.\n")
+	}
 	if len(rep.heap) > 0 {
 		w("\ngnomond's Go heap (live heap after each GC, from GODEBUG=gctrace=1):")
 		for _, ph := range []string{"server", "client"} {
