@@ -118,3 +118,25 @@ func TestSnakeCase(t *testing.T) {
 		}
 	}
 }
+
+func TestCountersOf(t *testing.T) {
+	if c := countersOf(map[string]godbus.Variant{}); c != nil {
+		t.Errorf("no Counters: %+v, want nil", c)
+	}
+	if c := countersOf(map[string]godbus.Variant{"Counters": godbus.MakeVariant("bogus")}); c != nil {
+		t.Errorf("mistyped Counters: %+v, want nil", c)
+	}
+	c := countersOf(map[string]godbus.Variant{"Counters": godbus.MakeVariant(map[string]godbus.Variant{
+		"Sent": godbus.MakeVariant(uint64(5)), "Received": godbus.MakeVariant(uint32(4)), // wrong type: 0
+		"RejectedBy": godbus.MakeVariant(map[string]uint64{"auth": 2}),
+	})})
+	if c == nil || c.Sent != 5 || c.Received != 0 || c.RejectedBy["auth"] != 2 {
+		t.Errorf("countersOf = %+v", c)
+	}
+	c = countersOf(map[string]godbus.Variant{"Counters": godbus.MakeVariant(map[string]godbus.Variant{
+		"Sent": godbus.MakeVariant(uint64(1)), "RejectedBy": godbus.MakeVariant("x"),
+	})})
+	if c == nil || c.RejectedBy == nil {
+		t.Errorf("a mistyped RejectedBy must leave an empty map (JSON {}), got %+v", c)
+	}
+}
