@@ -114,7 +114,7 @@ fuzz:
 	    echo "== $$pkg $$f"; ( ulimit -v $(FUZZMEM) && GOMEMLIMIT=1GiB $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg ) || exit 1; \
 	  done; done
 
-bench: bench-sim
+bench: bench-sim bench-side
 
 ## bench-sim: 24 simulated hours of four sources (target: under 5 s each).
 bench-sim:

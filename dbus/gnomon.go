@@ -44,6 +44,7 @@ var GnomonManagerSpec = &InterfaceSpec{
 		{"AddSource", []ArgSpec{in("mode", "s"), in("address", "s"), in("interactive", "b"), out("source", "o")}},
 		{"RemoveSource", []ArgSpec{in("source", "o"), in("interactive", "b")}},
 		{"Burst", []ArgSpec{in("source", "o"), in("interactive", "b")}},
+		{"GetServers", []ArgSpec{out("servers", "aa{sv}")}},
 	},
 }
 
@@ -69,6 +70,7 @@ var GnomonSourceSpec = &InterfaceSpec{
 		{"PTPGrandmaster", "s", EmitsFalse},
 		{"PTPParent", "s", EmitsFalse},
 		{"PTPDecision", "s", EmitsFalse},
+		{"Counters", "a{sv}", EmitsFalse},
 	},
 }
 
@@ -434,6 +436,7 @@ func (s *Service) exportSource(conn *godbus.Conn, id system.ID) error {
 		"PTPDecision": field(func(x system.SourceSnapshot) any {
 			return ptpField(x, func(v *ptp.View) string { return v.Decision.String() })
 		}),
+		"Counters": func() (any, error) { return s.sourceCounters(id) },
 	}}}}
 	p := SourcePath(id)
 	if err := conn.Export(props, p, ifaceProperties); err != nil {

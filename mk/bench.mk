@@ -36,3 +36,20 @@ bench-ke:
 ## default 20s per load).
 bench-xleave:
 	cd tests && GNOMON_BENCH=xleave go test -count=1 -run '^TestBenchXleave$$' -v -timeout 10m . | grep -v '^=== '
+
+.PHONY: bench-side bench-smoke
+
+## bench-side: gnomond, chronyd 4.3, NTPsec's ntpd and the floor
+## (tests/ntpfloor) side by side, about 15 minutes (scripts/bench.sh):
+## answers/s, loss, latency and CPU per answer against offered load, RSS and
+## Go heap over time, client CPU; raw CSV in bench-results/, then
+## docs/benchmarks.md's generated section and the SVG plots in docs/bench/
+## (gnuplot, installed here if missing). Run as root.
+bench-side:
+	@command -v gnuplot >/dev/null || flock /tmp/apt.lock apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends gnuplot-nox
+	./scripts/bench.sh
+
+## bench-smoke: one short round of the same harness (no docs changed); make
+## test runs it through tests/bench_smoke_test.go.
+bench-smoke:
+	SMOKE=1 ./scripts/bench.sh

@@ -46,7 +46,7 @@ DEB_VERSION    ?= $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/
 
 LIBEXECDIR_GNOMON ?= $(PREFIX)/lib/gnomon
 
-.PHONY: install-units install-helper build-helper deb test-deb test-package test-ship
+.PHONY: install-units install-helper build-helper build-exporter install-exporter deb test-deb test-package test-ship
 
 ## build-helper: gnomon-timedate-helper, the root helper that writes
 ## /etc/localtime, /etc/adjtime and the RTC for gnomond (docs/security.md).
@@ -62,12 +62,27 @@ install-helper: build-helper
 
 install: install-helper
 
+## build-exporter: gnomon-exporter, gnomond's Prometheus exporter
+## (docs/metrics.md), a separate binary started by gnomon-exporter.socket.
+build-exporter:
+	@mkdir -p bin
+	$(GO) build $(GOFLAGS_BUILD) -o bin/gnomon-exporter ./cmd/gnomon-exporter
+
+build: build-exporter
+
+install-exporter: build-exporter
+	install -D -m 0755 bin/gnomon-exporter $(DESTDIR)$(LIBEXECDIR_GNOMON)/gnomon-exporter
+
+install: install-exporter
+
 install-units:
 	install -D -m 0644 units/gnomond.service $(DESTDIR)$(SYSTEMDUNITDIR)/gnomond.service
 	install -D -m 0644 units/gnomond.socket $(DESTDIR)$(SYSTEMDUNITDIR)/gnomond.socket
 	install -D -m 0644 units/gnomond-nts-ke.socket $(DESTDIR)$(SYSTEMDUNITDIR)/gnomond-nts-ke.socket
 	install -D -m 0644 units/gnomon-timedate-helper.service $(DESTDIR)$(SYSTEMDUNITDIR)/gnomon-timedate-helper.service
 	install -D -m 0644 units/gnomon-timedate-helper.socket $(DESTDIR)$(SYSTEMDUNITDIR)/gnomon-timedate-helper.socket
+	install -D -m 0644 units/gnomon-exporter.service $(DESTDIR)$(SYSTEMDUNITDIR)/gnomon-exporter.service
+	install -D -m 0644 units/gnomon-exporter.socket $(DESTDIR)$(SYSTEMDUNITDIR)/gnomon-exporter.socket
 	install -D -m 0644 units/sysusers.d/gnomon.conf $(DESTDIR)$(SYSUSERSDIR)/gnomon.conf
 	install -D -m 0644 units/tmpfiles.d/gnomon.conf $(DESTDIR)$(TMPFILESDIR)/gnomon.conf
 	install -D -m 0644 units/ntp-units.d/80-gnomon.list $(DESTDIR)$(NTPUNITSDIR)/80-gnomon.list

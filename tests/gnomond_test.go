@@ -24,7 +24,7 @@ import (
 var gnomondBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin, "./cmd/gnomonctl": &gnomonctlBin}))
+	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin, "./cmd/gnomonctl": &gnomonctlBin, "./cmd/gnomon-exporter": &exporterBin}))
 }
 
 // rootFor is what needs root in this package's tests.

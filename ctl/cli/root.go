@@ -107,7 +107,7 @@ func NewRoot(env *Env) *cobra.Command {
 	root.AddGroup(&cobra.Group{ID: "daemon", Title: "Talking to gnomond (over D-Bus):"},
 		&cobra.Group{ID: "files", Title: "Working on files (no daemon needed):"})
 	for _, c := range []*cobra.Command{
-		newStatus(g), newSources(g), newAddSource(g), newRemoveSource(g), newBurst(g), newReload(g),
+		newStatus(g), newSources(g), newServer(g), newAddSource(g), newRemoveSource(g), newBurst(g), newReload(g),
 	} {
 		c.GroupID = "daemon"
 		root.AddCommand(c)

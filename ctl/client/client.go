@@ -224,6 +224,9 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 			st.Selected = s.Name
 		}
 	}
+	if st.Servers, err = c.Servers(ctx); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 

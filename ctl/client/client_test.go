@@ -107,3 +107,36 @@ func TestFillToleratesMissingAndMistyped(t *testing.T) {
 		t.Errorf("fill = %+v", m)
 	}
 }
+
+func TestSnakeCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"Requests": "requests", "KoDRate": "kod_rate", "KoDNTSN": "kod_ntsn", "NTSAnswers": "nts_answers",
+		"LimitedConns": "limited_conns", "SendErrors": "send_errors", "Served": "served",
+	} {
+		if got := SnakeCase(in); got != want {
+			t.Errorf("SnakeCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCountersOf(t *testing.T) {
+	if c := countersOf(map[string]godbus.Variant{}); c != nil {
+		t.Errorf("no Counters: %+v, want nil", c)
+	}
+	if c := countersOf(map[string]godbus.Variant{"Counters": godbus.MakeVariant("bogus")}); c != nil {
+		t.Errorf("mistyped Counters: %+v, want nil", c)
+	}
+	c := countersOf(map[string]godbus.Variant{"Counters": godbus.MakeVariant(map[string]godbus.Variant{
+		"Sent": godbus.MakeVariant(uint64(5)), "Received": godbus.MakeVariant(uint32(4)), // wrong type: 0
+		"RejectedBy": godbus.MakeVariant(map[string]uint64{"auth": 2}),
+	})})
+	if c == nil || c.Sent != 5 || c.Received != 0 || c.RejectedBy["auth"] != 2 {
+		t.Errorf("countersOf = %+v", c)
+	}
+	c = countersOf(map[string]godbus.Variant{"Counters": godbus.MakeVariant(map[string]godbus.Variant{
+		"Sent": godbus.MakeVariant(uint64(1)), "RejectedBy": godbus.MakeVariant("x"),
+	})})
+	if c == nil || c.RejectedBy == nil {
+		t.Errorf("a mistyped RejectedBy must leave an empty map (JSON {}), got %+v", c)
+	}
+}

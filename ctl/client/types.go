@@ -58,6 +58,9 @@ type Source struct {
 	PTPGrandmaster string `json:"ptp_grandmaster,omitempty"`
 	PTPParent      string `json:"ptp_parent,omitempty"`
 	PTPDecision    string `json:"ptp_decision,omitempty"`
+	// Counters are the client's counters for the source (counters.go),
+	// nil for a source without a socket.
+	Counters *SourceCounters `json:"counters,omitempty"`
 	// Selected: this is the manager's SelectedSource.
 	Selected bool `json:"selected"`
 }
@@ -68,6 +71,8 @@ type Status struct {
 	// Selected is the selected source's name, "" when none.
 	Selected string   `json:"selected_name"`
 	Sources  []Source `json:"sources"`
+	// Servers are the counters of gnomond's NTP and NTS-KE servers.
+	Servers []Server `json:"servers"`
 }
 
 func (m *Manager) fill(p map[string]godbus.Variant) {
@@ -116,6 +121,7 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "PTPGrandmaster", &s.PTPGrandmaster)
 	get(p, "PTPParent", &s.PTPParent)
 	get(p, "PTPDecision", &s.PTPDecision)
+	s.Counters = countersOf(p)
 }
 
 // get stores property name into dst when it is there with dst's type; a

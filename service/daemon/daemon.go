@@ -124,6 +124,7 @@ type liveSource struct {
 	added   time.Time
 	session *nts.ClientSession // NTS sources only
 	lastErr string             // the last socket error, until a reply is used
+	ctr     sourceCounters     // counters.go
 }
 
 // Daemon is one running instance.
@@ -440,11 +441,13 @@ func (d *Daemon) transmit(out []system.Transmit) {
 		}
 		sent, id, err := ls.conn.Send(tx.Data)
 		if err != nil {
+			ls.ctr.socketErrors++
 			ls.lastErr = "sending: " + err.Error()
 			d.logLimited("send:"+ls.addr.String(), "cannot send to source", "source", ls.addr, "err", err)
 			continue
 		}
 		ls.lastID = id
+		ls.ctr.sent++
 		d.eng.Sent(tx.Source, d.mapRaw(sent.Round(0)))
 	}
 }
@@ -454,7 +457,9 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 	case evPacket:
 		err := d.eng.Receive(ev.src, d.now(), d.mapRaw(ev.at), ev.data)
 		if ls := d.sources[ev.src]; ls != nil {
+			ls.ctr.received++
 			if err != nil {
+				ls.ctr.reject(err)
 				d.logLimited("rx:"+ls.addr.String(), "reply not used", "source", ls.addr, "err", err)
 			} else {
 				ls.lastErr = ""
@@ -466,6 +471,7 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 		}
 	case evReadErr:
 		if ls := d.sources[ev.src]; ls != nil {
+			ls.ctr.socketErrors++
 			ls.lastErr = errText(ev.err)
 			d.logLimited("rxerr:"+ls.addr.String(), "source socket error", "source", ls.addr, "err", ev.err)
 		}

@@ -159,6 +159,7 @@ type worker struct {
 	smearWindow time.Duration
 	smearing    bool
 	smearCorr   time.Duration
+	ctr         serverCounters // counters.go
 }
 
 // workerPolicy is what a worker answers by; a reload swaps it whole.
@@ -222,6 +223,7 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			// At start, and when a reload changed leap-smear.
 			w.smear, w.smearWindow, w.smearing = newSmear(pol.cfg.LeapSmear), pol.cfg.LeapSmear, false
 		}
+		w.ctr.requests.Add(uint64(n))
 		m := 0
 		for i := 0; i < n; i++ {
 			if w.answer(pol, &w.in[i], &w.out[m]) {
@@ -230,7 +232,8 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 			}
 		}
 		if m > 0 {
-			if _, err := c.WriteBatch(w.out[:m]); err != nil {
+			if sent, err := c.WriteBatch(w.out[:m]); err != nil {
+				w.ctr.sendErrors.Add(uint64(m - sent))
 				w.d.logLimited("server-write", "server socket write error", "err", err)
 			}
 			w.afterWrite(c, w.out[:m])
@@ -242,10 +245,12 @@ func (w *worker) serve(ctx context.Context, c *netio.ServerConn) {
 // nothing is sent.
 func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	if req.Truncated || req.N > maxRequest {
+		w.ctr.malformed.Add(1)
 		return false
 	}
 	var p ntp.Packet
 	if ntp.Parse(req.Buf[:req.N], &p) != nil {
+		w.ctr.malformed.Add(1)
 		return false
 	}
 	client := req.Peer.Addr()
@@ -253,12 +258,14 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	deny := false
 	if al := pol.cfg.Allowlist; al != nil && !al.Contains(client) {
 		if al.Action != config.FilterDeny {
+			w.ctr.filtered.Add(1)
 			return false
 		}
 		deny = true
 	}
 	if dl := pol.cfg.Denylist; dl != nil && dl.Contains(client) {
 		if dl.Action != config.FilterDeny {
+			w.ctr.filtered.Add(1)
 			return false
 		}
 		deny = true
@@ -281,6 +288,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	// Decide with Respond first: it refuses everything that is not a
 	// client request (mode 6/7 included), before any KoD is sent.
 	if !ntp.Respond(&p.Header, rx, rx, &st, &h) {
+		w.ctr.ignored.Add(1)
 		return false
 	}
 	signKey, answer := w.checkRequestAuth(req.Buf[:req.N], &p) // auth.go
@@ -300,6 +308,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 		arrived := time.Since(w.d.mono0) - max(time.Since(req.RxTime), 0)
 		switch pol.limiter.Check(client.As16(), time.Time{}.Add(arrived)) {
 		case ntp.Drop:
+			w.ctr.rateLimited.Add(1)
 			return false
 		case ntp.Kiss:
 			ntp.RespondKiss(&p.Header, ntp.KissRate, &h)
@@ -313,6 +322,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 		switch {
 		case errors.Is(err, nts.ErrNotNTS):
 		case err != nil:
+			w.ctr.malformed.Add(1)
 			return false
 		case r.NAK():
 			ntp.RespondKiss(&p.Header, ntp.KissNTSN, &h)
@@ -345,6 +355,7 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	resp.Peer = req.Peer
 	resp.Local = req.Local
 	resp.IfIndex = req.IfIndex
+	w.ctr.countReply(&h, ntsReply)
 	return true
 }
 

@@ -64,6 +64,8 @@ type options struct {
 	pause   time.Duration
 	label   string
 	wait    time.Duration
+	csvPath string // -csv: append each single run's figures (csv.go)
+	csvTag  string
 
 	// NTS and NTS-KE modes.
 	ntsMode, keMode bool
@@ -98,6 +100,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.nts.stale, "stale", 250*time.Millisecond, "with -nts: a request unanswered this long frees its session")
 	fs.DurationVar(&o.nts.keTimeout, "ke-timeout", 5*time.Second, "with -nts or -ke: bound on one key exchange")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "with -ke: key exchanges in progress at once")
+	fs.StringVar(&o.csvPath, "csv", "", "append the run's figures as a CSV row to this file (header when new); single runs only")
+	fs.StringVar(&o.csvTag, "tag", "", "with -csv: the row's first column (e.g. the round)")
 	pids := fs.String("server-pid", "", "comma-separated process ids of the server: report its CPU time per answer (per key exchange with -ke)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -220,6 +224,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		report(stdout, o.label, r)
+		if o.csvPath != "" {
+			if err := appendCSV(o.csvPath, o.csvTag, o.label, r); err != nil {
+				fmt.Fprintln(stderr, "ntpload:", err)
+				return 1
+			}
+		}
 		if r.stats.answers() == 0 && r.lastErr != nil {
 			fmt.Fprintln(stderr, "ntpload: no answers; last error:", r.lastErr)
 			return 1

@@ -107,7 +107,8 @@ func (u unit) last(sec, key string) string {
 }
 
 var unitFiles = []string{"gnomond.service", "gnomond.socket", "gnomond-nts-ke.socket",
-	"gnomon-timedate-helper.service", "gnomon-timedate-helper.socket"}
+	"gnomon-timedate-helper.service", "gnomon-timedate-helper.socket",
+	"gnomon-exporter.service", "gnomon-exporter.socket"}
 
 // verifyClean runs systemd-analyze verify on units in a private mount
 // namespace where /usr/sbin holds only a stand-in gnomond and overlays on
@@ -135,6 +136,8 @@ mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$OV/up,workdir=$OV/work"
 mkdir -p /usr/lib/gnomon
 printf '#!/bin/sh\nexit 0\n' > /usr/lib/gnomon/gnomon-timedate-helper
 chmod 0755 /usr/lib/gnomon/gnomon-timedate-helper
+printf '#!/bin/sh\nexit 0\n' > /usr/lib/gnomon/gnomon-exporter
+chmod 0755 /usr/lib/gnomon/gnomon-exporter
 mount -t overlay overlay -o "lowerdir=/usr/bin,upperdir=$OV/binup,workdir=$OV/binwork" /usr/bin
 printf '#!/bin/sh\nexit 0\n' > /usr/bin/gnomonctl
 chmod 0755 /usr/bin/gnomonctl

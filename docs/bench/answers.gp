@@ -1,0 +1,8 @@
+set terminal svg size 800,480 dynamic enhanced font 'sans,12' background rgb 'white'
+set grid
+set key top left
+set output 'answers.svg'
+set title 'NTP: answers/s against offered load (median over rounds)'
+set xlabel 'offered requests/s'
+set ylabel 'answers/s'
+plot 'data/gnomond.dat' using 1:2 with linespoints title 'gnomond', 'data/chronyd.dat' using 1:2 with linespoints title 'chronyd', 'data/ntpd.dat' using 1:2 with linespoints title 'ntpd', 'data/floor.dat' using 1:2 with linespoints title 'floor', x with lines dashtype 2 title 'offered'

@@ -1,0 +1,9 @@
+set terminal svg size 800,480 dynamic enhanced font 'sans,12' background rgb 'white'
+set grid
+set key top left
+set output 'cpu.svg'
+set title 'NTP: server CPU per answer'
+set xlabel 'offered requests/s'
+set ylabel 'µs per answer'
+set yrange [0:*]
+plot 'data/gnomond.dat' using 1:4 with linespoints title 'gnomond', 'data/chronyd.dat' using 1:4 with linespoints title 'chronyd', 'data/ntpd.dat' using 1:4 with linespoints title 'ntpd', 'data/floor.dat' using 1:4 with linespoints title 'floor'
