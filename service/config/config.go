@@ -45,7 +45,8 @@ type Config struct {
 	SourceDefaults  SourceDefaults
 	Servers         []ServerConfig
 	NTSKEServers    []NTSKEServerConfig
-	PTPPorts        []PTPPortConfig // [[ptp-port]] (ptp.go)
+	PTPPorts        []PTPPortConfig     // [[ptp-port]] (ptp.go)
+	CSPTPServers    []CSPTPServerConfig // [[csptp-server]] (csptp.go)
 	Log             LogConfig
 	Security        SecurityConfig
 
@@ -127,6 +128,8 @@ type SourceConfig struct {
 	CertificateAuthority string
 	// PTP is the settings of a mode = "ptp" source (ptp.go), nil otherwise.
 	PTP *PTPCommon
+	// CSPTP is the settings of a mode = "csptp" source (csptp.go).
+	CSPTP *CSPTPSourceConfig
 }
 
 // Host is the host part of Address (a DNS name or an IP address).

@@ -373,9 +373,9 @@ func TestTextRoundTrip(t *testing.T) {
 		{"ClockMode", func() enum { return new(ClockMode) }, []string{"system", "observe"},
 			"System", `unknown mode "System" (want system or observe)`},
 		{"SourceMode", func() enum { return new(SourceMode) }, []string{"server", "pool", "nts"},
-			"sever", `unknown mode "sever" (want server, pool, nts or ptp)`},
+			"sever", `unknown mode "sever" (want server, pool, nts, ptp or csptp)`},
 		{"SourceMode later", func() enum { return new(SourceMode) }, nil,
-			"gpsd", `mode "gpsd" is not supported yet (want server, pool, nts or ptp)`},
+			"gpsd", `mode "gpsd" is not supported yet (want server, pool, nts, ptp or csptp)`},
 		{"FilterAction", func() enum { return new(FilterAction) }, []string{"ignore", "deny"},
 			"drop", `unknown action "drop" (want ignore or deny)`},
 		{"LogLevel", func() enum { return new(LogLevel) }, []string{"debug", "info", "warn", "error"},
@@ -403,7 +403,7 @@ func TestTextRoundTrip(t *testing.T) {
 			t.Errorf("%s zero value marshals without error", tc.name)
 		}
 	}
-	for _, m := range []string{"pps", "shm", "csptp"} {
+	for _, m := range []string{"pps", "shm"} {
 		var sm SourceMode
 		if err := sm.UnmarshalText([]byte(m)); err == nil || !strings.Contains(err.Error(), "not supported yet") {
 			t.Errorf("SourceMode %q: %v, want not supported yet", m, err)
@@ -483,7 +483,7 @@ func TestValidateProgrammatic(t *testing.T) {
 	err := c.Validate()
 	want := strings.Join([]string{
 		`source[0].address: "ntp.example.org" is not host:port (see ParseSourceAddress)`,
-		`source[1].mode: invalid source mode "gpsd" (want server, pool, nts or ptp)`,
+		`source[1].mode: invalid source mode "gpsd" (want server, pool, nts, ptp or csptp)`,
 		`source[2].address: x.example:1 is the same address as source[1]`,
 		`source[2].count: only allowed with mode = "pool"`,
 		`server[0].listen: missing (want address:port, like "[::]:123")`,

@@ -212,7 +212,7 @@ func (c *Config) NeedsRawSockets() bool {
 func (c *Config) ptpOnly() bool {
 	n := 0
 	for _, s := range c.Sources {
-		if s.Mode == SourcePTP {
+		if s.Mode.NotNTP() {
 			n++
 		}
 	}
