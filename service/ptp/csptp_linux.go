@@ -56,9 +56,9 @@ type CSPTPServerCounters struct {
 // a client to one socket, so each worker's rate limiter sees all of a
 // client's requests.
 type CSPTPServer struct {
-	opts  CSPTPServerOptions
-	socks *netio.ServerSockets
-	log   *slog.Logger
+	opts                                 CSPTPServerOptions
+	socks                                *netio.ServerSockets
+	log                                  *slog.Logger
 	answered, limited, refused, sendErrs atomic.Uint64
 }
 
