@@ -232,8 +232,8 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		}
 		added, removed := 0, 0
 		for _, src := range cfg.Sources {
-			if src.Mode == config.SourcePTP {
-				continue // PTP ports change at the next restart
+			if src.Mode.NotNTP() {
+				continue // PTP ports and CSPTP clients change at the next restart
 			}
 			k := specKey(src)
 			if _, ok := old[k]; ok {
@@ -309,7 +309,7 @@ func (d *Daemon) ConfigServers() []string {
 func (d *Daemon) publishConfigServers() {
 	out := []string{}
 	for _, s := range d.cfg.Sources {
-		if s.Mode == config.SourcePTP {
+		if s.Mode.NotNTP() {
 			continue
 		}
 		out = append(out, strings.TrimSuffix(s.Host(), "."))

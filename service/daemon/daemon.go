@@ -134,6 +134,7 @@ type Daemon struct {
 	ctx        context.Context
 	nts        *ntsServer
 	ptp        []*ptpsvc.Port // PTP ports (ptp.go)
+	csptp      csptpState     // client-server PTP (csptp.go)
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -264,6 +265,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.startPTP(ctx); err != nil {
 		return err
 	}
+	if err := d.startCSPTP(ctx); err != nil {
+		return err
+	}
 	d.dropPrivileges()
 	if d.cfg.Security.Seccomp {
 		// After the privilege drop: the filter refuses setuid and capset.
@@ -275,8 +279,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ctx = ctx
 	for _, src := range d.cfg.Sources {
-		if src.Mode == config.SourcePTP {
-			continue // ptp.go
+		if src.Mode.NotNTP() {
+			continue // ptp.go, csptp.go
 		}
 		d.addSpec(ctx, src, originConfig)
 	}
@@ -391,6 +395,7 @@ func (d *Daemon) logLimited(key, msg string, args ...any) {
 func (d *Daemon) publish() {
 	sn := d.eng.Snapshot(d.clk.Now())
 	d.addPTPViews(&sn)
+	d.addCSPTPViews(&sn)
 	d.snap.Store(&sn)
 	d.changeMu.Lock()
 	close(d.changed)

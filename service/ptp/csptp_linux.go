@@ -137,6 +137,10 @@ func (s *CSPTPServer) work(ctx context.Context, c *netio.ServerConn) {
 				continue
 			}
 			o.N = k
+			// The transmit time: read just before the send (the user-space
+			// time, early by the system call; see docs/ptp.md). Read after
+			// it, it would be late by more: on veth and loopback the
+			// receiver timestamps the datagram inside this very call.
 			tx := time.Now()
 			if _, err := c.WriteBatch(out); err != nil {
 				s.sendErrs.Add(1)
@@ -373,6 +377,8 @@ func (c *CSPTPClient) measured(m *eptp.Measurement, ok bool) {
 		return
 	}
 	c.lastErr = ""
-	c.log.Debug("csptp measurement", "source", c.opts.Name, "server", c.opts.Server.String(),
-		"offset_ns", m.Offset.Nanoseconds(), "path_delay_ns", m.PathDelay.Nanoseconds())
+	st := c.eng.Status()
+	c.log.Debug("csptp measurement", "source", c.opts.Name, "server", c.opts.Server.String(), "variant", string(st.Variant),
+		"offset_ns", m.Offset.Nanoseconds(), "path_delay_ns", m.PathDelay.Nanoseconds(),
+		"grandmaster", st.GMIdentity.String(), "clock_class", st.GMQuality.Class, "tx_fallbacks", c.txFallbacks)
 }
