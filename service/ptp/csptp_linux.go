@@ -16,7 +16,6 @@ import (
 
 	"gnomon.dev/gnomon/engine/ntp"
 	eptp "gnomon.dev/gnomon/engine/ptp"
-	"gnomon.dev/gnomon/service/netio"
 )
 
 // IdentityFor makes a stable clock identity for a client or server that
@@ -49,6 +48,9 @@ type CSPTPServerCounters struct {
 	RateLimited uint64 // dropped by the rate limiter
 	Refused     uint64 // not a CSPTP/SPTP request, wrong domain, too short, truncated
 	SendErrors  uint64
+	// TxFallbacks counts answers whose first message got no kernel
+	// transmit timestamp (the user-space time before the send was used).
+	TxFallbacks uint64
 }
 
 // CSPTPServer answers CSPTP and SPTP requests on one address with one
@@ -56,40 +58,44 @@ type CSPTPServerCounters struct {
 // a client to one socket, so each worker's rate limiter sees all of a
 // client's requests.
 type CSPTPServer struct {
-	opts                                 CSPTPServerOptions
-	socks                                *netio.ServerSockets
-	log                                  *slog.Logger
-	answered, limited, refused, sendErrs atomic.Uint64
+	opts                                              CSPTPServerOptions
+	socks                                             []*csptpSock
+	log                                               *slog.Logger
+	answered, limited, refused, sendErrs, txFallbacks atomic.Uint64
 }
 
 // ListenCSPTP binds the server's sockets (port 319 needs
 // CAP_NET_BIND_SERVICE).
-func ListenCSPTP(ctx context.Context, o CSPTPServerOptions, log *slog.Logger) (*CSPTPServer, error) {
+func ListenCSPTP(_ context.Context, o CSPTPServerOptions, log *slog.Logger) (*CSPTPServer, error) {
 	if o.Workers <= 0 {
 		o.Workers = 1
 	}
-	ss, err := netio.ListenServer(ctx, o.Listen, o.Workers)
+	if !o.Listen.IsValid() {
+		return nil, fmt.Errorf("csptp server: invalid address %v", o.Listen)
+	}
+	socks, err := listenCSPTPSocks(o.Listen, o.Workers)
 	if err != nil {
-		return nil, fmt.Errorf("csptp server: %w", err)
+		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &CSPTPServer{opts: o, socks: ss, log: log}, nil
+	return &CSPTPServer{opts: o, socks: socks, log: log}, nil
 }
 
 // Addr is the bound address (the port the kernel chose for port 0).
-func (s *CSPTPServer) Addr() netip.AddrPort { return s.socks.Conns[0].LocalAddr() }
+func (s *CSPTPServer) Addr() netip.AddrPort { return s.socks[0].local }
 
 // Counters are the server's counters so far.
 func (s *CSPTPServer) Counters() CSPTPServerCounters {
-	return CSPTPServerCounters{Answered: s.answered.Load(), RateLimited: s.limited.Load(), Refused: s.refused.Load(), SendErrors: s.sendErrs.Load()}
+	return CSPTPServerCounters{Answered: s.answered.Load(), RateLimited: s.limited.Load(), Refused: s.refused.Load(),
+		SendErrors: s.sendErrs.Load(), TxFallbacks: s.txFallbacks.Load()}
 }
 
 // Serve answers until ctx ends, then closes the sockets.
 func (s *CSPTPServer) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, c := range s.socks.Conns {
+	for _, c := range s.socks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -97,19 +103,22 @@ func (s *CSPTPServer) Serve(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	return s.socks.Close()
+	var first error
+	for _, c := range s.socks {
+		if err := c.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
-func (s *CSPTPServer) work(ctx context.Context, c *netio.ServerConn) {
+func (s *CSPTPServer) work(ctx context.Context, c *csptpSock) {
 	limiter := ntp.NewRateLimiter(s.opts.RateLimit)
 	resp := eptp.NewCSPTPResponder(s.opts.Engine)
-	in := make([]netio.Message, 32)
-	for i := range in {
-		in[i].Buf = make([]byte, 1500)
-	}
-	out := []netio.Message{{Buf: make([]byte, eptp.MaxLen)}}
+	out := make([]byte, eptp.MaxLen)
+	local := c.local.Addr()
 	for {
-		n, err := c.ReadBatch(ctx, in)
+		req, from, rx, truncated, err := c.recv(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -118,46 +127,43 @@ func (s *CSPTPServer) work(ctx context.Context, c *netio.ServerConn) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		for i := range n {
-			m := &in[i]
-			if m.Truncated {
-				s.refused.Add(1)
-				continue
-			}
-			if limiter.Check(m.Peer.Addr().As16(), m.RxTime) != ntp.Answer {
-				s.limited.Add(1)
-				continue
-			}
-			o := &out[0]
-			o.Peer, o.Local, o.IfIndex = m.Peer, m.Local, m.IfIndex
-			now := time.Now()
-			k, rep, err := resp.Answer(m.Buf[:m.N], m.RxTime, now, m.Local, o.Buf)
-			if err != nil {
-				s.refused.Add(1)
-				continue
-			}
-			o.N = k
-			// The transmit time: read just before the send (the user-space
-			// time, early by the system call; see docs/ptp.md). Read after
-			// it, it would be late by more: on veth and loopback the
-			// receiver timestamps the datagram inside this very call.
-			tx := time.Now()
-			if _, err := c.WriteBatch(out); err != nil {
-				s.sendErrs.Add(1)
-				continue
-			}
-			if o.N, err = resp.Second(&rep, tx, o.Buf); err != nil {
-				continue
-			}
-			if rep.ToGeneral {
-				o.Peer = netip.AddrPortFrom(m.Peer.Addr(), GeneralPort)
-			}
-			if _, err := c.WriteBatch(out); err != nil {
-				s.sendErrs.Add(1)
-				continue
-			}
-			s.answered.Add(1)
+		now := time.Now()
+		if rx.IsZero() {
+			rx = now
 		}
+		if truncated {
+			s.refused.Add(1)
+			continue
+		}
+		if limiter.Check(from.Addr().As16(), rx) != ntp.Answer {
+			s.limited.Add(1)
+			continue
+		}
+		n, rep, err := resp.Answer(req, rx, now, local, out)
+		if err != nil {
+			s.refused.Add(1)
+			continue
+		}
+		tx, kernel, err := c.send(out[:n], from, true)
+		if err != nil {
+			s.sendErrs.Add(1)
+			continue
+		}
+		if !kernel {
+			s.txFallbacks.Add(1)
+		}
+		if n, err = resp.Second(&rep, tx, out); err != nil {
+			continue
+		}
+		to := from
+		if rep.ToGeneral {
+			to = netip.AddrPortFrom(from.Addr(), GeneralPort)
+		}
+		if _, _, err := c.send(out[:n], to, false); err != nil {
+			s.sendErrs.Add(1)
+			continue
+		}
+		s.answered.Add(1)
 	}
 }
 

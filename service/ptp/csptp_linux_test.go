@@ -66,6 +66,10 @@ func TestCSPTPLoopback(t *testing.T) {
 		}
 		t.Logf("%s: offset %v path delay %v, %d measurements, %d TX fallbacks", v, st.Offset, st.PathDelay, st.Counters.Measurements, st.TxFallbacks)
 	}
+	// the server's t1/t3 come from the kernel's transmit timestamps
+	if cs := srv.Counters(); cs.Answered < 20 || cs.TxFallbacks > cs.Answered/2 {
+		t.Errorf("server counters %+v: transmit timestamps missing", cs)
+	}
 }
 
 // A flood from one address is rate-limited; a client on another address

@@ -291,13 +291,7 @@ func TestGnomondClientPTP4u(t *testing.T) {
 	bin := fbtool(t, "ptp4u")
 	srv, cli := pair(t)
 	dir := peers.TempDir(t, 0o755)
-	cfg := filepath.Join(dir, "ptp4u.yaml")
-	if err := os.WriteFile(cfg, []byte("clockaccuracy: 33\nclockclass: 6\ndraininterval: \"30s\"\nmaxsubduration: \"1h\"\nmetricinterval: \"1m\"\nminsubinterval: \"1s\"\nutcoffset: \"37s\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	peers.Start(t, dir, "ptp4u", nil, safeIn(t, srv, bin, "-iface", "srv0", "-ip", "10.77.0.1", "-timestamptype", "software",
-		"-config", cfg, "-pidfile", filepath.Join(dir, "ptp4u.pid"), "-drainfile", filepath.Join(dir, "drain"),
-		"-undrainfile", filepath.Join(dir, "undrain"), "-monitoringport", "0", "-workers", "2", "-recvworkers", "2", "-loglevel", "info")...)
+	startPTP4u(t, bin, dir, srv)
 	c := startGnomond(t, dir, cli, "client", `
 [[source]]
 mode = "csptp"
@@ -321,10 +315,35 @@ var sptpRE = regexp.MustCompile(`gmid:([0-9a-f.]+)\] offset\s+(-?\d+) servo \S+ 
 // facebook/time's sptp client against gnomond's server.
 func TestSPTPClientGnomondServer(t *testing.T) {
 	t.Parallel()
-	bin := fbtool(t, "sptp")
+	fbtool(t, "sptp")
 	srv, cli := pair(t)
 	dir := peers.TempDir(t, 0o755)
 	g := startGnomond(t, dir, srv, "server", gnomondServer)
+	bound(t, "sptp client of gnomond", runSPTP(t, dir, cli))
+	if strings.Contains(readLog(t, g), `"level":"ERROR"`) {
+		t.Error("gnomond server logged an error")
+	}
+}
+
+// startPTP4u runs ptp4u on srv0 (10.77.0.1) with software timestamps,
+// clock class 6 and a UTC offset of 37 s.
+func startPTP4u(t testing.TB, bin, dir, srv string) {
+	t.Helper()
+	cfg := filepath.Join(dir, "ptp4u.yaml")
+	if err := os.WriteFile(cfg, []byte("clockaccuracy: 33\nclockclass: 6\ndraininterval: \"30s\"\nmaxsubduration: \"1h\"\nmetricinterval: \"1m\"\nminsubinterval: \"1s\"\nutcoffset: \"37s\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	peers.Start(t, dir, "ptp4u", nil, safeIn(t, srv, bin, "-iface", "srv0", "-ip", "10.77.0.1", "-timestamptype", "software",
+		"-config", cfg, "-pidfile", filepath.Join(dir, "ptp4u.pid"), "-drainfile", filepath.Join(dir, "drain"),
+		"-undrainfile", filepath.Join(dir, "undrain"), "-monitoringport", "0", "-workers", "2", "-recvworkers", "2", "-loglevel", "info")...)
+}
+
+// runSPTP runs sptp (free-running, software timestamps) in cli against
+// 10.77.0.1 until it has printed 40 offsets, and returns their statistics
+// in gnomond's sign with the 37 s taken out (below).
+func runSPTP(t testing.TB, dir, cli string) stats {
+	t.Helper()
+	bin := fbtool(t, "sptp")
 	cfg := filepath.Join(dir, "sptp.yaml")
 	if err := os.WriteFile(cfg, []byte("iface: cli0\ntimestamping: software\nfreerunning: true\ninterval: 250ms\nmonitoringport: 0\n"+
 		"servers:\n  10.77.0.1: 0\n"), 0o644); err != nil {
@@ -352,10 +371,17 @@ func TestSPTPClientGnomondServer(t *testing.T) {
 		o = append(o, -x-37e9)
 		d = append(d, y)
 	}
-	bound(t, "sptp client of gnomond", statsOf(o, d))
-	if strings.Contains(readLog(t, g), `"level":"ERROR"`) {
-		t.Error("gnomond server logged an error")
-	}
+	return statsOf(o, d)
+}
+
+// sptp against ptp4u: the yardstick for sptp against gnomond.
+func TestSPTPClientPTP4u(t *testing.T) {
+	t.Parallel()
+	bin := fbtool(t, "ptp4u")
+	srv, cli := pair(t)
+	dir := peers.TempDir(t, 0o755)
+	startPTP4u(t, bin, dir, srv)
+	bound(t, "sptp client of ptp4u (yardstick)", runSPTP(t, dir, cli))
 }
 
 func readLog(t testing.TB, p *peers.Proc) string {
