@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// FuzzCSPTP: the client-server decoders (the responder's request path,
+// FuzzCSPTP: the client-server decoders (and 802.1AS's follow-up
+// information TLV) (the responder's request path,
 // the client's answer path and the CSPTP TLVs) never panic, and an answer
 // in the 1588.1 layout is never longer than its request.
 func FuzzCSPTP(f *testing.F) {
@@ -41,5 +42,10 @@ func FuzzCSPTP(f *testing.F) {
 		}
 		ParseCSPTPStatus(b)
 		ParseCSPTPResponse(b)
+		if m, err := Parse(b); err == nil {
+			if f, ok := m.(*FollowUp); ok {
+				ParseFollowUpInfo(f.TLVs) // gptp.go
+			}
+		}
 	})
 }

@@ -870,6 +870,9 @@ func (c *Clock) TxTimestamp(now time.Time, t MessageType, seq uint16, at time.Ti
 		}
 		delete(c.syncTx, seq)
 		f := &FollowUp{Header: c.header(MsgFollowUp, seq, c.port.LogSyncInterval), PreciseOrigin: c.masterStamp(at)}
+		if c.prof.FollowUpInfo {
+			f.TLVs = []TLV{FollowUpInfo{}.TLV()} // gptp.go
+		}
 		c.emit(f, false, false, false)
 	case MsgDelayReq:
 		if c.delayReq.active && c.delayReq.seq == seq && !c.delayReq.haveT1 {

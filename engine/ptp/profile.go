@@ -19,6 +19,9 @@ type Profile struct {
 	// NoBMCA fixes the port's role instead of running the BMCA (the
 	// automotive profile's static roles build on it).
 	NoBMCA bool
+	// FollowUpInfo adds 802.1AS's follow-up information TLV to every
+	// Follow_Up (gptp.go).
+	FollowUpInfo bool
 	// ForeignMasterThreshold and Window are the qualification rule of
 	// §9.3.2.5 (2 Announces within 4 announce intervals).
 	ForeignMasterThreshold int
