@@ -29,6 +29,9 @@ type PTPCommon struct {
 	// ManagementSocket is a local datagram socket where linuxptp's pmc
 	// may ask for the datasets (pmc -u -s PATH); "" for none.
 	ManagementSocket string
+	// Profile is "default" (1588's default profile of the delay
+	// mechanism) or "gptp" (802.1AS: Ethernet, P2P; gptp.go).
+	Profile string
 }
 
 // PTPPortConfig is one [[ptp-port]]: a port that takes part in the BMCA
@@ -58,7 +61,7 @@ var (
 )
 
 func defaultPTPCommon() PTPCommon {
-	return PTPCommon{Transport: "udp4", DelayMechanism: "e2e", Timestamping: "auto"}
+	return PTPCommon{Transport: "udp4", DelayMechanism: "e2e", Timestamping: "auto", Profile: "default"}
 }
 
 // ptpCommon reads the shared keys.
@@ -83,6 +86,7 @@ func (d *decoder) ptpCommon(t *table, c *PTPCommon) {
 	}
 	t.seconds("asymmetry", &c.Asymmetry)
 	t.str("management-socket", &c.ManagementSocket)
+	d.ptpProfile(t, c) // gptp.go
 }
 
 // ptpSource decodes the rest of a [[source]] whose mode is "ptp".
@@ -112,6 +116,7 @@ func (d *decoder) ptpPort(t *table) PTPPortConfig {
 	t.integer("announce-receipt-timeout", &p.AnnounceReceiptTimeout)
 	t.boolean("master-only", &p.MasterOnly)
 	t.boolean("one-step", &p.OneStep)
+	gptpPortDefaults(t, &p) // gptp.go
 	t.finish()
 	return p
 }
@@ -150,6 +155,7 @@ func (v *validator) ptpCommon(key string, c *PTPCommon, seen map[string]string) 
 	if c.Asymmetry < -time.Second || c.Asymmetry > time.Second {
 		v.errorf(key+".asymmetry", "must be within ±1 s (got %s)", secs(c.Asymmetry))
 	}
+	v.gptpValidate(key, c) // gptp.go
 }
 
 // ptpSource validates a [[source]] with mode = "ptp".

@@ -80,9 +80,9 @@ func (d *Daemon) startPTP(ctx context.Context) error {
 
 func (d *Daemon) ptpPortConfig(name string, c config.PTPCommon, port *config.PTPPortConfig) (ptpsvc.PortConfig, error) {
 	kind := ptpsvc.Kind(c.Transport)
-	prof := eptp.DefaultE2E
-	if c.DelayMechanism == "p2p" {
-		prof = eptp.DefaultP2P
+	prof, err := eptp.ProfileNamed(c.Profile, c.DelayMechanism == "p2p")
+	if err != nil {
+		return ptpsvc.PortConfig{}, fmt.Errorf("%s: %w", name, err)
 	}
 	eng := eptp.Config{Domain: uint8(c.Domain), Asymmetry: c.Asymmetry, SlaveOnly: port == nil}
 	if port != nil {
