@@ -46,6 +46,9 @@ func FuzzCSPTP(f *testing.F) {
 			if f, ok := m.(*FollowUp); ok {
 				ParseFollowUpInfo(f.TLVs) // gptp.go
 			}
+			if s, ok := m.(*Signaling); ok {
+				ParseIntervalRequest(s.TLVs) // automotive.go
+			}
 		}
 	})
 }

@@ -83,6 +83,8 @@ func ProfileNamed(name string, p2p bool) (Profile, error) {
 		return DefaultE2E, nil
 	case "gptp":
 		return GPTP, nil
+	case "automotive":
+		return Automotive, nil
 	}
 	return Profile{}, fmt.Errorf("ptp: unknown profile %q", name)
 }

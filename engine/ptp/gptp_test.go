@@ -74,7 +74,7 @@ func TestFollowUpInfoTLV(t *testing.T) {
 	if _, _, err := ParseFollowUpInfo([]TLV{short}); err == nil {
 		t.Error("short TLV accepted")
 	}
-	for _, n := range []string{"", "default", "gptp"} {
+	for _, n := range []string{"", "default", "gptp", "automotive"} {
 		if _, err := ProfileNamed(n, true); err != nil {
 			t.Error(err)
 		}

@@ -111,6 +111,7 @@ type Counters struct {
 	Management        uint64 // management requests answered
 	AnnounceTimeouts  uint64
 	StateChanges      uint64
+	IntervalRequests  uint64 // Signaling message interval requests applied
 }
 
 // Status is the port and its datasets, a value copy for views.
@@ -314,6 +315,7 @@ func (c *Clock) initialize(now time.Time) {
 	if c.cfg.MasterOnly {
 		c.decide(now, true)
 	}
+	c.staticRole(now) // automotive.go
 }
 
 func (c *Clock) resetExchanges() {
@@ -441,8 +443,9 @@ func (c *Clock) Receive(now time.Time, b []byte, rx time.Time) (*Output, error) 
 	case *Management:
 		err = c.rxManagement(now, m)
 	case *Signaling:
-		// Unicast negotiation and interval requests belong to profiles
-		// that are not implemented: counted (Rx) and ignored.
+		// Message interval requests (gPTP, automotive: automotive.go);
+		// unicast negotiation is not implemented: counted and ignored.
+		c.handleSignaling(m)
 	}
 	return &c.out, err
 }
@@ -636,6 +639,7 @@ func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) error {
 	if !c.isSlave() {
 		return nil
 	}
+	c.adoptSource(m.Source) // automotive.go
 	if m.Source != c.pds.ParentPort {
 		c.counters.NotFromParent++
 		return nil
@@ -661,6 +665,7 @@ func (c *Clock) rxFollowUp(now time.Time, m *FollowUp) error {
 	if !c.isSlave() {
 		return nil
 	}
+	c.adoptSource(m.Source) // automotive.go
 	if m.Source != c.pds.ParentPort {
 		c.counters.NotFromParent++
 		return nil
@@ -830,6 +835,9 @@ func (c *Clock) emit(m Message, event, peer, wantTS bool) {
 }
 
 func (c *Clock) sendAnnounce(now time.Time) {
+	if c.prof.NoAnnounce {
+		return
+	}
 	c.seqAnnounce++
 	h := c.header(MsgAnnounce, c.seqAnnounce, c.port.LogAnnounceInterval)
 	h.Flags |= c.tps.Flags & timePropertiesFlags

@@ -22,6 +22,11 @@ type Profile struct {
 	// FollowUpInfo adds 802.1AS's follow-up information TLV to every
 	// Follow_Up (gptp.go).
 	FollowUpInfo bool
+	// NoAnnounce: a master sends no Announce (the automotive profile's
+	// inhibit_announce); AnySource: a slave takes Sync from any master
+	// (ignore_source_id). automotive.go.
+	NoAnnounce bool
+	AnySource  bool
 	// ForeignMasterThreshold and Window are the qualification rule of
 	// §9.3.2.5 (2 Announces within 4 announce intervals).
 	ForeignMasterThreshold int
