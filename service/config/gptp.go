@@ -1,7 +1,9 @@
 package config
 
 // ptpProfiles are the values of a PTP port's `profile` key.
-var ptpProfiles = []string{"default", "gptp"}
+var ptpProfiles = []string{"default", "gptp", "automotive"}
+
+var ptpRoles = []string{"grandmaster", "slave"}
 
 // ptpProfile reads `profile` (ptpCommon's hook) and, for "gptp", sets
 // 802.1AS's transport and delay mechanism where the file does not.
@@ -16,7 +18,7 @@ func (d *decoder) ptpProfile(t *table, c *PTPCommon) {
 		return
 	}
 	c.Profile = v
-	if v != "gptp" {
+	if v != "gptp" && v != "automotive" {
 		return
 	}
 	if _, set := t.m["transport"]; !set {
@@ -29,8 +31,16 @@ func (d *decoder) ptpProfile(t *table, c *PTPCommon) {
 
 // gptpPortDefaults gives a gPTP [[ptp-port]] 802.1AS's intervals where
 // the file sets none (Announce 1 s, Sync 1/8 s, Pdelay_Req 1 s).
-func gptpPortDefaults(t *table, p *PTPPortConfig) {
-	if p.Profile != "gptp" {
+func (d *decoder) gptpPortDefaults(t *table, p *PTPPortConfig) {
+	var role string
+	if t.str("role", &role) {
+		if v, err := parseEnum("role", role, ptpRoles); err != nil {
+			d.errorf(t.key("role"), "%s", err.Error())
+		} else {
+			p.Role = v
+		}
+	}
+	if p.Profile != "gptp" && p.Profile != "automotive" {
 		return
 	}
 	if _, set := t.m["announce-interval"]; !set {
@@ -43,13 +53,24 @@ func gptpPortDefaults(t *table, p *PTPPortConfig) {
 
 // gptpValidate: 802.1AS runs over Ethernet with the peer delay mechanism.
 func (v *validator) gptpValidate(key string, c *PTPCommon) {
-	if c.Profile != "gptp" {
+	if c.Profile != "gptp" && c.Profile != "automotive" {
 		return
 	}
 	if c.Transport != "ethernet" {
-		v.errorf(key+".transport", "profile \"gptp\" (802.1AS) runs over Ethernet only (got %q)", c.Transport)
+		v.errorf(key+".transport", "profile %q (802.1AS) runs over Ethernet only (got %q)", c.Profile, c.Transport)
 	}
 	if c.DelayMechanism != "p2p" {
-		v.errorf(key+".delay-mechanism", "profile \"gptp\" (802.1AS) uses the peer delay mechanism, \"p2p\" (got %q)", c.DelayMechanism)
+		v.errorf(key+".delay-mechanism", "profile %q (802.1AS) uses the peer delay mechanism, \"p2p\" (got %q)", c.Profile, c.DelayMechanism)
+	}
+}
+
+// roleValidate: the automotive profile's static role, on a [[ptp-port]]
+// (a [[source]] is a slave already).
+func (v *validator) roleValidate(key string, p *PTPPortConfig) {
+	switch {
+	case p.Profile == "automotive" && p.Role == "":
+		v.errorf(key+".role", "missing: profile \"automotive\" has no BMCA, give the port its role (\"grandmaster\" or \"slave\")")
+	case p.Profile != "automotive" && p.Role != "":
+		v.errorf(key+".role", "only with profile = \"automotive\" (other profiles choose roles with the BMCA)")
 	}
 }

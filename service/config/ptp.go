@@ -52,6 +52,9 @@ type PTPPortConfig struct {
 	// OneStep sends one-step Sync (needs hardware that inserts the
 	// timestamp); two-step is the default.
 	OneStep bool
+	// Role is the automotive profile's static role: "grandmaster" or
+	// "slave" (gptp.go).
+	Role string
 }
 
 var (
@@ -116,7 +119,7 @@ func (d *decoder) ptpPort(t *table) PTPPortConfig {
 	t.integer("announce-receipt-timeout", &p.AnnounceReceiptTimeout)
 	t.boolean("master-only", &p.MasterOnly)
 	t.boolean("one-step", &p.OneStep)
-	gptpPortDefaults(t, &p) // gptp.go
+	d.gptpPortDefaults(t, &p) // gptp.go
 	t.finish()
 	return p
 }
@@ -172,6 +175,7 @@ func (v *validator) ptpPorts(c *Config, seen map[string]string) {
 		p := &c.PTPPorts[i]
 		key := indexKey("ptp-port", i)
 		v.ptpCommon(key, &p.PTPCommon, seen)
+		v.roleValidate(key, p) // gptp.go
 		for _, f := range []struct {
 			name string
 			val  int

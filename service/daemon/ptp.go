@@ -95,6 +95,11 @@ func (d *Daemon) ptpPortConfig(name string, c config.PTPCommon, port *config.PTP
 		eng.Quality = &eptp.ClockQuality{Class: uint8(port.ClockClass), Accuracy: uint8(port.ClockAccuracy), OffsetScaledLogVariance: eptp.VarianceUnknown}
 		eng.MasterOnly, eng.OneStep = port.MasterOnly, port.OneStep
 	}
+	if c.Profile == "automotive" {
+		// static roles (engine/ptp/automotive.go)
+		eng.SlaveOnly = port == nil || port.Role == "slave"
+		eng.MasterOnly = port != nil && port.Role == "grandmaster"
+	}
 	eng.Profile = prof
 	observe := d.virtual != nil
 	cfg := ptpsvc.PortConfig{Name: name, Engine: eng, Observe: observe,
