@@ -290,3 +290,56 @@ func TestGnomondGrandmasterPTP4lSlave(t *testing.T) {
 	po, pd := ptp4lOffsets(t, slave)
 	bound(t, "ptp4l gPTP slave of gnomond", statsOf(po[len(po)/3:], pd[len(pd)/3:]))
 }
+
+func linuxptpConfig(t testing.TB, name string) string {
+	t.Helper()
+	return filepath.Join(peers.ModuleRoot(t), "ctl", "migrate", "testdata", "ptp4l", name)
+}
+
+// ptp4l with linuxptp's automotive-master.cfg (static master, no BMCA, no
+// Announce) and gnomond with profile = "automotive" as slave.
+func TestPTP4lAutomotiveMasterGnomondSlave(t *testing.T) {
+	t.Parallel()
+	tag, dir, _ := setup(t)
+	m, g := netns(t, tag, "m"), netns(t, tag, "g")
+	link(t, tag, m, "m0", g, "g0")
+	gm := identityOf(t, m, "m0")
+	master := peers.Start(t, dir, "ptp4l-master", nil, safeIn(t, m, ptp4l(linuxptpConfig(t, "automotive-master.cfg"), dir, "m", "-i", "m0")...)...)
+	gn := startGnomond(t, dir, g, "gnomond", "[[source]]\nmode = \"ptp\"\nprofile = \"automotive\"\ninterface = \"g0\"\ntimestamping = \"software\"\n")
+	ok := waitFor(40*time.Second, func() bool {
+		return len(gnomondMeasurements(t, gn)) >= 60 || !gn.Alive() || !master.Alive()
+	})
+	ms := gnomondMeasurements(t, gn)
+	if !ok || len(ms) < 60 {
+		t.Fatalf("gnomond measured %d times (alive %v, ptp4l alive %v)", len(ms), gn.Alive(), master.Alive())
+	}
+	if last := ms[len(ms)-1]; last.State != "SLAVE" || last.Grandmaster != gm {
+		t.Errorf("gnomond: state %s, grandmaster %s; ptp4l's clock is %s", last.State, last.Grandmaster, gm)
+	}
+	var offs, dels []float64
+	for _, x := range ms[len(ms)/3:] {
+		offs = append(offs, float64(x.RawOffsetNS))
+		dels = append(dels, float64(x.PathDelayNS))
+	}
+	bound(t, "gnomond automotive slave of ptp4l (system clock)", statsOf(offs, dels))
+}
+
+// gnomond (profile = "automotive", role = "grandmaster") and ptp4l with
+// linuxptp's automotive-slave.cfg.
+func TestGnomondAutomotiveGrandmasterPTP4lSlave(t *testing.T) {
+	t.Parallel()
+	tag, dir, _ := setup(t)
+	g, p := netns(t, tag, "g"), netns(t, tag, "p")
+	link(t, tag, g, "g0", p, "p0")
+	gn := startGnomond(t, dir, g, "gnomond", "[[ptp-port]]\nprofile = \"automotive\"\nrole = \"grandmaster\"\ninterface = \"g0\"\ntimestamping = \"software\"\n")
+	slave := peers.Start(t, dir, "ptp4l-slave", nil, safeIn(t, p, ptp4l(linuxptpConfig(t, "automotive-slave.cfg"), dir, "s", "-i", "p0")...)...)
+	ok := waitFor(60*time.Second, func() bool {
+		o, _ := ptp4lOffsets(t, slave)
+		return len(o) >= 12 || !slave.Alive() || !gn.Alive()
+	})
+	if !ok {
+		t.Fatalf("ptp4l measured gnomond %d times", strings.Count(readLog(t, slave), "master offset"))
+	}
+	po, pd := ptp4lOffsets(t, slave)
+	bound(t, "ptp4l automotive slave of gnomond", statsOf(po[len(po)/3:], pd[len(pd)/3:]))
+}
