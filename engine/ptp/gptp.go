@@ -7,8 +7,9 @@ import (
 
 // GPTP is the IEEE 802.1AS (gPTP) profile as far as gnomond implements
 // it: majorSdoId 1 (transportSpecific 1), the peer-to-peer delay
-// mechanism, PATH_TRACE on Announce, the follow-up information TLV on
-// every Follow_Up, and 802.1AS's default intervals (Announce 1 s, Sync
+// mechanism, every message to 01-80-C2-00-00-0E, PATH_TRACE on Announce,
+// the follow-up information TLV on every Follow_Up, message interval
+// requests honoured (automotive.go), and 802.1AS's default intervals (Announce 1 s, Sync
 // 1/8 s, Pdelay_Req 1 s). It runs over Ethernet (the configuration
 // insists). Not implemented: neighborRateRatio (the ratio is taken as 1:
 // exact for two ports of one host, an error of the frequency offset
@@ -20,7 +21,7 @@ import (
 var GPTP = Profile{
 	Name: "gptp", MajorSdoID: 1, DelayMechanism: DelayP2P,
 	LogAnnounceInterval: 0, LogSyncInterval: -3, LogMinDelayReqInterval: 0, LogMinPdelayReqInterval: 0,
-	AnnounceReceiptTimeout: 3, PathTrace: true, FollowUpInfo: true,
+	AnnounceReceiptTimeout: 3, PathTrace: true, FollowUpInfo: true, AllToPeerAddress: true,
 	ForeignMasterThreshold: 2, ForeignMasterWindow: 4,
 }
 

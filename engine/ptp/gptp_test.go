@@ -26,6 +26,9 @@ func TestGPTPMaster(t *testing.T) {
 				t.Fatalf("%s with majorSdoId %d", h.Type, h.MajorSdoID)
 			}
 			seen[s.Type] = true
+			if !s.Peer {
+				t.Errorf("%s not to the 802.1AS address", s.Type)
+			}
 			switch m := m.(type) {
 			case *Announce:
 				if p := PathTrace(m.TLVs); len(p) != 1 || p[0] != cid(7) {

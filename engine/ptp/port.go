@@ -831,6 +831,7 @@ func (c *Clock) emit(m Message, event, peer, wantTS bool) {
 	}
 	h := m.Hdr()
 	c.counters.Tx[h.Type&0x0f]++
+	peer = peer || c.prof.AllToPeerAddress // gptp.go
 	c.out.Sends = append(c.out.Sends, Send{Data: b[:n:n], Type: h.Type, Seq: h.Sequence, Event: event, Peer: peer, WantTimestamp: wantTS})
 }
 

@@ -22,6 +22,10 @@ type Profile struct {
 	// FollowUpInfo adds 802.1AS's follow-up information TLV to every
 	// Follow_Up (gptp.go).
 	FollowUpInfo bool
+	// AllToPeerAddress sends every message to the peer delay address
+	// (802.1AS: 01-80-C2-00-00-0E, which bridges never forward), not only
+	// the Pdelay ones.
+	AllToPeerAddress bool
 	// NoAnnounce: a master sends no Announce (the automotive profile's
 	// inhibit_announce); AnySource: a slave takes Sync from any master
 	// (ignore_source_id). automotive.go.
