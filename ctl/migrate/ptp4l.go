@@ -56,12 +56,18 @@ var ptp4lDefaults = map[string]string{
 // over, by the group it belongs to.
 func ptp4lWhy(key string) string {
 	switch key {
-	case "transportSpecific", "follow_up_info", "gmCapable", "neighborPropDelayThresh", "min_neighbor_prop_delay",
-		"assume_two_step", "path_trace_enabled", "ptp_dst_mac", "p2p_dst_mac", "syncReceiptTimeout":
-		return "an 802.1AS (gPTP) setting: gnomond does not implement the gPTP profile yet, the port runs the default profile"
-	case "BMCA", "inhibit_announce", "asCapable", "inhibit_delay_req", "ignore_source_id", "operLogSyncInterval",
-		"operLogPdelayReqInterval", "msg_interval_request", "servo_offset_threshold", "servo_num_offset_values":
-		return "an automotive-profile setting: gnomond does not implement static roles or interval switching yet, the port keeps the BMCA"
+	case "neighborPropDelayThresh", "min_neighbor_prop_delay":
+		return "gnomond's gPTP does not test asCapable against the neighbor propagation delay: a port exchanges Sync with any peer that answers its Pdelay_Req"
+	case "syncReceiptTimeout":
+		return "802.1AS's sync receipt timeout is not implemented (the announce receipt timeout applies)"
+	case "transportSpecific", "follow_up_info", "gmCapable", "assume_two_step", "path_trace_enabled", "ptp_dst_mac", "p2p_dst_mac":
+		return "a gPTP setting outside profile = \"gptp\" (which needs transportSpecific 1, L2 and P2P): no equivalent"
+	case "operLogSyncInterval", "operLogPdelayReqInterval", "msg_interval_request", "servo_offset_threshold", "servo_num_offset_values":
+		return "a gnomond automotive slave does not ask for the operational intervals (a gnomond grandmaster honours the request)"
+	case "inhibit_delay_req":
+		return "a gnomond automotive grandmaster still sends Pdelay_Req"
+	case "BMCA", "inhibit_announce", "asCapable", "ignore_source_id":
+		return "static roles need profile = \"automotive\" (transportSpecific 1, L2, P2P, BMCA noop and masterOnly or slaveOnly)"
 	case "unicast_listen", "unicast_master_table", "unicast_req_duration", "hybrid_e2e", "inhibit_multicast_service":
 		return "unicast negotiation is not supported (gnomond's client-server PTP, mode = \"csptp\", is a different protocol)"
 	case "pi_proportional_const", "pi_integral_const", "pi_proportional_scale", "pi_proportional_exponent",
@@ -79,6 +85,14 @@ func ptp4lWhy(key string) string {
 	}
 	return "no equivalent in gnomond"
 }
+
+// With profile = "gptp" these values are what the profile does; with
+// "automotive" also these.
+var (
+	gptpImplied = map[string]string{"transportSpecific": "1", "follow_up_info": "1", "path_trace_enabled": "1",
+		"assume_two_step": "1", "ptp_dst_mac": "01:80:C2:00:00:0E", "p2p_dst_mac": "01:80:C2:00:00:0E", "gmCapable": "1"}
+	automotiveImplied = map[string]string{"BMCA": "noop", "inhibit_announce": "1", "asCapable": "true", "ignore_source_id": "1"}
+)
 
 type p4val struct {
 	v  string
@@ -224,6 +238,30 @@ type portSettings struct {
 	from    []origin
 	slave   bool
 	observe bool
+	profile string // "", "gptp", "automotive"
+}
+
+// profileOf says which 802.1AS profile a port's options ask for:
+// transportSpecific 1 over L2 with P2P is gPTP; with BMCA noop and
+// masterOnly or slaveOnly, the automotive profile.
+func (m *p4migration) profileOf(get func(string) (p4val, bool)) string {
+	ts, ok := get("transportSpecific")
+	if !ok || !sameValue(ts.v, "1") {
+		return ""
+	}
+	nt, _ := get("network_transport")
+	dm, _ := get("delay_mechanism")
+	if !strings.EqualFold(nt.v, "L2") || !strings.EqualFold(dm.v, "P2P") {
+		return ""
+	}
+	if b, ok := get("BMCA"); ok && b.v == "noop" {
+		mo, _ := get("masterOnly")
+		so, _ := get("slaveOnly")
+		if sameValue(mo.v, "1") || sameValue(so.v, "1") {
+			return "automotive"
+		}
+	}
+	return "gptp"
 }
 
 // p4keys are the options gnomond carries over (the rest are warned about
@@ -273,6 +311,11 @@ func (m *p4migration) settings(p *p4port, first bool, warn bool) portSettings {
 	if on, v, ok := flag("slaveOnly"); ok && on {
 		ps.slave = true
 		_ = v
+	}
+	ps.profile = m.profileOf(get)
+	if ps.profile != "" {
+		ts, _ := get("transportSpecific")
+		put(ts.at, "profile", quote(ps.profile))
 	}
 	if n, _, ok := integer("clockClass", 0, 255); ok && n == 255 {
 		ps.slave = true
@@ -363,7 +406,11 @@ func (m *p4migration) settings(p *p4port, first bool, warn bool) portSettings {
 		}
 	}
 	if on, v, ok := flag("masterOnly"); ok && on {
-		put(v.at, "master-only", "true")
+		if ps.profile == "automotive" {
+			put(v.at, "role", `"grandmaster"`)
+		} else {
+			put(v.at, "master-only", "true")
+		}
 	}
 	if on, v, ok := flag("twoStepFlag"); ok && !on {
 		put(v.at, "one-step", "true")
@@ -379,9 +426,26 @@ func p4portDefault(k string) string {
 
 func (m *p4migration) emit(w *tomlWriter) {
 	// Options with no equivalent: warned once, at their line.
+	prof := m.profileOf(func(k string) (p4val, bool) { v, ok := m.global[k]; return v, ok })
+	if len(m.ports) > 0 {
+		p0 := m.ports[0]
+		prof = m.profileOf(func(k string) (p4val, bool) {
+			if v, ok := p0.opts[k]; ok {
+				return v, true
+			}
+			v, ok := m.global[k]
+			return v, ok
+		})
+	}
 	check := func(opts map[string]p4val) {
 		for k, v := range opts {
 			if p4keys[k] || k == "slaveOnly" {
+				continue
+			}
+			if want, ok := gptpImplied[k]; ok && prof != "" && sameValue(v.v, want) {
+				continue
+			}
+			if want, ok := automotiveImplied[k]; ok && prof == "automotive" && strings.EqualFold(v.v, want) {
 				continue
 			}
 			def, known := ptp4lDefaults[k]

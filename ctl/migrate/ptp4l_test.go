@@ -76,15 +76,15 @@ func TestPTP4lMappings(t *testing.T) {
 		return c
 	}
 	g := parse("gPTP.cfg")
-	if len(g.PTPPorts) != 1 || g.PTPPorts[0].Transport != "ethernet" || g.PTPPorts[0].DelayMechanism != "p2p" ||
+	if len(g.PTPPorts) != 1 || g.PTPPorts[0].Profile != "gptp" || g.PTPPorts[0].Transport != "ethernet" || g.PTPPorts[0].DelayMechanism != "p2p" ||
 		g.PTPPorts[0].Priority1 != 248 || g.PTPPorts[0].SyncInterval != -3 || g.PTPPorts[0].AnnounceInterval != 0 {
 		t.Errorf("gPTP: %+v", g.PTPPorts)
 	}
 	a := parse("automotive-slave.cfg")
-	if len(a.Sources) != 1 || a.Sources[0].Mode != config.SourcePTP || a.Sources[0].PTP.Interface != "eth0" {
+	if len(a.Sources) != 1 || a.Sources[0].Mode != config.SourcePTP || a.Sources[0].PTP.Interface != "eth0" || a.Sources[0].PTP.Profile != "automotive" {
 		t.Errorf("automotive-slave: %+v", a.Sources)
 	}
-	if am := parse("automotive-master.cfg"); len(am.PTPPorts) != 1 || !am.PTPPorts[0].MasterOnly {
+	if am := parse("automotive-master.cfg"); len(am.PTPPorts) != 1 || am.PTPPorts[0].Role != "grandmaster" || am.PTPPorts[0].Profile != "automotive" {
 		t.Errorf("automotive-master: %+v", am.PTPPorts)
 	}
 	m := parse("multiport.conf")
@@ -113,6 +113,10 @@ func TestPTP4lMappings(t *testing.T) {
 		if !strings.Contains(w, want) {
 			t.Errorf("no warning %q in\n%s", want, w)
 		}
+	}
+	if w := warningsText(res["automotive-master.cfg"].Warnings); !strings.Contains(w, "inhibit_delay_req: a gnomond automotive grandmaster still sends Pdelay_Req") ||
+		strings.Contains(w, "BMCA") || strings.Contains(w, "follow_up_info") {
+		t.Errorf("automotive-master.cfg warnings:\n%s", w)
 	}
 	if w := warningsText(res["default.cfg"].Warnings); strings.Count(w, "\n") != 1 {
 		t.Errorf("default.cfg repeats linuxptp's defaults: only the phc2sys line should warn, got\n%s", w)
