@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,7 +61,10 @@ func fbtool(t testing.TB, name string) string {
 				return
 			}
 		}
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = "/usr/local/go/bin/go"
+		}
 		cmd := exec.Command(goBin, "install", "github.com/facebook/time/cmd/ptp4u@"+fbtimeVersion, "github.com/facebook/time/cmd/sptp@"+fbtimeVersion)
 		cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod", "GOWORK=off")
 		cmd.Dir = os.TempDir()
