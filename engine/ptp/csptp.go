@@ -25,7 +25,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sort"
 	"time"
 )
@@ -72,19 +71,41 @@ type CSPTPStatusTLV struct {
 	StepsRemoved     uint16
 	CurrentUTCOffset int16
 	GMIdentity       ClockIdentity
-	Parent           netip.Addr // networkProtocol 1 (IPv4) or 2 (IPv6); invalid for none
+	Parent           PortAddress
+}
+
+// PortAddress is a PTP PortAddress for UDP: networkProtocol 1 (IPv4, 4
+// octets) or 2 (IPv6, 16 octets); the zero value is none. (The engine
+// does not import net/netip; the service converts.)
+type PortAddress struct {
+	Protocol uint16
+	Addr     [16]byte // the first 4 octets for IPv4
+}
+
+// IPv4Address and IPv6Address make PortAddresses.
+func IPv4Address(a [4]byte) PortAddress {
+	p := PortAddress{Protocol: 1}
+	copy(p.Addr[:], a[:])
+	return p
+}
+
+// IPv6Address makes an IPv6 PortAddress.
+func IPv6Address(a [16]byte) PortAddress { return PortAddress{Protocol: 2, Addr: a} }
+
+func (p PortAddress) octets() []byte {
+	switch p.Protocol {
+	case 1:
+		return p.Addr[:4]
+	case 2:
+		return p.Addr[:]
+	}
+	return nil
 }
 
 func (s CSPTPStatusTLV) tlv() TLV {
-	var addr []byte
-	proto := uint16(0)
-	switch {
-	case s.Parent.Is4():
-		a := s.Parent.As4()
-		addr, proto = a[:], 1
-	case s.Parent.Is6():
-		a := s.Parent.As16()
-		addr, proto = a[:], 2
+	addr, proto := s.Parent.octets(), s.Parent.Protocol
+	if addr == nil {
+		proto = 0
 	}
 	v := make([]byte, 6+1+4+1+2+2+8+4+len(addr))
 	p := v[6:]
@@ -120,9 +141,9 @@ func ParseCSPTPStatus(v []byte) (CSPTPStatusTLV, error) {
 	}
 	switch {
 	case proto == 1 && n == 4:
-		s.Parent = netip.AddrFrom4([4]byte(p[22:26]))
+		s.Parent = IPv4Address([4]byte(p[22:26]))
 	case proto == 2 && n == 16:
-		s.Parent = netip.AddrFrom16([16]byte(p[22:38]))
+		s.Parent = IPv6Address([16]byte(p[22:38]))
 	}
 	return s, nil
 }
@@ -227,7 +248,7 @@ func (r *CSPTPResponder) flags() uint16 {
 // before sending) as its rough transmit time. local is the address the
 // request came to (for the CSPTP_STATUS TLV). It returns the length
 // written; an error says why the request is not answered.
-func (r *CSPTPResponder) Answer(req []byte, rx, now time.Time, local netip.Addr, out []byte) (int, CSPTPReply, error) {
+func (r *CSPTPResponder) Answer(req []byte, rx, now time.Time, local PortAddress, out []byte) (int, CSPTPReply, error) {
 	var rep CSPTPReply
 	m, err := Parse(req)
 	if err != nil {
@@ -257,7 +278,7 @@ func (r *CSPTPResponder) Answer(req []byte, rx, now time.Time, local netip.Addr,
 		tlvs := []TLV{csptpResponseTLV(r.stamp(rx), h.Correction)}
 		if reqFlags&csptpRequestStatus != 0 {
 			st := CSPTPStatusTLV{GMPriority1: r.cfg.Priority1, GMQuality: r.cfg.Quality, GMPriority2: r.cfg.Priority2,
-				StepsRemoved: r.cfg.StepsRemoved, CurrentUTCOffset: r.cfg.UTCOffset, GMIdentity: r.cfg.Identity, Parent: local.Unmap()}
+				StepsRemoved: r.cfg.StepsRemoved, CurrentUTCOffset: r.cfg.UTCOffset, GMIdentity: r.cfg.Identity, Parent: local}
 			if t := st.tlv(); SyncLen+tlvLen(tlvs)+4+len(t.Value) <= rep.maxLen {
 				tlvs = append(tlvs, t)
 			}

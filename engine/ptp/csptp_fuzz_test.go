@@ -1,7 +1,6 @@
 package ptp
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 )
@@ -18,7 +17,7 @@ func FuzzCSPTP(f *testing.F) {
 		f.Add(append([]byte(nil), s.Data...))
 		r := NewCSPTPResponder(CSPTPServerConfig{Identity: ClockIdentity{2}})
 		out := make([]byte, MaxLen)
-		n, rep, _ := r.Answer(s.Data, t0, t0, netip.MustParseAddr("192.0.2.1"), out)
+		n, rep, _ := r.Answer(s.Data, t0, t0, IPv4Address([4]byte{192, 0, 2, 1}), out)
 		f.Add(append([]byte(nil), out[:n]...))
 		n, _ = r.Second(&rep, t0, out)
 		f.Add(append([]byte(nil), out[:n]...))
@@ -26,7 +25,7 @@ func FuzzCSPTP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := NewCSPTPResponder(CSPTPServerConfig{Identity: ClockIdentity{2}})
 		out := make([]byte, MaxLen)
-		if n, rep, err := r.Answer(b, t0, t0, netip.MustParseAddr("2001:db8::1"), out); err == nil {
+		if n, rep, err := r.Answer(b, t0, t0, IPv6Address([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}), out); err == nil {
 			if rep.Variant == CSPTP1588_1 && n > len(b) {
 				t.Fatalf("answer of %d octets to %d", n, len(b))
 			}

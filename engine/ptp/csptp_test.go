@@ -2,7 +2,6 @@ package ptp
 
 import (
 	"errors"
-	"net/netip"
 	"testing"
 	"time"
 )
@@ -22,7 +21,7 @@ func exchangeOnce(t *testing.T, c *CSPTPClient, r *CSPTPResponder, now time.Time
 	rx := now.Add(up).Add(offset) // server clock
 	tx := rx.Add(20 * time.Microsecond)
 	first := make([]byte, MaxLen)
-	n, rep, err := r.Answer(req, rx, tx.Add(-time.Microsecond), netip.MustParseAddr("192.0.2.1"), first)
+	n, rep, err := r.Answer(req, rx, tx.Add(-time.Microsecond), IPv4Address([4]byte{192, 0, 2, 1}), first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +116,7 @@ func TestCSPTPTimeoutAndStray(t *testing.T) {
 	// a reply to the abandoned exchange is counted, not used
 	r := NewCSPTPResponder(CSPTPServerConfig{Identity: ClockIdentity{2}})
 	out := make([]byte, MaxLen)
-	n, _, err := r.Answer(s.Data, t0, t0, netip.Addr{}, out)
+	n, _, err := r.Answer(s.Data, t0, t0, PortAddress{}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +152,7 @@ func TestCSPTPServerRefuses(t *testing.T) {
 		"Announce":           enc(&Announce{}),
 		"truncated":          {0x00, 0x12, 0x00},
 	} {
-		if _, _, err := r.Answer(b, now, now, netip.Addr{}, out); err == nil {
+		if _, _, err := r.Answer(b, now, now, PortAddress{}, out); err == nil {
 			t.Errorf("%s answered", name)
 		} else if name != "truncated" && !errors.Is(err, ErrCSPTP) {
 			t.Errorf("%s: %v", name, err)
@@ -161,14 +160,14 @@ func TestCSPTPServerRefuses(t *testing.T) {
 	}
 	// a request just long enough gets the answer without the status TLV
 	b := enc(&Sync{Header: Header{Flags: FlagUnicast}, TLVs: append(req, padTLV(SyncLen+28-SyncLen-8))})
-	n, _, err := r.Answer(b, now, now, netip.MustParseAddr("2001:db8::1"), out)
+	n, _, err := r.Answer(b, now, now, IPv6Address([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}), out)
 	if err != nil || n != len(b) {
 		t.Fatalf("answer %d octets to %d: %v", n, len(b), err)
 	}
 }
 
 func TestCSPTPStatusRoundTrip(t *testing.T) {
-	for _, a := range []netip.Addr{{}, netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")} {
+	for _, a := range []PortAddress{{}, IPv4Address([4]byte{192, 0, 2, 7}), IPv6Address([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 7})} {
 		in := CSPTPStatusTLV{GMPriority1: 1, GMQuality: ClockQuality{6, 0x21, 0x4e5d}, GMPriority2: 2, StepsRemoved: 3,
 			CurrentUTCOffset: 37, GMIdentity: ClockIdentity{1, 2, 3, 4, 5, 6, 7, 8}, Parent: a}
 		tl := in.tlv()
@@ -180,7 +179,7 @@ func TestCSPTPStatusRoundTrip(t *testing.T) {
 	if _, err := ParseCSPTPStatus(make([]byte, 27)); err == nil {
 		t.Error("short status accepted")
 	}
-	v := CSPTPStatusTLV{Parent: netip.MustParseAddr("192.0.2.7")}.tlv().Value
+	v := CSPTPStatusTLV{Parent: IPv4Address([4]byte{192, 0, 2, 7})}.tlv().Value
 	if _, err := ParseCSPTPStatus(v[:len(v)-1]); err == nil {
 		t.Error("address past the end accepted")
 	}

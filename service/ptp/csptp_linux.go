@@ -116,7 +116,15 @@ func (s *CSPTPServer) work(ctx context.Context, c *csptpSock) {
 	limiter := ntp.NewRateLimiter(s.opts.RateLimit)
 	resp := eptp.NewCSPTPResponder(s.opts.Engine)
 	out := make([]byte, eptp.MaxLen)
-	local := c.local.Addr()
+	var local eptp.PortAddress
+	if a := c.local.Addr().Unmap(); a.Is4() {
+		local = eptp.IPv4Address(a.As4())
+	} else if !a.IsUnspecified() {
+		local = eptp.IPv6Address(a.As16())
+	}
+	if c.local.Addr().IsUnspecified() {
+		local = eptp.PortAddress{}
+	}
 	for {
 		req, from, rx, truncated, err := c.recv(ctx)
 		if ctx.Err() != nil {
