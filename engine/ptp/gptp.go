@@ -3,6 +3,7 @@ package ptp
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // GPTP is the IEEE 802.1AS (gPTP) profile as far as gnomond implements
@@ -10,14 +11,13 @@ import (
 // mechanism, every message to 01-80-C2-00-00-0E, PATH_TRACE on Announce,
 // the follow-up information TLV on every Follow_Up, message interval
 // requests honoured (automotive.go), and 802.1AS's default intervals (Announce 1 s, Sync
-// 1/8 s, Pdelay_Req 1 s). It runs over Ethernet (the configuration
-// insists). Not implemented: neighborRateRatio (the ratio is taken as 1:
-// exact for two ports of one host, an error of the frequency offset
-// times the residence time otherwise), the cumulativeScaledRateOffset a
-// bridge would accumulate (sent as 0: gnomond is an end station),
-// asCapable as a per-link state (a port exchanges Sync with any peer
-// that answers its Pdelay_Req), Signaling interval requests, and
-// 802.1AS's syncReceiptTimeout.
+// 1/8 s, Pdelay_Req 1 s), with the neighborRateRatio measured and used
+// for the path delay, and asCapable reported (AsCapable). It runs over
+// Ethernet (the configuration insists). Not implemented: the
+// cumulativeScaledRateOffset a bridge would accumulate (sent as 0:
+// gnomond is an end station; a received one is not applied to the
+// offset), asCapable gating Sync (a port exchanges Sync with any peer),
+// neighborPropDelayThresh, and 802.1AS's syncReceiptTimeout.
 var GPTP = Profile{
 	Name: "gptp", MajorSdoID: 1, DelayMechanism: DelayP2P,
 	LogAnnounceInterval: 0, LogSyncInterval: -3, LogMinDelayReqInterval: 0, LogMinPdelayReqInterval: 0,
@@ -88,4 +88,66 @@ func ProfileNamed(name string, p2p bool) (Profile, error) {
 		return Automotive, nil
 	}
 	return Profile{}, fmt.Errorf("ptp: unknown profile %q", name)
+}
+
+// gptpState is what an 802.1AS port keeps about its link (Clock.gptp).
+type gptpState struct {
+	t3Prev    Timestamp
+	t4Prev    time.Time
+	havePrev  bool
+	nrr       float64 // neighborRateRatio: the peer's frequency over ours
+	nrrValid  bool
+	lastReply time.Time // our receipt of the newest complete Pdelay exchange
+}
+
+// gptpRTT is tryPdelay's hook: on a gPTP port it measures the
+// neighborRateRatio from successive Pdelay exchanges (the responder's
+// t3 against our t4) and returns the round trip with the responder's
+// turnaround measured in our time: 802.1AS's (r·(t4−t1) − (t3−t2)),
+// which is rtt + (r−1)·(t4−t1).
+func (c *Clock) gptpRTT(p *exchange, rtt time.Duration) time.Duration {
+	if c.prof.MajorSdoID != 1 {
+		return rtt
+	}
+	g := &c.gptp
+	if g.havePrev {
+		d4 := p.t4.Sub(g.t4Prev)
+		d3 := p.t3.Time().Sub(g.t3Prev.Time())
+		if d4 > 0 && d3 > 0 {
+			if r := float64(d3) / float64(d4); r > 0.999 && r < 1.001 { // ±1000 ppm: else a reset, not a rate
+				g.nrr, g.nrrValid = r, true
+			}
+		}
+	}
+	g.t3Prev, g.t4Prev, g.havePrev, g.lastReply = p.t3, p.t4, true, p.t4
+	if !g.nrrValid {
+		return rtt
+	}
+	return rtt + time.Duration((g.nrr-1)*float64(p.t4.Sub(p.t1)))
+}
+
+// NeighborRateRatio is the measured neighborRateRatio (1 until two Pdelay
+// exchanges have completed) and whether it was measured.
+func (c *Clock) NeighborRateRatio() (float64, bool) {
+	if !c.gptp.nrrValid {
+		return 1, false
+	}
+	return c.gptp.nrr, true
+}
+
+// AsCapable says whether a gPTP port may exchange time with its link
+// peer: the automotive profile assumes it; gPTP needs a measured
+// neighborRateRatio and path delay, and a Pdelay exchange completed
+// within the last three Pdelay intervals. (802.1AS also compares the
+// path delay with neighborPropDelayThresh and refuses several responders:
+// not done. A gnomond port sends Sync whatever this says.)
+func (c *Clock) AsCapable(now time.Time) bool {
+	if c.prof.MajorSdoID != 1 {
+		return false
+	}
+	if c.prof.NoBMCA {
+		return true
+	}
+	g := &c.gptp
+	return g.nrrValid && c.haveDelay && now.Sub(g.lastReply) < 3*logInterval(c.port.LogMinPdelayReqInterval)
 }

@@ -86,3 +86,58 @@ func TestFollowUpInfoTLV(t *testing.T) {
 		t.Error("unknown profile accepted")
 	}
 }
+
+// The neighborRateRatio of a peer 100 ppm fast is measured, and the path
+// delay takes its turnaround in our time: without it a 10 ms turnaround
+// would make a 1 µs link look 0.5 µs.
+func TestGPTPNeighborRateRatio(t *testing.T) {
+	c, err := NewClock(Config{Identity: cid(50), SlaveOnly: true, Profile: GPTP}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AsCapable(t0) {
+		t.Error("asCapable before any Pdelay exchange")
+	}
+	peer := PortIdentity{cid(1), 1}
+	me := PortIdentity{cid(50), 1}
+	const d, turn = time.Microsecond, 10 * time.Millisecond
+	rate := 1 + 100e-6
+	peerTime := func(local time.Time) Timestamp { // the peer's clock: 100 ppm fast, 5 s ahead
+		return TimestampOf(t0.Add(5*time.Second + time.Duration(float64(local.Sub(t0))*rate)))
+	}
+	var now time.Time
+	for i := 0; i < 5; i++ {
+		now = t0.Add(time.Duration(i) * time.Second)
+		var seq uint16
+		found := false
+		for w := c.NextWakeup(); !w.After(now); w = c.NextWakeup() {
+			for _, s := range c.Wakeup(w).Sends {
+				if s.Type == MsgPdelayReq {
+					seq, found = s.Seq, true
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("exchange %d: no Pdelay_Req", i)
+		}
+		t1 := now
+		c.TxTimestamp(t1, MsgPdelayReq, seq, t1)
+		t2 := peerTime(t1.Add(d))
+		t3 := peerTime(t1.Add(d + turn))
+		t4 := t1.Add(2*d + turn)
+		h := Header{Version: 2, MajorSdoID: 1, Source: peer, Sequence: seq, Flags: FlagTwoStep}
+		c.Receive(t4, encode(t, &PdelayResp{Header: h, RequestReceipt: t2, Requesting: me}), t4)
+		h.Flags = 0
+		c.Receive(t4, encode(t, &PdelayRespFollowUp{Header: h, ResponseOrigin: t3, Requesting: me}), time.Time{})
+	}
+	r, ok := c.NeighborRateRatio()
+	if !ok || r < rate-1e-8 || r > rate+1e-8 {
+		t.Errorf("neighborRateRatio %.9f (%v), want %.9f", r, ok, rate)
+	}
+	if pd := c.Status().MeanPathDelay; pd < d-2*time.Nanosecond || pd > d+2*time.Nanosecond {
+		t.Errorf("path delay %v, want %v", pd, d)
+	}
+	if !c.AsCapable(now) || c.AsCapable(now.Add(4*time.Second)) {
+		t.Error("asCapable: want true just after an exchange, false 4 Pdelay intervals later")
+	}
+}

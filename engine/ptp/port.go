@@ -227,6 +227,7 @@ type Clock struct {
 	lastMeas  Measurement
 	counters  Counters
 	out       Output
+	gptp      gptpState // gptp.go
 }
 
 // NewClock makes the clock and starts it: INITIALIZING, then LISTENING
@@ -993,7 +994,7 @@ func (c *Clock) tryPdelay() {
 	if !p.t3.IsZero() || !p.t2.IsZero() {
 		rtt -= p.t3.Time().Sub(p.t2.Time())
 	}
-	c.addDelay(rtt / 2)
+	c.addDelay(c.gptpRTT(p, rtt) / 2) // gptp.go
 	*p = exchange{}
 }
 

@@ -251,6 +251,13 @@ func TestPTP4lGrandmasterGnomondSlave(t *testing.T) {
 	if n := strings.Count(readLog(t, master), "setting asCapable"); n < 2 {
 		t.Errorf("ptp4l master logged asCapable %d times, want both ports", n)
 	}
+	// gnomond's side of the link: asCapable, and the neighborRateRatio
+	// of two ports on one host's clock is 1
+	if l, ok := lastLink(t, gn); !ok || !l.AsCapable || math.Abs(l.NRR-1) > 1e-4 {
+		t.Errorf("gnomond's last gPTP link record: %+v (found %v)", l, ok)
+	} else {
+		t.Logf("gnomond: asCapable, neighborRateRatio %.9f", l.NRR)
+	}
 	var offs, dels []float64
 	for _, x := range ms[len(ms)/3:] {
 		offs = append(offs, float64(x.RawOffsetNS))
@@ -322,6 +329,9 @@ func TestPTP4lAutomotiveMasterGnomondSlave(t *testing.T) {
 		dels = append(dels, float64(x.PathDelayNS))
 	}
 	bound(t, "gnomond automotive slave of ptp4l (system clock)", statsOf(offs, dels))
+	if l, ok := lastLink(t, gn); !ok || !l.AsCapable {
+		t.Errorf("gnomond's last gPTP link record: %+v (found %v): the automotive profile assumes asCapable", l, ok)
+	}
 }
 
 // gnomond (profile = "automotive", role = "grandmaster") and ptp4l with
@@ -342,4 +352,24 @@ func TestGnomondAutomotiveGrandmasterPTP4lSlave(t *testing.T) {
 	}
 	po, pd := ptp4lOffsets(t, slave)
 	bound(t, "ptp4l automotive slave of gnomond", statsOf(po[len(po)/3:], pd[len(pd)/3:]))
+}
+
+type linkRecord struct {
+	Msg       string  `json:"msg"`
+	AsCapable bool    `json:"as_capable"`
+	NRR       float64 `json:"neighbor_rate_ratio"`
+}
+
+// lastLink is gnomond's newest "gPTP link" log record.
+func lastLink(t testing.TB, p *peers.Proc) (linkRecord, bool) {
+	t.Helper()
+	var last linkRecord
+	found := false
+	for _, l := range strings.Split(readLog(t, p), "\n") {
+		var r linkRecord
+		if json.Unmarshal([]byte(l), &r) == nil && r.Msg == "gPTP link" {
+			last, found = r, true
+		}
+	}
+	return last, found
 }
