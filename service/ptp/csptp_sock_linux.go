@@ -84,7 +84,7 @@ func listenCSPTPSocks(addr netip.AddrPort, n int) ([]*csptpSock, error) {
 			}
 		}
 		out = append(out, &csptpSock{fd: fd, local: netip.AddrPortFrom(a, port), buf: make([]byte, 1500), oob: make([]byte, 512),
-			errBuf: make([]byte, 1500), errOob: make([]byte, 512), txTimeout: 5 * time.Millisecond})
+			errBuf: make([]byte, 1500), errOob: make([]byte, 512), txTimeout: 20 * time.Millisecond})
 	}
 	return out, nil
 }
