@@ -18,10 +18,11 @@ func newMigrate(g *globals) *cobra.Command {
 		Short: "Turn another time daemon's configuration into gnomon.toml",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return fail(ExitUsage, errors.New("migrate needs a daemon to migrate from: gnomonctl migrate chrony [FILE]"))
+			return fail(ExitUsage, errors.New("migrate needs a daemon to migrate from: gnomonctl migrate chrony [FILE] or gnomonctl migrate ptp4l [FILE]"))
 		},
 	}
 	c.AddCommand(newMigrateChrony(g))
+	c.AddCommand(newMigratePTP4l(g)) // migrate_ptp4l.go
 	return c
 }
 

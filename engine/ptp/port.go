@@ -111,6 +111,7 @@ type Counters struct {
 	Management        uint64 // management requests answered
 	AnnounceTimeouts  uint64
 	StateChanges      uint64
+	IntervalRequests  uint64 // Signaling message interval requests applied
 }
 
 // Status is the port and its datasets, a value copy for views.
@@ -226,6 +227,7 @@ type Clock struct {
 	lastMeas  Measurement
 	counters  Counters
 	out       Output
+	gptp      gptpState // gptp.go
 }
 
 // NewClock makes the clock and starts it: INITIALIZING, then LISTENING
@@ -314,6 +316,7 @@ func (c *Clock) initialize(now time.Time) {
 	if c.cfg.MasterOnly {
 		c.decide(now, true)
 	}
+	c.staticRole(now) // automotive.go
 }
 
 func (c *Clock) resetExchanges() {
@@ -441,8 +444,9 @@ func (c *Clock) Receive(now time.Time, b []byte, rx time.Time) (*Output, error) 
 	case *Management:
 		err = c.rxManagement(m)
 	case *Signaling:
-		// Unicast negotiation and interval requests belong to profiles
-		// that are not implemented: counted (Rx) and ignored.
+		// Message interval requests (gPTP, automotive: automotive.go);
+		// unicast negotiation is not implemented: counted and ignored.
+		c.handleSignaling(m)
 	}
 	return &c.out, err
 }
@@ -636,6 +640,7 @@ func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) {
 	if !c.isSlave() {
 		return
 	}
+	c.adoptSource(m.Source) // automotive.go
 	if m.Source != c.pds.ParentPort {
 		c.counters.NotFromParent++
 		return
@@ -660,6 +665,7 @@ func (c *Clock) rxFollowUp(now time.Time, m *FollowUp) error {
 	if !c.isSlave() {
 		return nil
 	}
+	c.adoptSource(m.Source) // automotive.go
 	if m.Source != c.pds.ParentPort {
 		c.counters.NotFromParent++
 		return nil
@@ -825,10 +831,14 @@ func (c *Clock) emit(m Message, event, peer, wantTS bool) {
 	}
 	h := m.Hdr()
 	c.counters.Tx[h.Type&0x0f]++
+	peer = peer || c.prof.AllToPeerAddress // gptp.go
 	c.out.Sends = append(c.out.Sends, Send{Data: b[:n:n], Type: h.Type, Seq: h.Sequence, Event: event, Peer: peer, WantTimestamp: wantTS})
 }
 
 func (c *Clock) sendAnnounce() {
+	if c.prof.NoAnnounce {
+		return
+	}
 	c.seqAnnounce++
 	h := c.header(MsgAnnounce, c.seqAnnounce, c.port.LogAnnounceInterval)
 	h.Flags |= c.tps.Flags & timePropertiesFlags
@@ -869,6 +879,9 @@ func (c *Clock) TxTimestamp(now time.Time, t MessageType, seq uint16, at time.Ti
 		}
 		delete(c.syncTx, seq)
 		f := &FollowUp{Header: c.header(MsgFollowUp, seq, c.port.LogSyncInterval), PreciseOrigin: c.masterStamp(at)}
+		if c.prof.FollowUpInfo {
+			f.TLVs = []TLV{FollowUpInfo{}.TLV()} // gptp.go
+		}
 		c.emit(f, false, false, false)
 	case MsgDelayReq:
 		if c.delayReq.active && c.delayReq.seq == seq && !c.delayReq.haveT1 {
@@ -980,7 +993,7 @@ func (c *Clock) tryPdelay() {
 	if !p.t3.IsZero() || !p.t2.IsZero() {
 		rtt -= p.t3.Time().Sub(p.t2.Time())
 	}
-	c.addDelay(rtt / 2)
+	c.addDelay(c.gptpRTT(p, rtt) / 2) // gptp.go
 	*p = exchange{}
 }
 

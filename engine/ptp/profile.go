@@ -19,6 +19,18 @@ type Profile struct {
 	// NoBMCA fixes the port's role instead of running the BMCA (the
 	// automotive profile's static roles build on it).
 	NoBMCA bool
+	// FollowUpInfo adds 802.1AS's follow-up information TLV to every
+	// Follow_Up (gptp.go).
+	FollowUpInfo bool
+	// AllToPeerAddress sends every message to the peer delay address
+	// (802.1AS: 01-80-C2-00-00-0E, which bridges never forward), not only
+	// the Pdelay ones.
+	AllToPeerAddress bool
+	// NoAnnounce: a master sends no Announce (the automotive profile's
+	// inhibit_announce); AnySource: a slave takes Sync from any master
+	// (ignore_source_id). automotive.go.
+	NoAnnounce bool
+	AnySource  bool
 	// ForeignMasterThreshold and Window are the qualification rule of
 	// §9.3.2.5 (2 Announces within 4 announce intervals).
 	ForeignMasterThreshold int

@@ -22,7 +22,7 @@ func (c *Config) Check() []Warning {
 	// Sources that can take part in selection; a pool counts as its members.
 	selectable, first := 0, -1
 	for i, s := range c.Sources {
-		if s.NoSelect || s.Mode == SourcePTP {
+		if s.NoSelect || s.Mode.NotNTP() {
 			continue
 		}
 		if first < 0 {

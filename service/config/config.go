@@ -45,7 +45,8 @@ type Config struct {
 	SourceDefaults  SourceDefaults
 	Servers         []ServerConfig
 	NTSKEServers    []NTSKEServerConfig
-	PTPPorts        []PTPPortConfig // [[ptp-port]] (ptp.go)
+	PTPPorts        []PTPPortConfig     // [[ptp-port]] (ptp.go)
+	CSPTPServers    []CSPTPServerConfig // [[csptp-server]] (csptp.go)
 	Log             LogConfig
 	Security        SecurityConfig
 	Authentication  AuthConfig // see auth.go
@@ -145,6 +146,8 @@ type SourceConfig struct {
 	Key uint32
 	// XLeave asks the server for the interleaved mode (chrony's xleave).
 	XLeave bool
+	// CSPTP is the settings of a mode = "csptp" source (csptp.go).
+	CSPTP *CSPTPSourceConfig
 }
 
 // Host is the host part of Address (a DNS name or an IP address).

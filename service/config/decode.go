@@ -284,6 +284,7 @@ func (d *decoder) decode(root map[string]any, c *Config) {
 		c.NTSKEServers = append(c.NTSKEServers, s)
 	}
 	d.decodePTPPorts(t, c)
+	d.decodeCSPTPServers(t, c)
 	if lt := t.sub("log"); lt != nil {
 		lt.text("level", &c.Log.Level)
 		lt.text("format", &c.Log.Format)
@@ -336,6 +337,10 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	}
 	if modeOK && s.Mode == SourcePTP {
 		s.PTP = d.ptpSource(t)
+		return s
+	}
+	if modeOK && s.Mode == SourceCSPTP {
+		d.csptpSource(t, &s)
 		return s
 	}
 

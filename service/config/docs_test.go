@@ -134,13 +134,15 @@ func TestDocumentedDefaults(t *testing.T) {
 	// The smallest valid [[source]] of each mode whose keys have a table
 	// of their own (the "### " subsections of [[source]]).
 	modeEntries := map[string]string{
-		"gpsd": "mode = \"gpsd\"\n",
-		"shm":  "mode = \"shm\"\n",
-		"sock": "mode = \"sock\"\npath = \"/run/chrony.test.sock\"\n",
-		"pps":  "mode = \"pps\"\ndevice = \"/dev/pps0\"\n",
-		"ptp":  "mode = \"ptp\"\ninterface = \"eth0\"\n",
+		"gpsd":  "mode = \"gpsd\"\n",
+		"shm":   "mode = \"shm\"\n",
+		"sock":  "mode = \"sock\"\npath = \"/run/chrony.test.sock\"\n",
+		"pps":   "mode = \"pps\"\ndevice = \"/dev/pps0\"\n",
+		"ptp":   "mode = \"ptp\"\ninterface = \"eth0\"\n",
+		"csptp": "mode = \"csptp\"\naddress = \"192.0.2.1\"\n",
 	}
 	entries["ptp-port"] = "interface = \"eth0\"\n"
+	entries["csptp-server"] = "listen = \"127.0.0.1:11319\"\n"
 	header := func(tb *docTable) string {
 		if tb.array {
 			return "[[" + tb.name + "]]\n" + entries[tb.name]
@@ -152,6 +154,8 @@ func TestDocumentedDefaults(t *testing.T) {
 		switch {
 		case r.sub == "PTP sources":
 			return "ptp"
+		case r.sub == "CSPTP sources":
+			return "csptp"
 		case r.sub == "Reference clocks":
 			first, _, _ := strings.Cut(r.modes, ",")
 			if first = strings.TrimSpace(first); first == "all" {

@@ -62,11 +62,11 @@ const (
 	SourceNTS    SourceMode = "nts"    // one NTP server secured with NTS (RFC 8915)
 )
 
-var sourceModes = append([]string{string(SourceServer), string(SourcePool), string(SourceNTS)}, append(refclockModes, string(SourcePTP))...)
+var sourceModes = append([]string{string(SourceServer), string(SourcePool), string(SourceNTS)}, append(refclockModes, string(SourcePTP), string(SourceCSPTP))...)
 
 // sourceModesLater are source kinds the design plans but this version does
 // not implement; naming them gives a clearer error than "unknown mode".
-var sourceModesLater = []string{"csptp"}
+var sourceModesLater = []string{}
 
 func (m *SourceMode) UnmarshalText(b []byte) error {
 	s := string(b)
@@ -194,7 +194,7 @@ func (f LogFormat) MarshalText() ([]byte, error) {
 func (f LogFormat) String() string { return string(f) }
 
 // parseEnum accepts exactly one of the canonical spellings. what names the
-// thing in the message: `unknown mode "sever" (want server, pool, nts or ptp)`.
+// thing in the message: `unknown mode "sever" (want server, pool, nts, ptp or csptp)`.
 func parseEnum(what, s string, valid []string) (string, error) {
 	for _, v := range valid {
 		if s == v {

@@ -10,7 +10,7 @@ import (
 // Error is one problem found in a configuration: where it is and what is
 // wrong. Its Error() string is "file:line: key: msg", for example
 //
-//	/etc/gnomon/gnomon.toml:14: source[1].mode: unknown mode "sever" (want server, pool, nts or ptp)
+//	/etc/gnomon/gnomon.toml:14: source[1].mode: unknown mode "sever" (want server, pool, nts, ptp or csptp)
 //
 // Parts that are not known are left out: Line is 0 when the key is not in the
 // file (a setting from Default or one set by code), Column is only known for

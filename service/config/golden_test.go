@@ -33,7 +33,7 @@ address = "time.cloudflare.com"
 mode = "sever"
 address = "ntp.example.org"
 `, []string{
-		goldenName + `:14: source[1].mode: unknown mode "sever" (want server, pool, nts, gpsd, pps, shm, sock or ptp)`,
+		goldenName + `:14: source[1].mode: unknown mode "sever" (want server, pool, nts, gpsd, pps, shm, sock, ptp or csptp)`,
 	}},
 	{"unknown table", "[[sources]]\nmode = \"server\"\naddress = \"a.example\"\n", []string{
 		goldenName + `:1: sources: unknown key (did you mean source?)`,
@@ -63,7 +63,7 @@ x = 1
 		goldenName + `:12: server[0].rate-limit.leak: unknown key (want one of interval, burst, kod, table-size)`,
 		goldenName + `:13: server[0].allowlist.log: unknown key (want one of filter, action)`,
 		goldenName + `:15: log.verbose: unknown key (want one of level, format)`,
-		goldenName + `:16: frobnicate: unknown key (want one of clock, synchronization, source-defaults, source, server, nts-ke-server, ptp-port, log, security, authentication, dhcp)`,
+		goldenName + `:16: frobnicate: unknown key (want one of clock, synchronization, source-defaults, source, server, nts-ke-server, ptp-port, csptp-server, log, security, authentication, dhcp)`,
 	}},
 	{"wrong types", `[clock]
 step-threshold = "0.1"
@@ -178,7 +178,7 @@ address = "A.example"
 		goldenName + `:21: source[6].address: A.example:123 is the same address as source[5]`,
 	}},
 	{"missing mode and address", "[[source]]\n\n[[source]]\nmode = \"pool\"\n", []string{
-		goldenName + `:1: source[0].mode: missing (want server, pool, nts, gpsd, pps, shm, sock or ptp)`,
+		goldenName + `:1: source[0].mode: missing (want server, pool, nts, gpsd, pps, shm, sock, ptp or csptp)`,
 		goldenName + `:1: source[0].address: missing (want host[:port])`,
 		goldenName + `:3: source[1].address: missing (want host[:port])`,
 	}},
@@ -200,7 +200,7 @@ mode = "nts"
 address = "nts2.example"
 certificate-authority = "/"
 [[source]]
-mode = "csptp"
+mode = "frobnicate"
 address = "127.0.0.1:2947"
 count = 2
 `, []string{
@@ -209,7 +209,7 @@ count = 2
 		goldenName + `:9: source[1].count: must be between 1 and 16 (got 17)`,
 		goldenName + `:13: source[2].certificate-authority: /nonexistent/ca.pem: no such file or directory`,
 		goldenName + `:17: source[3].certificate-authority: / is a directory`,
-		goldenName + `:19: source[4].mode: mode "csptp" is not supported yet (want server, pool, nts, gpsd, pps, shm, sock or ptp)`,
+		goldenName + `:19: source[4].mode: unknown mode "frobnicate" (want server, pool, nts, gpsd, pps, shm, sock, ptp or csptp)`,
 	}},
 	{"sources as an inline array", `source = [
   { mode = "server", address = "a.example" },

@@ -29,6 +29,9 @@ type PTPCommon struct {
 	// ManagementSocket is a local datagram socket where linuxptp's pmc
 	// may ask for the datasets (pmc -u -s PATH); "" for none.
 	ManagementSocket string
+	// Profile is "default" (1588's default profile of the delay
+	// mechanism) or "gptp" (802.1AS: Ethernet, P2P; gptp.go).
+	Profile string
 }
 
 // PTPPortConfig is one [[ptp-port]]: a port that takes part in the BMCA
@@ -49,6 +52,9 @@ type PTPPortConfig struct {
 	// OneStep sends one-step Sync (needs hardware that inserts the
 	// timestamp); two-step is the default.
 	OneStep bool
+	// Role is the automotive profile's static role: "grandmaster" or
+	// "slave" (gptp.go).
+	Role string
 }
 
 var (
@@ -58,7 +64,7 @@ var (
 )
 
 func defaultPTPCommon() PTPCommon {
-	return PTPCommon{Transport: "udp4", DelayMechanism: "e2e", Timestamping: "auto"}
+	return PTPCommon{Transport: "udp4", DelayMechanism: "e2e", Timestamping: "auto", Profile: "default"}
 }
 
 // ptpCommon reads the shared keys.
@@ -83,6 +89,7 @@ func (d *decoder) ptpCommon(t *table, c *PTPCommon) {
 	}
 	t.seconds("asymmetry", &c.Asymmetry)
 	t.str("management-socket", &c.ManagementSocket)
+	d.ptpProfile(t, c) // gptp.go
 }
 
 // ptpSource decodes the rest of a [[source]] whose mode is "ptp".
@@ -112,6 +119,7 @@ func (d *decoder) ptpPort(t *table) PTPPortConfig {
 	t.integer("announce-receipt-timeout", &p.AnnounceReceiptTimeout)
 	t.boolean("master-only", &p.MasterOnly)
 	t.boolean("one-step", &p.OneStep)
+	d.gptpPortDefaults(t, &p) // gptp.go
 	t.finish()
 	return p
 }
@@ -150,6 +158,7 @@ func (v *validator) ptpCommon(key string, c *PTPCommon, seen map[string]string) 
 	if c.Asymmetry < -time.Second || c.Asymmetry > time.Second {
 		v.errorf(key+".asymmetry", "must be within ±1 s (got %s)", secs(c.Asymmetry))
 	}
+	v.gptpValidate(key, c) // gptp.go
 }
 
 // ptpSource validates a [[source]] with mode = "ptp".
@@ -166,6 +175,7 @@ func (v *validator) ptpPorts(c *Config, seen map[string]string) {
 		p := &c.PTPPorts[i]
 		key := indexKey("ptp-port", i)
 		v.ptpCommon(key, &p.PTPCommon, seen)
+		v.roleValidate(key, p) // gptp.go
 		for _, f := range []struct {
 			name string
 			val  int
@@ -212,7 +222,7 @@ func (c *Config) NeedsRawSockets() bool {
 func (c *Config) ptpOnly() bool {
 	n := 0
 	for _, s := range c.Sources {
-		if s.Mode == SourcePTP {
+		if s.Mode.NotNTP() {
 			n++
 		}
 	}

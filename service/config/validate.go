@@ -50,9 +50,14 @@ func (c *Config) validate() Errors {
 			v.ptpSource(indexKey("source", i), &c.Sources[i], ptpSeen)
 			continue
 		}
+		if c.Sources[i].Mode == SourceCSPTP {
+			v.csptpSource(indexKey("source", i), &c.Sources[i])
+			continue
+		}
 		v.source(indexKey("source", i), &c.Sources[i], seen)
 	}
 	v.ptpPorts(c, ptpSeen)
+	v.csptpServers(c)
 	listens := map[netip.AddrPort]string{}
 	for i := range c.Servers {
 		v.server(indexKey("server", i), &c.Servers[i], listens)

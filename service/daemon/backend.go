@@ -308,7 +308,7 @@ func (d *Daemon) ConfigServers() []string {
 func (d *Daemon) publishConfigServers() {
 	out := []string{}
 	for _, s := range d.cfg.Sources {
-		if s.Refclock != nil || s.Mode == config.SourcePTP {
+		if s.Refclock != nil || s.Mode.NotNTP() {
 			continue // not an NTP server
 		}
 		out = append(out, strings.TrimSuffix(s.Host(), "."))

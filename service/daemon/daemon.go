@@ -177,6 +177,7 @@ type Daemon struct {
 	auth      authState      // symmetric keys: auth.go
 	leaps     *leapTable     // leap-seconds file: leapfile.go
 	dhcp      dhcpState      // servers from DHCP: dhcp.go
+	csptp     csptpState     // client-server PTP (csptp.go)
 }
 
 // New prepares the daemon: the clock and the engine.
@@ -350,6 +351,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.startPTP(ctx); err != nil {
 		return err
 	}
+	if err := d.startCSPTP(ctx); err != nil {
+		return err
+	}
 	if err := d.dropPrivileges(); err != nil {
 		return err
 	}
@@ -363,8 +367,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.ctx = ctx
 	for _, src := range d.cfg.Sources {
-		if src.Mode == config.SourcePTP {
-			continue // ptp.go
+		if src.Mode.NotNTP() {
+			continue // ptp.go, csptp.go
 		}
 		d.addSpec(ctx, src, originConfig)
 	}
@@ -510,6 +514,7 @@ func (d *Daemon) publish() {
 	d.addPending(&sn)
 	d.logSourceChanges(&sn)
 	d.addPTPViews(&sn)
+	d.addCSPTPViews(&sn)
 	d.snap.Store(&sn)
 	d.changeMu.Lock()
 	close(d.changed)

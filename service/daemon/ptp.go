@@ -82,9 +82,9 @@ func (d *Daemon) startPTP(ctx context.Context) error {
 
 func (d *Daemon) ptpPortConfig(name string, c config.PTPCommon, port *config.PTPPortConfig) (ptpsvc.PortConfig, error) {
 	kind := ptpsvc.Kind(c.Transport)
-	prof := eptp.DefaultE2E
-	if c.DelayMechanism == "p2p" {
-		prof = eptp.DefaultP2P
+	prof, err := eptp.ProfileNamed(c.Profile, c.DelayMechanism == "p2p")
+	if err != nil {
+		return ptpsvc.PortConfig{}, fmt.Errorf("%s: %w", name, err)
 	}
 	eng := eptp.Config{Domain: uint8(c.Domain), Asymmetry: c.Asymmetry, SlaveOnly: port == nil}
 	if port != nil {
@@ -96,6 +96,11 @@ func (d *Daemon) ptpPortConfig(name string, c config.PTPCommon, port *config.PTP
 		eng.Priority1, eng.Priority2 = uint8(port.Priority1), uint8(port.Priority2)
 		eng.Quality = &eptp.ClockQuality{Class: uint8(port.ClockClass), Accuracy: uint8(port.ClockAccuracy), OffsetScaledLogVariance: eptp.VarianceUnknown}
 		eng.MasterOnly, eng.OneStep = port.MasterOnly, port.OneStep
+	}
+	if c.Profile == "automotive" {
+		// static roles (engine/ptp/automotive.go)
+		eng.SlaveOnly = port == nil || port.Role == "slave"
+		eng.MasterOnly = port != nil && port.Role == "grandmaster"
 	}
 	eng.Profile = prof
 	observe := d.virtual != nil

@@ -128,8 +128,9 @@ func (d *Daemon) needsRestart(old, cfg *config.Config) error {
 	if len(d.opts.Listeners["nts-ke"]) > 0 && len(cfg.NTSKEServers) == 0 {
 		keys = append(keys, "nts-ke-server (removing the last one while systemd passes NTS-KE sockets; disable gnomond-nts-ke.socket first)")
 	}
-	if !reflect.DeepEqual(ptpSources(old), ptpSources(cfg)) || !reflect.DeepEqual(old.PTPPorts, cfg.PTPPorts) {
-		keys = append(keys, `PTP ports (source mode = "ptp", [[ptp-port]])`)
+	if !reflect.DeepEqual(ptpSources(old), ptpSources(cfg)) || !reflect.DeepEqual(old.PTPPorts, cfg.PTPPorts) ||
+		!reflect.DeepEqual(old.CSPTPServers, cfg.CSPTPServers) {
+		keys = append(keys, `PTP ports and CSPTP (source mode = "ptp" or "csptp", [[ptp-port]], [[csptp-server]])`)
 	}
 	if len(keys) == 0 {
 		return nil
@@ -138,11 +139,12 @@ func (d *Daemon) needsRestart(old, cfg *config.Config) error {
 		cfg.Path, strings.Join(keys, ", "), ErrNeedsRestart)
 }
 
-// ptpSources are cfg's PTP sources, which start and stop with gnomond.
+// ptpSources are cfg's PTP and CSPTP sources, which start and stop with
+// gnomond.
 func ptpSources(cfg *config.Config) []config.SourceConfig {
 	var out []config.SourceConfig
 	for _, s := range cfg.Sources {
-		if s.Mode == config.SourcePTP {
+		if s.Mode.NotNTP() {
 			out = append(out, s)
 		}
 	}
@@ -400,8 +402,8 @@ func (d *Daemon) applyOwned(old, cfg *config.Config) []string {
 		}
 	}
 	for _, src := range cfg.Sources {
-		if src.Mode == config.SourcePTP {
-			continue // PTP ports: needsRestart refused any change to them
+		if src.Mode.NotNTP() {
+			continue // PTP ports and CSPTP clients: needsRestart refused any change to them
 		}
 		k := specKey(src)
 		if _, ok := prev[k]; ok {

@@ -234,6 +234,10 @@ func (p *Port) carry(out *eptp.Output) {
 			"grandmaster", st.Parent.GMIdentity.String(), "malformed", st.Counters.Malformed,
 			"wrong_version", st.Counters.WrongVersion, "foreign_dropped", st.Counters.ForeignDropped,
 			"rx_announce", st.Counters.Rx[eptp.MsgAnnounce], "foreign", st.ForeignMasters)
+		if st.Default.SdoID>>8 == 1 { // gPTP and automotive (engine/ptp/gptp.go)
+			nrr, _ := p.eng.NeighborRateRatio()
+			p.log.Debug("gPTP link", "as_capable", p.eng.AsCapable(p.base.Now()), "neighbor_rate_ratio", nrr)
+		}
 	}
 	if out.StateChanged {
 		st := p.eng.Status()
