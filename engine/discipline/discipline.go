@@ -84,6 +84,15 @@ type Config struct {
 	// to random-walk, which is how much old frequency knowledge is
 	// distrusted as time passes (default 0.002 ppm/√s).
 	WanderPPMPerSqrtS float64
+	// IntegralGain (0: off, the default; kept for the comparison in
+	// docs/accuracy.md): a type-2 term that learns the frequency error
+	// the regression's slope leaves (its window lags a wandering
+	// oscillator) from the offsets the slews keep correcting, and applies
+	// it as a lasting extra slew rate that the regression does not see:
+	// each update adds p·Δt/(IntegralGain·T²) to it, for the offset still
+	// to correct p (clamped to 3 uncertainties), the time since the last
+	// update Δt and the correction time T = CorrTimeRatio poll intervals.
+	IntegralGain float64
 }
 
 func (c *Config) defaults(clk clock.Clock) {
@@ -134,6 +143,10 @@ const (
 	// SlewRestart is SlewUncertainty's duration with every estimate
 	// restarting the slew (no "already covered" test).
 	SlewRestart
+	// SlewExp: every estimate restarts the slew over CorrTimeRatio poll
+	// intervals, whatever the offset (a first-order loop with that time
+	// constant; kept for the comparison in docs/accuracy.md).
+	SlewExp
 )
 
 // Estimate is the combined measurement the system hands to Update.
@@ -188,6 +201,10 @@ type Discipline struct {
 	slewEnd    time.Time
 	residual   float64 // s, correction left over when the slew ended
 
+	// integral term: a lasting extra rate (ppm) applied since intFrom
+	intPPM  float64
+	intFrom time.Time
+
 	freqKnown  bool // an estimate within FreqKnownPPM was applied
 	steps      int
 	extraSteps int
@@ -235,10 +252,28 @@ func (d *Discipline) LastOffset() float64 { return d.lastOffset }
 
 // remaining is the part of the current correction not yet slewed at raw.
 func (d *Discipline) remaining(raw time.Time) float64 {
-	if d.slewK == 0 {
-		return d.residual
+	r := d.residual
+	if d.slewK != 0 {
+		r = d.slewAmount - d.slewK*raw.Sub(d.slewStart).Seconds()
 	}
-	return d.slewAmount - d.slewK*raw.Sub(d.slewStart).Seconds()
+	if d.intPPM != 0 {
+		r -= d.intPPM * 1e-6 * raw.Sub(d.intFrom).Seconds()
+	}
+	return r
+}
+
+// rebase folds what the integral term corrected up to raw into the slew's
+// account, so that the term can change from raw on.
+func (d *Discipline) rebase(raw time.Time) {
+	if d.intPPM != 0 {
+		applied := d.intPPM * 1e-6 * raw.Sub(d.intFrom).Seconds()
+		if d.slewK != 0 {
+			d.slewAmount -= applied
+		} else {
+			d.residual -= applied
+		}
+	}
+	d.intFrom = raw
 }
 
 // Cook converts a reading of the clock into engine time: the reading plus
@@ -266,12 +301,13 @@ func (d *Discipline) Wakeup(raw time.Time) error {
 	if d.slewK == 0 || raw.Before(d.slewEnd) {
 		return nil
 	}
-	if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+	if err := d.clk.SetFrequency(d.freqPPM + d.intPPM); err != nil {
 		d.slewEnd = raw.Add(time.Second)
 		return fmt.Errorf("discipline: end slew: %w", err)
 	}
 	// Whatever the lateness, the exact remainder stays in Cook's account
 	// and is folded into the next correction.
+	d.rebase(raw)
 	d.residual = d.remaining(raw)
 	d.slewK, d.slewPPM, d.slewAmount = 0, 0, 0
 	return nil
@@ -308,6 +344,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	// regressions' and grows with the assumed wander until the next
 	// update.
 	prev, oldFreq, oldVar := d.save(), d.freqPPM, d.freqVar
+	d.rebase(raw)
 	if !d.freqAt.IsZero() {
 		dt := math.Max(0, now.Sub(d.freqAt).Seconds())
 		d.freqVar += d.cfg.WanderPPMPerSqrtS * d.cfg.WanderPPMPerSqrtS * dt
@@ -339,8 +376,10 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
 			return fail("step: set frequency", err)
 		}
+		oldInt := d.intPPM
+		d.intPPM = 0
 		if err := d.clk.Step(time.Duration(total * 1e9)); err != nil {
-			if rerr := d.clk.SetFrequency(oldFreq + d.slewPPM); rerr != nil {
+			if rerr := d.clk.SetFrequency(oldFreq + d.slewPPM + oldInt); rerr != nil {
 				// The clock now runs at the new frequency, unslewed and
 				// unstepped: say so.
 				d.slewK, d.slewPPM, d.slewAmount = 0, 0, 0
@@ -348,6 +387,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 				change.Offset = 0
 				return change, fmt.Errorf("discipline: step: %w (and the frequency could not be restored: %v)", err, rerr)
 			}
+			d.intPPM = oldInt
 			return fail("step", err)
 		}
 		if d.cfg.StepLimit >= 0 && d.steps >= d.cfg.StepLimit {
@@ -361,12 +401,25 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 
 	sigma := math.Hypot(math.Max(e.OffsetSD, 0), math.Max(e.Jitter, 0))
+	oldInt := d.intPPM
+	if g := d.cfg.IntegralGain; g > 0 && d.freqKnown && e.Since > 0 {
+		tau := math.Max(e.Interval.Seconds(), 1)
+		T := d.cfg.CorrTimeRatio * tau
+		const k = 3
+		p := d.remaining(raw) + e.Offset
+		if sigma > 0 {
+			p = math.Max(-k*sigma, math.Min(k*sigma, p))
+		}
+		d.intPPM += p * math.Min(e.Since.Seconds(), tau) / (g * T * T) * 1e6
+		d.intPPM = clampAbs(d.intPPM, d.cfg.MaxSlewPPM/4)
+	}
+	intChanged := d.intPPM != oldInt
 	if d.cfg.SlewPolicy == SlewUncertainty && d.slewK != 0 && abs <= sigma {
 		// The slew in progress already covers this estimate: leave it be,
 		// only the base frequency under it changes.
 		change.Offset = 0
-		if dFreq != 0 {
-			if err := d.clk.SetFrequency(d.freqPPM + d.slewPPM); err != nil {
+		if dFreq != 0 || intChanged {
+			if err := d.clk.SetFrequency(d.freqPPM + d.slewPPM + d.intPPM); err != nil {
 				return fail("slew: set frequency", err)
 			}
 		}
@@ -376,7 +429,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	// Slew: everything not yet corrected plus the new offset.
 	amount := d.remaining(raw) + e.Offset
 	if amount == 0 {
-		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+		if err := d.clk.SetFrequency(d.freqPPM + d.intPPM); err != nil {
 			return fail("slew: set frequency", err)
 		}
 		d.residual = 0
@@ -387,11 +440,11 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	rate := math.Abs(amount) / dur
 	// The slew rides on the base frequency: together they must stay
 	// within what the clock accepts.
-	room := d.clk.MaxFrequencyPPM() - math.Copysign(1, amount)*d.freqPPM
+	room := d.clk.MaxFrequencyPPM() - math.Copysign(1, amount)*(d.freqPPM+d.intPPM)
 	maxRate := math.Min(d.cfg.MaxSlewPPM, room) * 1e-6
 	if maxRate <= 0 {
 		// No room to slew at all: keep the correction for later.
-		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+		if err := d.clk.SetFrequency(d.freqPPM + d.intPPM); err != nil {
 			return fail("slew: set frequency", err)
 		}
 		d.residual = amount
@@ -400,7 +453,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 	rate = math.Min(rate, maxRate)
 	slewPPM := math.Copysign(rate*1e6, amount)
-	if err := d.clk.SetFrequency(d.freqPPM + slewPPM); err != nil {
+	if err := d.clk.SetFrequency(d.freqPPM + slewPPM + d.intPPM); err != nil {
 		return fail("slew", err)
 	}
 	// Relative to the clock at its base frequency (which keeps true time,
@@ -450,7 +503,7 @@ func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
 	}
 	tau := math.Max(e.Interval.Seconds(), 1)
 	dur := ratio * tau
-	if a := math.Abs(amount); sigma > 0 && a > sigma {
+	if a := math.Abs(amount); d.cfg.SlewPolicy != SlewExp && sigma > 0 && a > sigma {
 		dur *= sigma / a
 	}
 	return math.Max(dur, 1)
@@ -468,11 +521,13 @@ type record struct {
 	slewPPM    float64
 	slewEnd    time.Time
 	residual   float64
+	intPPM     float64
+	intFrom    time.Time
 }
 
 func (d *Discipline) save() record {
 	return record{d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt,
-		d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual}
+		d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual, d.intPPM, d.intFrom}
 }
 
 // undo restores what Update changed before the clock refused it.
@@ -481,6 +536,7 @@ func (d *Discipline) undo(freq, freqVar float64, r record) {
 	d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.freqKnown, r.updates, r.lastUpdate, r.lastOffset, r.freqAt
 	d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual =
 		r.slewStart, r.slewAmount, r.slewK, r.slewPPM, r.slewEnd, r.residual
+	d.intPPM, d.intFrom = r.intPPM, r.intFrom
 }
 
 // SetStatus hands the kernel what it should report.
@@ -508,5 +564,8 @@ func (d *Discipline) ClockJumped(jump time.Duration) {
 	if d.slewK != 0 {
 		d.slewStart = d.slewStart.Add(jump)
 		d.slewEnd = d.slewEnd.Add(jump)
+	}
+	if !d.intFrom.IsZero() {
+		d.intFrom = d.intFrom.Add(jump)
 	}
 }

@@ -52,6 +52,17 @@ func TestSlewPolicies(t *testing.T) {
 		{"uncertainty, ratio 8, frequency applied whole", func(c *discipline.Config) { c.FreqTrust = -1 }},
 		{"uncertainty, ratio 8, every estimate restarts the slew", func(c *discipline.Config) { c.SlewPolicy = discipline.SlewRestart }},
 		{"uncertainty, ratio 3", func(c *discipline.Config) { c.CorrTimeRatio = 3 }},
+		{"first-order: every estimate restarts the slew over 2 poll intervals", func(c *discipline.Config) {
+			c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2
+		}},
+		{"first-order over 2.5 poll intervals", func(c *discipline.Config) { c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2.5 }},
+		{"first-order over 3 poll intervals", func(c *discipline.Config) { c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 3 }},
+		{"first-order over 2 poll intervals + integral term (gain 4)", func(c *discipline.Config) {
+			c.SlewPolicy, c.CorrTimeRatio, c.IntegralGain = discipline.SlewExp, 2, 4
+		}},
+		{"default + integral term (gain 4)", func(c *discipline.Config) { c.IntegralGain = 4 }},
+		{"default + integral term (gain 16)", func(c *discipline.Config) { c.IntegralGain = 16 }},
+		{"uncertainty, ratio 4", func(c *discipline.Config) { c.CorrTimeRatio = 4 }},
 		{"default: uncertainty, ratio 8, frequency trusted at 3 SE until known", func(c *discipline.Config) {}},
 	}
 	var b strings.Builder
