@@ -238,6 +238,10 @@ func (d *Discipline) FrequencyPPM() float64 { return d.freqPPM }
 // FrequencySD is the frequency's standard error (skew), in ppm.
 func (d *Discipline) FrequencySD() float64 { return math.Sqrt(d.freqVar) }
 
+// FrequencyKnown says whether an estimate precise enough to know the
+// frequency (Config.FreqKnownPPM) has been applied.
+func (d *Discipline) FrequencyKnown() bool { return d.freqKnown }
+
 // Steps is how many times the loop stepped the clock.
 func (d *Discipline) Steps() int { return d.steps }
 

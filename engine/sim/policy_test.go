@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"gnomon.dev/gnomon/engine/discipline"
+	"gnomon.dev/gnomon/engine/system"
 )
 
 // runVariant runs the cases whose names start with the given prefixes over
 // n seeds with the discipline changed by mod.
-func runVariant(prefixes []string, n int, mod func(c *discipline.Config)) []Summary {
+func runVariant(prefixes []string, n int, mod func(c *system.Config)) []Summary {
 	var out []Summary
 	for _, p := range prefixes {
 		var s Summary
@@ -19,7 +20,7 @@ func runVariant(prefixes []string, n int, mod func(c *discipline.Config)) []Summ
 					continue
 				}
 				c.Setup.Seed = Seed(c.Setup.Seed, k)
-				mod(&c.Setup.Engine.Discipline)
+				mod(&c.Setup.Engine)
 				res, err := RunScenario(c.Scenario)
 				if err != nil {
 					panic(err)
@@ -44,26 +45,36 @@ func TestSlewPolicies(t *testing.T) {
 	cases := []string{"(a)", "(b)", "(i)"}
 	variants := []struct {
 		name string
-		mod  func(c *discipline.Config)
+		mod  func(c *system.Config)
 	}{
-		{"old: restart every update, 3 update intervals, frequency applied whole", func(c *discipline.Config) {
+		{"old: restart every update, 3 update intervals, frequency applied whole", func(e *system.Config) {
+			c := &e.Discipline
 			c.SlewPolicy, c.FreqTrust = discipline.SlewInterval, -1
 		}},
-		{"uncertainty, ratio 8, frequency applied whole", func(c *discipline.Config) { c.FreqTrust = -1 }},
-		{"uncertainty, ratio 8, every estimate restarts the slew", func(c *discipline.Config) { c.SlewPolicy = discipline.SlewRestart }},
-		{"uncertainty, ratio 3", func(c *discipline.Config) { c.CorrTimeRatio = 3 }},
-		{"first-order: every estimate restarts the slew over 2 poll intervals", func(c *discipline.Config) {
+		{"uncertainty, ratio 8, frequency applied whole", func(e *system.Config) { c := &e.Discipline; c.FreqTrust = -1 }},
+		{"uncertainty, ratio 8, every estimate restarts the slew", func(e *system.Config) { c := &e.Discipline; c.SlewPolicy = discipline.SlewRestart }},
+		{"uncertainty, ratio 3", func(e *system.Config) { c := &e.Discipline; c.CorrTimeRatio = 3 }},
+		{"first-order: every estimate restarts the slew over 2 poll intervals", func(e *system.Config) {
+			c := &e.Discipline
 			c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2
 		}},
-		{"first-order over 2.5 poll intervals", func(c *discipline.Config) { c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2.5 }},
-		{"first-order over 3 poll intervals", func(c *discipline.Config) { c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 3 }},
-		{"first-order over 2 poll intervals + integral term (gain 4)", func(c *discipline.Config) {
+		{"first-order over 2.5 poll intervals", func(e *system.Config) { c := &e.Discipline; c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2.5 }},
+		{"first-order over 3 poll intervals", func(e *system.Config) { c := &e.Discipline; c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 3 }},
+		{"first-order over 2 poll intervals + integral term (gain 4)", func(e *system.Config) {
+			c := &e.Discipline
 			c.SlewPolicy, c.CorrTimeRatio, c.IntegralGain = discipline.SlewExp, 2, 4
 		}},
-		{"default + integral term (gain 4)", func(c *discipline.Config) { c.IntegralGain = 4 }},
-		{"default + integral term (gain 16)", func(c *discipline.Config) { c.IntegralGain = 16 }},
-		{"uncertainty, ratio 4", func(c *discipline.Config) { c.CorrTimeRatio = 4 }},
-		{"default: uncertainty, ratio 8, frequency trusted at 3 SE until known", func(c *discipline.Config) {}},
+		{"default + integral term (gain 4)", func(e *system.Config) { c := &e.Discipline; c.IntegralGain = 4 }},
+		{"default + integral term (gain 16)", func(e *system.Config) { c := &e.Discipline; c.IntegralGain = 16 }},
+		{"joint Kalman filter, default slew rule", func(e *system.Config) { e.JointFilter = true }},
+		{"joint Kalman filter, first-order over 2 poll intervals", func(e *system.Config) {
+			e.JointFilter, e.Discipline.SlewPolicy, e.Discipline.CorrTimeRatio = true, discipline.SlewExp, 2
+		}},
+		{"joint Kalman filter, first-order over 2.5 poll intervals", func(e *system.Config) {
+			e.JointFilter, e.Discipline.SlewPolicy, e.Discipline.CorrTimeRatio = true, discipline.SlewExp, 2.5
+		}},
+		{"uncertainty, ratio 4", func(e *system.Config) { c := &e.Discipline; c.CorrTimeRatio = 4 }},
+		{"default: uncertainty, ratio 8, frequency trusted at 3 SE until known", func(e *system.Config) {}},
 	}
 	var b strings.Builder
 	b.WriteString("\n| rule | scenario | RMS error | rate RMS 1 s (ppm) | rate max 1 s (ppm) | max error, first 10 min |\n|---|---|---|---|---|---|\n")
