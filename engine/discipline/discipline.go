@@ -23,9 +23,13 @@
 //
 // An offset is slewed by running the clock faster or slower for a known
 // time, never by the kernel's own adjtime, so the engine knows the clock's
-// trajectory exactly. The time grows with the offset's uncertainty
-// (SlewUncertainty): users of the clock feel its rate, and chasing each
-// estimate's noise would move the rate by tenths of a ppm on a LAN. While
+// trajectory exactly. Users of the clock feel its rate, and chasing each
+// estimate's noise would move it by tenths of a ppm on a LAN; correcting
+// too slowly leaves the clock lagging its own estimate. The default
+// (SlewFilter) restarts at every estimate a slew of all that is left over
+// the time in which the frequency's uncertainty adds up to the offset's,
+// so the slews move the rate about as much as the frequency's own error
+// does. While
 // a slew is in progress, Cook adds what is still to be corrected to every
 // clock reading: the engine measures against the clock as it will be, and
 // its stored samples are corrected once, when the correction is decided
@@ -59,12 +63,15 @@ type Config struct {
 	// MaxSlewPPM bounds the extra rate used to slew (default 500, and
 	// never more than the clock allows beyond MaxFreqPPM).
 	MaxSlewPPM float64
-	// CorrTimeRatio: an offset no larger than its own uncertainty is
-	// slewed out over this many poll intervals; a larger one faster, in
-	// proportion (default 8; see SlewPolicy).
+	// CorrTimeRatio scales the correction time of the slew policy
+	// (default 1 for SlewFilter, 8 for SlewUncertainty and SlewRestart,
+	// 3 for SlewInterval; see SlewPolicy).
 	CorrTimeRatio float64
+	// MaxCorrTime: under SlewFilter a correction takes at most this long
+	// (and at most 4 poll intervals; never less than one) (default 300 s).
+	MaxCorrTime time.Duration
 	// SlewPolicy chooses how offsets are corrected (default
-	// SlewUncertainty); the others are kept for the comparison in
+	// SlewFilter); the others are kept for the comparison in
 	// docs/accuracy.md.
 	SlewPolicy SlewPolicy
 	// FreqTrust: until the frequency is known, an estimate must stand
@@ -106,10 +113,17 @@ func (c *Config) defaults(clk clock.Clock) {
 		c.MaxSlewPPM = room
 	}
 	if c.CorrTimeRatio <= 0 {
-		c.CorrTimeRatio = 8
-		if c.SlewPolicy == SlewInterval {
+		switch c.SlewPolicy {
+		case SlewFilter:
+			c.CorrTimeRatio = 1
+		case SlewInterval:
 			c.CorrTimeRatio = 3
+		default:
+			c.CorrTimeRatio = 8
 		}
+	}
+	if c.MaxCorrTime <= 0 {
+		c.MaxCorrTime = 300 * time.Second
 	}
 	if c.FreqTrust == 0 {
 		c.FreqTrust = 3
@@ -129,13 +143,24 @@ func (c *Config) defaults(clk clock.Clock) {
 type SlewPolicy int
 
 const (
-	// SlewUncertainty (the default): the correction time grows with the
-	// offset's uncertainty: CorrTimeRatio poll intervals for an offset
+	// SlewFilter (the default): every estimate restarts the slew of all
+	// that is left to correct, over the time in which the frequency's
+	// uncertainty adds up to the offset's (CorrTimeRatio·OffsetSD/FreqSD:
+	// a slew of noise then moves the rate no more than the frequency's own
+	// error does), at most 4 poll intervals and MaxCorrTime, at least one
+	// poll interval; an offset clearly larger than its uncertainty σ
+	// (√(OffsetSD² + Jitter²)) goes faster, over that time·σ/|offset|
+	// (still at least a poll interval). Meant for the joint filter's
+	// estimates (engine/system), whose frequency does not lag.
+	SlewFilter SlewPolicy = iota
+	// SlewUncertainty (the rule before the joint filter): the correction
+	// time grows with the offset's uncertainty: CorrTimeRatio poll
+	// intervals for an offset
 	// within its uncertainty σ (√(OffsetSD² + Jitter²)), and
 	// CorrTimeRatio·τ·σ/|offset| for a larger one, so a clearly real
 	// offset goes quickly and noise goes slowly; within MaxSlewPPM. A new
 	// estimate within σ of the slew in progress leaves that slew alone.
-	SlewUncertainty SlewPolicy = iota
+	SlewUncertainty
 	// SlewInterval is the earlier rule: every estimate restarts the slew,
 	// over CorrTimeRatio (3) update intervals, faster when the offset is
 	// more than three times its standard error.
@@ -506,6 +531,19 @@ func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
 		return math.Max(ratio*math.Max(interval.Seconds(), 1), 1)
 	}
 	tau := math.Max(e.Interval.Seconds(), 1)
+	if d.cfg.SlewPolicy == SlewFilter {
+		// Until the frequency has an uncertainty, slowly (the shortening
+		// below still lets a real offset go quickly).
+		dur := 16 * tau
+		if e.FreqSD > 0 && !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqSD) {
+			longest := math.Min(4*tau, d.cfg.MaxCorrTime.Seconds())
+			dur = math.Max(tau, math.Min(longest, ratio*math.Max(e.OffsetSD, 0)/(e.FreqSD*1e-6)))
+		}
+		if a := math.Abs(amount); sigma > 0 && a > sigma {
+			dur = math.Max(dur*sigma/a, tau)
+		}
+		return dur
+	}
 	dur := ratio * tau
 	if a := math.Abs(amount); d.cfg.SlewPolicy != SlewExp && sigma > 0 && a > sigma {
 		dur *= sigma / a

@@ -3,6 +3,7 @@ package sim
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"gnomon.dev/gnomon/engine/discipline"
 	"gnomon.dev/gnomon/engine/system"
@@ -34,6 +35,14 @@ func runVariant(prefixes []string, n int, mod func(c *system.Config)) []Summary 
 	return out
 }
 
+// regression makes e the engine before the joint filter: steered by the
+// combined regressions, with the uncertainty slew rule.
+func regression(e *system.Config) *discipline.Config {
+	e.RegressionOnly = true
+	e.Discipline.SlewPolicy = discipline.SlewUncertainty
+	return &e.Discipline
+}
+
 // TestSlewPolicies compares the slew rules of docs/accuracy.md on the LAN,
 // WAN and lossy scenarios (make accuracy prints it over 20 seeds): the
 // default must feel steadier (lower rate error RMS) than the old rule.
@@ -48,33 +57,45 @@ func TestSlewPolicies(t *testing.T) {
 		mod  func(c *system.Config)
 	}{
 		{"old: restart every update, 3 update intervals, frequency applied whole", func(e *system.Config) {
-			c := &e.Discipline
+			c := regression(e)
 			c.SlewPolicy, c.FreqTrust = discipline.SlewInterval, -1
 		}},
-		{"uncertainty, ratio 8, frequency applied whole", func(e *system.Config) { c := &e.Discipline; c.FreqTrust = -1 }},
-		{"uncertainty, ratio 8, every estimate restarts the slew", func(e *system.Config) { c := &e.Discipline; c.SlewPolicy = discipline.SlewRestart }},
-		{"uncertainty, ratio 3", func(e *system.Config) { c := &e.Discipline; c.CorrTimeRatio = 3 }},
-		{"first-order: every estimate restarts the slew over 2 poll intervals", func(e *system.Config) {
-			c := &e.Discipline
+		{"regressions; uncertainty, ratio 8, frequency applied whole", func(e *system.Config) { regression(e).FreqTrust = -1 }},
+		{"regressions; uncertainty, ratio 8, every estimate restarts the slew", func(e *system.Config) {
+			regression(e).SlewPolicy = discipline.SlewRestart
+		}},
+		{"regressions; uncertainty, ratio 3", func(e *system.Config) { regression(e).CorrTimeRatio = 3 }},
+		{"regressions; uncertainty, ratio 4", func(e *system.Config) { regression(e).CorrTimeRatio = 4 }},
+		{"regressions; first-order over 2 poll intervals", func(e *system.Config) {
+			c := regression(e)
 			c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2
 		}},
-		{"first-order over 2.5 poll intervals", func(e *system.Config) { c := &e.Discipline; c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2.5 }},
-		{"first-order over 3 poll intervals", func(e *system.Config) { c := &e.Discipline; c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 3 }},
-		{"first-order over 2 poll intervals + integral term (gain 4)", func(e *system.Config) {
-			c := &e.Discipline
+		{"regressions; first-order over 2.5 poll intervals", func(e *system.Config) {
+			c := regression(e)
+			c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 2.5
+		}},
+		{"regressions; first-order over 3 poll intervals", func(e *system.Config) {
+			c := regression(e)
+			c.SlewPolicy, c.CorrTimeRatio = discipline.SlewExp, 3
+		}},
+		{"regressions; first-order over 2 poll intervals + integral term (gain 4)", func(e *system.Config) {
+			c := regression(e)
 			c.SlewPolicy, c.CorrTimeRatio, c.IntegralGain = discipline.SlewExp, 2, 4
 		}},
-		{"default + integral term (gain 4)", func(e *system.Config) { c := &e.Discipline; c.IntegralGain = 4 }},
-		{"default + integral term (gain 16)", func(e *system.Config) { c := &e.Discipline; c.IntegralGain = 16 }},
-		{"joint Kalman filter, default slew rule", func(e *system.Config) { e.JointFilter = true }},
-		{"joint Kalman filter, first-order over 2 poll intervals", func(e *system.Config) {
-			e.JointFilter, e.Discipline.SlewPolicy, e.Discipline.CorrTimeRatio = true, discipline.SlewExp, 2
+		{"regressions; uncertainty, ratio 8 + integral term (gain 4)", func(e *system.Config) { regression(e).IntegralGain = 4 }},
+		{"regressions; uncertainty, ratio 8 + integral term (gain 16)", func(e *system.Config) { regression(e).IntegralGain = 16 }},
+		{"regressions; filter slew rule", func(e *system.Config) { e.RegressionOnly = true }},
+		{"before: regressions; uncertainty, ratio 8, frequency trusted at 3 SE until known", func(e *system.Config) { regression(e) }},
+		{"joint filter; uncertainty, ratio 8", func(e *system.Config) { e.Discipline.SlewPolicy = discipline.SlewUncertainty }},
+		{"joint filter; first-order over 2 poll intervals", func(e *system.Config) {
+			e.Discipline.SlewPolicy, e.Discipline.CorrTimeRatio = discipline.SlewExp, 2
 		}},
-		{"joint Kalman filter, first-order over 2.5 poll intervals", func(e *system.Config) {
-			e.JointFilter, e.Discipline.SlewPolicy, e.Discipline.CorrTimeRatio = true, discipline.SlewExp, 2.5
+		{"joint filter; filter slew rule without the 300 s limit (4 poll intervals)", func(e *system.Config) {
+			e.Discipline.MaxCorrTime = 1000 * time.Hour
 		}},
-		{"uncertainty, ratio 4", func(e *system.Config) { c := &e.Discipline; c.CorrTimeRatio = 4 }},
-		{"default: uncertainty, ratio 8, frequency trusted at 3 SE until known", func(e *system.Config) {}},
+		{"joint filter; filter slew rule, at most 256 s", func(e *system.Config) { e.Discipline.MaxCorrTime = 256 * time.Second }},
+		{"joint filter; filter slew rule, at most 320 s", func(e *system.Config) { e.Discipline.MaxCorrTime = 320 * time.Second }},
+		{"default: joint filter; filter slew rule (OffsetSD/FreqSD, 1–4 poll intervals, at most 300 s)", func(e *system.Config) {}},
 	}
 	var b strings.Builder
 	b.WriteString("\n| rule | scenario | RMS error | rate RMS 1 s (ppm) | rate max 1 s (ppm) | max error, first 10 min |\n|---|---|---|---|---|---|\n")

@@ -104,16 +104,20 @@ func (k *Kalman) Adjust(at time.Time, offset, freqPPM float64) {
 	k.t = k.t.Add(time.Duration(shift * 1e9))
 }
 
-// NewestVar is the variance of the newest sample as the regression sees
-// it: the unit-weight variance over that sample's delay weight (s²).
-func (s *Stats) NewestVar() float64 {
+// NewestDelayVar is the variance of the newest sample's offset that its
+// extra delay allows: a round trip e longer than the window's quickest
+// splits e between the two ways, and when the queueing delays of the two
+// ways are alike and independent every split is about equally likely, so
+// the offset is off by a uniform amount within ±e/2, variance e²/12;
+// floor is added for what the quickest sample itself may be off (s²).
+func (s *Stats) NewestDelayVar(floor float64) float64 {
 	n := len(s.pts)
-	if n == 0 || !s.valid {
+	if n == 0 {
 		return math.Inf(1)
 	}
-	w := s.wts[n-1]
-	if w <= 0 {
-		return math.Inf(1)
-	}
-	return s.unitVar / w
+	e := math.Max(s.pts[n-1].Delay-s.minDelay, 0)
+	return e*e/12 + floor*floor
 }
+
+// ExcessFloor is the mean half-excess delay of the fitted window (s).
+func (s *Stats) ExcessFloor() float64 { return s.exFloor }

@@ -63,7 +63,6 @@ type Stats struct {
 	minDelay          float64
 	meanW             float64 // mean weight of the fitted window
 	exFloor           float64 // mean half-excess delay of the window (s)
-	unitVar           float64 // variance of a unit-weight sample (s²)
 
 	work []float64 // residual scratch
 	wts  []float64
@@ -261,7 +260,6 @@ func (s *Stats) fitMean() {
 	last := s.pts[n-1]
 	floor := last.Disp + 1e-9
 	s.sigma = math.Max(math.Sqrt(ss/W), floor)
-	s.unitVar = s.sigma * s.sigma
 	s.varA = s.sigma * s.sigma / W
 	s.varB = math.Inf(1)
 	s.covAB = 0
@@ -309,7 +307,6 @@ func (s *Stats) regress(start int) {
 	floor := s.pts[n-1].Disp/3 + 1e-9
 	sigma2 = math.Max(sigma2, floor*floor)
 	s.a, s.b = a, b
-	s.unitVar = sigma2
 	s.sigma = math.Sqrt(sigma2 * float64(m) / W) // a typical sample's
 	s.meanW = W / float64(m)
 	if sxx > 0 {

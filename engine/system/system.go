@@ -50,19 +50,19 @@ type Config struct {
 	LocalPrecision time.Duration
 	// Random, required.
 	Random Random
-	// JointFilter (off by default; kept for the comparison in
-	// docs/accuracy.md): once the frequency is known, the discipline is
-	// steered by a Kalman filter of offset and frequency over every
-	// combined source's samples (stats.Kalman) instead of the combined
-	// regressions.
-	JointFilter bool
+	// RegressionOnly steers the clock by the combined regressions alone,
+	// as before the joint filter (kept for the comparison in
+	// docs/accuracy.md). By default, once the frequency is known, the
+	// discipline is steered by a Kalman filter of offset and frequency
+	// over every combined source's samples (stats.Kalman); selection, the
+	// poll and the status still use each source's regression.
+	RegressionOnly bool
 }
 
-// kalmanNoiseScale widens each sample's variance as its source's
-// regression sees it before the joint filter takes it (the best of 1, 2
-// and 3 in the simulator: the regression's residuals understate the
-// noise of a single sample).
-const kalmanNoiseScale = 3
+// kalmanFloor is what the quickest sample of a window may itself be off,
+// as a fraction of the window's mean half-excess delay, for the joint
+// filter's measurement noise (0.1 and 0.3 were tried; 0.3 is steadier).
+const kalmanFloor = 0.3
 
 // SourceConfig describes one source.
 type SourceConfig struct {
@@ -166,7 +166,7 @@ func New(cfg Config, clk clock.Clock) (*System, error) {
 		return nil, err
 	}
 	s := &System{cfg: cfg, clk: clk, disc: d, nextID: 1}
-	if cfg.JointFilter {
+	if !cfg.RegressionOnly {
 		s.kal = stats.NewKalman(cfg.Discipline.WanderPPMPerSqrtS * 1e-6)
 	}
 	return s, nil
@@ -416,7 +416,7 @@ func (s *System) update(raw time.Time) {
 	// inverse variances, leap by majority of the combined sources.
 	var off, offVar, fNum, fDen, jit2 float64
 	var leapIns, leapDel, voters int
-	weights := s.combineWeights()
+	weights := s.sel.Weights
 	for i, src := range s.candSrc {
 		w := weights[i]
 		if w == 0 {
@@ -503,10 +503,6 @@ func (s *System) update(raw time.Time) {
 	}
 	s.pushStatus(s.updateAt)
 }
-
-// combineWeights are the weights with which the combined sources'
-// offsets are averaged.
-func (s *System) combineWeights() []float64 { return s.sel.Weights }
 
 // reselectDistance and reselectRatio say how much better another source
 // must be before it replaces the current system peer (like chrony's
@@ -600,11 +596,14 @@ func (s *System) kalman(now time.Time, weights []float64, e *discipline.Estimate
 		return
 	}
 	if s.kal.Len() == 0 {
-		vy := 1e-8 // (100 ppm)²: unknown
-		if !math.IsInf(e.FreqSD, 0) {
-			vy = e.FreqSD * e.FreqSD * 1e-12
+		// From the regressions' estimate; without a frequency from them
+		// (just after a clock jump reset every source), from the
+		// discipline's: the oscillator did not change.
+		y, sdy := e.FreqPPM, e.FreqSD
+		if math.IsInf(sdy, 0) || math.IsNaN(sdy) {
+			y, sdy = 0, s.disc.FrequencySD()
 		}
-		s.kal.Start(now, e.Offset, e.OffsetSD*e.OffsetSD, e.FreqPPM*1e-6, vy)
+		s.kal.Start(now, e.Offset, e.OffsetSD*e.OffsetSD, y*1e-6, sdy*sdy*1e-12)
 	} else {
 		for i, src := range s.candSrc {
 			// the NTP source that just answered, or a reference clock
@@ -612,7 +611,8 @@ func (s *System) kalman(now time.Time, weights []float64, e *discipline.Estimate
 			fresh := src == s.from || (s.from == nil && src.ref != nil && src.last.Time.After(src.kalFed))
 			if fresh && weights[i] > 0 {
 				src.kalFed = src.last.Time
-				s.kal.Update(src.last.Time, src.last.Offset.Seconds(), kalmanNoiseScale*src.stats.NewestVar())
+				r := src.stats.NewestDelayVar(kalmanFloor*src.stats.ExcessFloor() + s.cfg.LocalPrecision.Seconds())
+				s.kal.Update(src.last.Time, src.last.Offset.Seconds(), r)
 				break
 			}
 		}
