@@ -70,6 +70,10 @@ type Config struct {
 	// MaxCorrTime: under SlewFilter a correction takes at most this long
 	// (and at most 4 poll intervals; never less than one) (default 300 s).
 	MaxCorrTime time.Duration
+	// MaxStartSlewPPM: under SlewFilter, until the frequency is known, a
+	// slew is no faster than this (default 100 ppm, the frequency's own
+	// initial uncertainty).
+	MaxStartSlewPPM float64
 	// SlewPolicy chooses how offsets are corrected (default
 	// SlewFilter); the others are kept for the comparison in
 	// docs/accuracy.md.
@@ -124,6 +128,9 @@ func (c *Config) defaults(clk clock.Clock) {
 	}
 	if c.MaxCorrTime <= 0 {
 		c.MaxCorrTime = 300 * time.Second
+	}
+	if c.MaxStartSlewPPM <= 0 {
+		c.MaxStartSlewPPM = 100
 	}
 	if c.FreqTrust == 0 {
 		c.FreqTrust = 3
@@ -443,7 +450,8 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 		d.intPPM = clampAbs(d.intPPM, d.cfg.MaxSlewPPM/4)
 	}
 	intChanged := d.intPPM != oldInt
-	if d.cfg.SlewPolicy == SlewUncertainty && d.slewK != 0 && abs <= sigma {
+	policy, ratio := d.cfg.SlewPolicy, d.cfg.CorrTimeRatio
+	if policy == SlewUncertainty && d.slewK != 0 && abs <= sigma {
 		// The slew in progress already covers this estimate: leave it be,
 		// only the base frequency under it changes.
 		change.Offset = 0
@@ -465,12 +473,18 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 		d.slewK, d.slewPPM = 0, 0
 		return change, nil
 	}
-	dur := d.slewDuration(amount, sigma, e)
+	dur := d.slewDuration(policy, ratio, amount, sigma, e)
 	rate := math.Abs(amount) / dur
 	// The slew rides on the base frequency: together they must stay
 	// within what the clock accepts.
 	room := d.clk.MaxFrequencyPPM() - math.Copysign(1, amount)*(d.freqPPM+d.intPPM)
 	maxRate := math.Min(d.cfg.MaxSlewPPM, room) * 1e-6
+	if policy == SlewFilter && !d.freqKnown {
+		// An offset extrapolated along a frequency not yet known can be
+		// tens of milliseconds wrong on a jittery path: slew it no faster
+		// than the frequency may itself be wrong.
+		maxRate = math.Min(maxRate, d.cfg.MaxStartSlewPPM*1e-6)
+	}
 	if maxRate <= 0 {
 		// No room to slew at all: keep the correction for later.
 		if err := d.clk.SetFrequency(d.freqPPM + d.intPPM); err != nil {
@@ -517,9 +531,8 @@ func (d *Discipline) trusted(f, sd float64) (float64, bool) {
 
 // slewDuration is how long a correction of amount (s) with uncertainty
 // sigma (s) takes under the configured policy, before the rate limit.
-func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
-	ratio := d.cfg.CorrTimeRatio
-	if d.cfg.SlewPolicy == SlewInterval {
+func (d *Discipline) slewDuration(policy SlewPolicy, ratio, amount, sigma float64, e Estimate) float64 {
+	if policy == SlewInterval {
 		interval := e.Interval
 		if e.Since > 0 && e.Since < interval {
 			interval = max(e.Since, time.Second)
@@ -531,7 +544,7 @@ func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
 		return math.Max(ratio*math.Max(interval.Seconds(), 1), 1)
 	}
 	tau := math.Max(e.Interval.Seconds(), 1)
-	if d.cfg.SlewPolicy == SlewFilter {
+	if policy == SlewFilter {
 		// Until the frequency has an uncertainty, slowly (the shortening
 		// below still lets a real offset go quickly).
 		dur := 16 * tau
@@ -545,7 +558,7 @@ func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
 		return dur
 	}
 	dur := ratio * tau
-	if a := math.Abs(amount); d.cfg.SlewPolicy != SlewExp && sigma > 0 && a > sigma {
+	if a := math.Abs(amount); policy != SlewExp && sigma > 0 && a > sigma {
 		dur *= sigma / a
 	}
 	return math.Max(dur, 1)
