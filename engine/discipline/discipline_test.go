@@ -831,3 +831,64 @@ func TestIntegralTermKeepsCookExact(t *testing.T) {
 		t.Errorf("clock error %g s after 200 updates, want under 1 µs", e)
 	}
 }
+
+// TestSlewFilterDuration: under the default rule a correction takes
+// OffsetSD/FreqSD, within one and four poll intervals (and 300 s), less
+// for an offset clearly above its uncertainty; until the frequency is
+// known it is slewed at no more than 100 ppm.
+func TestSlewFilterDuration(t *testing.T) {
+	tau := 16 * time.Second
+	known := func(t *testing.T) (*clock.Sim, *Discipline) {
+		sim := newSim(clock.SimConfig{})
+		d := newDisc(t, Config{StepThreshold: time.Second}, sim)
+		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: 0.01, FreqSD: 1e-3, Interval: tau}); err != nil {
+			t.Fatal(err)
+		}
+		if !d.FrequencyKnown() {
+			t.Fatal("frequency not known after a precise estimate")
+		}
+		return sim, d
+	}
+	for _, c := range []struct {
+		name            string
+		off, offSD, fSD float64
+		want            time.Duration
+	}{
+		{"OffsetSD/FreqSD", 0.3e-6, 0.5e-6, 0.01, 50 * time.Second},
+		{"at most 4 poll intervals", 0.3e-6, 5e-6, 0.01, 4 * tau},
+		{"at least one poll interval", 0.3e-6, 0.05e-6, 0.01, tau},
+		{"a clear offset faster", 2e-6, 1e-6, 0.01, 32 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sim, d := known(t)
+			now := sim.Now()
+			if _, err := d.Update(now, Estimate{Offset: c.off, OffsetSD: c.offSD, FreqSD: c.fSD, Interval: tau, Since: tau}); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.NextWakeup().Sub(now); (got - c.want).Abs() > 10*time.Millisecond {
+				t.Errorf("slew takes %v, want %v", got, c.want)
+			}
+		})
+	}
+	t.Run("at most 300 s", func(t *testing.T) {
+		sim, d := known(t)
+		now := sim.Now()
+		if _, err := d.Update(now, Estimate{Offset: 0.3e-6, OffsetSD: 50e-6, FreqSD: 0.01, Interval: 256 * time.Second, Since: tau}); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.NextWakeup().Sub(now); (got - 300*time.Second).Abs() > 10*time.Millisecond {
+			t.Errorf("slew takes %v, want 300 s", got)
+		}
+	})
+	t.Run("start", func(t *testing.T) {
+		sim := newSim(clock.SimConfig{})
+		d := newDisc(t, Config{StepThreshold: time.Second}, sim)
+		now := sim.Now()
+		if _, err := d.Update(now, Estimate{Offset: 0.05, OffsetSD: 1e-4, FreqSD: math.Inf(1), Interval: tau}); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.NextWakeup().Sub(now); got < 499*time.Second {
+			t.Errorf("50 ms slewed in %v before the frequency is known: faster than 100 ppm", got)
+		}
+	})
+}
