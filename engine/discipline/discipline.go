@@ -16,8 +16,10 @@
 // error left in the current frequency and is applied whole once the
 // frequency is known; before that, it is shrunk towards zero unless it
 // stands three standard errors clear (see Config.FreqTrust), so a start on
-// a jittery path cannot run the clock away. docs/accuracy.md has the
-// figures.
+// a jittery path cannot run the clock away. Once the frequency is known,
+// engine/system hands in the estimates of a joint Kalman filter over the
+// combined sources' samples instead (stats.Kalman), whose frequency does
+// not lag the regression windows. docs/accuracy.md has the figures.
 //
 // # Slewing
 //
