@@ -52,7 +52,7 @@ func TestKalmanAdjust(t *testing.T) {
 	k.Adjust(t0.Add(-10*time.Second), 1e-3, 5)
 	x, _, y, _ := k.Estimate(t0.Add(10 * time.Millisecond))
 	// offset 1 ms less and 5 ppm·10 s less; frequency 5 ppm less
-	if want := 1e-3 - 1e-3 - 5e-6*10; math.Abs(x-want) > 1e-9 {
+	if want := -5e-6 * 10; math.Abs(x-want) > 1e-9 {
 		t.Errorf("offset after Adjust %g, want %g", x, want)
 	}
 	if math.Abs(y) > 1e-15 {
