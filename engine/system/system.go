@@ -612,6 +612,11 @@ func (s *System) kalman(now time.Time, weights []float64, e *discipline.Estimate
 			if fresh && weights[i] > 0 {
 				src.kalFed = src.last.Time
 				r := src.stats.NewestDelayVar(kalmanFloor*src.stats.ExcessFloor() + s.cfg.LocalPrecision.Seconds())
+				if src.ref != nil {
+					// A reference clock has no round trip to say how far
+					// a sample may be off: its scatter about the fit does.
+					r = math.Max(r, src.est.Jitter*src.est.Jitter)
+				}
 				s.kal.Update(src.last.Time, src.last.Offset.Seconds(), r)
 				break
 			}
