@@ -16,19 +16,26 @@
 // error left in the current frequency and is applied whole once the
 // frequency is known; before that, it is shrunk towards zero unless it
 // stands three standard errors clear (see Config.FreqTrust), so a start on
-// a jittery path cannot run the clock away. docs/accuracy.md has the
-// figures. (A Kalman-style blend of the old frequency with the new
-// estimate, weighed by their variances, was tried and rejected: it counts
-// the same samples again at every update, grows overconfident and lags the
-// oscillator.)
+// a jittery path cannot run the clock away. Once the frequency is known,
+// engine/system hands in the estimates of a joint Kalman filter over the
+// combined sources' samples instead (stats.Kalman), whose frequency does
+// not lag the regression windows. (What was rejected is different: a
+// blend of the old frequency with each new regression estimate, weighed by
+// their variances, which counts the same samples again at every update;
+// the joint filter takes each sample once.) docs/accuracy.md has the
+// figures.
 //
 // # Slewing
 //
 // An offset is slewed by running the clock faster or slower for a known
 // time, never by the kernel's own adjtime, so the engine knows the clock's
-// trajectory exactly. The time grows with the offset's uncertainty
-// (SlewUncertainty): users of the clock feel its rate, and chasing each
-// estimate's noise would move the rate by tenths of a ppm on a LAN. While
+// trajectory exactly. Users of the clock feel its rate, and chasing each
+// estimate's noise would move it by tenths of a ppm on a LAN; correcting
+// too slowly leaves the clock lagging its own estimate. The default
+// (SlewFilter) restarts at every estimate a slew of all that is left over
+// the time in which the frequency's uncertainty adds up to the offset's,
+// so the slews move the rate about as much as the frequency's own error
+// does. While
 // a slew is in progress, Cook adds what is still to be corrected to every
 // clock reading: the engine measures against the clock as it will be, and
 // its stored samples are corrected once, when the correction is decided
@@ -62,12 +69,19 @@ type Config struct {
 	// MaxSlewPPM bounds the extra rate used to slew (default 500, and
 	// never more than the clock allows beyond MaxFreqPPM).
 	MaxSlewPPM float64
-	// CorrTimeRatio: an offset no larger than its own uncertainty is
-	// slewed out over this many poll intervals; a larger one faster, in
-	// proportion (default 8; see SlewPolicy).
+	// CorrTimeRatio scales the correction time of the slew policy
+	// (default 1 for SlewFilter, 8 for SlewUncertainty and SlewRestart,
+	// 3 for SlewInterval; see SlewPolicy).
 	CorrTimeRatio float64
+	// MaxCorrTime: under SlewFilter a correction takes at most this long
+	// (and at most 4 poll intervals; never less than one) (default 300 s).
+	MaxCorrTime time.Duration
+	// MaxStartSlewPPM: under SlewFilter, until the frequency is known, a
+	// slew is no faster than this (default 100 ppm, the frequency's own
+	// initial uncertainty).
+	MaxStartSlewPPM float64
 	// SlewPolicy chooses how offsets are corrected (default
-	// SlewUncertainty); the others are kept for the comparison in
+	// SlewFilter); the others are kept for the comparison in
 	// docs/accuracy.md.
 	SlewPolicy SlewPolicy
 	// FreqTrust: until the frequency is known, an estimate must stand
@@ -87,6 +101,15 @@ type Config struct {
 	// to random-walk, which is how much old frequency knowledge is
 	// distrusted as time passes (default 0.002 ppm/√s).
 	WanderPPMPerSqrtS float64
+	// IntegralGain (0: off, the default; kept for the comparison in
+	// docs/accuracy.md): a type-2 term that learns the frequency error
+	// the regression's slope leaves (its window lags a wandering
+	// oscillator) from the offsets the slews keep correcting, and applies
+	// it as a lasting extra slew rate that the regression does not see:
+	// each update adds p·Δt/(IntegralGain·T²) to it, for the offset still
+	// to correct p (clamped to 3 uncertainties), the time since the last
+	// update Δt and the correction time T = CorrTimeRatio poll intervals.
+	IntegralGain float64
 }
 
 func (c *Config) defaults(clk clock.Clock) {
@@ -100,10 +123,20 @@ func (c *Config) defaults(clk clock.Clock) {
 		c.MaxSlewPPM = room
 	}
 	if c.CorrTimeRatio <= 0 {
-		c.CorrTimeRatio = 8
-		if c.SlewPolicy == SlewInterval {
+		switch c.SlewPolicy {
+		case SlewFilter:
+			c.CorrTimeRatio = 1
+		case SlewInterval:
 			c.CorrTimeRatio = 3
+		default:
+			c.CorrTimeRatio = 8
 		}
+	}
+	if c.MaxCorrTime <= 0 {
+		c.MaxCorrTime = 300 * time.Second
+	}
+	if c.MaxStartSlewPPM <= 0 {
+		c.MaxStartSlewPPM = 100
 	}
 	if c.FreqTrust == 0 {
 		c.FreqTrust = 3
@@ -123,13 +156,24 @@ func (c *Config) defaults(clk clock.Clock) {
 type SlewPolicy int
 
 const (
-	// SlewUncertainty (the default): the correction time grows with the
-	// offset's uncertainty: CorrTimeRatio poll intervals for an offset
+	// SlewFilter (the default): every estimate restarts the slew of all
+	// that is left to correct, over the time in which the frequency's
+	// uncertainty adds up to the offset's (CorrTimeRatio·OffsetSD/FreqSD:
+	// a slew of noise then moves the rate no more than the frequency's own
+	// error does), at most 4 poll intervals and MaxCorrTime, at least one
+	// poll interval; an offset clearly larger than its uncertainty σ
+	// (√(OffsetSD² + Jitter²)) goes faster, over that time·σ/|offset|
+	// (still at least a poll interval). Meant for the joint filter's
+	// estimates (engine/system), whose frequency does not lag.
+	SlewFilter SlewPolicy = iota
+	// SlewUncertainty (the rule before the joint filter): the correction
+	// time grows with the offset's uncertainty: CorrTimeRatio poll
+	// intervals for an offset
 	// within its uncertainty σ (√(OffsetSD² + Jitter²)), and
 	// CorrTimeRatio·τ·σ/|offset| for a larger one, so a clearly real
 	// offset goes quickly and noise goes slowly; within MaxSlewPPM. A new
 	// estimate within σ of the slew in progress leaves that slew alone.
-	SlewUncertainty SlewPolicy = iota
+	SlewUncertainty
 	// SlewInterval is the earlier rule: every estimate restarts the slew,
 	// over CorrTimeRatio (3) update intervals, faster when the offset is
 	// more than three times its standard error.
@@ -137,6 +181,10 @@ const (
 	// SlewRestart is SlewUncertainty's duration with every estimate
 	// restarting the slew (no "already covered" test).
 	SlewRestart
+	// SlewExp: every estimate restarts the slew over CorrTimeRatio poll
+	// intervals, whatever the offset (a first-order loop with that time
+	// constant; kept for the comparison in docs/accuracy.md).
+	SlewExp
 )
 
 // Estimate is the combined measurement the system hands to Update.
@@ -191,6 +239,10 @@ type Discipline struct {
 	slewEnd    time.Time
 	residual   float64 // s, correction left over when the slew ended
 
+	// integral term: a lasting extra rate (ppm) applied since intFrom
+	intPPM  float64
+	intFrom time.Time
+
 	freqKnown  bool // an estimate within FreqKnownPPM was applied
 	steps      int
 	extraSteps int
@@ -224,6 +276,10 @@ func (d *Discipline) FrequencyPPM() float64 { return d.freqPPM }
 // FrequencySD is the frequency's standard error (skew), in ppm.
 func (d *Discipline) FrequencySD() float64 { return math.Sqrt(d.freqVar) }
 
+// FrequencyKnown says whether an estimate precise enough to know the
+// frequency (Config.FreqKnownPPM) has been applied.
+func (d *Discipline) FrequencyKnown() bool { return d.freqKnown }
+
 // Steps is how many times the loop stepped the clock.
 func (d *Discipline) Steps() int { return d.steps }
 
@@ -238,10 +294,28 @@ func (d *Discipline) LastOffset() float64 { return d.lastOffset }
 
 // remaining is the part of the current correction not yet slewed at raw.
 func (d *Discipline) remaining(raw time.Time) float64 {
-	if d.slewK == 0 {
-		return d.residual
+	r := d.residual
+	if d.slewK != 0 {
+		r = d.slewAmount - d.slewK*raw.Sub(d.slewStart).Seconds()
 	}
-	return d.slewAmount - d.slewK*raw.Sub(d.slewStart).Seconds()
+	if d.intPPM != 0 {
+		r -= d.intPPM * 1e-6 * raw.Sub(d.intFrom).Seconds()
+	}
+	return r
+}
+
+// rebase folds what the integral term corrected up to raw into the slew's
+// account, so that the term can change from raw on.
+func (d *Discipline) rebase(raw time.Time) {
+	if d.intPPM != 0 {
+		applied := d.intPPM * 1e-6 * raw.Sub(d.intFrom).Seconds()
+		if d.slewK != 0 {
+			d.slewAmount -= applied
+		} else {
+			d.residual -= applied
+		}
+	}
+	d.intFrom = raw
 }
 
 // Cook converts a reading of the clock into engine time: the reading plus
@@ -269,12 +343,13 @@ func (d *Discipline) Wakeup(raw time.Time) error {
 	if d.slewK == 0 || raw.Before(d.slewEnd) {
 		return nil
 	}
-	if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+	if err := d.clk.SetFrequency(d.freqPPM + d.intPPM); err != nil {
 		d.slewEnd = raw.Add(time.Second)
 		return fmt.Errorf("discipline: end slew: %w", err)
 	}
 	// Whatever the lateness, the exact remainder stays in Cook's account
 	// and is folded into the next correction.
+	d.rebase(raw)
 	d.residual = d.remaining(raw)
 	d.slewK, d.slewPPM, d.slewAmount = 0, 0, 0
 	return nil
@@ -311,6 +386,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	// regressions' and grows with the assumed wander until the next
 	// update.
 	prev, oldFreq, oldVar := d.save(), d.freqPPM, d.freqVar
+	d.rebase(raw)
 	if !d.freqAt.IsZero() {
 		dt := math.Max(0, now.Sub(d.freqAt).Seconds())
 		d.freqVar += d.cfg.WanderPPMPerSqrtS * d.cfg.WanderPPMPerSqrtS * dt
@@ -342,8 +418,10 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
 			return fail("step: set frequency", err)
 		}
+		oldInt := d.intPPM
+		d.intPPM = 0
 		if err := d.clk.Step(time.Duration(total * 1e9)); err != nil {
-			if rerr := d.clk.SetFrequency(oldFreq + d.slewPPM); rerr != nil {
+			if rerr := d.clk.SetFrequency(oldFreq + d.slewPPM + oldInt); rerr != nil {
 				// The clock now runs at the new frequency, unslewed and
 				// unstepped: say so.
 				d.slewK, d.slewPPM, d.slewAmount = 0, 0, 0
@@ -351,6 +429,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 				change.Offset = 0
 				return change, fmt.Errorf("discipline: step: %w (and the frequency could not be restored: %v)", err, rerr)
 			}
+			d.intPPM = oldInt
 			return fail("step", err)
 		}
 		if d.cfg.StepLimit >= 0 && d.steps >= d.cfg.StepLimit {
@@ -364,12 +443,26 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 
 	sigma := math.Hypot(math.Max(e.OffsetSD, 0), math.Max(e.Jitter, 0))
-	if d.cfg.SlewPolicy == SlewUncertainty && d.slewK != 0 && abs <= sigma {
+	oldInt := d.intPPM
+	if g := d.cfg.IntegralGain; g > 0 && d.freqKnown && e.Since > 0 {
+		tau := math.Max(e.Interval.Seconds(), 1)
+		T := d.cfg.CorrTimeRatio * tau
+		const k = 3
+		p := d.remaining(raw) + e.Offset
+		if sigma > 0 {
+			p = math.Max(-k*sigma, math.Min(k*sigma, p))
+		}
+		d.intPPM += p * math.Min(e.Since.Seconds(), tau) / (g * T * T) * 1e6
+		d.intPPM = clampAbs(d.intPPM, d.cfg.MaxSlewPPM/4)
+	}
+	intChanged := d.intPPM != oldInt
+	policy, ratio := d.cfg.SlewPolicy, d.cfg.CorrTimeRatio
+	if policy == SlewUncertainty && d.slewK != 0 && abs <= sigma {
 		// The slew in progress already covers this estimate: leave it be,
 		// only the base frequency under it changes.
 		change.Offset = 0
-		if dFreq != 0 {
-			if err := d.clk.SetFrequency(d.freqPPM + d.slewPPM); err != nil {
+		if dFreq != 0 || intChanged {
+			if err := d.clk.SetFrequency(d.freqPPM + d.slewPPM + d.intPPM); err != nil {
 				return fail("slew: set frequency", err)
 			}
 		}
@@ -379,22 +472,28 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	// Slew: everything not yet corrected plus the new offset.
 	amount := d.remaining(raw) + e.Offset
 	if amount == 0 {
-		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+		if err := d.clk.SetFrequency(d.freqPPM + d.intPPM); err != nil {
 			return fail("slew: set frequency", err)
 		}
 		d.residual = 0
 		d.slewK, d.slewPPM = 0, 0
 		return change, nil
 	}
-	dur := d.slewDuration(amount, sigma, e)
+	dur := d.slewDuration(policy, ratio, amount, sigma, e)
 	rate := math.Abs(amount) / dur
 	// The slew rides on the base frequency: together they must stay
 	// within what the clock accepts.
-	room := d.clk.MaxFrequencyPPM() - math.Copysign(1, amount)*d.freqPPM
+	room := d.clk.MaxFrequencyPPM() - math.Copysign(1, amount)*(d.freqPPM+d.intPPM)
 	maxRate := math.Min(d.cfg.MaxSlewPPM, room) * 1e-6
+	if policy == SlewFilter && !d.freqKnown {
+		// An offset extrapolated along a frequency not yet known can be
+		// tens of milliseconds wrong on a jittery path: slew it no faster
+		// than the frequency may itself be wrong.
+		maxRate = math.Min(maxRate, d.cfg.MaxStartSlewPPM*1e-6)
+	}
 	if maxRate <= 0 {
 		// No room to slew at all: keep the correction for later.
-		if err := d.clk.SetFrequency(d.freqPPM); err != nil {
+		if err := d.clk.SetFrequency(d.freqPPM + d.intPPM); err != nil {
 			return fail("slew: set frequency", err)
 		}
 		d.residual = amount
@@ -403,7 +502,7 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 	}
 	rate = math.Min(rate, maxRate)
 	slewPPM := math.Copysign(rate*1e6, amount)
-	if err := d.clk.SetFrequency(d.freqPPM + slewPPM); err != nil {
+	if err := d.clk.SetFrequency(d.freqPPM + slewPPM + d.intPPM); err != nil {
 		return fail("slew", err)
 	}
 	// Relative to the clock at its base frequency (which keeps true time,
@@ -438,9 +537,8 @@ func (d *Discipline) trusted(f, sd float64) (float64, bool) {
 
 // slewDuration is how long a correction of amount (s) with uncertainty
 // sigma (s) takes under the configured policy, before the rate limit.
-func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
-	ratio := d.cfg.CorrTimeRatio
-	if d.cfg.SlewPolicy == SlewInterval {
+func (d *Discipline) slewDuration(policy SlewPolicy, ratio, amount, sigma float64, e Estimate) float64 {
+	if policy == SlewInterval {
 		interval := e.Interval
 		if e.Since > 0 && e.Since < interval {
 			interval = max(e.Since, time.Second)
@@ -452,8 +550,21 @@ func (d *Discipline) slewDuration(amount, sigma float64, e Estimate) float64 {
 		return math.Max(ratio*math.Max(interval.Seconds(), 1), 1)
 	}
 	tau := math.Max(e.Interval.Seconds(), 1)
+	if policy == SlewFilter {
+		// Until the frequency has an uncertainty, slowly (the shortening
+		// below still lets a real offset go quickly).
+		dur := 16 * tau
+		if e.FreqSD > 0 && !math.IsInf(e.FreqSD, 0) && !math.IsNaN(e.FreqSD) {
+			longest := math.Min(4*tau, d.cfg.MaxCorrTime.Seconds())
+			dur = math.Max(tau, math.Min(longest, ratio*math.Max(e.OffsetSD, 0)/(e.FreqSD*1e-6)))
+		}
+		if a := math.Abs(amount); sigma > 0 && a > sigma {
+			dur = math.Max(dur*sigma/a, tau)
+		}
+		return dur
+	}
 	dur := ratio * tau
-	if a := math.Abs(amount); sigma > 0 && a > sigma {
+	if a := math.Abs(amount); policy != SlewExp && sigma > 0 && a > sigma {
 		dur *= sigma / a
 	}
 	return math.Max(dur, 1)
@@ -471,11 +582,13 @@ type record struct {
 	slewPPM    float64
 	slewEnd    time.Time
 	residual   float64
+	intPPM     float64
+	intFrom    time.Time
 }
 
 func (d *Discipline) save() record {
 	return record{d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt,
-		d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual}
+		d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual, d.intPPM, d.intFrom}
 }
 
 // undo restores what Update changed before the clock refused it.
@@ -484,6 +597,7 @@ func (d *Discipline) undo(freq, freqVar float64, r record) {
 	d.freqKnown, d.updates, d.lastUpdate, d.lastOffset, d.freqAt = r.freqKnown, r.updates, r.lastUpdate, r.lastOffset, r.freqAt
 	d.slewStart, d.slewAmount, d.slewK, d.slewPPM, d.slewEnd, d.residual =
 		r.slewStart, r.slewAmount, r.slewK, r.slewPPM, r.slewEnd, r.residual
+	d.intPPM, d.intFrom = r.intPPM, r.intFrom
 }
 
 // SetStatus hands the kernel what it should report.
@@ -511,5 +625,8 @@ func (d *Discipline) ClockJumped(jump time.Duration) {
 	if d.slewK != 0 {
 		d.slewStart = d.slewStart.Add(jump)
 		d.slewEnd = d.slewEnd.Add(jump)
+	}
+	if !d.intFrom.IsZero() {
+		d.intFrom = d.intFrom.Add(jump)
 	}
 }

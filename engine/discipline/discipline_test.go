@@ -782,3 +782,113 @@ func TestSetStatus(t *testing.T) {
 		t.Errorf("clock status %+v, want %+v", sim.Status(), st)
 	}
 }
+
+// TestIntegralTermKeepsCookExact: with the integral term on, the rate it
+// adds is counted in Cook, so engine time stays on true time while the
+// term moves the clock, and exact offsets drive the clock's own error to
+// zero.
+func TestIntegralTermKeepsCookExact(t *testing.T) {
+	sim := newSim(clock.SimConfig{Offset: -50 * time.Microsecond, FreqPPM: 7.05})
+	d := newDisc(t, Config{StepThreshold: time.Second, InitialFreqPPM: -7, IntegralGain: 4}, sim)
+	cookedErr := func() float64 { return d.Cook(sim.Now()).Sub(sim.TrueNow()).Seconds() }
+	tau := 16 * time.Second
+	sawInt := false
+	for i := 0; i < 200; i++ {
+		e := Estimate{Offset: -cookedErr(), OffsetSD: 1e-6, FreqPPM: 0, FreqSD: 0.01, Interval: tau}
+		if i > 0 {
+			e.Since = tau
+		} else {
+			// a first estimate that makes the frequency known
+			e.FreqPPM, e.FreqSD = 0.001, 1e-5
+		}
+		if _, err := d.Update(sim.Now(), e); err != nil {
+			t.Fatal(err)
+		}
+		// (an offset within its uncertainty may be left to the slew in
+		// progress, and then stays in engine time)
+		if c := cookedErr(); math.Abs(c) > 1e-6+2e-9 {
+			t.Fatalf("update %d: engine time off by %g s right after the update", i, c)
+		}
+		sawInt = sawInt || d.intPPM != 0
+		next := sim.Now().Add(tau)
+		if w := d.NextWakeup(); !w.IsZero() && w.Before(next) {
+			advanceLocal(sim, w)
+			if err := d.Wakeup(sim.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		advanceLocal(sim, next)
+	}
+	if !sawInt {
+		t.Fatal("the integral term never moved")
+	}
+	// The base frequency leaves 0.05 ppm that only the integral term can
+	// take out (the estimates say nothing of it): it must have learned it.
+	if got := d.intPPM; math.Abs(got-(-0.05)) > 0.01 {
+		t.Errorf("integral term %.4f ppm, want about -0.05", got)
+	}
+	if e := sim.ErrorSeconds(); math.Abs(e) > 1e-6 {
+		t.Errorf("clock error %g s after 200 updates, want under 1 µs", e)
+	}
+}
+
+// TestSlewFilterDuration: under the default rule a correction takes
+// OffsetSD/FreqSD, within one and four poll intervals (and 300 s), less
+// for an offset clearly above its uncertainty; until the frequency is
+// known it is slewed at no more than 100 ppm.
+func TestSlewFilterDuration(t *testing.T) {
+	tau := 16 * time.Second
+	known := func(t *testing.T) (*clock.Sim, *Discipline) {
+		sim := newSim(clock.SimConfig{})
+		d := newDisc(t, Config{StepThreshold: time.Second}, sim)
+		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: 0.01, FreqSD: 1e-3, Interval: tau}); err != nil {
+			t.Fatal(err)
+		}
+		if !d.FrequencyKnown() {
+			t.Fatal("frequency not known after a precise estimate")
+		}
+		return sim, d
+	}
+	for _, c := range []struct {
+		name            string
+		off, offSD, fSD float64
+		want            time.Duration
+	}{
+		{"OffsetSD/FreqSD", 0.3e-6, 0.5e-6, 0.01, 50 * time.Second},
+		{"at most 4 poll intervals", 0.3e-6, 5e-6, 0.01, 4 * tau},
+		{"at least one poll interval", 0.3e-6, 0.05e-6, 0.01, tau},
+		{"a clear offset faster", 2e-6, 1e-6, 0.01, 32 * time.Second},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sim, d := known(t)
+			now := sim.Now()
+			if _, err := d.Update(now, Estimate{Offset: c.off, OffsetSD: c.offSD, FreqSD: c.fSD, Interval: tau, Since: tau}); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.NextWakeup().Sub(now); (got - c.want).Abs() > 10*time.Millisecond {
+				t.Errorf("slew takes %v, want %v", got, c.want)
+			}
+		})
+	}
+	t.Run("at most 300 s", func(t *testing.T) {
+		sim, d := known(t)
+		now := sim.Now()
+		if _, err := d.Update(now, Estimate{Offset: 0.3e-6, OffsetSD: 50e-6, FreqSD: 0.01, Interval: 256 * time.Second, Since: tau}); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.NextWakeup().Sub(now); (got - 300*time.Second).Abs() > 10*time.Millisecond {
+			t.Errorf("slew takes %v, want 300 s", got)
+		}
+	})
+	t.Run("start", func(t *testing.T) {
+		sim := newSim(clock.SimConfig{})
+		d := newDisc(t, Config{StepThreshold: time.Second}, sim)
+		now := sim.Now()
+		if _, err := d.Update(now, Estimate{Offset: 0.05, OffsetSD: 1e-4, FreqSD: math.Inf(1), Interval: tau}); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.NextWakeup().Sub(now); got < 499*time.Second {
+			t.Errorf("50 ms slewed in %v before the frequency is known: faster than 100 ppm", got)
+		}
+	})
+}

@@ -53,7 +53,19 @@ type Config struct {
 	// Leaps, when set, is the leap-seconds file: it decides the leap
 	// status while it is valid (ntp.LeapTable.Resolve).
 	Leaps *ntp.LeapTable
+	// RegressionOnly steers the clock by the combined regressions alone,
+	// as before the joint filter (kept for the comparison in
+	// docs/accuracy.md). By default, once the frequency is known, the
+	// discipline is steered by a Kalman filter of offset and frequency
+	// over every combined source's samples (stats.Kalman); selection, the
+	// poll and the status still use each source's regression.
+	RegressionOnly bool
 }
+
+// kalmanFloor is what the quickest sample of a window may itself be off,
+// as a fraction of the window's mean half-excess delay, for the joint
+// filter's measurement noise (0.1 and 0.3 were tried; 0.3 is steadier).
+const kalmanFloor = 0.3
 
 // SourceConfig describes one source.
 type SourceConfig struct {
@@ -95,6 +107,7 @@ type source struct {
 	// reachable is the error expected at the source's minpoll (s), 0
 	// before it is known
 	reachable float64
+	kalFed    time.Time // a reference clock's last sample given to the Kalman filter
 }
 
 // System is the coordinator.
@@ -102,6 +115,8 @@ type System struct {
 	cfg  Config
 	clk  clock.Clock
 	disc *discipline.Discipline
+	kal  *stats.Kalman // nil: the combined regressions steer
+	from *source       // the source whose sample is being taken
 
 	sources []*source // in ID order
 	nextID  ID
@@ -155,6 +170,9 @@ func New(cfg Config, clk clock.Clock) (*System, error) {
 		return nil, err
 	}
 	s := &System{cfg: cfg, clk: clk, disc: d, nextID: 1}
+	if !cfg.RegressionOnly {
+		s.kal = stats.NewKalman(cfg.Discipline.WanderPPMPerSqrtS * 1e-6)
+	}
 	return s, nil
 }
 
@@ -286,7 +304,9 @@ func (s *System) Receive(id ID, now Instant, rx time.Time, data []byte) error {
 		Delay:  smp.Delay.Seconds(),
 		Disp:   smp.Dispersion.Seconds(),
 	})
+	s.from = src
 	s.update(now.Wall)
+	s.from = nil
 	s.adaptPoll(src)
 	return nil
 }
@@ -331,6 +351,9 @@ func (s *System) observe(now Instant) {
 		src.ntp.ResetFilter()
 		src.stats.Reset()
 		src.hasEst = false
+	}
+	if s.kal != nil {
+		s.kal.Reset()
 	}
 	s.disc.AllowStep()
 }
@@ -401,8 +424,9 @@ func (s *System) update(raw time.Time) {
 	// inverse variances, leap by majority of the combined sources.
 	var off, offVar, fNum, fDen, jit2 float64
 	var leapIns, leapDel, voters int
+	weights := s.sel.Weights
 	for i, src := range s.candSrc {
-		w := s.sel.Weights[i]
+		w := weights[i]
 		if w == 0 {
 			continue
 		}
@@ -446,6 +470,9 @@ func (s *System) update(raw time.Time) {
 	if fDen > 0 {
 		e.FreqPPM = fNum / fDen
 		e.FreqSD = math.Sqrt(1 / fDen)
+	}
+	if s.kal != nil {
+		s.kalman(now, weights, &e)
 	}
 	if !s.updateAt.IsZero() {
 		e.Since = max(now.Sub(s.updateAt), 0)
@@ -563,6 +590,51 @@ func (s *System) applyChange(c discipline.Change) {
 		src.ntp.Adjust(c.At, c.Offset, c.FreqPPM)
 		src.stats.Adjust(c.At, c.Offset.Seconds(), c.FreqPPM)
 	}
+	if s.kal != nil {
+		s.kal.Adjust(c.At, c.Offset.Seconds(), c.FreqPPM)
+	}
+}
+
+// kalman feeds the joint filter the sample that just came in, if its
+// source is combined, and puts the filter's offset and frequency in e.
+// The filter starts from the combined regressions' estimate.
+func (s *System) kalman(now time.Time, weights []float64, e *discipline.Estimate) {
+	if !s.disc.FrequencyKnown() {
+		// until then the regressions, with the discipline's guard
+		s.kal.Reset()
+		return
+	}
+	if s.kal.Len() == 0 {
+		// From the regressions' estimate; without a frequency from them
+		// (just after a clock jump reset every source), from the
+		// discipline's: the oscillator did not change.
+		y, sdy := e.FreqPPM, e.FreqSD
+		if math.IsInf(sdy, 0) || math.IsNaN(sdy) {
+			y, sdy = 0, s.disc.FrequencySD()
+		}
+		s.kal.Start(now, e.Offset, e.OffsetSD*e.OffsetSD, y*1e-6, sdy*sdy*1e-12)
+	} else {
+		for i, src := range s.candSrc {
+			// the NTP source that just answered, or a reference clock
+			// or an external source (PTP) with a sample not yet taken
+			fresh := src == s.from || (s.from == nil && (src.ref != nil || src.ext != nil) && src.last.Time.After(src.kalFed))
+			if fresh && weights[i] > 0 {
+				src.kalFed = src.last.Time
+				r := src.stats.NewestDelayVar(kalmanFloor*src.stats.ExcessFloor() + s.cfg.LocalPrecision.Seconds())
+				if src.ref != nil || src.ext != nil {
+					// A reference clock has no round trip to say how far
+					// a sample may be off (a PTP sample's is averaged
+					// away): its scatter about the fit does.
+					r = math.Max(r, src.est.Jitter*src.est.Jitter)
+				}
+				s.kal.Update(src.last.Time, src.last.Offset.Seconds(), r)
+				break
+			}
+		}
+	}
+	x, sdx, y, sdy := s.kal.Estimate(now)
+	e.Offset, e.OffsetSD = x, sdx
+	e.FreqPPM, e.FreqSD = y*1e6, sdy*1e6
 }
 
 func (s *System) setUnsynced() {
