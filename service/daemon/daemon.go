@@ -362,7 +362,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if err := seccomp.Install(seccomp.Default); err != nil {
 			d.log.Warn("seccomp filter not installed", "err", err)
 		} else {
-			d.log.Debug("seccomp filter installed")
+			d.log.Info("seccomp filter installed")
 		}
 	}
 	d.ctx = ctx

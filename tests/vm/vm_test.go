@@ -472,6 +472,11 @@ func checkInstall(t *testing.T, r result) {
 	if excess > 1e6 {
 		t.Errorf("after synchronizing, the guest clock was proven %s ms beyond 1 ms from chronyd (|offset| − delay/2)", ms(excess))
 	}
+	// gnomond's own seccomp filter loads under the packaged unit (its
+	// SystemCallFilter= must allow the seccomp call).
+	if r.get(t, "seccomp", "refused") != "0" || r.get(t, "seccomp", "installed") == "0" {
+		t.Errorf("gnomond's seccomp filter under the packaged unit: %v", r["seccomp"])
+	}
 	if n := r.get(t, "steps", "n"); n != "1" {
 		t.Errorf("gnomond stepped the clock %s times to correct the 5 s error, want once", n)
 	}

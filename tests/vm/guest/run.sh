@@ -70,6 +70,7 @@ phase_install() {
 	# Held there: the offset to chronyd, every second for 20 s.
 	run hold $H hold "$NTP" 20
 	say "steps n=$(journal | grep -c 'stepped the clock')"
+	say "seccomp refused=$(journal | grep -c 'seccomp filter not installed') installed=$(journal | grep -c 'seccomp filter installed')"
 	say "drift_start $(journal | grep -m1 'starting from the kernel' | tr ' ' _)"
 }
 
