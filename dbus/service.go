@@ -225,7 +225,9 @@ func (s *Service) Serve(ctx context.Context) error {
 			return nil
 		case <-time.After(wait):
 		}
-		wait = min(wait*2, 30*time.Second)
+		// The bus is local: a retry costs little, and a name refused
+		// until dbus-daemon reads a new policy should not wait long.
+		wait = min(wait*2, 5*time.Second)
 	}
 }
 
