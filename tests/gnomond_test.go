@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,4 +146,36 @@ func serverTable(listen string, extra ...string) string {
 // listenUDP binds 127.0.0.1:port.
 func listenUDP(port int) (*net.UDPConn, error) {
 	return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+}
+
+var (
+	plainOnce sync.Once
+	plainBin  string
+	plainErr  error
+)
+
+// plainGnomond is gnomond as shipped (CGO_ENABLED=0) even when the tests
+// run a race-enabled one (GNOMON_TEST_GNOMOND): for the tests a cgo build
+// cannot pass, the privilege drop on every thread and a run under a tight
+// address-space limit (the race detector maps terabytes of shadow).
+func plainGnomond(t *testing.T) string {
+	t.Helper()
+	if os.Getenv(peers.PrebuiltGnomond) == "" {
+		return gnomondBin
+	}
+	plainOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gnomon-test-plain-")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
+		if err != nil {
+			plainErr = err
+			return
+		}
+		plainBin = peers.Build(t, dir, "./cmd/gnomond")
+	})
+	if plainErr != nil {
+		t.Fatal(plainErr)
+	}
+	return plainBin
 }

@@ -66,9 +66,9 @@ func TestConfigParsingBounded(t *testing.T) {
 			argv []string
 			code int
 		}{
-			{[]string{gnomondBin, "check-config", path}, 3},
+			{[]string{plainGnomond(t), "check-config", path}, 3},
 			{[]string{ctl, "validate", "--config", path}, 1},
-			{[]string{gnomondBin, "--config", path, "--no-dbus", "--state-dir", "", "--user", ""}, 3},
+			{[]string{plainGnomond(t), "--config", path, "--no-dbus", "--state-dir", "", "--user", ""}, 3},
 		} {
 			code, out := hnRun(t, limitAS, run.argv...)
 			if code != run.code || !strings.Contains(out, want) {
@@ -112,7 +112,7 @@ func TestValidateLoadsWhatDaemonLoads(t *testing.T) {
 				t.Fatal(err)
 			}
 			vCode, vOut := hnRun(t, 0, ctl, "validate", "--config", path)
-			cCode, cOut := hnRun(t, 0, gnomondBin, "check-config", path)
+			cCode, cOut := hnRun(t, 0, plainGnomond(t), "check-config", path)
 			if tc.want == "" {
 				if vCode != 0 || cCode != 0 {
 					t.Fatalf("good pair refused: validate %d %s; check-config %d %s", vCode, vOut, cCode, cOut)
@@ -129,7 +129,7 @@ func TestValidateLoadsWhatDaemonLoads(t *testing.T) {
 				t.Errorf("gnomond check-config: exit %d, want 3 with %q:\n%s", cCode, want, cOut)
 			}
 			// The daemon refuses it the same way, before binding anything.
-			dCode, dOut := hnRun(t, 0, peers.Safe(t, gnomondBin, "--config", path, "--no-dbus", "--state-dir", "", "--user", "")...)
+			dCode, dOut := hnRun(t, 0, peers.Safe(t, plainGnomond(t), "--config", path, "--no-dbus", "--state-dir", "", "--user", "")...)
 			if dCode != 3 || !strings.Contains(dOut, want) {
 				t.Errorf("gnomond: exit %d, want 3 with %q:\n%s", dCode, want, dOut)
 			}

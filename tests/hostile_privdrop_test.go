@@ -48,7 +48,7 @@ func TestPrivdropFailsClosed(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			argv := append([]string{gnomondBin, "--config", path, "--no-dbus", "--state-dir", ""}, tc.flags...)
+			argv := append([]string{plainGnomond(t), "--config", path, "--no-dbus", "--state-dir", ""}, tc.flags...)
 			argv = peers.Safe(t, argv...)
 			if tc.want == "" {
 				p := peers.Start(t, dir, "g-"+peers.RandomHex(t, 3), nil, argv...)
@@ -84,7 +84,7 @@ func TestPrivdropFailsClosed(t *testing.T) {
 	if err := os.WriteFile(path, []byte(observeConfig(srv(), "[security]\nuser = \"nobody\"\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := peers.Start(t, dir, "g-nobody", nil, peers.Safe(t, gnomondBin, "--config", path, "--no-dbus", "--state-dir", "")...)
+	p := peers.Start(t, dir, "g-nobody", nil, peers.Safe(t, plainGnomond(t), "--config", path, "--no-dbus", "--state-dir", "")...)
 	hnWaitLog(t, p, "gnomond started", 15*time.Second)
 	if uid := hnProcUID(t, p.Cmd.Process.Pid); uid != nobody.Uid {
 		t.Errorf("uid %s, want %s (nobody)", uid, nobody.Uid)

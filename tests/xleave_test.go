@@ -130,9 +130,15 @@ func TestChronydXleaveClientOfGnomond(t *testing.T) {
 			if len(f) > 3 && strings.HasSuffix(f[len(f)-3], "I") && strings.Contains(l, "127.0.0.1") {
 				n++
 				last = l
-				// Offset (field 12): the same clock on both ends.
-				if off, err := strconv.ParseFloat(f[11], 64); err != nil || math.Abs(off) >= maxOffset.Seconds() {
-					t.Fatalf("chronyd measured gnomond at offset %q (%v), want under %v:\n%s", f[11], err, maxOffset, l)
+				// Offset (field 12): the same clock on both ends, known
+				// to within half the round trip (field 13) when a loaded
+				// machine stretches that beyond maxOffset.
+				bound := maxOffset.Seconds()
+				if dl, err := strconv.ParseFloat(f[12], 64); err == nil {
+					bound = math.Max(bound, dl/2)
+				}
+				if off, err := strconv.ParseFloat(f[11], 64); err != nil || math.Abs(off) >= bound {
+					t.Fatalf("chronyd measured gnomond at offset %q (%v), want under %v s:\n%s", f[11], err, bound, l)
 				}
 			}
 		}

@@ -91,14 +91,14 @@ func (g *GPSD) session(ctx context.Context, dec *erc.GPSD, emit Emit) (got bool,
 	st.Connected = true
 	emit(Report{Receiver: &st})
 	buf := make([]byte, 16<<10)
-	var samples []erc.Sample
 	for {
 		n, err := conn.Read(buf)
 		rx := time.Now().Round(0)
 		if n > 0 {
 			before := dec.State
-			var errs []error
-			samples, errs = dec.Feed(buf[:n], rx, samples[:0])
+			// A fresh slice each time: the report goes to the daemon's
+			// loop, which reads it while this goroutine reads on.
+			samples, errs := dec.Feed(buf[:n], rx, nil)
 			r := Report{Samples: samples, Errs: errs}
 			dec.State.Connected = true
 			if dec.State != before || len(samples) > 0 {
