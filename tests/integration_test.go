@@ -201,8 +201,8 @@ func TestNtpdigQueriesGnomond(t *testing.T) {
 		Offset    *float64 `json:"offset"`
 		Precision *float64 `json:"precision"` // synchronization distance: delay/2 + ε
 		Stratum   *int     `json:"stratum"`
-		Leap    string   `json:"leap"`
-		Host    string   `json:"host"`
+		Leap      string   `json:"leap"`
+		Host      string   `json:"host"`
 	}
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("ntpdig -j output is not JSON: %v\n%s", err, out)
