@@ -170,7 +170,10 @@ func (s *ntsTestServer) config(t *testing.T, sessions int) ntsConfig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ntsConfig{ke: s.keAddr, roots: roots, sessions: sessions, stale: 100 * time.Millisecond, keTimeout: 5 * time.Second}
+	// Without loss no reply may come so late that its session is taken
+	// over (it would count as late, not as an answer), however loaded the
+	// machine: stale is far above any stall. Tests with loss lower it.
+	return ntsConfig{ke: s.keAddr, roots: roots, sessions: sessions, stale: 10 * time.Second, keTimeout: 5 * time.Second}
 }
 
 // waitServed waits until the NTS-KE server has counted n key exchanges
@@ -257,15 +260,13 @@ func TestNTSRunLoopback(t *testing.T) {
 			srv := startNTSServer(t, 0)
 			base := netip.MustParseAddr("127.0.0.2")
 			// A session whose request is lost is taken over after
-			// stale; without loss, no reply may come that late, however
-			// loaded the machine (a taken-over session makes its reply
-			// "late", not an answer).
+			// stale, which frees it for the next request (a reply that
+			// comes later still counts as late, not as an answer).
 			ncfg := srv.config(t, sessions)
 			drain := 10 * time.Second // ends when every request is answered
 			if tt.dropEvery > 0 {
+				ncfg.stale = 100 * time.Millisecond
 				drain = time.Second // waits for the lost requests in vain
-			} else {
-				ncfg.stale = 10 * time.Second
 			}
 			st, err := newNTSState(context.Background(), ncfg, clients, base)
 			if err != nil {
