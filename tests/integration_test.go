@@ -31,6 +31,14 @@ import (
 // the same machine's CLOCK_REALTIME seen over loopback.
 const maxOffset = time.Millisecond
 
+// servedOff says whether a measurement of gnomond's served time, offset
+// with round-trip delay, proves it more than maxOffset off this machine's
+// clock: the true offset lies within offset ± delay/2, and a loaded
+// machine widens that (take the best of several queries).
+func servedOff(offset, delay time.Duration) bool {
+	return abs(offset) >= maxOffset+delay/2
+}
+
 // waitSynced waits until gnomond reports being synchronized to peer and
 // returns that status.
 func waitSynced(t *testing.T, g *gnomond, peer string, timeout time.Duration) status {
@@ -99,10 +107,10 @@ func TestSyncToChronydAndServe(t *testing.T) {
 	// STATUS offsets are measured against gnomond's own (virtual) clock;
 	// what it serves must also agree with the machine's clock, which is
 	// the same clock chronyd serves.
-	if off, delay, _, err := c.Measure(peers.Loop4(srvPort), 2*time.Second); err != nil {
+	if off, delay, _, err := c.MeasureBest(peers.Loop4(srvPort), 4, 2*time.Second); err != nil {
 		t.Errorf("measuring gnomond's served time: %v", err)
-	} else if abs(off) >= maxOffset {
-		t.Errorf("gnomond serves time %v off this machine's clock (delay %v), want |offset| < %v", off, delay, maxOffset)
+	} else if servedOff(off, delay) {
+		t.Errorf("gnomond serves time %v off this machine's clock (delay %v), want |offset| < %v + delay/2", off, delay, maxOffset)
 	}
 
 	// Every offset reported so far is a loopback measurement of our own clock.
@@ -281,12 +289,12 @@ func TestLiarIsOutvoted(t *testing.T) {
 	// to the liar would have moved too: check the time gnomond serves
 	// against this machine's clock (the chronyds' clock).
 	c := peers.NewNTPClient(t, "127.0.0.1")
-	off, delay, h, err := c.Measure(peers.Loop4(srvPort), 2*time.Second)
+	off, delay, h, err := c.MeasureBest(peers.Loop4(srvPort), 4, 2*time.Second)
 	if err != nil {
 		t.Fatalf("measuring gnomond's served time: %v", err)
 	}
-	if abs(off) >= maxOffset {
-		t.Errorf("after 15 s gnomond serves time %v off the chronyds' clock (delay %v), want |offset| < %v", off, delay, maxOffset)
+	if servedOff(off, delay) {
+		t.Errorf("after 15 s gnomond serves time %v off the chronyds' clock (delay %v), want |offset| < %v + delay/2", off, delay, maxOffset)
 	}
 	if h.Stratum != 2 || h.Leap == sample.LeapUnsync {
 		t.Errorf("gnomond serves stratum %d leap %d, want stratum 2 and a synchronized leap", h.Stratum, h.Leap)

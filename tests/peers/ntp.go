@@ -108,6 +108,29 @@ func (c *NTPClient) Measure(to netip.AddrPort, timeout time.Duration) (offset, d
 	return offset, delay, h, nil
 }
 
+// MeasureBest is the Measure with the smallest round-trip delay of n (the
+// best of n, as NTP's clock filter picks). Both ends of a Measure are
+// timestamped here, after the scheduler: on a loaded machine a reply read
+// late makes the offset wrong by up to half the delay, which is the
+// measurement's own error bound. It fails only if every query failed.
+func (c *NTPClient) MeasureBest(to netip.AddrPort, n int, timeout time.Duration) (offset, delay time.Duration, h ntp.Header, err error) {
+	ok := false
+	for range n {
+		o, d, hh, e := c.Measure(to, timeout)
+		if e != nil {
+			err = e
+			continue
+		}
+		if !ok || d < delay {
+			offset, delay, h, ok = o, d, hh, true
+		}
+	}
+	if ok {
+		err = nil
+	}
+	return offset, delay, h, err
+}
+
 // Loop4 is 127.0.0.1:port.
 func Loop4(port int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
