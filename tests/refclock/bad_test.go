@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,54 @@ func (e *env) logLines(s string) int {
 		e.t.Fatal(err)
 	}
 	return strings.Count(string(b), s)
+}
+
+var (
+	ignoreLineRE = regexp.MustCompile(`^time=(\S+) level=(\S+) msg="reference clock (?:report ignored|sample not used)[^"]*".* err="((?:[^"\\]|\\.)*)"`)
+	rateLimited  = " rate_limited=true"
+)
+
+// checkIgnoreLog checks gnomond's log lines about ignored reports and
+// unused samples (one per report, one rate limiter key per source; the
+// test has one source) against the limiter's rule: a line is a warning
+// when its error differs from the one before it (a change is never held
+// back) or a minute after the last warning; a repetition within the
+// minute is held back, and logged at debug level only, marked
+// rate_limited. It returns the warnings and the repetitions held back.
+func (e *env) checkIgnoreLog() (warns, held int) {
+	e.t.Helper()
+	b, err := os.ReadFile(e.gn.Log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var prev string
+	var lastWarn time.Time
+	for _, l := range strings.Split(string(b), "\n") {
+		m := ignoreLineRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			e.t.Fatalf("log line %q: %v", l, err)
+		}
+		state := m[3]
+		if i := strings.LastIndex(state, ": "); i >= 0 {
+			state = state[i+2:] // the limiter's state: the error's last words
+		}
+		changed := warns == 0 || state != prev || at.Sub(lastWarn) >= time.Minute
+		switch {
+		case m[2] == "WARN" && changed:
+			warns++
+			lastWarn = at
+		case m[2] == "DEBUG" && strings.Contains(l, rateLimited) && !changed:
+			held++
+		default:
+			e.t.Errorf("log line out of the rate limiter's rule (after %q): %s", prev, l)
+		}
+		prev = state
+	}
+	return warns, held
 }
 
 func selected(s *client.Source) error {
@@ -99,10 +148,10 @@ func TestGPSDBadTimes(t *testing.T) {
 	if err != nil || h.Stratum != 1 || off > nmeaBound || off < -nmeaBound {
 		t.Errorf("server: offset %v stratum %d err %v (source %+v)", off, h.Stratum, err, *source(st, "GPS"))
 	}
-	// Rate-limited: one line a minute per source (and maybe one more with
-	// the count of those held back).
-	if n := e.logLines("reference clock report ignored") + e.logLines("reference clock sample not used"); n < 1 || n > 2 {
-		t.Errorf("%d log lines about ignored reports", n)
+	// Rate-limited: each new error is logged, its repetitions (every
+	// second here) are held back.
+	if warns, held := e.checkIgnoreLog(); warns < 2 || held < 1 {
+		t.Errorf("%d warnings about ignored reports, %d repetitions held back; want one for each kind and its repetitions held back", warns, held)
 	}
 }
 
@@ -174,8 +223,9 @@ func TestGPSDBogusReports(t *testing.T) {
 	if r.Ignored != base+4 || r.LastIgnored != "gpsd: fix without time" {
 		t.Errorf("receiver %+v, want %d ignored", r, base+4)
 	}
-	if n := e.logLines("reference clock report ignored") + e.logLines("reference clock sample not used"); n < 1 || n > 2 {
-		t.Errorf("%d log lines about the 4 bad reports", n)
+	// Four different errors: four warnings, none held back.
+	if warns, held := e.checkIgnoreLog(); warns != 4 || held != 0 {
+		t.Errorf("%d warnings about the 4 bad reports, %d held back", warns, held)
 	}
 	if !e.gn.Alive() {
 		t.Fatal("gnomond died")
