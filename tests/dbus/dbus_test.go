@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin}))
 }
 
+// Where polkitd reads action files and rules. The test's polkitd runs in
+// a mount namespace of its own with private copies bind-mounted over
+// them: the machine's files are never touched, so runs side by side (or
+// after one that was killed) never meet.
 const polkitActions = "/usr/share/polkit-1/actions"
 const polkitRules = "/etc/polkit-1/rules.d"
 
@@ -51,6 +55,7 @@ type env struct {
 	polkitd *peers.Proc
 	client  *godbus.Conn
 	tag     string
+	rules   string // the polkitd's /etc/polkit-1/rules.d
 }
 
 // busPolicy is Debian's system.conf policy (deny own, deny method calls by
@@ -106,22 +111,51 @@ func setup(t *testing.T) *env {
 	e.bus = peers.StartSystemBus(t, e.dir, busPolicy(repo))
 	e.addr = e.bus.Addr
 
-	// gnomon's polkit actions go where polkitd reads them, for this test only.
-	for _, f := range []string{"org.gnomon.timedate1.policy", "org.gnomon.Gnomon1.policy"} {
-		dst := filepath.Join(polkitActions, f)
-		if _, err := os.Stat(dst); err == nil {
-			t.Fatalf("%s already exists: refusing to overwrite it", dst)
+	// polkitd sees the machine's actions and rules plus gnomon's actions,
+	// from private copies.
+	actions := filepath.Join(e.dir, "polkit-actions")
+	e.rules = filepath.Join(e.dir, "polkit-rules")
+	for _, d := range []string{actions, e.rules} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
 		}
+	}
+	copyFiles := func(from, to string) {
+		ents, err := os.ReadDir(from)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, en := range ents {
+			if !en.Type().IsRegular() {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(from, en.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(to, en.Name()), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	copyFiles(polkitActions, actions)
+	copyFiles(polkitRules, e.rules)
+	for _, f := range []string{"org.gnomon.timedate1.policy", "org.gnomon.Gnomon1.policy"} {
 		data, err := os.ReadFile(filepath.Join(repo, "polkit", f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(dst, data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(actions, f), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { os.Remove(dst) })
 	}
-	e.polkitd = peers.Start(t, e.dir, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr}, "/usr/lib/polkit-1/polkitd", "--no-debug")
+	if pw, err := user.Lookup("polkitd"); err == nil {
+		uid, _ := strconv.Atoi(pw.Uid)
+		os.Chown(e.rules, uid, 0)
+	}
+	script := `mount --bind "$0" ` + polkitActions + ` && mount --bind "$1" ` + polkitRules + ` && exec "$2" --no-debug`
+	e.polkitd = peers.Start(t, e.dir, "polkitd", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + e.addr},
+		peers.NeedTool(t, "unshare"), "--mount", "--propagation", "private", "sh", "-c", script, actions, e.rules, "/usr/lib/polkit-1/polkitd")
 
 	c, err := godbus.Connect(e.addr)
 	if err != nil {
@@ -921,7 +955,7 @@ func testPolkitUser(e *env) {
 		peers.NeedTool(t, "busctl"), "--system", "get-property", gdbus.NameTimedate, string(gdbus.PathTimedate), gdbus.TimedateSpec.Name, "Timezone"); err != nil || !strings.Contains(out, "Europe/Berlin") {
 		t.Errorf("unprivileged get-property: %v %s", err, out)
 	}
-	rule := filepath.Join(polkitRules, "49-gnomon-test-"+e.tag+".rules")
+	rule := filepath.Join(e.rules, "49-gnomon-test-"+e.tag+".rules")
 	text := fmt.Sprintf(`polkit.addRule(function(action, subject) {
     if (action.id == "org.freedesktop.timedate1.set-timezone" && subject.isInGroup(%q)) {
         return polkit.Result.YES;
