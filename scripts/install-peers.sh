@@ -9,12 +9,23 @@ pkgs=(chrony ntpsec-ntpdig python3-ntp dbus polkitd pkexec systemd
       linuxptp iproute2 util-linux openssl tshark strace
       apparmor debhelper dh-apparmor lintian debootstrap systemd-container
       gpsd gpsd-clients gcc libc6-dev
-      qemu-system-x86 qemu-utils e2fsprogs)   # the last line: tests/vm (make test-vm)
+      qemu-system-x86 qemu-utils e2fsprogs   # tests/vm (make test-vm)
+      libglib2.0-bin)  # gdbus (tests/dbus)
 
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+
+# The package lists, fetched once, before anything is installed or
+# downloaded (a fresh machine or image may have none).
+updated=
+apt_update() {
+  if [ -z "$updated" ]; then
+    apt-get update -qq
+    updated=1
+  fi
+}
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -28,13 +39,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     chmod 0755 /usr/sbin/policy-rc.d
   fi
   echo "install-peers: installing ${missing[*]}"
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_update
+  # A fresh cloud machine may still run unattended-upgrades: wait for it.
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # NTPsec's ntpd conflicts with chrony, so it is unpacked, never installed.
 ntpsec_root=${NTPSEC_ROOT:-/opt/gnomon-peers/ntpsec}
 if [ ! -x "$ntpsec_root/usr/sbin/ntpd" ] && [ "$(id -u)" -eq 0 ]; then
+  apt_update
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download -qq ntpsec >/dev/null && mkdir -p "$ntpsec_root" && dpkg-deb -x ntpsec_*.deb "$ntpsec_root")
   rm -rf "$tmp"
@@ -45,6 +58,7 @@ fi
 # host's time daemon.
 timesyncd_root=${TIMESYNCD_ROOT:-/opt/gnomon-peers/timesyncd}
 if [ ! -x "$timesyncd_root/lib/systemd/systemd-timesyncd" ] && [ "$(id -u)" -eq 0 ]; then
+  apt_update
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download -qq systemd-timesyncd >/dev/null && mkdir -p "$timesyncd_root" && dpkg-deb -x systemd-timesyncd_*.deb "$timesyncd_root")
   rm -rf "$tmp"

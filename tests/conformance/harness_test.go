@@ -332,12 +332,27 @@ func (s *side) files() string {
 	return "localtime: " + effect(s.upper, "localtime") + "; adjtime: " + effect(s.upper, "adjtime")
 }
 
-// drainSignals returns the PropertiesChanged signals seen so far; with
-// waitNTP it first waits (up to 5 s) for timedated's NTP signal, which
-// follows the unit jobs rather than the reply.
-func (s *side) drainSignals(waitNTP bool) []string {
+// drainSignals returns the PropertiesChanged signals seen so far; it
+// first waits (up to 5 s) for atLeast signals, and with waitNTP for
+// timedated's NTP signal, which follows the unit jobs rather than the
+// reply.
+func (s *side) drainSignals(waitNTP bool, atLeast int) []string {
 	var out []string
 	deadline := time.After(5 * time.Second)
+	// A call sent without a reply expected has no end to wait for, and
+	// the Ping after it is no barrier for gnomond (godbus runs each call
+	// on its own goroutine, sd-bus one after the other): wait (bounded)
+	// for as many signals as the reference sent.
+	for len(out) < atLeast {
+		select {
+		case sig := <-s.sigs:
+			if x := s.signalText(sig); x != "" {
+				out = append(out, x)
+			}
+		case <-deadline:
+			atLeast = 0
+		}
+	}
 	for waitNTP {
 		select {
 		case sig := <-s.sigs:

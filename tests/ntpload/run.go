@@ -39,6 +39,7 @@ type runConfig struct {
 type result struct {
 	rate       float64 // asked for
 	sent       uint64
+	clientSent []uint64 // sent, by client
 	sendErrs   uint64
 	elapsed    time.Duration // sending time
 	stats      stats
@@ -146,6 +147,7 @@ func runLoad(ctx context.Context, cfg runConfig) (*result, error) {
 	res := &result{rate: cfg.rate, elapsed: elapsed, nts: cfg.nts != nil}
 	for _, c := range clients {
 		res.sent += c.sent.Load()
+		res.clientSent = append(res.clientSent, c.sent.Load())
 		res.skipped += c.skipped.Load()
 	}
 	// Drain: wait until every request is answered or the drain time is up.

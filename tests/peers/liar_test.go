@@ -30,12 +30,12 @@ func TestStartLiar(t *testing.T) {
 			if h.Stratum != 1 || h.Leap != sample.LeapNone || h.ReferenceID != LiarRefID {
 				t.Errorf("reply stratum %d leap %d refid %#x, want a synchronized stratum-1 LIAR", h.Stratum, h.Leap, h.ReferenceID)
 			}
-			off8, delay8, _, err := c.MeasureMin(at, 2*time.Second, 8)
+			off8, delay8, _, err := c.MeasureBest(at, 8, 2*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if d := off8 - tc.shift; d < -100*time.Millisecond || d > 100*time.Millisecond {
-				t.Errorf("MeasureMin: offset %v (delay %v), want about %v", off8, delay8, tc.shift)
+				t.Errorf("MeasureBest: offset %v (delay %v), want about %v", off8, delay8, tc.shift)
 			}
 		})
 	}

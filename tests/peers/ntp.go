@@ -108,24 +108,24 @@ func (c *NTPClient) Measure(to netip.AddrPort, timeout time.Duration) (offset, d
 	return offset, delay, h, nil
 }
 
-// MeasureMin measures n times (n >= 1) and returns the measurement with
-// the smallest delay, as NTP's clock filter does: on a busy machine a
-// late wake-up of this client or of the server after it took its transmit
-// timestamp adds to one leg of the round trip and pulls the offset by up
-// to half the delay, and the quickest exchange is the least affected.
-func (c *NTPClient) MeasureMin(to netip.AddrPort, timeout time.Duration, n int) (offset, delay time.Duration, h ntp.Header, err error) {
-	found := false
-	for range max(n, 1) {
+// MeasureBest is the Measure with the smallest round-trip delay of n (the
+// best of n, as NTP's clock filter picks). Both ends of a Measure are
+// timestamped here, after the scheduler: on a loaded machine a reply read
+// late makes the offset wrong by up to half the delay, which is the
+// measurement's own error bound. It fails only if every query failed.
+func (c *NTPClient) MeasureBest(to netip.AddrPort, n int, timeout time.Duration) (offset, delay time.Duration, h ntp.Header, err error) {
+	ok := false
+	for range n {
 		o, d, hh, e := c.Measure(to, timeout)
 		if e != nil {
 			err = e
 			continue
 		}
-		if !found || d < delay {
-			offset, delay, h, found = o, d, hh, true
+		if !ok || d < delay {
+			offset, delay, h, ok = o, d, hh, true
 		}
 	}
-	if found {
+	if ok {
 		err = nil
 	}
 	return offset, delay, h, err
