@@ -54,7 +54,7 @@ func runXleave(t *testing.T, sv *xlServer, interleaved bool, polls int) (*Source
 	const oneWay = 100 * time.Microsecond
 	for i := range polls {
 		buf := make([]byte, 256)
-		n := src.MakeRequest(now, uint64(0x1234567890+i*7919), buf)
+		n := src.MakeRequest(now, 0x1234567890+uint64(i)*7919, buf)
 		src.SetTransmitTime(now)
 		reply, left := sv.answer(t, buf[:n], now.Add(oneWay))
 		if _, _, err := src.Receive(left.Add(oneWay), reply); err != nil {

@@ -73,7 +73,7 @@ func (d *decoder) authentication(t *table, a *AuthConfig) {
 func (d *decoder) sourceKey(t *table, s *SourceConfig) {
 	var id int
 	if t.integer("key", &id) {
-		if id < 1 || id > 1<<32-1 {
+		if id < 1 || int64(id) > 1<<32-1 {
 			d.errorf(t.key("key"), "key ID must be from 1 to 4294967295 (got %d)", id)
 			return
 		}

@@ -26,7 +26,7 @@ func monotonicUSec() int64 {
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return 0
 	}
-	return ts.Sec*1e6 + ts.Nsec/1e3
+	return ts.Nano() / 1e3
 }
 
 // Reload re-reads the configuration file and applies it whole, or not at

@@ -172,7 +172,7 @@ func TestParseControl(t *testing.T) {
 	*(*uint32)(unsafe.Pointer(&ee[8])) = unix.SCM_TSTAMP_SND
 	b := append(putCmsg(unix.SOL_SOCKET, unix.SCM_TIMESTAMPING, tsBytes(sw, unix.Timespec{}, hw)), putCmsg(unix.SOL_PACKET, unix.PACKET_TX_TIMESTAMP, ee)...)
 	s := ParseControl(b)
-	if !s.Software.Equal(time.Unix(sw.Sec, sw.Nsec)) || !s.Hardware.Equal(time.Unix(37, 456)) || !s.TxReport {
+	if !s.Software.Equal(time.Unix(sw.Unix())) || !s.Hardware.Equal(time.Unix(37, 456)) || !s.TxReport {
 		t.Errorf("%+v", s)
 	}
 	if got := ParseControl(b[:len(b)-3]); got.TxReport {

@@ -123,7 +123,7 @@ func (p *PHC) Now() time.Time {
 	if err := p.gettime(p.id, &ts); err != nil {
 		return time.Time{}
 	}
-	return time.Unix(ts.Sec, ts.Nsec)
+	return time.Unix(int64(ts.Sec), int64(ts.Nsec))
 }
 
 // SetFrequency sets the PHC's frequency offset (ADJ_FREQUENCY, in
@@ -132,7 +132,8 @@ func (p *PHC) SetFrequency(freqPPM float64) error {
 	if math.IsNaN(freqPPM) || math.Abs(freqPPM) > p.maxPPM {
 		return fmt.Errorf("ptp: PHC frequency %.3f ppm out of range", freqPPM)
 	}
-	tx := unix.Timex{Modes: unix.ADJ_FREQUENCY, Freq: int64(math.Round(freqPPM * 65536))}
+	tx := unix.Timex{Modes: unix.ADJ_FREQUENCY}
+	setLong(&tx.Freq, int64(math.Round(freqPPM*65536)))
 	_, err := p.adjtime(p.id, &tx)
 	return err
 }
@@ -146,7 +147,9 @@ func (p *PHC) Step(offset time.Duration) error {
 		sec--
 		nsec += 1e9
 	}
-	tx.Time = unix.Timeval{Sec: sec, Usec: nsec} // with ADJ_NANO the field holds nanoseconds
+	// With ADJ_NANO the microseconds field holds nanoseconds.
+	setLong(&tx.Time.Sec, sec)
+	setLong(&tx.Time.Usec, nsec)
 	_, err := p.adjtime(p.id, &tx)
 	return err
 }
@@ -230,3 +233,7 @@ func bestBasic(s *ptpSysOffset) (time.Duration, time.Duration, error) {
 // SetStatus does nothing: a PHC has no leap or synchronization status
 // (the system clock's is set from the PTP source's announcements).
 func (p *PHC) SetStatus(clock.Status) error { return nil }
+
+// setLong stores v in a C long field of the kernel's structures: int64 on
+// 64-bit platforms, int32 on 32-bit ones (every value here fits).
+func setLong[T ~int32 | ~int64](p *T, v int64) { *p = T(v) }
