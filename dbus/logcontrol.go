@@ -216,9 +216,14 @@ func (lc *logControl) setTarget(c *call, v godbus.Variant) *godbus.Error {
 	if !ok {
 		return newError(ErrInvalidArgs, "Invalid log target '%s'", s)
 	}
+	if set := lc.s.opts.SetLogTarget; set != nil {
+		if err := set(s); err != nil {
+			return newError(ErrFailed, "Failed to set log target '%s': %v", s, err)
+		}
+	}
 	lc.mu.Lock()
 	lc.target = s
 	lc.mu.Unlock()
-	lc.s.log.Info("log target recorded through LogControl1 (gnomond keeps logging to its standard error/journal stream)", "target", s)
+	lc.s.log.Info("log target changed through LogControl1", "target", s)
 	return nil
 }

@@ -76,6 +76,10 @@ type Options struct {
 	// LogLevel is the daemon logger's level, which LogControl1's LogLevel
 	// changes at run time; nil makes LogLevel read-only in effect.
 	LogLevel *slog.LevelVar
+	// SetLogTarget sends the daemon's log to one of systemd's log targets
+	// (LogControl1's LogTarget; sd.Targets.SetTarget); nil only records
+	// the name.
+	SetLogTarget func(target string) error
 	// Link reads systemd-networkd's per-link NTP servers for timesync1's
 	// LinkNTPServers; nil asks org.freedesktop.network1 on the bus.
 	Link LinkServers

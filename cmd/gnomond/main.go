@@ -147,7 +147,10 @@ func newRoot() *cobra.Command {
 			} else {
 				cfg.Security.User = runAs // for Check's warnings
 			}
-			log := slog.New(sd.NewLogHandler(os.Stderr, level, string(cfg.Log.Format)))
+			// LogControl1's LogTarget (systemctl service-log-target) moves
+			// the log at run time.
+			targets := sd.NewTargets(os.Stderr, level, string(cfg.Log.Format))
+			log := slog.New(targets)
 			for _, w := range cfg.Check() {
 				log.Warn("configuration", "warning", w.String())
 			}
@@ -196,6 +199,7 @@ func newRoot() *cobra.Command {
 					PollIntervalMax: pollSeconds(cfg.SourceDefaults.PollIntervalLimits.Max),
 					RootDistanceMax: cfg.Synchronization.MaxDistance,
 					LogLevel:        level,
+					SetLogTarget:    targets.SetTarget,
 				})
 				if err != nil {
 					return &exitError{exitFailure, err}

@@ -836,6 +836,26 @@ func testLogControl(e *env) {
 	if err := e.client.Object(gdbus.NameTimesync, gdbus.PathLogControl).StoreProperty(gdbus.LogControlSpec.Name+".LogLevel", &level); err != nil || level != "debug" {
 		t.Errorf("LogLevel through timesync1: %q %v", level, err)
 	}
+	// LogTarget moves the log: "null" silences it, "console" brings it
+	// back on standard error (systemctl service-log-target).
+	target := func(v string) {
+		if out, err := e.run(busctl, "--system", "set-property", gdbus.NameGnomon, string(gdbus.PathLogControl), gdbus.LogControlSpec.Name, "LogTarget", "s", v); err != nil {
+			t.Fatalf("set LogTarget %s: %v %s", v, err, out)
+		}
+	}
+	target("null")
+	zone("Asia/Tokyo")
+	target("console")
+	zone("America/Lima")
+	peers.Eventually(t, 5*time.Second, "the info line after LogTarget=console", func() error {
+		if !logged("America/Lima") {
+			return fmt.Errorf("not logged")
+		}
+		return nil
+	})
+	if logged("Asia/Tokyo") {
+		t.Error("an info line was logged while LogTarget was null")
+	}
 	zone("Europe/Berlin")
 }
 
