@@ -516,6 +516,21 @@ func checkSetTime(t *testing.T, r result) {
 	if r.get(t, "kernel_resync", "unsync") != "false" {
 		t.Errorf("STA_UNSYNC set after resynchronization: %v", r["kernel_resync"])
 	}
+	// The clock jumped 10 s ahead under the running gnomond: back within
+	// 1 ms, the daemon still up, the settings as they were.
+	if j := -r.num(t, "jumped", "offset_ns"); j < 8e9 || j > 12e9 {
+		t.Errorf("the jump put the guest %s ms ahead of chronyd, want about 10 s", ms(j))
+	}
+	if r.get(t, "jump_resync", "ok") != "true" {
+		t.Errorf("after the guest clock jumped 10 s, gnomond did not bring it back within 1 ms: %v", r["jump_resync"])
+	} else {
+		t.Logf("back %s s after a +10 s jump: offset %s ms", strconv.FormatFloat(r.num(t, "jump_resync", "waited_ms")/1000, 'f', 1, 64), ms(r.num(t, "jump_resync", "offset_ns")))
+	}
+	ja := r["jump_after"]
+	if r.get(t, "jump_after", "active") != "active" || r.get(t, "jump_after", "tz") != r.get(t, "jump_after", "tz_before") ||
+		r.get(t, "jump_after", "ntp") != r.get(t, "jump_after", "ntp_before") {
+		t.Errorf("after the clock jump: %v", ja)
+	}
 }
 
 // set-local-rtc 1 --adjust-system-clock: /etc/adjtime says LOCAL, the

@@ -108,6 +108,19 @@ phase_resync() {
 	say "steps_after n=$(journal | grep -c 'stepped the clock')"
 }
 
+phase_jump() {
+	# A clock jump under a running, synchronized gnomond (a fault the host
+	# cannot inject: its clock is not to be touched): the guest clock moved
+	# 10 s ahead behind gnomond's back. gnomond must notice, put it back
+	# and keep every acknowledged setting.
+	tz=$(timedatectl show -p Timezone --value)
+	ntp=$(timedatectl show -p NTP --value)
+	date -s "@$(($(date +%s) + 10))" >/dev/null
+	run jumped $H offset "$NTP" 4
+	run jump_resync $H waitsync "$NTP" 120 1000000
+	say "jump_after active=$(systemctl is-active gnomond) tz=$(timedatectl show -p Timezone --value) ntp=$(timedatectl show -p NTP --value) tz_before=$tz ntp_before=$ntp"
+}
+
 phase_stop() {
 	say "engine_freq ppm=$(gnomon_prop Frequency)"
 	systemctl stop gnomond
@@ -226,6 +239,7 @@ case $boot in
 	fi
 	phase_settime
 	phase_resync
+	phase_jump
 	phase_stop
 	;;
 2)
