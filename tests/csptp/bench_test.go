@@ -5,40 +5,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	eptp "gnomon.dev/gnomon/engine/ptp"
 	"gnomon.dev/gnomon/tests/peers"
 )
-
-// inNetns runs f on an OS thread inside namespace ns.
-func inNetns(t testing.TB, ns string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			t.Error(err)
-			return
-		}
-		f()
-	}()
-	<-done
-}
 
 // load sends SPTP Delay_Reqs to 10.77.0.1:319 from `conns` sockets, each
 // keeping `window` exchanges in flight, for d, and returns the Syncs
@@ -50,7 +25,7 @@ func load(t testing.TB, cli string, conns, window int, d time.Duration) float64 
 	dst := &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 319}
 	for c := range conns {
 		var conn *net.UDPConn
-		inNetns(t, cli, func() {
+		peers.InNetnsDo(t, cli, func() {
 			var err error
 			conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 77, 0, 2)})
 			if err != nil {

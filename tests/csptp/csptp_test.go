@@ -9,12 +9,10 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,38 +169,6 @@ func measurements(t testing.TB, p *peers.Proc, variant string) []measurement {
 	return out
 }
 
-type stats struct {
-	N                   int
-	Mean, RMS, Med, Max float64
-	Delay               float64
-}
-
-func statsOf(offsets, delays []float64) stats {
-	s := stats{N: len(offsets)}
-	if s.N == 0 {
-		return s
-	}
-	abs := make([]float64, 0, s.N)
-	for _, x := range offsets {
-		s.Mean += x
-		s.RMS += x * x
-		abs = append(abs, math.Abs(x))
-		s.Max = math.Max(s.Max, math.Abs(x))
-	}
-	sort.Float64s(abs)
-	s.Med = abs[len(abs)/2]
-	s.Mean /= float64(s.N)
-	s.RMS = math.Sqrt(s.RMS / float64(s.N))
-	for _, d := range delays {
-		s.Delay += d / float64(len(delays))
-	}
-	return s
-}
-
-func (s stats) String() string {
-	return fmt.Sprintf("n=%d mean %+.0f ns, RMS %.0f ns, median |x| %.0f ns, max |x| %.0f ns; path delay %.0f ns", s.N, s.Mean, s.RMS, s.Med, s.Max, s.Delay)
-}
-
 // later: the last two thirds (after the start-up and the delay filter).
 func later[T any](xs []T) []T { return xs[len(xs)/3:] }
 
@@ -224,17 +190,6 @@ func bound(t testing.TB, what string, s stats) {
 	if s.N < 5 || s.RMS > 50e3 || s.Med > 10e3 {
 		t.Errorf("%s: %s: outside RMS 50 µs / median 10 µs (or too few samples)", what, s)
 	}
-}
-
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return cond()
 }
 
 func macIdentity(t testing.TB, ns, iface string) string {
@@ -386,11 +341,11 @@ func TestSPTPClientPTP4u(t *testing.T) {
 	bound(t, "sptp client of ptp4u (yardstick)", runSPTP(t, dir, cli))
 }
 
-func readLog(t testing.TB, p *peers.Proc) string {
-	t.Helper()
-	b, err := os.ReadFile(p.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+// The shared PTP test helpers (tests/peers/ptplab.go).
+type stats = peers.Stats
+
+var (
+	statsOf = peers.StatsOf
+	waitFor = peers.WaitFor
+	readLog = peers.ReadLog
+)

@@ -9,13 +9,11 @@ package gptp
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,58 +152,6 @@ func ptp4lOffsets(t testing.TB, p *peers.Proc) (offsets, delays []float64) {
 		delays = append(delays, d)
 	}
 	return offsets, delays
-}
-
-func readLog(t testing.TB, p *peers.Proc) string {
-	t.Helper()
-	b, err := os.ReadFile(p.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-type stats struct {
-	N                   int
-	Mean, RMS, Med, Max float64
-	Delay               float64
-}
-
-func statsOf(xs, delays []float64) stats {
-	s := stats{N: len(xs)}
-	if s.N == 0 {
-		return s
-	}
-	abs := make([]float64, 0, s.N)
-	for _, x := range xs {
-		s.Mean += x
-		s.RMS += x * x
-		abs = append(abs, math.Abs(x))
-		s.Max = math.Max(s.Max, math.Abs(x))
-	}
-	sort.Float64s(abs)
-	s.Med = abs[len(abs)/2]
-	s.Mean /= float64(s.N)
-	s.RMS = math.Sqrt(s.RMS / float64(s.N))
-	for _, d := range delays {
-		s.Delay += d / float64(len(delays))
-	}
-	return s
-}
-
-func (s stats) String() string {
-	return fmt.Sprintf("n=%d mean %+.0f ns, RMS %.0f ns, median |x| %.0f ns, max |x| %.0f ns; path delay %.0f ns", s.N, s.Mean, s.RMS, s.Med, s.Max, s.Delay)
-}
-
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return cond()
 }
 
 // the bounds of tests/ptp: loose enough for a loaded CI machine, tight
@@ -373,3 +319,12 @@ func lastLink(t testing.TB, p *peers.Proc) (linkRecord, bool) {
 	}
 	return last, found
 }
+
+// The shared PTP test helpers (tests/peers/ptplab.go).
+type stats = peers.Stats
+
+var (
+	statsOf = peers.StatsOf
+	waitFor = peers.WaitFor
+	readLog = peers.ReadLog
+)

@@ -8,20 +8,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"flag"
-	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"gnomon.dev/gnomon/tests/peers"
 )
@@ -191,58 +184,6 @@ func ptp4lOffsets(t testing.TB, p *peers.Proc) (offsets, delays []float64) {
 	return offsets, delays
 }
 
-type stats struct {
-	N                    int
-	Mean, RMS, Max, Med  float64
-	DelayMean, DelayJitt float64
-}
-
-func statsOf(xs, delays []float64) stats {
-	s := stats{N: len(xs)}
-	if len(xs) == 0 {
-		return s
-	}
-	abs := make([]float64, len(xs))
-	for i, x := range xs {
-		s.Mean += x
-		s.RMS += x * x
-		abs[i] = math.Abs(x)
-		s.Max = math.Max(s.Max, abs[i])
-	}
-	sort.Float64s(abs)
-	s.Med = abs[len(abs)/2]
-	s.Mean /= float64(len(xs))
-	s.RMS = math.Sqrt(s.RMS / float64(len(xs)))
-	for _, d := range delays {
-		s.DelayMean += d
-	}
-	if len(delays) > 0 {
-		s.DelayMean /= float64(len(delays))
-		for _, d := range delays {
-			s.DelayJitt += (d - s.DelayMean) * (d - s.DelayMean)
-		}
-		s.DelayJitt = math.Sqrt(s.DelayJitt / float64(len(delays)))
-	}
-	return s
-}
-
-func (s stats) String() string {
-	return fmt.Sprintf("n=%d mean %+.0f ns, RMS %.0f ns, median |x| %.0f ns, max |x| %.0f ns; path delay %.0f ns (sd %.0f)",
-		s.N, s.Mean, s.RMS, s.Med, s.Max, s.DelayMean, s.DelayJitt)
-}
-
-// waitFor polls cond every 250 ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	return cond()
-}
-
 func logHas(t testing.TB, p *peers.Proc, s string) bool {
 	t.Helper()
 	b, err := os.ReadFile(p.Log)
@@ -252,29 +193,6 @@ func logHas(t testing.TB, p *peers.Proc, s string) bool {
 	return strings.Contains(string(b), s)
 }
 
-// inNetns runs f on an OS thread inside namespace ns (sockets it opens
-// stay there).
-func inNetns(t testing.TB, ns string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			t.Error(err)
-			return
-		}
-		f()
-	}()
-	<-done
-}
-
 func setup(t *testing.T) (tag, dir string) {
 	t.Helper()
 	peers.NeedRoot(t, "network namespaces, setpriv")
@@ -282,3 +200,12 @@ func setup(t *testing.T) (tag, dir string) {
 	peers.NeedTool(t, "setpriv")
 	return peers.RandomHex(t, 2), peers.TempDir(t, 0o755)
 }
+
+// The shared PTP test helpers (tests/peers/ptplab.go).
+type stats = peers.Stats
+
+var (
+	statsOf = peers.StatsOf
+	waitFor = peers.WaitFor
+	inNetns = peers.InNetnsDo
+)
