@@ -18,7 +18,8 @@
 # no DNS, so nothing in it reaches beyond the host's loopback. At every boot
 # gnomon-vmjob.service mounts the second disk (/dev/vdb, made per run by
 # the test) on /job and runs /job/run.sh with its output on the serial
-# console. No time daemon is installed; the test installs the gnomon .deb.
+# console. No time daemon runs at boot (linuxptp and gpsd are there for the
+# tests, masked); the test installs the gnomon .deb.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,7 +63,9 @@ step() { printf 'image.sh: %s\n' "$*" >&2; }
 
 # The debootstrapped tree is kept on its own (keyed by the package list), so
 # that a change to the steps after it does not download it again.
-pkgs=systemd-sysv,dbus,udev,kmod,iproute2,util-linux-extra,tzdata,libpam-systemd,polkitd,busybox-static,chrony
+# linuxptp, gpsd, pps-tools and ethtool are the peers of the PTP and
+# reference-clock guest tests; their services stay masked (below).
+pkgs=systemd-sysv,dbus,udev,kmod,iproute2,util-linux-extra,tzdata,libpam-systemd,polkitd,busybox-static,chrony,linuxptp,gpsd,pps-tools,ethtool
 base=$cache/debootstrap-$(echo "$pkgs $mirror" | sha256sum | cut -c1-12).tar
 mkdir -p "$root"
 if [ -f "$base" ]; then
@@ -137,6 +140,10 @@ chroot "$root" systemctl enable gnomon-vmjob.service >>"$log" 2>&1
 # gnomon conflicts with it and would otherwise not install.
 cp "$root/usr/sbin/chronyd" "$root/usr/local/sbin/chronyd"
 chroot "$root" dpkg --purge chrony >>"$log" 2>&1
+# gpsd and linuxptp are started by the tests that need them, never at boot.
+for u in gpsd.socket gpsd.service gpsdctl@.service ptp4l.service phc2sys.service timemaster.service; do
+	ln -sf /dev/null "$root/etc/systemd/system/$u"
+done
 # No apt in the guest: everything it needs is in the image or on /job.
 rm -f "$root"/var/cache/apt/archives/*.deb
 
