@@ -16,7 +16,7 @@ type FollowConfig struct {
 	// Interval is how often the PHC is compared (default 1 s, phc2sys's
 	// -R 1).
 	Interval time.Duration
-	// StepThreshold: once locked, a difference above it is stepped out
+	// StepThreshold: after the first update, a difference above it is stepped out
 	// at once (the system clock was stepped, or another program stepped
 	// the PHC), keeping the frequency. 0 never steps after the first
 	// update (phc2sys's default step_threshold); slewing then follows a
@@ -117,7 +117,7 @@ func (f *Follower) Sample(phcMinusSys, unc time.Duration, at time.Time) FollowOu
 	f.status.Offset, f.status.Uncertainty, f.status.Updated = phcMinusSys, unc, at
 	f.status.Samples++
 	var out FollowOutput
-	if f.servo.State() == ServoLocked && f.cfg.StepThreshold > 0 && absDur(phcMinusSys) > f.cfg.StepThreshold {
+	if !f.servo.firstUpdate && f.cfg.StepThreshold > 0 && absDur(phcMinusSys) > f.cfg.StepThreshold {
 		// The system clock (or the PHC) jumped: step the PHC back onto
 		// it and keep the frequency, which a step does not change.
 		out = FollowOutput{Step: -phcMinusSys, FreqPPB: f.servo.FreqPPB(), State: ServoJump}

@@ -67,13 +67,12 @@ func TestFollowerStepRules(t *testing.T) {
 	if st := f.Status(); !st.Active || st.Servo != ServoUnlocked || st.FreqPPB != 1234 {
 		t.Errorf("after Resume: %+v", st)
 	}
-	if o := f.Sample(5*time.Millisecond, 0, at); o.FreqPPB != 1234 || o.Step != 0 {
+	if o := f.Sample(500*time.Microsecond, 0, at); o.FreqPPB != 1234 || o.Step != 0 {
 		t.Errorf("first sample after Resume: %+v", o)
 	}
-	// a resumed follower does not make a first step again, but a step
-	// above the threshold once locked
-	if o := f.Sample(5*time.Millisecond, 0, at.Add(time.Second)); o.Step != 0 {
-		t.Errorf("second sample after Resume: %+v (no first step twice)", o)
+	// the step rule holds at once after Resume
+	if o := f.Sample(5*time.Millisecond, 0, at.Add(time.Second)); o.Step != -5*time.Millisecond || o.FreqPPB != 1234 {
+		t.Errorf("5 ms after Resume: %+v, want a step of −5 ms at 1234 ppb", o)
 	}
 
 	never := NewFollower(FollowConfig{}, 0)

@@ -136,6 +136,7 @@ func NewPort(cfg PortConfig, log *slog.Logger) (*Port, error) {
 	if cfg.PHC != nil && cfg.Follow != nil {
 		p.follow = newPHCFollow(*cfg.Follow, cfg.PHC, p.clk, p.virtual, 0)
 		p.follow.method = func() string { return cfg.PHC.Method }
+		p.log.Info("the PHC follows the system clock while the port is not a slave", "step_threshold", cfg.Follow.StepThreshold)
 	}
 	p.publish()
 	return p, nil
