@@ -58,8 +58,7 @@ EOF
 	follows=$(grep -c '"msg":"the PHC follows the system clock' "$W/hw.log")
 	stepped=$(grep -c '"msg":"stepped the PHC onto the system clock"' "$W/hw.log")
 	samples=$(grep -c '"msg":"PHC follows the system clock"' "$W/hw.log")
-	state=$(grep '"msg":"PTP port state"' "$W/hw.log" | tail -n 1 | sed -n 's/.*"state":"\([A-Z_]*\)".*/\1/p')
-	say "hwfollow follows=$follows steps=$stepped comparisons=$samples last_state=$state"
+	say "hwfollow follows=$follows steps=$stepped comparisons=$samples"
 	grep -E '"msg":"(the PHC follows|stepped the PHC|PHC follows|PTP port state|hardware|cannot)' "$W/hw.log" | head -12 | sed 's/^/GUEST-PTP-LOG /'
 }
 
