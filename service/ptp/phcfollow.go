@@ -27,11 +27,12 @@ type phcFollow struct {
 	sysNow  func() time.Time
 	fol     *eptp.Follower
 	method  func() string
-	last    time.Time // steady time of the last comparison
+	steady  func() time.Time // a monotonic reading (time.Now; a fake in tests)
+	last    time.Time        // steady time of the last comparison
 }
 
 func newPHCFollow(opt FollowOptions, cmp sysOffsetter, clk clock.Clock, v *clock.Virtual, freqPPM float64) *phcFollow {
-	return &phcFollow{cmp: cmp, clk: clk, virtual: v, sysNow: func() time.Time { return time.Now().Round(0) },
+	return &phcFollow{cmp: cmp, clk: clk, virtual: v, sysNow: func() time.Time { return time.Now().Round(0) }, steady: time.Now,
 		fol: eptp.NewFollower(eptp.FollowConfig{Interval: phcInterval, StepThreshold: opt.StepThreshold,
 			MaxFreqPPB: clk.MaxFrequencyPPM() * 1000}, freqPPM*1000)}
 }
@@ -106,7 +107,7 @@ func (p *Port) followSystem() {
 		f.last = time.Time{}
 		p.log.Info("the PHC follows the system clock", "state", st.String())
 	}
-	step, ppm, did, err := f.run(time.Now())
+	step, ppm, did, err := f.run(f.steady())
 	if step != 0 {
 		p.eng.TimescaleStepped(step)
 		p.log.Info("stepped the PHC onto the system clock", "by", step)
