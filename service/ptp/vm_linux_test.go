@@ -30,15 +30,7 @@ func TestVMHardware(t *testing.T) {
 	if !info.Hardware() || info.PHCIndex < 0 {
 		t.Fatalf("e1000e reports no hardware timestamping")
 	}
-	idx, err := EnableHardware(iface, UDP4)
-	if err != nil {
-		t.Fatalf("SIOCSHWTSTAMP: %v", err)
-	}
-	phc, err := OpenPHC(idx, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phc.Close()
+	idx, phc := vmPHC(t, iface)
 	t0 := phc.Now()
 	if t0.IsZero() {
 		t.Error("clock_gettime on the PHC failed")
@@ -86,15 +78,7 @@ func TestVMPHCFollow(t *testing.T) {
 	if iface == "" {
 		t.Skip("only inside the qemu guest of tests/ptp/vm.sh")
 	}
-	idx, err := EnableHardware(iface, UDP4)
-	if err != nil {
-		t.Fatalf("SIOCSHWTSTAMP: %v", err)
-	}
-	phc, err := OpenPHC(idx, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phc.Close()
+	_, phc := vmPHC(t, iface)
 	// start the PHC 1000 s further from the system clock
 	before, _, err := phc.SysOffset(5)
 	if err != nil {
@@ -143,4 +127,20 @@ func TestVMPHCFollow(t *testing.T) {
 	if st := f.status(); st.Steps < 3 || st.Samples != 4 {
 		t.Errorf("status %+v", st)
 	}
+}
+
+// vmPHC turns hardware timestamping on for iface and opens its PHC for
+// writing, closed when the test ends.
+func vmPHC(t *testing.T, iface string) (int, *PHC) {
+	t.Helper()
+	idx, err := EnableHardware(iface, UDP4)
+	if err != nil {
+		t.Fatalf("SIOCSHWTSTAMP: %v", err)
+	}
+	phc, err := OpenPHC(idx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { phc.Close() })
+	return idx, phc
 }
