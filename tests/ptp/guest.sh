@@ -21,8 +21,11 @@ stats() {
 		n++; s += o; ss += o*o; a = o < 0 ? -o : o; if (a > m) m = a; sd += d
 	} END {
 		if (n == 0) { print "n=0"; exit }
-		printf "n=%d mean_ns=%.0f rms_ns=%.0f max_ns=%d path_delay_ns=%.0f\n", n, s/n, sqrt(ss/n), m, sd/n
+		printf "n=%d mean_ns=%.0f rms_ns=%.0f max_ns=%d path_delay_ns=%.0f", n, s/n, sqrt(ss/n), m, sd/n
 	}' "$1"
+	# the median |offset|, which a few TCG hiccups do not move
+	awk '/master offset/ && / s2 / { for (i = 1; i <= NF; i++) if ($i == "offset") { o = $(i+1); print (o < 0 ? -o : o) } }' "$1" |
+		sort -n | awk '{ v[NR] = $1 } END { if (NR) printf " median_abs_ns=%d", v[int((NR + 1) / 2)]; print "" }'
 }
 
 # bounded wait: until FILE matches RE or SECONDS pass
@@ -112,6 +115,7 @@ EOF
 		grep ' s2 ' "$W/s-$master.log" | tail -n +6 >"$W/s2-$master.log"
 		say "s2 master=$master locked=$locked after_s=$((t1 - t0)) selected=$(grep -c 'selected best master clock' "$W/s-$master.log") $(stats "$W/s2-$master.log")"
 		grep -E 'selected best master|UNCALIBRATED to SLAVE|s2 freq' "$W/s-$master.log" | head -4 | sed 's/^/GUEST-PTP-LOG /'
+		say "offsets master=$master $(awk '/ s2 / { for (i = 1; i <= NF; i++) if ($i == "offset") printf "%s ", $(i+1) }' "$W/s2-$master.log")"
 		[ "$locked" = yes ] || tail -n 15 "$W/s-$master.log" "$W/m-$master.log" | sed 's/^/GUEST-PTP-LOG /'
 	done
 	ip netns del gn-ptp-gm

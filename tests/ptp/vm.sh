@@ -74,9 +74,10 @@ case "$hw" in
 esac
 st=$(echo "$hw" | sed -n 's/.* steps=\([0-9]*\).*/\1/p')
 [ "${st:-0}" -ge 3 ] || { echo "vm.sh: gnomond stepped the PHC ${st:-0} times, want at least 3" >&2; fail=1; }
-# ptp4l as a slave of gnomond: locked (s2), its offsets bounded (TCG's
-# software timestamps are coarse: 200 µs RMS is the bound, the figures are
-# printed beside ptp4l's own as a slave of ptp4l)
+# ptp4l as a slave of gnomond: locked (s2), its offsets bounded. TCG's
+# software timestamps are coarse and a loaded host adds hiccups of several
+# hundred µs (the yardstick, ptp4l -> ptp4l, sees the same), so the bound is
+# on the median |offset| (50 µs), the RMS only has to stay within 1 ms.
 s2=$(grep "^GUEST-PTP s2 master=gnomond" "$T/c.log")
 case "$s2" in
 *"locked=yes"*) ;;
@@ -84,7 +85,9 @@ case "$s2" in
 esac
 n=$(echo "$s2" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
 rms=$(echo "$s2" | sed -n 's/.* rms_ns=\([0-9]*\).*/\1/p')
-[ "${n:-0}" -ge 10 ] && [ "${rms:-999999999}" -le 200000 ] || { echo "vm.sh: ptp4l's s2 offsets against gnomond: n=${n:-0} rms=${rms:-?} ns (want n >= 10, rms <= 200 us)" >&2; fail=1; }
+med=$(echo "$s2" | sed -n 's/.* median_abs_ns=\([0-9]*\).*/\1/p')
+[ "${n:-0}" -ge 10 ] && [ "${med:-999999999}" -le 50000 ] && [ "${rms:-999999999}" -le 1000000 ] ||
+	{ echo "vm.sh: ptp4l's s2 offsets against gnomond: n=${n:-0} median |offset| ${med:-?} ns, RMS ${rms:-?} ns (want n >= 10, median <= 50 us, RMS <= 1 ms)" >&2; fail=1; }
 if [ "$fail" != 0 ]; then
 	tail -60 "$T/c.log" >&2
 	exit 1
