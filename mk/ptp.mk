@@ -20,10 +20,13 @@ capture-ptp:
 bench-ptp:
 	GNOMON_PTP_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBenchPTP$$' ./tests/ptp
 
-## test-ptp-vm: the hardware timestamping and PHC paths against a real kernel
-## driver: service/ptp's TestVMHardware in a qemu guest with an emulated
-## e1000e (its /dev/ptp0 accepts every call but does not advance). Needs a
-## guest image (tests/ptp/vm.sh says which); about 40 s.
+## test-ptp-vm: in a qemu guest with an emulated e1000e (its /dev/ptp0
+## accepts every call but does not advance): service/ptp's TestVMHardware
+## and TestVMPHCFollow, gnomond's hardware port following the system clock,
+## and ptp4l (free_running 0, steering the guest's clock) as slave of gnomond
+## until s2, with ptp4l->ptp4l as the yardstick (tests/ptp/vm.sh, guest.sh).
+## Needs a guest image (vm.sh says which); GNOMON_VM_DEB=file.deb runs the
+## package's gnomond. About 3 to 4 minutes under TCG: not part of make test.
 .PHONY: test-ptp-vm
 test-ptp-vm:
 	./tests/ptp/vm.sh

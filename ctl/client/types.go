@@ -54,10 +54,11 @@ type Source struct {
 	// for other sources.
 	Refclock *Refclock `json:"refclock,omitempty"`
 	// PTP ports only (Kind "ptp"): port state, grandmaster and parent.
-	PTPPortState   string `json:"ptp_port_state,omitempty"`
-	PTPGrandmaster string `json:"ptp_grandmaster,omitempty"`
-	PTPParent      string `json:"ptp_parent,omitempty"`
-	PTPDecision    string `json:"ptp_decision,omitempty"`
+	PTPPortState   string  `json:"ptp_port_state,omitempty"`
+	PTPGrandmaster string  `json:"ptp_grandmaster,omitempty"`
+	PTPParent      string  `json:"ptp_parent,omitempty"`
+	PTPDecision    string  `json:"ptp_decision,omitempty"`
+	PTPPHC         *PTPPHC `json:"ptp_phc,omitempty"` // ptpphc.go
 	// Counters are the client's counters for the source (counters.go),
 	// nil for a source without a socket.
 	Counters *SourceCounters `json:"counters,omitempty"`
@@ -121,6 +122,7 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "PTPGrandmaster", &s.PTPGrandmaster)
 	get(p, "PTPParent", &s.PTPParent)
 	get(p, "PTPDecision", &s.PTPDecision)
+	s.PTPPHC = ptpPHCOf(p)
 	s.Counters = countersOf(p)
 }
 

@@ -157,7 +157,7 @@ type PortDS struct {
 	LogSyncInterval         int8
 	DelayMechanism          DelayMechanism
 	LogMinPdelayReqInterval int8
-	VersionNumber           uint8 // low 4 bits: 2; high 4 bits: the minor version
+	VersionNumber           uint8 // versionPTP, 2 (ptp4l sends the high nibble, the minor version, as 0)
 }
 
 // Dataset wire lengths in management TLVs (1588-2019 §15.5.3).

@@ -295,7 +295,7 @@ func NewClock(cfg Config, now time.Time) (*Clock, error) {
 		LogMinDelayReqInterval: prof.LogMinDelayReqInterval, LogAnnounceInterval: prof.LogAnnounceInterval,
 		AnnounceReceiptTimeout: prof.AnnounceReceiptTimeout, LogSyncInterval: prof.LogSyncInterval,
 		DelayMechanism: prof.DelayMechanism, LogMinPdelayReqInterval: prof.LogMinPdelayReqInterval,
-		VersionNumber: 0x12}
+		VersionNumber: 2} // as ptp4l: the major version; the minor one is in every header
 	c.servo = NewServo(cfg.Servo, logInterval(prof.LogSyncInterval))
 	c.becomeGrandmaster()
 	c.initialize(now)

@@ -38,6 +38,9 @@ type View struct {
 	Leap           sample.Leap
 	ForeignMasters int
 	Counters       Counters
+	// PHCFollow is the PHC's following of the system clock (phcservo.go),
+	// nil unless configured on a hardware port.
+	PHCFollow *FollowStatus
 }
 
 // ViewOf flattens a Status.

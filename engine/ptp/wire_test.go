@@ -160,7 +160,7 @@ func TestGoldenContents(t *testing.T) {
 			if err := p.UnmarshalBinary(m.Data); err != nil {
 				t.Fatal(err)
 			}
-			if p.DelayMechanism != DelayE2E || p.AnnounceReceiptTimeout != 3 || p.VersionNumber&0x0f != 2 {
+			if p.DelayMechanism != DelayE2E || p.AnnounceReceiptTimeout != 3 || p.VersionNumber != 2 {
 				t.Errorf("PORT_DATA_SET %+v", p)
 			}
 			if data, _ := p.MarshalBinary(); !bytes.Equal(data, m.Data[:portDSLen]) {

@@ -55,6 +55,13 @@ type PTPPortConfig struct {
 	// Role is the automotive profile's static role: "grandmaster" or
 	// "slave" (gptp.go).
 	Role string
+	// PHCFollow: with hardware timestamping, the port's PHC follows the
+	// system clock while the port is not a slave (default true;
+	// phc2sys -s CLOCK_REALTIME in one process).
+	PHCFollow bool
+	// PHCStepThreshold: a difference between the PHC and the system
+	// clock above it is stepped out (default 1 ms; 0: only the first).
+	PHCStepThreshold time.Duration
 }
 
 var (
@@ -107,7 +114,7 @@ func (d *decoder) ptpSource(t *table) *PTPCommon {
 // ptpPort decodes one [[ptp-port]].
 func (d *decoder) ptpPort(t *table) PTPPortConfig {
 	p := PTPPortConfig{PTPCommon: defaultPTPCommon(), Priority1: 128, Priority2: 128, ClockClass: 248,
-		ClockAccuracy: 0xfe, AnnounceInterval: 1, AnnounceReceiptTimeout: 3}
+		ClockAccuracy: 0xfe, AnnounceInterval: 1, AnnounceReceiptTimeout: 3, PHCFollow: true, PHCStepThreshold: time.Millisecond}
 	d.ptpCommon(t, &p.PTPCommon)
 	t.integer("priority1", &p.Priority1)
 	t.integer("priority2", &p.Priority2)
@@ -119,6 +126,8 @@ func (d *decoder) ptpPort(t *table) PTPPortConfig {
 	t.integer("announce-receipt-timeout", &p.AnnounceReceiptTimeout)
 	t.boolean("master-only", &p.MasterOnly)
 	t.boolean("one-step", &p.OneStep)
+	t.boolean("phc-follow", &p.PHCFollow)
+	t.seconds("phc-step-threshold", &p.PHCStepThreshold)
 	d.gptpPortDefaults(t, &p) // gptp.go
 	t.finish()
 	return p
@@ -194,6 +203,9 @@ func (v *validator) ptpPorts(c *Config, seen map[string]string) {
 			if f.val < -7 || f.val > 7 {
 				v.errorf(key+"."+f.name, "must be between -7 and 7 (log2 seconds; got %d)", f.val)
 			}
+		}
+		if p.PHCStepThreshold < 0 || p.PHCStepThreshold > 10*time.Second {
+			v.errorf(key+".phc-step-threshold", "must be between 0 and 10 s (got %s)", secs(p.PHCStepThreshold))
 		}
 		if p.AnnounceReceiptTimeout < 2 || p.AnnounceReceiptTimeout > 255 {
 			v.errorf(key+".announce-receipt-timeout", "must be between 2 and 255 announce intervals (got %d)", p.AnnounceReceiptTimeout)

@@ -121,6 +121,9 @@ func (d *Daemon) ptpPortConfig(name string, c config.PTPCommon, port *config.PTP
 			}
 			cfg.PHC = phc
 			cfg.Transport.Hardware = true
+			if port != nil && port.PHCFollow {
+				cfg.Follow = &ptpsvc.FollowOptions{StepThreshold: port.PHCStepThreshold}
+			}
 		}
 	}
 	return cfg, nil
@@ -135,6 +138,7 @@ func (d *Daemon) addPTPViews(sn *system.Snapshot) {
 		}
 		v := eptp.ViewOf(&st.Status)
 		v.Interface, v.Transport, v.Hardware, v.Correction = st.Interface, string(st.Transport), st.Hardware, st.Correction
+		v.PHCFollow = st.PHCFollow
 		ss := system.SourceSnapshot{
 			ID:         ptpIDBase + system.ID(i),
 			Name:       st.Name,

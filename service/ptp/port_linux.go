@@ -32,6 +32,9 @@ type PortConfig struct {
 	// engine and the loss of its master (feed_linux.go), from Run's
 	// goroutine.
 	Feed func(Feed)
+	// Follow, with a PHC, makes it follow the system clock while the
+	// port is not a slave (phcfollow.go).
+	Follow *FollowOptions
 }
 
 // Status is what views show of a running port.
@@ -49,6 +52,9 @@ type Status struct {
 	TxFallbacks uint64
 	Updated     time.Time
 	LastError   string
+	// PHCFollow is the PHC's following of the system clock (nil unless
+	// configured on a hardware port).
+	PHCFollow *eptp.FollowStatus
 }
 
 // Port runs one engine/ptp clock over a transport. Run is its own owner
@@ -75,6 +81,9 @@ type Port struct {
 	baseChanges []baseChange
 	baseFreqPPM float64
 	servoPPM    float64
+	// phcfollow.go, and the frequency last set on clk (ppm)
+	follow *phcFollow
+	clkPPM float64
 }
 
 var errNetDown = unix.ENETDOWN
@@ -124,6 +133,11 @@ func NewPort(cfg PortConfig, log *slog.Logger) (*Port, error) {
 		return nil, err
 	}
 	p.eng = eng
+	if cfg.PHC != nil && cfg.Follow != nil {
+		p.follow = newPHCFollow(*cfg.Follow, cfg.PHC, p.clk, p.virtual, 0)
+		p.follow.method = func() string { return cfg.PHC.Method }
+		p.log.Info("the PHC follows the system clock while the port is not a slave", "step_threshold", cfg.Follow.StepThreshold)
+	}
 	p.publish()
 	return p, nil
 }
@@ -178,6 +192,7 @@ func (p *Port) Run(ctx context.Context) error {
 		}
 		if p.cfg.PHC != nil {
 			p.feedPHC(time.Now(), p.cfg.PHC)
+			p.followSystem() // phcfollow.go
 		}
 		p.feedState()
 		p.publish()
@@ -218,6 +233,8 @@ func (p *Port) carry(out *eptp.Output) {
 			p.setVirtualFrequency() // feed_linux.go
 		} else if err := p.clk.SetFrequency(ppm); err != nil {
 			p.logLimited("freq", "cannot set the PTP clock's frequency", "err", err)
+		} else {
+			p.clkPPM = ppm
 		}
 	}
 	for _, m := range out.Measurements {
@@ -267,6 +284,9 @@ func (p *Port) publish() {
 		Hardware: p.cfg.PHC != nil, Status: p.eng.Status(), TxFallbacks: p.tr.TxFallbacks, Updated: time.Now(), LastError: p.lastErr}
 	if p.virtual != nil {
 		st.Correction = p.virtual.Correction(p.base.Now())
+	}
+	if p.follow != nil {
+		st.PHCFollow = p.follow.status()
 	}
 	p.status.Store(st)
 }

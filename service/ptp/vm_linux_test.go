@@ -1,9 +1,12 @@
 package ptp
 
 import (
+	"math"
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	eptp "gnomon.dev/gnomon/engine/ptp"
 )
@@ -27,15 +30,7 @@ func TestVMHardware(t *testing.T) {
 	if !info.Hardware() || info.PHCIndex < 0 {
 		t.Fatalf("e1000e reports no hardware timestamping")
 	}
-	idx, err := EnableHardware(iface, UDP4)
-	if err != nil {
-		t.Fatalf("SIOCSHWTSTAMP: %v", err)
-	}
-	phc, err := OpenPHC(idx, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phc.Close()
+	idx, phc := vmPHC(t, iface)
 	t0 := phc.Now()
 	if t0.IsZero() {
 		t.Error("clock_gettime on the PHC failed")
@@ -69,4 +64,83 @@ func TestVMHardware(t *testing.T) {
 	if err != nil {
 		t.Errorf("send: %v", err)
 	}
+}
+
+// TestVMPHCFollow: the PHC following the system clock against the e1000e
+// driver's /dev/ptp0 (in the guest of tests/ptp/vm.sh): the comparisons
+// go through PTP_SYS_OFFSET_EXTENDED, the steps and frequencies through
+// clock_adjtime on the dynamic clock id, and the PHC ends up on the
+// system clock after each step. QEMU's PHC does not advance, so it falls
+// one second behind between comparisons and is stepped every time: the
+// API path, not timing.
+func TestVMPHCFollow(t *testing.T) {
+	iface := os.Getenv("GNOMON_PTP_VM_IFACE")
+	if iface == "" {
+		t.Skip("only inside the qemu guest of tests/ptp/vm.sh")
+	}
+	_, phc := vmPHC(t, iface)
+	// start the PHC 1000 s further from the system clock
+	before, _, err := phc.SysOffset(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := phc.Step(-1000 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f := newPHCFollow(FollowOptions{StepThreshold: eptp.DefaultFollowStepThreshold}, phc, phc, nil, 0)
+	f.method = func() string { return phc.Method }
+	steady := time.Now()
+	for i := range 4 {
+		step, ppm, did, err := f.run(steady)
+		if err != nil || !did {
+			t.Fatalf("comparison %d: did %v, err %v", i, did, err)
+		}
+		after, unc, err := phc.SysOffset(5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tx unix.Timex
+		if _, err := unix.ClockAdjtime(phc.ClockID(), &tx); err != nil {
+			t.Fatalf("clock_adjtime read: %v", err)
+		}
+		st := f.status()
+		t.Logf("comparison %d (%s): PHC − system %v, step %v, frequency set %+.3f ppm, read back %+.3f ppm; after: PHC − system %v ± %v",
+			i, st.Method, st.Offset, step, ppm, float64(tx.Freq)/65536, after, unc)
+		if st.Method != "PTP_SYS_OFFSET_EXTENDED" && st.Method != "PTP_SYS_OFFSET_PRECISE" && st.Method != "PTP_SYS_OFFSET" {
+			t.Errorf("method %q", st.Method)
+		}
+		if i >= 1 && step == 0 {
+			t.Errorf("comparison %d: no step with the PHC %v from the system clock", i, st.Offset)
+		}
+		if i >= 1 && (after < -250*time.Millisecond || after > 250*time.Millisecond) {
+			t.Errorf("comparison %d: the PHC is %v from the system clock after its step", i, after)
+		}
+		if got := float64(tx.Freq) / 65536; math.Abs(got-ppm) > 0.001 {
+			t.Errorf("frequency read back %+.3f ppm, set %+.3f", got, ppm)
+		}
+		if want := before - 1000*time.Second; i == 0 && (st.Offset > want+2*time.Second || st.Offset < want-2*time.Second) {
+			t.Errorf("first comparison: PHC − system %v, want about %v", st.Offset, want)
+		}
+		time.Sleep(time.Second)
+		steady = steady.Add(time.Second)
+	}
+	if st := f.status(); st.Steps < 3 || st.Samples != 4 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// vmPHC turns hardware timestamping on for iface and opens its PHC for
+// writing, closed when the test ends.
+func vmPHC(t *testing.T, iface string) (int, *PHC) {
+	t.Helper()
+	idx, err := EnableHardware(iface, UDP4)
+	if err != nil {
+		t.Fatalf("SIOCSHWTSTAMP: %v", err)
+	}
+	phc, err := OpenPHC(idx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { phc.Close() })
+	return idx, phc
 }
