@@ -70,6 +70,7 @@ var GnomonSourceSpec = &InterfaceSpec{
 		{"PTPGrandmaster", "s", EmitsFalse},
 		{"PTPParent", "s", EmitsFalse},
 		{"PTPDecision", "s", EmitsFalse},
+		{"PTPLink", "a{sv}", EmitsFalse},
 		{"Counters", "a{sv}", EmitsFalse},
 	},
 }
@@ -436,6 +437,7 @@ func (s *Service) exportSource(conn *godbus.Conn, id system.ID) error {
 		"PTPDecision": field(func(x system.SourceSnapshot) any {
 			return ptpField(x, func(v *ptp.View) string { return v.Decision.String() })
 		}),
+		"PTPLink":  field(func(x system.SourceSnapshot) any { return ptpLinkProps(x) }), // ptplink.go
 		"Counters": func() (any, error) { return s.sourceCounters(id) },
 	}}}}
 	p := SourcePath(id)

@@ -58,6 +58,8 @@ type Source struct {
 	PTPGrandmaster string `json:"ptp_grandmaster,omitempty"`
 	PTPParent      string `json:"ptp_parent,omitempty"`
 	PTPDecision    string `json:"ptp_decision,omitempty"`
+	// PTPLink: 802.1AS ports only (ptplink.go).
+	PTPLink *PTPLink `json:"ptp_link,omitempty"`
 	// Counters are the client's counters for the source (counters.go),
 	// nil for a source without a socket.
 	Counters *SourceCounters `json:"counters,omitempty"`
@@ -121,6 +123,7 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "PTPGrandmaster", &s.PTPGrandmaster)
 	get(p, "PTPParent", &s.PTPParent)
 	get(p, "PTPDecision", &s.PTPDecision)
+	s.PTPLink = ptpLinkOf(p)
 	s.Counters = countersOf(p)
 }
 
