@@ -26,10 +26,10 @@ import (
 // the module proxy).
 const fbtimeVersion = "v0.0.0-20260822211804-f81aedc1c1e3"
 
-var gnomondBin string
+var gnomondBin, gnomonctlBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin}))
+	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin, "./cmd/gnomonctl": &gnomonctlBin}))
 }
 
 var (

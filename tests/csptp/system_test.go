@@ -1,0 +1,113 @@
+package csptp
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/tests/peers"
+)
+
+// A CSPTP client is a source of the system clock like an NTP server: a
+// gnomond in observe mode whose only source is a CSPTP server (gnomond's
+// own [[csptp-server]], or ptp4u), both with clockClass 6 like a
+// GPS-locked grandmaster, becomes synchronized, selects it, counts as
+// stratum 1 with the reference "PTP", and serves that time over NTP.
+func TestCSPTPSystemSource(t *testing.T) {
+	t.Parallel()
+	peers.NeedTool(t, "dbus-daemon")
+	for _, server := range []string{"gnomond", "ptp4u"} {
+		t.Run(server, func(t *testing.T) {
+			t.Parallel()
+			variant := "1588.1"
+			if server == "ptp4u" {
+				variant = "sptp"
+			}
+			srv, cli := pair(t)
+			dir := peers.TempDir(t, 0o755)
+			if server == "ptp4u" {
+				startPTP4u(t, fbtool(t, "ptp4u"), dir, srv)
+			} else {
+				startGnomond(t, dir, srv, "server", gnomondServer)
+			}
+			bus := peers.StartSystemBus(t, dir, peers.PermissiveBusPolicy)
+			ntpPort := peers.FreePort(t)
+			cfg := gnomondHead + fmt.Sprintf("[[source]]\nmode = \"csptp\"\naddress = \"10.77.0.1\"\nvariant = %q\ninterval = 0.25\n"+
+				"[[server]]\nlisten = \"127.0.0.1:%d\"\n", variant, ntpPort)
+			path := filepath.Join(dir, "client.toml")
+			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			gn := peers.Start(t, dir, "client", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Addr},
+				safeIn(t, cli, gnomondBin, "--config", path, "--user", "", "--state-dir", "", "--system-root", peers.NewSystemRoot(t, dir, "UTC"))...)
+			ctl := func(v any, args ...string) string {
+				cmd := exec.Command(gnomonctlBin, append(args, "--json")...)
+				cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Addr)
+				out, err := cmd.CombinedOutput()
+				if err == nil {
+					err = json.Unmarshal(out, v)
+				}
+				if err != nil {
+					return fmt.Sprintf("%v: %s", err, out)
+				}
+				return string(out)
+			}
+			type status struct {
+				Synchronized bool   `json:"synchronized"`
+				Stratum      uint8  `json:"stratum"`
+				Reference    string `json:"reference"`
+				Selected     string `json:"selected_source"`
+			}
+			type source struct {
+				Path     string `json:"path"`
+				Kind     string `json:"kind"`
+				State    string `json:"state"`
+				Stratum  uint8  `json:"stratum"`
+				OffsetNS int64  `json:"offset_ns"`
+			}
+			var st status
+			var sel source
+			var last string
+			if !waitFor(60*time.Second, func() bool {
+				var srcs struct{ Sources []source }
+				last = ctl(&st, "status") + "\n" + ctl(&srcs, "sources")
+				sel = source{}
+				for _, s := range srcs.Sources {
+					if s.Path == st.Selected {
+						sel = s
+					}
+				}
+				return st.Synchronized && sel.Kind == "csptp"
+			}) {
+				t.Fatalf("gnomond did not select the CSPTP source; gnomonctl said:\n%s\ngnomond:\n%s", last, gn.Tail(30))
+			}
+			t.Logf("CSPTP (%s) selected: status %+v, source %+v", server, st, sel)
+			if st.Stratum != 1 || st.Reference != "PTP" || sel.State != "selected" || sel.Stratum != 0 ||
+				sel.OffsetNS > 50_000 || sel.OffsetNS < -50_000 {
+				t.Errorf("with the CSPTP source as the system peer: status %+v, source %+v", st, sel)
+			}
+			// and its time is served over NTP: stratum 1, the reference "PTP"
+			// (a reference clock's time one hop away)
+			var h ntp.Header
+			var err error
+			var off time.Duration
+			peers.InNetnsDo(t, cli, func() {
+				c := peers.NewNTPClient(t, "127.0.0.1")
+				for range 10 {
+					if off, _, h, err = c.Measure(peers.Loop4(ntpPort), 2*time.Second); err == nil && h.Stratum == 1 {
+						return
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+			})
+			if err != nil || h.Stratum != 1 || h.ReferenceID != 'P'<<24|'T'<<16|'P'<<8 || off > 5*time.Millisecond || off < -5*time.Millisecond {
+				t.Errorf("NTP from the CSPTP-synchronized gnomond: %v, stratum %d, reference %#x, offset %v", err, h.Stratum, h.ReferenceID, off)
+			}
+		})
+	}
+}
