@@ -1,11 +1,7 @@
 package csptp
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,7 +16,6 @@ import (
 // stratum 1 with the reference "PTP", and serves that time over NTP.
 func TestCSPTPSystemSource(t *testing.T) {
 	t.Parallel()
-	peers.NeedTool(t, "dbus-daemon")
 	for _, server := range []string{"gnomond", "ptp4u"} {
 		t.Run(server, func(t *testing.T) {
 			t.Parallel()
@@ -35,28 +30,10 @@ func TestCSPTPSystemSource(t *testing.T) {
 			} else {
 				startGnomond(t, dir, srv, "server", gnomondServer)
 			}
-			bus := peers.StartSystemBus(t, dir, peers.PermissiveBusPolicy)
 			ntpPort := peers.FreePort(t)
-			cfg := gnomondHead + fmt.Sprintf("[[source]]\nmode = \"csptp\"\naddress = \"10.77.0.1\"\nvariant = %q\ninterval = 0.25\n"+
-				"[[server]]\nlisten = \"127.0.0.1:%d\"\n", variant, ntpPort)
-			path := filepath.Join(dir, "client.toml")
-			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			gn := peers.Start(t, dir, "client", []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Addr},
-				safeIn(t, cli, gnomondBin, "--config", path, "--user", "", "--state-dir", "", "--system-root", peers.NewSystemRoot(t, dir, "UTC"))...)
-			ctl := func(v any, args ...string) string {
-				cmd := exec.Command(gnomonctlBin, append(args, "--json")...)
-				cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Addr)
-				out, err := cmd.CombinedOutput()
-				if err == nil {
-					err = json.Unmarshal(out, v)
-				}
-				if err != nil {
-					return fmt.Sprintf("%v: %s", err, out)
-				}
-				return string(out)
-			}
+			gn, ctl := peers.StartGnomondBus(t, gnomondBin, gnomonctlBin, dir, cli, "client",
+				fmt.Sprintf("[[source]]\nmode = \"csptp\"\naddress = \"10.77.0.1\"\nvariant = %q\ninterval = 0.25\n"+
+					"[[server]]\nlisten = \"127.0.0.1:%d\"\n", variant, ntpPort))
 			type status struct {
 				Synchronized bool   `json:"synchronized"`
 				Stratum      uint8  `json:"stratum"`

@@ -1,9 +1,6 @@
 package gptp
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -48,26 +45,11 @@ func pmc(t testing.TB, dir, sock, what string) map[int]map[string]string {
 // and returns a function that reads its sources with gnomonctl.
 func startGnomondBus(t testing.TB, dir, ns, name, cfg string) (*peers.Proc, func() ([]client.Source, string)) {
 	t.Helper()
-	peers.NeedTool(t, "dbus-daemon")
-	bus := peers.StartSystemBus(t, dir, peers.PermissiveBusPolicy)
-	path := filepath.Join(dir, name+".toml")
-	if err := os.WriteFile(path, []byte(peers.GnomondObserveHead+cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := peers.Start(t, dir, name, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Addr},
-		safeIn(t, ns, gnomondBin, "--config", path, "--user", "", "--state-dir", "", "--system-root", peers.NewSystemRoot(t, dir, "UTC"))...)
+	p, ctl := peers.StartGnomondBus(t, gnomondBin, gnomonctlBin, dir, ns, name, cfg)
 	return p, func() ([]client.Source, string) {
-		cmd := exec.Command(gnomonctlBin, "sources", "--json")
-		cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Addr)
-		out, err := cmd.CombinedOutput()
 		var v struct{ Sources []client.Source }
-		if err == nil {
-			err = json.Unmarshal(out, &v)
-		}
-		if err != nil {
-			return nil, fmt.Sprintf("%v: %s", err, out)
-		}
-		return v.Sources, string(out)
+		out := ctl(&v, "sources")
+		return v.Sources, out
 	}
 }
 

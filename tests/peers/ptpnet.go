@@ -3,6 +3,7 @@ package peers
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,4 +131,33 @@ func LogRecords[T any](t testing.TB, p *Proc, msg string) []T {
 		}
 	}
 	return out
+}
+
+// StartGnomondBus runs bin in ns on cfg (after GnomondObserveHead) with
+// D-Bus on a private system bus, and returns the process and a function
+// that runs ctlBin (gnomonctl) with args and --json against that bus,
+// decodes its output into v and returns the output (or the error and
+// the output) for failure messages.
+func StartGnomondBus(t testing.TB, bin, ctlBin, dir, ns, name, cfg string) (*Proc, func(v any, args ...string) string) {
+	t.Helper()
+	NeedTool(t, "dbus-daemon")
+	bus := StartSystemBus(t, dir, PermissiveBusPolicy)
+	path := filepath.Join(dir, name+".toml")
+	if err := os.WriteFile(path, []byte(GnomondObserveHead+cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := Start(t, dir, name, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Addr},
+		SafeIn(t, ns, bin, "--config", path, "--user", "", "--state-dir", "", "--system-root", NewSystemRoot(t, dir, "UTC"))...)
+	return p, func(v any, args ...string) string {
+		cmd := exec.Command(ctlBin, append(args, "--json")...)
+		cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Addr)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			err = json.Unmarshal(out, v)
+		}
+		if err != nil {
+			return fmt.Sprintf("%v: %s", err, out)
+		}
+		return string(out)
+	}
 }
