@@ -86,8 +86,6 @@ func pair(t testing.TB) (srv, cli string) {
 	return srv, cli
 }
 
-const gnomondHead = peers.GnomondObserveHead
-
 func startGnomond(t testing.TB, dir, ns, name, cfg string) *peers.Proc {
 	t.Helper()
 	return peers.StartGnomondIn(t, gnomondBin, dir, ns, name, cfg)
