@@ -175,7 +175,7 @@ func TestGnomondGrandmasterPTP4lSlave(t *testing.T) {
 	g, p := netns(t, tag, "g"), netns(t, tag, "p")
 	link(t, tag, g, "g0", p, "p0")
 	gid := identityOf(t, g, "g0")
-	startGnomond(t, dir, g, "gnomond", "[[ptp-port]]\nprofile = \"gptp\"\ninterface = \"g0\"\ntimestamping = \"software\"\npriority1 = 100\n"+thresh)
+	_, sources := startGnomondBus(t, dir, g, "gnomond", "[[ptp-port]]\nprofile = \"gptp\"\ninterface = \"g0\"\ntimestamping = \"software\"\npriority1 = 100\n"+thresh)
 	slave := peers.Start(t, dir, "ptp4l-slave", nil, safeIn(t, p, ptp4l(cfg, dir, "s", "-i", "p0")...)...)
 	ok := waitFor(60*time.Second, func() bool {
 		o, _ := ptp4lOffsets(t, slave)
@@ -194,8 +194,30 @@ func TestGnomondGrandmasterPTP4lSlave(t *testing.T) {
 	if nd := pmc(t, dir, filepath.Join(dir, "s.sock"), "PORT_DATA_SET_NP")[1]; nd["asCapable"] != "1" {
 		t.Errorf("ptp4l's PORT_DATA_SET_NP: %v, want asCapable 1", nd)
 	}
-	po, pd := ptp4lOffsets(t, slave)
-	bound(t, "ptp4l gPTP slave of gnomond", statsOf(po[len(po)/3:], pd[len(pd)/3:]))
+	// ptp4l's view of gnomond's follow-up information TLV (TIME_STATUS_NP:
+	// gnomond sends cumulativeScaledRateOffset 0, an end station's, to
+	// which ptp4l adds its own neighborRateRatio's offset, 1 within
+	// 1e-4 on one host's clock; gmTimeBaseIndicator 0; gnomond the
+	// grandmaster present)
+	for _, ts := range pmc(t, dir, filepath.Join(dir, "s.sock"), "TIME_STATUS_NP") {
+		csro, err := strconv.ParseFloat(ts["cumulativeScaledRateOffset"], 64)
+		if err != nil || math.Abs(csro) > 1e-4 || ts["gmTimeBaseIndicator"] != "0" || ts["gmPresent"] != "true" || ts["gmIdentity"] != gid {
+			t.Errorf("ptp4l's TIME_STATUS_NP: %v", ts)
+		}
+	}
+	// gnomond's side on D-Bus against ptp4l's peer delay of the link
+	srcs, raw := sources()
+	l := ptpLink(srcs)
+	pd := pmc(t, dir, filepath.Join(dir, "s.sock"), "PORT_DATA_SET")[1]
+	peer, _ := strconv.ParseFloat(pd["peerMeanPathDelay"], 64)
+	if l == nil || !l.AsCapable || math.Abs(l.NeighborRateRatio-1) > 1e-4 || l.NeighborPropDelayNS <= 0 || math.Abs(float64(l.NeighborPropDelayNS)-peer) > 5000 {
+		t.Errorf("gnomond's 802.1AS link %+v against ptp4l's peerMeanPathDelay %.0f ns\n%s", l, peer, raw)
+	} else {
+		t.Logf("gnomond grandmaster: asCapable, neighborRateRatio %.9f, neighborPropDelay %d ns; ptp4l slave: peerMeanPathDelay %.0f ns",
+			l.NeighborRateRatio, l.NeighborPropDelayNS, peer)
+	}
+	po, pdl := ptp4lOffsets(t, slave)
+	bound(t, "ptp4l gPTP slave of gnomond", statsOf(po[len(po)/3:], pdl[len(pdl)/3:]))
 }
 
 func linuxptpConfig(t testing.TB, name string) string {
