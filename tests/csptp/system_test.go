@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"gnomon.dev/gnomon/ctl/client"
 	"gnomon.dev/gnomon/engine/ntp"
 	"gnomon.dev/gnomon/tests/peers"
 )
@@ -34,28 +35,16 @@ func TestCSPTPSystemSource(t *testing.T) {
 			gn, ctl := peers.StartGnomondBus(t, gnomondBin, gnomonctlBin, dir, cli, "client",
 				fmt.Sprintf("[[source]]\nmode = \"csptp\"\naddress = \"10.77.0.1\"\nvariant = %q\ninterval = 0.25\n"+
 					"[[server]]\nlisten = \"127.0.0.1:%d\"\n", variant, ntpPort))
-			type status struct {
-				Synchronized bool   `json:"synchronized"`
-				Stratum      uint8  `json:"stratum"`
-				Reference    string `json:"reference"`
-				Selected     string `json:"selected_source"`
-			}
-			type source struct {
-				Path     string `json:"path"`
-				Kind     string `json:"kind"`
-				State    string `json:"state"`
-				Stratum  uint8  `json:"stratum"`
-				OffsetNS int64  `json:"offset_ns"`
-			}
-			var st status
-			var sel source
+			// gnomonctl status --json: the manager and every source
+			var st client.Status
+			var sel client.Source
 			var last string
 			if !waitFor(60*time.Second, func() bool {
-				var srcs struct{ Sources []source }
-				last = ctl(&st, "status") + "\n" + ctl(&srcs, "sources")
-				sel = source{}
-				for _, s := range srcs.Sources {
-					if s.Path == st.Selected {
+				st = client.Status{}
+				last = ctl(&st, "status")
+				sel = client.Source{}
+				for _, s := range st.Sources {
+					if s.Path == st.SelectedPath {
 						sel = s
 					}
 				}
@@ -63,10 +52,10 @@ func TestCSPTPSystemSource(t *testing.T) {
 			}) {
 				t.Fatalf("gnomond did not select the CSPTP source; gnomonctl said:\n%s\ngnomond:\n%s", last, gn.Tail(30))
 			}
-			t.Logf("CSPTP (%s) selected: status %+v, source %+v", server, st, sel)
+			t.Logf("CSPTP (%s) selected: status %+v, source %+v", server, st.Manager, sel)
 			if st.Stratum != 1 || st.Reference != "PTP" || sel.State != "selected" || sel.Stratum != 0 ||
 				sel.OffsetNS > 50_000 || sel.OffsetNS < -50_000 {
-				t.Errorf("with the CSPTP source as the system peer: status %+v, source %+v", st, sel)
+				t.Errorf("with the CSPTP source as the system peer: status %+v, source %+v", st.Manager, sel)
 			}
 			// and its time is served over NTP: stratum 1, the reference "PTP"
 			// (a reference clock's time one hop away)
