@@ -125,6 +125,7 @@ type gptpState struct {
 	syncTimeouts     uint64
 	incapableDropped uint64
 	oper             bool
+	lastRequest      time.Time
 	requestsSent     uint64
 }
 

@@ -292,7 +292,7 @@ func (c *Clock) gptpSyncReceived(now time.Time) {
 	if !c.prof.NoBMCA {
 		c.gptp.syncTimeout = now.Add(c.syncReceiptTimeout())
 	}
-	c.gptpIntervals()
+	c.gptpIntervals(now)
 }
 
 func (c *Clock) syncReceiptTimeout() time.Duration {
@@ -329,7 +329,7 @@ func (c *Clock) gptpWakeup(now time.Time) {
 			}
 		}
 	}
-	c.gptpIntervals()
+	c.gptpIntervals(now)
 }
 
 // gptpNext is the hook's next deadline for NextWakeup.
@@ -348,26 +348,32 @@ func (c *Clock) dropForeign(p PortIdentity) {
 // gptpIntervals sends a slave's message interval requests (linuxptp's
 // msg_interval_request with operLogSyncInterval and
 // operLogPdelayReqInterval, the automotive profile's): once the port is
-// SLAVE and its servo locked, it runs its own Pdelay_Req at the operational
-// interval and asks the master for the operational Sync interval; when it
-// leaves SLAVE or its servo unlocks (a step) it goes back to the initial Pdelay_Req interval and asks
-// for the initial Sync interval again.
-func (c *Clock) gptpIntervals() {
+// SLAVE and its servo locked, it runs its own Pdelay_Req at the
+// operational interval and asks the master for the operational Sync
+// interval; when it leaves SLAVE or its servo unlocks (a step) it goes
+// back to the initial Pdelay_Req interval and asks for the initial Sync
+// interval again; when the master's Syncs show it has forgotten the
+// request (it restarted), it asks again.
+func (c *Clock) gptpIntervals(now time.Time) {
 	if !c.prof.IntervalRequest || c.cfg.MasterOnly {
 		return
 	}
 	g := &c.gptp
 	locked := c.port.State == StateSlave && c.servo.State() == ServoLocked
+	// The master's Syncs carry another interval than the one asked for
+	// a while ago: it started over (ptp4l's case in
+	// message_interval_request); ask again, at most once a second.
+	forgot := g.oper && c.lastSync.logInt != c.prof.OperLogSyncInterval && now.Sub(g.lastRequest) >= time.Second
 	switch {
-	case locked && !g.oper:
+	case locked && (!g.oper || forgot):
 		if !c.gptpMayTx() {
 			return
 		}
-		g.oper = true
+		g.oper, g.lastRequest = true, now
 		c.setPdelayInterval(c.prof.OperLogPdelayReqInterval)
 		c.sendIntervalRequest(IntervalRequest{LinkDelay: intervalNoChange, TimeSync: c.prof.OperLogSyncInterval, Announce: intervalNoChange})
 	case !locked && g.oper:
-		g.oper = false
+		g.oper, g.lastRequest = false, now
 		c.setPdelayInterval(c.prof.LogMinPdelayReqInterval)
 		c.sendIntervalRequest(IntervalRequest{LinkDelay: intervalNoChange, TimeSync: intervalInitial, Announce: intervalNoChange})
 	}

@@ -395,4 +395,11 @@ func TestAutomotiveOperationalIntervals(t *testing.T) {
 	if g.Status().Counters.IntervalRequests != 3 || g.Status().Port.LogSyncInterval != 0 || !s.GPTPLink().OperationalIntervals {
 		t.Errorf("after the step: grandmaster %d requests, Sync interval %d", g.Status().Counters.IntervalRequests, g.Status().Port.LogSyncInterval)
 	}
+	// the grandmaster starts over at its initial interval: its Syncs
+	// say so, and the slave asks again (once)
+	g.port.LogSyncInterval = -3
+	l.run(5 * time.Second)
+	if len(asked) != 4 || asked[3] != 0 || g.Status().Port.LogSyncInterval != 0 {
+		t.Errorf("after the grandmaster forgot: requests %v, its Sync interval %d", asked, g.Status().Port.LogSyncInterval)
+	}
 }
