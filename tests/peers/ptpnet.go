@@ -98,12 +98,19 @@ func StartGnomondIn(t testing.TB, bin, dir, ns, name, cfg string) *Proc {
 	if err := os.WriteFile(path, []byte(GnomondObserveHead+cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	failOnRace(t, dir, name)
+	return Start(t, dir, name, nil, SafeIn(t, ns, bin, "--config", path, "--no-dbus", "--user", "", "--state-dir", "")...)
+}
+
+// failOnRace fails the test if the log of process name in dir reports a
+// data race (a gnomond built with -race, GNOMON_TEST_GNOMOND). Registered
+// before the process starts, it runs after it has stopped.
+func failOnRace(t testing.TB, dir, name string) {
 	t.Cleanup(func() {
 		if b, err := os.ReadFile(filepath.Join(dir, name+".log")); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
 			t.Errorf("%s reported a data race:\n%s", name, b)
 		}
 	})
-	return Start(t, dir, name, nil, SafeIn(t, ns, bin, "--config", path, "--no-dbus", "--user", "", "--state-dir", "")...)
 }
 
 // LogRecords decodes each JSON line of p's log whose "msg" is msg into a
@@ -146,6 +153,7 @@ func StartGnomondBus(t testing.TB, bin, ctlBin, dir, ns, name, cfg string) (*Pro
 	if err := os.WriteFile(path, []byte(GnomondObserveHead+cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	failOnRace(t, dir, name)
 	p := Start(t, dir, name, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + bus.Addr},
 		SafeIn(t, ns, bin, "--config", path, "--user", "", "--state-dir", "", "--system-root", NewSystemRoot(t, dir, "UTC"))...)
 	return p, func(v any, args ...string) string {
