@@ -71,6 +71,7 @@ var GnomonSourceSpec = &InterfaceSpec{
 		{"PTPParent", "s", EmitsFalse},
 		{"PTPDecision", "s", EmitsFalse},
 		{"PTPPHC", "a{sv}", EmitsFalse},
+		{"PTPLink", "a{sv}", EmitsFalse},
 		{"Counters", "a{sv}", EmitsFalse},
 	},
 }
@@ -438,6 +439,7 @@ func (s *Service) exportSource(conn *godbus.Conn, id system.ID) error {
 			return ptpField(x, func(v *ptp.View) string { return v.Decision.String() })
 		}),
 		"PTPPHC":   field(func(x system.SourceSnapshot) any { return ptpPHCProps(x) }),
+		"PTPLink":  field(func(x system.SourceSnapshot) any { return ptpLinkProps(x) }), // ptplink.go
 		"Counters": func() (any, error) { return s.sourceCounters(id) },
 	}}}}
 	p := SourcePath(id)

@@ -11,3 +11,12 @@ test-profiles:
 ## ptp4u under the same load on the same veth link. Root; about 30 s.
 bench-csptp:
 	GNOMON_CSPTP_BENCH=1 $(GO) test -count=1 -v -timeout 10m -run '^TestBenchCSPTP$$' ./tests/csptp
+
+## test-gptp-vm: ptp4l as an automotive slave that locks and asks for the
+## operational Sync interval (automotive-slave.cfg), against gnomond's
+## automotive grandmaster, inside a qemu guest (ptp4l steers the guest's
+## clock; on the host it may only run free). Needs a guest image
+## (tests/gptp/vm.sh says which); about 2 minutes.
+.PHONY: test-gptp-vm
+test-gptp-vm:
+	./tests/gptp/vm.sh

@@ -144,7 +144,8 @@ func writeSources(w io.Writer, sources []client.Source, addresses, verbose bool)
 		if s.Kind == "ptp" && s.PTPPortState != "" {
 			fmt.Fprintf(w, "   PTP %s (BMCA %s), grandmaster %s, parent %s (offset from master, mean path delay)\n",
 				s.PTPPortState, s.PTPDecision, s.PTPGrandmaster, s.PTPParent)
-			writePTPPHC(w, s.PTPPHC) // ptpphc.go
+			writePTPPHC(w, s.PTPPHC)   // ptpphc.go
+			writePTPLink(w, s.PTPLink) // ptplink.go
 		}
 		if s.LastError != "" && (verbose || s.Reach == 0 || s.State == "unresolved" || s.State == "unreachable") {
 			fmt.Fprintf(w, "   last error: %s\n", s.LastError)

@@ -59,6 +59,8 @@ type Source struct {
 	PTPParent      string  `json:"ptp_parent,omitempty"`
 	PTPDecision    string  `json:"ptp_decision,omitempty"`
 	PTPPHC         *PTPPHC `json:"ptp_phc,omitempty"` // ptpphc.go
+	// PTPLink: 802.1AS ports only (ptplink.go).
+	PTPLink *PTPLink `json:"ptp_link,omitempty"`
 	// Counters are the client's counters for the source (counters.go),
 	// nil for a source without a socket.
 	Counters *SourceCounters `json:"counters,omitempty"`
@@ -123,6 +125,7 @@ func (s *Source) fill(p map[string]godbus.Variant) {
 	get(p, "PTPParent", &s.PTPParent)
 	get(p, "PTPDecision", &s.PTPDecision)
 	s.PTPPHC = ptpPHCOf(p)
+	s.PTPLink = ptpLinkOf(p)
 	s.Counters = countersOf(p)
 }
 

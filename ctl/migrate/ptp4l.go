@@ -56,16 +56,20 @@ var ptp4lDefaults = map[string]string{
 // over, by the group it belongs to.
 func ptp4lWhy(key string) string {
 	switch key {
-	case "neighborPropDelayThresh", "min_neighbor_prop_delay":
-		return "gnomond's gPTP does not test asCapable against the neighbor propagation delay: a port exchanges Sync with any peer that answers its Pdelay_Req"
+	case "neighborPropDelayThresh":
+		return "asCapable's neighbor propagation delay limit exists only with profile = \"gptp\" or \"automotive\" (neighbor-prop-delay-thresh)"
+	case "min_neighbor_prop_delay":
+		return "gnomond's lower limit on the neighbor propagation delay is fixed at gPTP.cfg's -20 ms"
 	case "syncReceiptTimeout":
-		return "802.1AS's sync receipt timeout is not implemented (the announce receipt timeout applies)"
+		return "gnomond's sync receipt timeout is 802.1AS's 3 Sync intervals (gPTP only), not configurable"
 	case "transportSpecific", "follow_up_info", "gmCapable", "assume_two_step", "path_trace_enabled", "ptp_dst_mac", "p2p_dst_mac":
 		return "a gPTP setting outside profile = \"gptp\" (which needs transportSpecific 1, L2 and P2P): no equivalent"
-	case "operLogSyncInterval", "operLogPdelayReqInterval", "msg_interval_request", "servo_offset_threshold", "servo_num_offset_values":
-		return "a gnomond automotive slave does not ask for the operational intervals (a gnomond grandmaster honours the request)"
+	case "operLogSyncInterval", "operLogPdelayReqInterval", "msg_interval_request":
+		return "only a gnomond automotive slave asks for operational intervals, always automotive-slave.cfg's (Sync 1 s, Pdelay_Req 4 s)"
+	case "servo_offset_threshold", "servo_num_offset_values":
+		return "gnomond's slave asks for the operational intervals once its servo locks; the lock rule is not configurable"
 	case "inhibit_delay_req":
-		return "a gnomond automotive grandmaster still sends Pdelay_Req"
+		return "only a gnomond automotive grandmaster leaves out Pdelay_Req"
 	case "BMCA", "inhibit_announce", "asCapable", "ignore_source_id":
 		return "static roles need profile = \"automotive\" (transportSpecific 1, L2, P2P, BMCA noop and masterOnly or slaveOnly)"
 	case "unicast_listen", "unicast_master_table", "unicast_req_duration", "hybrid_e2e", "inhibit_multicast_service":
@@ -90,8 +94,10 @@ func ptp4lWhy(key string) string {
 // "automotive" also these.
 var (
 	gptpImplied = map[string]string{"transportSpecific": "1", "follow_up_info": "1", "path_trace_enabled": "1",
-		"assume_two_step": "1", "ptp_dst_mac": "01:80:C2:00:00:0E", "p2p_dst_mac": "01:80:C2:00:00:0E", "gmCapable": "1"}
-	automotiveImplied = map[string]string{"BMCA": "noop", "inhibit_announce": "1", "asCapable": "true", "ignore_source_id": "1"}
+		"assume_two_step": "1", "ptp_dst_mac": "01:80:C2:00:00:0E", "p2p_dst_mac": "01:80:C2:00:00:0E", "gmCapable": "1",
+		"syncReceiptTimeout": "3", "min_neighbor_prop_delay": "-20000000"}
+	automotiveImplied = map[string]string{"BMCA": "noop", "inhibit_announce": "1", "asCapable": "true", "ignore_source_id": "1",
+		"inhibit_delay_req": "1", "operLogSyncInterval": "0", "operLogPdelayReqInterval": "2", "msg_interval_request": "1"}
 )
 
 type p4val struct {
@@ -271,7 +277,7 @@ var p4keys = map[string]bool{
 	"delayAsymmetry": true, "priority1": true, "priority2": true, "clockClass": true, "clockAccuracy": true,
 	"logAnnounceInterval": true, "logSyncInterval": true, "logMinDelayReqInterval": true, "logMinPdelayReqInterval": true,
 	"announceReceiptTimeout": true, "masterOnly": true, "slaveOnly": true, "twoStepFlag": true, "free_running": true,
-	"uds_address": true,
+	"uds_address": true, "neighborPropDelayThresh": true,
 }
 
 func (m *p4migration) settings(p *p4port, first bool, warn bool) portSettings {
@@ -369,6 +375,18 @@ func (m *p4migration) settings(p *p4port, first bool, warn bool) portSettings {
 			bad(v, "%q is not a number of nanoseconds within ±1 s: left out", v.v)
 		case ns != 0:
 			put(v.at, "asymmetry", fmtNum(ns/1e9))
+		}
+	}
+	if v, ok := get("neighborPropDelayThresh"); ok {
+		ns, err := strconv.ParseFloat(v.v, 64)
+		switch {
+		case ps.profile == "" && sameValue(v.v, ptp4lDefaults["neighborPropDelayThresh"]):
+		case ps.profile == "":
+			bad(v, "%s", ptp4lWhy("neighborPropDelayThresh"))
+		case err != nil || ns <= 0 || ns > 1e9:
+			bad(v, "%q is not a number of nanoseconds above 0 and at most 1 s: left out", v.v)
+		case ns != 800: // 802.1AS's, the profile's
+			put(v.at, "neighbor-prop-delay-thresh", fmtNum(ns/1e9))
 		}
 	}
 	if v, ok := get("uds_address"); ok && first {

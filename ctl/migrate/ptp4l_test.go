@@ -114,12 +114,46 @@ func TestPTP4lMappings(t *testing.T) {
 			t.Errorf("no warning %q in\n%s", want, w)
 		}
 	}
-	if w := warningsText(res["automotive-master.cfg"].Warnings); !strings.Contains(w, "inhibit_delay_req: a gnomond automotive grandmaster still sends Pdelay_Req") ||
-		strings.Contains(w, "BMCA") || strings.Contains(w, "follow_up_info") {
-		t.Errorf("automotive-master.cfg warnings:\n%s", w)
+	// every line of linuxptp's gPTP and automotive examples is what the
+	// profiles do (inhibit_delay_req, syncReceiptTimeout 3,
+	// neighborPropDelayThresh 800, the operational intervals)
+	for _, name := range []string{"automotive-master.cfg", "gPTP.cfg"} {
+		if w := warningsText(res[name].Warnings); w != "" {
+			t.Errorf("%s warnings:\n%s", name, w)
+		}
 	}
 	if w := warningsText(res["default.cfg"].Warnings); strings.Count(w, "\n") != 1 {
 		t.Errorf("default.cfg repeats linuxptp's defaults: only the phc2sys line should warn, got\n%s", w)
+	}
+}
+
+// neighborPropDelayThresh other than 802.1AS's 800 ns is carried over on
+// a gPTP port, and warned about outside one.
+func TestPTP4lNeighborPropDelayThresh(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		conf, want string
+	}{
+		{"[global]\ntransportSpecific 0x1\nnetwork_transport L2\ndelay_mechanism P2P\nneighborPropDelayThresh 100000\n", "neighbor-prop-delay-thresh = 0.0001"},
+		{"[global]\nneighborPropDelayThresh 100000\n", ""},
+	} {
+		path := filepath.Join(dir, "p.cfg")
+		os.WriteFile(path, []byte(tc.conf), 0o644)
+		res, err := PTP4l(path, PTP4lOptions{Interfaces: []string{"eth0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Parse("p.toml", res.TOML, config.Options{CanSetClock: true})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.conf, err, res.TOML)
+		}
+		w := warningsText(res.Warnings)
+		if tc.want != "" && (!strings.Contains(string(res.TOML), tc.want) || c.PTPPorts[0].NeighborPropDelayThresh != 100*time.Microsecond || w != "") {
+			t.Errorf("gPTP: %+v, warnings %q\n%s", c.PTPPorts, w, res.TOML)
+		}
+		if tc.want == "" && (strings.Contains(string(res.TOML), "neighbor-prop") || !strings.Contains(w, "neighborPropDelayThresh")) {
+			t.Errorf("not gPTP: warnings %q\n%s", w, res.TOML)
+		}
 	}
 }
 

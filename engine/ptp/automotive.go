@@ -13,16 +13,21 @@ import (
 // Sync from whichever master sends it. Its initial intervals are Sync
 // 1/8 s and Pdelay_Req 1 s; a slave may ask the master for slower
 // operational ones with a Signaling message interval request, which a
-// gnomond master honours (HandleSignaling). Not implemented: a gnomond
-// slave sending that request once it is locked (linuxptp's
-// operLogSyncInterval / msg_interval_request), since its servo steers a
-// virtual clock that the request's "locked" condition does not apply to.
+// gnomond master honours (HandleSignaling) and a gnomond slave sends once
+// its servo has locked (gptp_link.go's gptpIntervals: Sync 1 s,
+// Pdelay_Req 4 s, linuxptp's automotive-slave.cfg). A grandmaster sends no
+// Pdelay_Req (inhibit_delay_req).
 var Automotive = func() Profile {
 	p := GPTP
 	p.Name = "automotive"
 	p.NoBMCA = true
 	p.NoAnnounce = true
 	p.AnySource = true
+	// automotive-slave.cfg's operational intervals (Sync 1 s,
+	// Pdelay_Req 4 s), asked for once the slave is locked
+	p.IntervalRequest = true
+	p.OperLogSyncInterval = 0
+	p.OperLogPdelayReqInterval = 2
 	return p
 }()
 
@@ -92,8 +97,10 @@ func (c *Clock) adoptSource(src PortIdentity) {
 
 // HandleSignaling applies a message interval request addressed to this
 // port (or to all ports) on a gPTP or automotive port (Receive's hook):
-// the Sync and Pdelay_Req intervals change as asked (126 keeps, −128
-// restores the profile's, 127 stops Sync).
+// the Sync, Pdelay_Req and (gPTP) Announce intervals change as asked
+// (802.1AS §10.6.4.3.6: −128 keeps, 126 restores the profile's initial
+// one, 127 stops sending; linuxptp's SIGNAL_NO_CHANGE and
+// SIGNAL_SET_INITIAL).
 func (c *Clock) handleSignaling(m *Signaling) {
 	if c.prof.MajorSdoID != 1 {
 		return
@@ -107,9 +114,11 @@ func (c *Clock) handleSignaling(m *Signaling) {
 	}
 	set := func(v int8, initial int8, dst *int8) {
 		switch {
-		case v == 126:
-		case v == -128:
+		case v == intervalNoChange:
+		case v == intervalInitial:
 			*dst = initial
+		case v == intervalStop:
+			*dst = intervalStop // logInterval makes it 2³⁰ s: stopped
 		case v >= -7 && v <= 7:
 			*dst = v
 		}

@@ -31,13 +31,13 @@ func TestAutomotiveGrandmaster(t *testing.T) {
 		return syncs
 	}
 	syncs := run(t0.Add(2 * time.Second))
-	if count[MsgAnnounce] != 0 || len(syncs) != 16 || count[MsgPdelayReq] != 2 {
-		t.Fatalf("in 2 s: %v, %d Syncs; want no Announce, 16 Syncs, 2 Pdelay_Req", count, len(syncs))
+	if count[MsgAnnounce] != 0 || len(syncs) != 16 || count[MsgPdelayReq] != 0 {
+		t.Fatalf("in 2 s: %v, %d Syncs; want no Announce, 16 Syncs, no Pdelay_Req (inhibit_delay_req)", count, len(syncs))
 	}
 	// the slave asks for Sync every 1 s and Pdelay every 4 s
 	now := t0.Add(2 * time.Second)
 	sig := &Signaling{Header: Header{Version: 2, MajorSdoID: 1, Source: PortIdentity{cid(9), 1}}, Target: WildcardPort,
-		TLVs: []TLV{IntervalRequest{LinkDelay: 2, TimeSync: 0, Announce: 126}.TLV()}}
+		TLVs: []TLV{IntervalRequest{LinkDelay: 2, TimeSync: 0, Announce: -128}.TLV()}}
 	if _, err := c.Receive(now, encode(t, sig), now); err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +48,11 @@ func TestAutomotiveGrandmaster(t *testing.T) {
 	if len(syncs) < 4 || len(syncs) > 5 {
 		t.Errorf("%d Syncs in 4 s after asking for 1 s", len(syncs))
 	}
-	// −128: back to the initial interval
-	sig.TLVs = []TLV{IntervalRequest{LinkDelay: 126, TimeSync: -128, Announce: 126}.TLV()}
+	// 126: back to the initial interval (−128: no change)
+	sig.TLVs = []TLV{IntervalRequest{LinkDelay: -128, TimeSync: 126, Announce: -128}.TLV()}
 	c.Receive(now, encode(t, sig), now)
 	if st := c.Status(); st.Port.LogSyncInterval != -3 || st.Port.LogMinPdelayReqInterval != 2 {
-		t.Errorf("after −128: sync %d pdelay %d", st.Port.LogSyncInterval, st.Port.LogMinPdelayReqInterval)
+		t.Errorf("after 126: sync %d pdelay %d", st.Port.LogSyncInterval, st.Port.LogMinPdelayReqInterval)
 	}
 }
 

@@ -10,19 +10,24 @@ import (
 // it: majorSdoId 1 (transportSpecific 1), the peer-to-peer delay
 // mechanism, every message to 01-80-C2-00-00-0E, PATH_TRACE on Announce,
 // the follow-up information TLV on every Follow_Up, message interval
-// requests honoured (automotive.go), and 802.1AS's default intervals (Announce 1 s, Sync
-// 1/8 s, Pdelay_Req 1 s), with the neighborRateRatio measured and used
-// for the path delay, and asCapable reported (AsCapable). It runs over
-// Ethernet (the configuration insists). Not implemented: the
+// requests honoured (automotive.go) and sent (gptp_link.go), and
+// 802.1AS's default intervals (Announce 1 s, Sync 1/8 s, Pdelay_Req 1 s),
+// with the neighborRateRatio measured and used for the path delay, and
+// the per-link rules of gptp_link.go: asCapable (neighborPropDelayThresh,
+// lost and multiple responses) gating Announce and Sync, the received
+// cumulativeScaledRateOffset in the Sync path, syncReceiptTimeout. The
+// BMCA is 1588's with 802.1AS's differences: no foreign master
+// qualification (one Announce is enough) and no PRE_MASTER state. It runs
+// over Ethernet (the configuration insists). Not implemented: the
 // cumulativeScaledRateOffset a bridge would accumulate (sent as 0:
-// gnomond is an end station; a received one is not applied to the
-// offset), asCapable gating Sync (a port exchanges Sync with any peer),
-// neighborPropDelayThresh, and 802.1AS's syncReceiptTimeout.
+// gnomond is an end station, not a time-aware bridge).
 var GPTP = Profile{
 	Name: "gptp", MajorSdoID: 1, DelayMechanism: DelayP2P,
 	LogAnnounceInterval: 0, LogSyncInterval: -3, LogMinDelayReqInterval: 0, LogMinPdelayReqInterval: 0,
 	AnnounceReceiptTimeout: 3, PathTrace: true, FollowUpInfo: true, AllToPeerAddress: true,
-	ForeignMasterThreshold: 2, ForeignMasterWindow: 4,
+	ForeignMasterThreshold: 1, ForeignMasterWindow: 4, NoPreMaster: true,
+	NeighborPropDelayThresh: DefaultNeighborPropDelayThresh, AllowedLostResponses: DefaultAllowedLostResponses,
+	SyncReceiptTimeout: DefaultSyncReceiptTimeout, OperLogSyncInterval: -3, OperLogPdelayReqInterval: 0,
 }
 
 // The follow-up information TLV's organization (IEEE 802.1, 00-80-C2)
@@ -98,6 +103,30 @@ type gptpState struct {
 	nrr       float64 // neighborRateRatio: the peer's frequency over ours
 	nrrValid  bool
 	lastReply time.Time // our receipt of the newest complete Pdelay exchange
+
+	// gptp_link.go: the link peer, lost and multiple responses
+	peer          PortIdentity
+	peerValid     bool
+	reqSent       bool // a Pdelay_Req is out
+	reqSeq        uint16
+	reqDone       bool // ... and was answered in full
+	reqMultiple   bool // ... by more than one port
+	reqResponder  PortIdentity
+	lost          int
+	lostTotal     uint64
+	multipleSeq   int
+	multipleTotal uint64
+	pausedUntil   time.Time
+	// the parent's follow-up information, syncReceiptTimeout, interval requests
+	fui              FollowUpInfo
+	haveFUI          bool
+	tbChanges        uint64
+	syncTimeout      time.Time
+	syncTimeouts     uint64
+	incapableDropped uint64
+	oper             bool
+	lastRequest      time.Time
+	requestsSent     uint64
 }
 
 // gptpRTT is tryPdelay's hook: on a gPTP port it measures the
@@ -133,21 +162,4 @@ func (c *Clock) NeighborRateRatio() (float64, bool) {
 		return 1, false
 	}
 	return c.gptp.nrr, true
-}
-
-// AsCapable says whether a gPTP port may exchange time with its link
-// peer: the automotive profile assumes it; gPTP needs a measured
-// neighborRateRatio and path delay, and a Pdelay exchange completed
-// within the last three Pdelay intervals. (802.1AS also compares the
-// path delay with neighborPropDelayThresh and refuses several responders:
-// not done. A gnomond port sends Sync whatever this says.)
-func (c *Clock) AsCapable(now time.Time) bool {
-	if c.prof.MajorSdoID != 1 {
-		return false
-	}
-	if c.prof.NoBMCA {
-		return true
-	}
-	g := &c.gptp
-	return g.nrrValid && c.haveDelay && now.Sub(g.lastReply) < 3*logInterval(c.port.LogMinPdelayReqInterval)
 }

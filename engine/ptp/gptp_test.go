@@ -5,56 +5,52 @@ import (
 	"time"
 )
 
-// A gPTP master: transportSpecific 1 on everything, PATH_TRACE on
-// Announce, the follow-up information TLV on Follow_Up, Sync every 1/8 s.
+// A gPTP master (with a link peer, so that it is asCapable):
+// transportSpecific 1 on everything, every message to the 802.1AS
+// address, PATH_TRACE on Announce, the follow-up information TLV on
+// Follow_Up, Sync every 1/8 s.
 func TestGPTPMaster(t *testing.T) {
-	c, err := NewClock(Config{Identity: cid(7), MasterOnly: true, Profile: GPTP}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gm := gptpPort(7, 100, 0)
+	gm.MasterOnly = true
+	peer := gptpPort(8, 200, 0)
+	peer.SlaveOnly = true
+	l := newLab(t, 500*time.Nanosecond, gm, peer)
 	var syncs []time.Time
 	seen := map[MessageType]bool{}
-	for i := 0; i < 400 && len(syncs) < 9; i++ {
-		now := c.NextWakeup()
-		out := c.Wakeup(now)
-		for _, s := range append([]Send(nil), out.Sends...) {
-			m, err := Parse(s.Data)
-			if err != nil {
-				t.Fatal(err)
+	l.sent = func(from int, s Send, m Message) {
+		if from != 0 {
+			return
+		}
+		if h := m.Hdr(); h.MajorSdoID != 1 {
+			t.Fatalf("%s with majorSdoId %d", h.Type, h.MajorSdoID)
+		}
+		seen[s.Type] = true
+		if !s.Peer {
+			t.Errorf("%s not to the 802.1AS address", s.Type)
+		}
+		switch m := m.(type) {
+		case *Announce:
+			if p := PathTrace(m.TLVs); len(p) != 1 || p[0] != cid(7) {
+				t.Errorf("Announce path trace %v", p)
 			}
-			if h := m.Hdr(); h.MajorSdoID != 1 {
-				t.Fatalf("%s with majorSdoId %d", h.Type, h.MajorSdoID)
-			}
-			seen[s.Type] = true
-			if !s.Peer {
-				t.Errorf("%s not to the 802.1AS address", s.Type)
-			}
-			switch m := m.(type) {
-			case *Announce:
-				if p := PathTrace(m.TLVs); len(p) != 1 || p[0] != cid(7) {
-					t.Errorf("Announce path trace %v", p)
-				}
-			case *Sync:
-				syncs = append(syncs, now)
-				out := c.TxTimestamp(now, MsgSync, s.Seq, now)
-				if len(out.Sends) != 1 {
-					t.Fatal("no Follow_Up")
-				}
-				f, _ := Parse(out.Sends[0].Data)
-				fui, ok, err := ParseFollowUpInfo(f.(*FollowUp).TLVs)
-				if !ok || err != nil || fui != (FollowUpInfo{}) || f.Hdr().MajorSdoID != 1 {
-					t.Fatalf("Follow_Up TLVs %+v: %v %v", f.(*FollowUp).TLVs, ok, err)
-				}
+		case *Sync:
+			syncs = append(syncs, l.now)
+		case *FollowUp:
+			fui, ok, err := ParseFollowUpInfo(m.TLVs)
+			if !ok || err != nil || fui != (FollowUpInfo{}) {
+				t.Fatalf("Follow_Up TLVs %+v: %v %v", m.TLVs, ok, err)
 			}
 		}
 	}
-	if len(syncs) < 9 || !seen[MsgAnnounce] || !seen[MsgPdelayReq] {
+	l.run(5 * time.Second)
+	if len(syncs) < 9 || !seen[MsgAnnounce] || !seen[MsgPdelayReq] || !seen[MsgFollowUp] {
 		t.Fatalf("sent %v, %d Syncs", seen, len(syncs))
 	}
-	if d := syncs[8].Sub(syncs[0]); d != time.Second {
+	if d := syncs[8].Sub(syncs[0]); d < time.Second-time.Microsecond || d > time.Second+time.Microsecond {
 		t.Errorf("8 Sync intervals took %v, want 1 s", d)
 	}
 	// messages of the default profile (majorSdoId 0) are not for a gPTP port
+	c := l.nodes[0].c
 	rx := t0.Add(time.Hour)
 	if _, err := c.Receive(rx, encode(t, &PdelayReq{Header: Header{Version: 2, Source: PortIdentity{cid(9), 1}}}), rx); err == nil {
 		t.Error("a transportSpecific 0 Pdelay_Req was taken")
@@ -91,7 +87,9 @@ func TestFollowUpInfoTLV(t *testing.T) {
 // delay takes its turnaround in our time: without it a 10 ms turnaround
 // would make a 1 µs link look 0.5 µs.
 func TestGPTPNeighborRateRatio(t *testing.T) {
-	c, err := NewClock(Config{Identity: cid(50), SlaveOnly: true, Profile: GPTP}, t0)
+	prof := GPTP
+	prof.NeighborPropDelayThresh = 2 * time.Microsecond // the 1 µs link is above 802.1AS's 800 ns
+	c, err := NewClock(Config{Identity: cid(50), SlaveOnly: true, Profile: prof}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +135,14 @@ func TestGPTPNeighborRateRatio(t *testing.T) {
 	if pd := c.Status().MeanPathDelay; pd < d-2*time.Nanosecond || pd > d+2*time.Nanosecond {
 		t.Errorf("path delay %v, want %v", pd, d)
 	}
-	if !c.AsCapable(now) || c.AsCapable(now.Add(4*time.Second)) {
-		t.Error("asCapable: want true just after an exchange, false 4 Pdelay intervals later")
+	if !c.AsCapable(now) {
+		t.Errorf("not asCapable after the exchanges: %+v", c.GPTPLink())
+	}
+	// four requests unanswered (allowedLostResponses is 3)
+	for i := 0; i < 5; i++ {
+		c.Wakeup(c.NextWakeup())
+	}
+	if lk := c.GPTPLink(); lk.AsCapable || lk.LostResponses != 4 {
+		t.Errorf("after 4 lost responses: %+v", lk)
 	}
 }

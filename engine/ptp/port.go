@@ -129,6 +129,7 @@ type Status struct {
 	LastSample     time.Time
 	ForeignMasters int
 	Counters       Counters
+	GPTP           GPTPLink // gptp_link.go (zero for other profiles)
 }
 
 // Leap is the leap warning the parent announces.
@@ -213,7 +214,7 @@ type Clock struct {
 	nextBMCA        time.Time
 	faultUntil      time.Time
 
-	seqAnnounce, seqSync, seqDelay, seqPdelay uint16
+	seqAnnounce, seqSync, seqDelay, seqPdelay, seqSignaling uint16
 
 	sync      syncState
 	lastSync  syncState // newest complete Sync, for the E2E delay
@@ -458,6 +459,9 @@ func (c *Clock) isSlave() bool {
 // --- Announce and the BMCA ---
 
 func (c *Clock) rxAnnounce(now time.Time, a *Announce) error {
+	if !c.gptpMayRx() { // gptp_link.go
+		return nil
+	}
 	if a.StepsRemoved >= 255 {
 		c.counters.AnnounceRejected++
 		return fmt.Errorf("ptp: Announce from %s with stepsRemoved %d", a.Source, a.StepsRemoved)
@@ -596,7 +600,7 @@ func (c *Clock) decide(now time.Time, timedOut bool) {
 		switch c.port.State {
 		case StateMaster, StatePreMaster:
 		default:
-			c.setState(StatePreMaster, now)
+			c.setState(c.masterEntry(), now) // gptp_link.go
 		}
 	case DecisionP1, DecisionP2:
 		c.setState(StatePassive, now)
@@ -637,7 +641,7 @@ func (c *Clock) updateParent(a *Announce) {
 // --- slave side: Sync, Follow_Up, Delay_Resp ---
 
 func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) {
-	if !c.isSlave() {
+	if !c.isSlave() || !c.gptpMayRx() { // gptp_link.go
 		return
 	}
 	c.adoptSource(m.Source) // automotive.go
@@ -662,7 +666,7 @@ func (c *Clock) rxSync(now time.Time, m *Sync, rx time.Time) {
 }
 
 func (c *Clock) rxFollowUp(now time.Time, m *FollowUp) error {
-	if !c.isSlave() {
+	if !c.isSlave() || !c.gptpMayRx() { // gptp_link.go
 		return nil
 	}
 	c.adoptSource(m.Source) // automotive.go
@@ -670,6 +674,7 @@ func (c *Clock) rxFollowUp(now time.Time, m *FollowUp) error {
 		c.counters.NotFromParent++
 		return nil
 	}
+	c.gptpFollowUp(m) // gptp_link.go
 	if c.sync.valid && c.sync.haveSync && c.sync.twoStep && !c.sync.haveFup && c.sync.seq == m.Sequence && c.sync.src == m.Source {
 		c.sync.t1, c.sync.fupCorr, c.sync.haveFup = m.PreciseOrigin, m.Correction, true
 		c.completeSync(now)
@@ -704,6 +709,7 @@ func (c *Clock) completeSync(now time.Time) {
 		c.tryDelay()
 	}
 	c.measure(now, s)
+	c.gptpSyncReceived(now) // gptp_link.go
 }
 
 // syncDelta is t2 - t1 - corrections: the master-to-slave delay plus
@@ -717,7 +723,7 @@ func (c *Clock) measure(now time.Time, s syncState) {
 	if !c.haveDelay {
 		return
 	}
-	localMinusMaster := syncDelta(s) - c.meanDelay - c.cfg.Asymmetry
+	localMinusMaster := syncDelta(s) - c.gptpSyncDelay(c.meanDelay) - c.cfg.Asymmetry // gptp_link.go
 	st := c.Status()
 	m := Measurement{Time: s.t2, Offset: -localMinusMaster, PathDelay: c.meanDelay, Leap: st.Leap()}
 	c.lastMeas = m
@@ -836,7 +842,7 @@ func (c *Clock) emit(m Message, event, peer, wantTS bool) {
 }
 
 func (c *Clock) sendAnnounce() {
-	if c.prof.NoAnnounce {
+	if c.prof.NoAnnounce || !c.gptpMayTx() { // gptp_link.go
 		return
 	}
 	c.seqAnnounce++
@@ -852,6 +858,9 @@ func (c *Clock) sendAnnounce() {
 }
 
 func (c *Clock) sendSync(now time.Time) {
+	if !c.gptpMayTx() { // gptp_link.go
+		return
+	}
 	c.seqSync++
 	s := &Sync{Header: c.header(MsgSync, c.seqSync, c.port.LogSyncInterval)}
 	if c.cfg.OneStep {
@@ -928,6 +937,9 @@ func (c *Clock) rxDelayReq(m *DelayReq, rx time.Time) error {
 // --- peer delay ---
 
 func (c *Clock) sendPdelayReq(now time.Time) {
+	if !c.gptpPdelaySend(now, c.seqPdelay+1) { // gptp_link.go
+		return
+	}
 	c.seqPdelay++
 	m := &PdelayReq{Header: c.header(MsgPdelayReq, c.seqPdelay, c.port.LogMinPdelayReqInterval)}
 	c.pdelay = exchange{active: true, seq: c.seqPdelay, t1: now}
@@ -956,6 +968,9 @@ func (c *Clock) rxPdelayResp(m *PdelayResp, rx time.Time) error {
 	}
 	if m.Requesting != c.port.Identity {
 		return nil
+	}
+	if c.gptpPdelayResp(m) { // gptp_link.go: a second responder
+		return fmt.Errorf("ptp: a second Pdelay_Resp %d, from %s", m.Sequence, m.Source)
 	}
 	p := &c.pdelay
 	if !p.active || p.resp || p.seq != m.Sequence {
@@ -994,6 +1009,7 @@ func (c *Clock) tryPdelay() {
 		rtt -= p.t3.Time().Sub(p.t2.Time())
 	}
 	c.addDelay(c.gptpRTT(p, rtt) / 2) // gptp.go
+	c.gptpPdelayDone()                // gptp_link.go
 	*p = exchange{}
 }
 
@@ -1058,6 +1074,7 @@ func (c *Clock) Wakeup(now time.Time) *Output {
 		c.faultUntil = time.Time{}
 		c.initialize(now)
 	}
+	c.gptpWakeup(now) // gptp_link.go
 	if due(c.announceTimeout) {
 		c.counters.AnnounceTimeouts++
 		c.announceTimeout = time.Time{}
@@ -1112,7 +1129,7 @@ func (c *Clock) Wakeup(now time.Time) *Output {
 // NextWakeup is when Wakeup next has something to do.
 func (c *Clock) NextWakeup() time.Time {
 	var next time.Time
-	for _, t := range []time.Time{c.announceTimeout, c.qualifyAt, c.nextAnnounce, c.nextSync, c.nextDelayReq, c.nextPdelay, c.nextBMCA, c.faultUntil} {
+	for _, t := range []time.Time{c.announceTimeout, c.qualifyAt, c.nextAnnounce, c.nextSync, c.nextDelayReq, c.nextPdelay, c.nextBMCA, c.faultUntil, c.gptpNext()} {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
@@ -1137,5 +1154,5 @@ func (c *Clock) State() PortState { return c.port.State }
 func (c *Clock) Status() Status {
 	return Status{Default: c.dds, Current: c.cds, Parent: c.pds, TimeProperties: c.tps, Port: c.port,
 		Decision: c.decision, Servo: c.servo.State(), FreqPPB: c.servo.FreqPPB(), Offset: c.lastMeas.Offset,
-		MeanPathDelay: c.meanDelay, LastSample: c.lastMeas.Time, ForeignMasters: len(c.foreign), Counters: c.counters}
+		MeanPathDelay: c.meanDelay, LastSample: c.lastMeas.Time, ForeignMasters: len(c.foreign), Counters: c.counters, GPTP: c.GPTPLink()}
 }

@@ -35,6 +35,22 @@ type Profile struct {
 	// §9.3.2.5 (2 Announces within 4 announce intervals).
 	ForeignMasterThreshold int
 	ForeignMasterWindow    int
+	// NoPreMaster: a port the BMCA makes master is MASTER at once
+	// (802.1AS has no PRE_MASTER state).
+	NoPreMaster bool
+	// 802.1AS's per-link settings (gptp_link.go): the path delay above
+	// which a link is not asCapable, how many Pdelay responses may be
+	// lost in a row, and the syncReceiptTimeout in Sync intervals.
+	NeighborPropDelayThresh time.Duration
+	AllowedLostResponses    int
+	SyncReceiptTimeout      uint8
+	// IntervalRequest: a slave, once locked, asks its master for
+	// OperLogSyncInterval and runs its own Pdelay_Req at
+	// OperLogPdelayReqInterval (linuxptp's msg_interval_request,
+	// operLogSyncInterval, operLogPdelayReqInterval).
+	IntervalRequest          bool
+	OperLogSyncInterval      int8
+	OperLogPdelayReqInterval int8
 }
 
 // DefaultE2E is the Delay Request-Response default profile (Annex I.3).

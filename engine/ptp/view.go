@@ -41,6 +41,14 @@ type View struct {
 	// PHCFollow is the PHC's following of the system clock (phcservo.go),
 	// nil unless configured on a hardware port.
 	PHCFollow *FollowStatus
+	// IEEE8021AS: a gPTP or automotive port (majorSdoId 1); GPTP is its
+	// link (asCapable, neighborRateRatio, neighborPropDelay:
+	// gptp_link.go), zero for other profiles. The port's current Sync
+	// and Pdelay_Req intervals (log2 s).
+	IEEE8021AS           bool
+	GPTP                 GPTPLink
+	LogSyncInterval      int8
+	LogPdelayReqInterval int8
 }
 
 // ViewOf flattens a Status.
@@ -50,5 +58,6 @@ func ViewOf(s *Status) View {
 		GMPriority2: s.Parent.GMPriority2, GMClass: s.Parent.GMQuality.Class, StepsRemoved: s.Current.StepsRemoved,
 		Offset: s.Offset, MeanPathDelay: s.MeanPathDelay, LastSample: s.LastSample, Servo: s.Servo, FreqPPB: s.FreqPPB,
 		UTCOffset: s.TimeProperties.CurrentUTCOffset, UTCOffsetValid: s.TimeProperties.UTCOffsetValid(),
-		PTPTimescale: s.TimeProperties.PTPTimescale(), Leap: s.Leap(), ForeignMasters: s.ForeignMasters, Counters: s.Counters}
+		PTPTimescale: s.TimeProperties.PTPTimescale(), Leap: s.Leap(), ForeignMasters: s.ForeignMasters, Counters: s.Counters, GPTP: s.GPTP,
+		IEEE8021AS: s.Default.SdoID>>8 == 1, LogSyncInterval: s.Port.LogSyncInterval, LogPdelayReqInterval: s.Port.LogMinPdelayReqInterval}
 }

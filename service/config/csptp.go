@@ -67,6 +67,7 @@ func (d *decoder) csptpSource(t *table, s *SourceConfig) {
 	}
 	t.integer("domain", &c.Domain)
 	t.seconds("interval", &c.Interval)
+	t.boolean("prefer", &s.Prefer)
 	t.boolean("noselect", &s.NoSelect)
 	t.finish()
 	s.CSPTP = c

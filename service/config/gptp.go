@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // ptpProfiles are the values of a PTP port's `profile` key.
 var ptpProfiles = []string{"default", "gptp", "automotive"}
 
@@ -8,6 +10,7 @@ var ptpRoles = []string{"grandmaster", "slave"}
 // ptpProfile reads `profile` (ptpCommon's hook) and, for "gptp", sets
 // 802.1AS's transport and delay mechanism where the file does not.
 func (d *decoder) ptpProfile(t *table, c *PTPCommon) {
+	t.seconds("neighbor-prop-delay-thresh", &c.NeighborPropDelayThresh)
 	var s string
 	if !t.str("profile", &s) {
 		return
@@ -54,7 +57,13 @@ func (d *decoder) gptpPortDefaults(t *table, p *PTPPortConfig) {
 // gptpValidate: 802.1AS runs over Ethernet with the peer delay mechanism.
 func (v *validator) gptpValidate(key string, c *PTPCommon) {
 	if c.Profile != "gptp" && c.Profile != "automotive" {
+		if c.NeighborPropDelayThresh != 0 {
+			v.errorf(key+".neighbor-prop-delay-thresh", "only with profile = \"gptp\" or \"automotive\" (802.1AS's asCapable rule)")
+		}
 		return
+	}
+	if c.NeighborPropDelayThresh < 0 || c.NeighborPropDelayThresh > time.Second {
+		v.errorf(key+".neighbor-prop-delay-thresh", "must be above 0 and at most 1 s (got %s)", secs(c.NeighborPropDelayThresh))
 	}
 	if c.Transport != "ethernet" {
 		v.errorf(key+".transport", "profile %q (802.1AS) runs over Ethernet only (got %q)", c.Profile, c.Transport)

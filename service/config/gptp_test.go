@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestGPTPProfile(t *testing.T) {
@@ -86,6 +87,41 @@ role = "boss"
 		`ptp-port[0].role: missing: profile "automotive" has no BMCA`,
 		`ptp-port[1].role: only with profile = "automotive"`,
 		`gnomon.toml:13: ptp-port[2].role: unknown role "boss" (want grandmaster or slave)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+}
+
+func TestNeighborPropDelayThresh(t *testing.T) {
+	c, err := Parse("/etc/gnomon/gnomon.toml", []byte(`
+[[source]]
+mode = "ptp"
+interface = "eth0"
+profile = "gptp"
+neighbor-prop-delay-thresh = 100e-6
+`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Sources[0].PTP.NeighborPropDelayThresh; d != 100*time.Microsecond {
+		t.Errorf("neighbor-prop-delay-thresh %v", d)
+	}
+	_, err = Parse("/etc/gnomon/gnomon.toml", []byte(`
+[[source]]
+mode = "ptp"
+interface = "eth0"
+neighbor-prop-delay-thresh = 100e-6
+
+[[ptp-port]]
+interface = "eth1"
+profile = "gptp"
+neighbor-prop-delay-thresh = -1
+`), Options{})
+	for _, want := range []string{
+		`source[0].neighbor-prop-delay-thresh: only with profile = "gptp" or "automotive"`,
+		`ptp-port[0].neighbor-prop-delay-thresh: must be above 0 and at most 1 s`,
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in\n%v", want, err)

@@ -32,6 +32,9 @@ type PTPCommon struct {
 	// Profile is "default" (1588's default profile of the delay
 	// mechanism) or "gptp" (802.1AS: Ethernet, P2P; gptp.go).
 	Profile string
+	// NeighborPropDelayThresh is 802.1AS's limit on the link delay
+	// (gptp.go; 0: the profile's 800 ns).
+	NeighborPropDelayThresh time.Duration
 }
 
 // PTPPortConfig is one [[ptp-port]]: a port that takes part in the BMCA

@@ -24,6 +24,7 @@ const csptpIDBase system.ID = 1<<40 + 1<<20
 type csptpState struct {
 	clients []*ptpsvc.CSPTPClient
 	servers []*ptpsvc.CSPTPServer
+	ids     []system.ID // the clients' engine sources (csptpsys.go)
 }
 
 // startCSPTP binds every [[csptp-server]] (before the privilege drop: port
@@ -63,7 +64,8 @@ func (d *Daemon) startCSPTP(ctx context.Context) error {
 			return fmt.Errorf("csptp source %s: %w", src.Address, err)
 		}
 		name := "csptp:" + src.Address
-		c, err := ptpsvc.NewCSPTPClient(ptpsvc.CSPTPClientOptions{Name: name, Server: addr,
+		feed := d.addCSPTPSource(ctx, name, addr.String(), src.Prefer, src.NoSelect) // csptpsys.go
+		c, err := ptpsvc.NewCSPTPClient(ptpsvc.CSPTPClientOptions{Name: name, Server: addr, Feed: feed,
 			Engine: eptp.CSPTPClientConfig{Variant: eptp.CSPTPVariant(src.CSPTP.Variant), Domain: uint8(src.CSPTP.Domain), Interval: src.CSPTP.Interval}}, d.log)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -142,6 +144,15 @@ func (d *Daemon) addCSPTPViews(sn *system.Snapshot) {
 		}
 		if !st.LastSample.IsZero() && time.Since(st.LastSample) < 10*time.Second {
 			ss.Reach = 0xff
+		}
+		if es := d.csptpSnapshot(sn, i); es != nil {
+			// the engine's source (csptpsys.go): its selection state,
+			// reach, stratum, offset and delay stay
+			es.Protocol = ss.Protocol
+			if ss.LastError != "" {
+				es.LastError = ss.LastError
+			}
+			continue
 		}
 		sn.Sources = append(sn.Sources, ss)
 	}

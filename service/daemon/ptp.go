@@ -102,6 +102,9 @@ func (d *Daemon) ptpPortConfig(name string, c config.PTPCommon, port *config.PTP
 		eng.SlaveOnly = port == nil || port.Role == "slave"
 		eng.MasterOnly = port != nil && port.Role == "grandmaster"
 	}
+	if c.NeighborPropDelayThresh > 0 { // 802.1AS (engine/ptp/gptp_link.go)
+		prof.NeighborPropDelayThresh = c.NeighborPropDelayThresh
+	}
 	eng.Profile = prof
 	observe := d.virtual != nil
 	cfg := ptpsvc.PortConfig{Name: name, Engine: eng, Observe: observe,

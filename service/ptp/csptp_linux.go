@@ -16,6 +16,7 @@ import (
 
 	"gnomon.dev/gnomon/engine/ntp"
 	eptp "gnomon.dev/gnomon/engine/ptp"
+	"gnomon.dev/gnomon/engine/system"
 )
 
 // IdentityFor makes a stable clock identity for a client or server that
@@ -185,6 +186,9 @@ type CSPTPClientOptions struct {
 	// TxTimeout bounds the wait for a request's transmit timestamp
 	// (default 20 ms); after it the user-space send time is used.
 	TxTimeout time.Duration
+	// Feed, if set, receives each measurement as a sample of the system
+	// clock for the engine (csptp_feed_linux.go), from Run's goroutine.
+	Feed func(Feed)
 }
 
 // CSPTPClientStatus is what views show of a client.
@@ -392,6 +396,9 @@ func (c *CSPTPClient) measured(m *eptp.Measurement, ok bool) {
 	}
 	c.lastErr = ""
 	st := c.eng.Status()
+	if c.opts.Feed != nil {
+		c.opts.Feed(Feed{Samples: []system.ExternalSample{csptpSample(m, &st)}}) // csptp_feed_linux.go
+	}
 	c.log.Debug("csptp measurement", "source", c.opts.Name, "server", c.opts.Server.String(), "variant", string(st.Variant),
 		"offset_ns", m.Offset.Nanoseconds(), "path_delay_ns", m.PathDelay.Nanoseconds(),
 		"grandmaster", st.GMIdentity.String(), "clock_class", st.GMQuality.Class, "tx_fallbacks", c.txFallbacks)

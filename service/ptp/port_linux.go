@@ -252,8 +252,12 @@ func (p *Port) carry(out *eptp.Output) {
 			"wrong_version", st.Counters.WrongVersion, "foreign_dropped", st.Counters.ForeignDropped,
 			"rx_announce", st.Counters.Rx[eptp.MsgAnnounce], "foreign", st.ForeignMasters)
 		if st.Default.SdoID>>8 == 1 { // gPTP and automotive (engine/ptp/gptp.go)
-			nrr, _ := p.eng.NeighborRateRatio()
-			p.log.Debug("gPTP link", "as_capable", p.eng.AsCapable(p.base.Now()), "neighbor_rate_ratio", nrr)
+			l := st.GPTP
+			p.log.Debug("gPTP link", "as_capable", l.AsCapable, "not_capable", l.NotCapable, "neighbor_rate_ratio", l.NeighborRateRatio,
+				"neighbor_prop_delay_ns", int64(l.NeighborPropDelay), "rate_ratio", l.RateRatio, "lost_responses", l.LostTotal,
+				"multiple_responses", l.MultipleResponses, "gm_time_base_indicator", l.GMTimeBaseIndicator,
+				"sync_interval", st.Port.LogSyncInterval, "pdelay_interval", st.Port.LogMinPdelayReqInterval,
+				"interval_requests_sent", l.IntervalRequestsSent)
 		}
 	}
 	if out.StateChanged {

@@ -6,8 +6,6 @@
 package csptp
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,10 +24,10 @@ import (
 // the module proxy).
 const fbtimeVersion = "v0.0.0-20260822211804-f81aedc1c1e3"
 
-var gnomondBin string
+var gnomondBin, gnomonctlBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin}))
+	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin, "./cmd/gnomonctl": &gnomonctlBin}))
 }
 
 var (
@@ -76,15 +74,6 @@ func fbtool(t testing.TB, name string) string {
 	return filepath.Join(fbDir, name)
 }
 
-func ip(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(peers.NeedTool(t, "ip"), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // pair makes namespaces gn-prof-<tag>-s (10.77.0.1 on veth "srv0") and
 // gn-prof-<tag>-c (10.77.0.2 on "cli0") joined by a veth pair.
 func pair(t testing.TB) (srv, cli string) {
@@ -92,54 +81,14 @@ func pair(t testing.TB) (srv, cli string) {
 	peers.NeedRoot(t, "network namespaces, setpriv")
 	peers.NeedTool(t, "setpriv")
 	tag := peers.RandomHex(t, 2)
-	mk := func(role string) string {
-		name := "gn-prof-" + tag + "-" + role
-		ip(t, "netns", "add", name)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				t.Errorf("ip netns del %s: %v: %s", name, err, out)
-			}
-		})
-		ip(t, "-n", name, "link", "set", "lo", "up")
-		return name
-	}
-	srv, cli = mk("s"), mk("c")
-	a, b := "gnp"+tag+"a", "gnp"+tag+"b"
-	ip(t, "link", "add", a, "type", "veth", "peer", "name", b)
-	ip(t, "link", "set", a, "netns", srv, "name", "srv0")
-	ip(t, "link", "set", b, "netns", cli, "name", "cli0")
-	ip(t, "-n", srv, "addr", "add", "10.77.0.1/24", "dev", "srv0")
-	ip(t, "-n", cli, "addr", "add", "10.77.0.2/24", "dev", "cli0")
-	ip(t, "-n", srv, "link", "set", "srv0", "up")
-	ip(t, "-n", cli, "link", "set", "cli0", "up")
+	srv, cli = peers.Netns(t, "gn-prof-"+tag+"-s"), peers.Netns(t, "gn-prof-"+tag+"-c")
+	peers.Veth(t, "gnp"+tag, srv, "srv0", "10.77.0.1/24", cli, "cli0", "10.77.0.2/24")
 	return srv, cli
 }
 
-func safeIn(t testing.TB, ns string, argv ...string) []string {
-	t.Helper()
-	return peers.InNetns(t, ns, peers.Safe(t, argv...))
-}
-
-const gnomondHead = `[clock]
-mode = "observe"
-drift-file = ""
-[log]
-level = "debug"
-format = "json"
-`
-
 func startGnomond(t testing.TB, dir, ns, name, cfg string) *peers.Proc {
 	t.Helper()
-	path := filepath.Join(dir, name+".toml")
-	if err := os.WriteFile(path, []byte(gnomondHead+cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(filepath.Join(dir, name+".log")); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
-			t.Errorf("%s reported a data race:\n%s", name, b)
-		}
-	})
-	return peers.Start(t, dir, name, nil, safeIn(t, ns, gnomondBin, "--config", path, "--no-dbus", "--user", "", "--state-dir", "")...)
+	return peers.StartGnomondIn(t, gnomondBin, dir, ns, name, cfg)
 }
 
 type measurement struct {
@@ -153,16 +102,9 @@ type measurement struct {
 
 func measurements(t testing.TB, p *peers.Proc, variant string) []measurement {
 	t.Helper()
-	f, err := os.Open(p.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []measurement
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m measurement
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Msg == "csptp measurement" && m.Variant == variant {
+	for _, m := range peers.LogRecords[measurement](t, p, "csptp measurement") {
+		if m.Variant == variant {
 			out = append(out, m)
 		}
 	}
@@ -190,17 +132,6 @@ func bound(t testing.TB, what string, s stats) {
 	if s.N < 5 || s.RMS > 50e3 || s.Med > 10e3 {
 		t.Errorf("%s: %s: outside RMS 50 µs / median 10 µs (or too few samples)", what, s)
 	}
-}
-
-func macIdentity(t testing.TB, ns, iface string) string {
-	t.Helper()
-	out := ip(t, "-n", ns, "-o", "link", "show", iface)
-	m := regexp.MustCompile(`link/ether ([0-9a-f:]{17})`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no MAC address for %s: %s", iface, out)
-	}
-	h := strings.ReplaceAll(m[1], ":", "")
-	return h[0:6] + ".fffe." + h[6:12]
 }
 
 const gnomondServer = `
@@ -348,4 +279,7 @@ var (
 	statsOf = peers.StatsOf
 	waitFor = peers.WaitFor
 	readLog = peers.ReadLog
+	safeIn  = peers.SafeIn
+	// macIdentity is the clock identity of an interface's MAC address.
+	macIdentity = peers.MACIdentity
 )

@@ -7,11 +7,8 @@
 package gptp
 
 import (
-	"bufio"
-	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -22,64 +19,27 @@ import (
 	"gnomon.dev/gnomon/tests/peers"
 )
 
-var gnomondBin string
+var gnomondBin, gnomonctlBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin}))
-}
-
-func ip(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(peers.NeedTool(t, "ip"), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	os.Exit(peers.BuildAndRun(m, map[string]*string{"./cmd/gnomond": &gnomondBin, "./cmd/gnomonctl": &gnomonctlBin}))
 }
 
 func netns(t testing.TB, tag, role string) string {
 	t.Helper()
-	name := "gn-prof-" + tag + "-" + role
-	ip(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ip(t, "-n", name, "link", "set", "lo", "up")
-	return name
+	return peers.Netns(t, "gn-prof-"+tag+"-"+role)
 }
 
 func link(t testing.TB, tag, a, ifA, b, ifB string) {
 	t.Helper()
-	tmpA, tmpB := "gg"+tag+ifA, "gg"+tag+ifB
-	ip(t, "link", "add", tmpA, "type", "veth", "peer", "name", tmpB)
-	ip(t, "link", "set", tmpA, "netns", a, "name", ifA)
-	ip(t, "link", "set", tmpB, "netns", b, "name", ifB)
-	ip(t, "-n", a, "link", "set", ifA, "up")
-	ip(t, "-n", b, "link", "set", ifB, "up")
-}
-
-func identityOf(t testing.TB, ns, iface string) string {
-	t.Helper()
-	out := ip(t, "-n", ns, "-o", "link", "show", iface)
-	m := regexp.MustCompile(`link/ether ([0-9a-f:]{17})`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no MAC address for %s in %s: %s", iface, ns, out)
-	}
-	h := strings.ReplaceAll(m[1], ":", "")
-	return h[0:6] + ".fffe." + h[6:12]
-}
-
-func safeIn(t testing.TB, ns string, argv ...string) []string {
-	t.Helper()
-	return peers.InNetns(t, ns, peers.Safe(t, argv...))
+	peers.Veth(t, "gg"+tag, a, ifA, "", b, ifB, "")
 }
 
 func setup(t *testing.T) (tag, dir, cfg string) {
 	t.Helper()
 	peers.NeedRoot(t, "network namespaces, setpriv")
 	peers.NeedTool(t, "ptp4l")
+	peers.NeedTool(t, "pmc")
 	peers.NeedTool(t, "setpriv")
 	cfg = filepath.Join(peers.ModuleRoot(t), "ctl", "migrate", "testdata", "ptp4l", "gPTP.cfg")
 	if _, err := os.Stat(cfg); err != nil {
@@ -97,25 +57,12 @@ func ptp4l(cfg, dir, name string, args ...string) []string {
 		"--neighborPropDelayThresh", "100000", "--uds_address", filepath.Join(dir, name+".sock")}, args...)
 }
 
-const gnomondHead = `[clock]
-mode = "observe"
-drift-file = ""
-[log]
-level = "debug"
-format = "json"
-`
-
 func startGnomond(t testing.TB, dir, ns, name, cfg string) *peers.Proc {
 	t.Helper()
-	path := filepath.Join(dir, name+".toml")
-	if err := os.WriteFile(path, []byte(gnomondHead+cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return peers.Start(t, dir, name, nil, safeIn(t, ns, gnomondBin, "--config", path, "--no-dbus", "--user", "", "--state-dir", "")...)
+	return peers.StartGnomondIn(t, gnomondBin, dir, ns, name, cfg)
 }
 
 type measurement struct {
-	Msg         string `json:"msg"`
 	OffsetNS    int64  `json:"offset_ns"`
 	RawOffsetNS int64  `json:"raw_offset_ns"`
 	PathDelayNS int64  `json:"path_delay_ns"`
@@ -125,20 +72,7 @@ type measurement struct {
 
 func gnomondMeasurements(t testing.TB, p *peers.Proc) []measurement {
 	t.Helper()
-	f, err := os.Open(p.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []measurement
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m measurement
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Msg == "PTP measurement" {
-			out = append(out, m)
-		}
-	}
-	return out
+	return peers.LogRecords[measurement](t, p, "PTP measurement")
 }
 
 var offsetRE = regexp.MustCompile(`master offset\s+(-?\d+) s(\d) freq\s+[+-]?\d+ path delay\s+(-?\d+)`)
@@ -153,6 +87,10 @@ func ptp4lOffsets(t testing.TB, p *peers.Proc) (offsets, delays []float64) {
 	}
 	return offsets, delays
 }
+
+// thresh is 802.1AS's neighborPropDelayThresh for a software-timestamped
+// veth (ptp4l gets the same on its command line).
+const thresh = "neighbor-prop-delay-thresh = 100e-6\n"
 
 // the bounds of tests/ptp: loose enough for a loaded CI machine, tight
 // enough to catch a sign or a path delay gone wrong.
@@ -176,7 +114,7 @@ func TestPTP4lGrandmasterGnomondSlave(t *testing.T) {
 	gm := identityOf(t, m, "m0")
 	master := peers.Start(t, dir, "ptp4l-master", nil, safeIn(t, m, ptp4l(cfg, dir, "m", "-i", "m0", "-i", "m1", "--priority1", "100")...)...)
 	slave := peers.Start(t, dir, "ptp4l-slave", nil, safeIn(t, p, ptp4l(cfg, dir, "s", "-i", "p0")...)...)
-	gn := startGnomond(t, dir, g, "gnomond", "[[source]]\nmode = \"ptp\"\nprofile = \"gptp\"\ninterface = \"g0\"\ntimestamping = \"software\"\n")
+	gn, sources := startGnomondBus(t, dir, g, "gnomond", "[[source]]\nmode = \"ptp\"\nprofile = \"gptp\"\ninterface = \"g0\"\ntimestamping = \"software\"\n"+thresh)
 	var since time.Time
 	ok := waitFor(60*time.Second, func() bool {
 		ms := gnomondMeasurements(t, gn)
@@ -197,12 +135,25 @@ func TestPTP4lGrandmasterGnomondSlave(t *testing.T) {
 	if n := strings.Count(readLog(t, master), "setting asCapable"); n < 2 {
 		t.Errorf("ptp4l master logged asCapable %d times, want both ports", n)
 	}
-	// gnomond's side of the link: asCapable, and the neighborRateRatio
-	// of two ports on one host's clock is 1
-	if l, ok := lastLink(t, gn); !ok || !l.AsCapable || math.Abs(l.NRR-1) > 1e-4 {
-		t.Errorf("gnomond's last gPTP link record: %+v (found %v)", l, ok)
-	} else {
-		t.Logf("gnomond: asCapable, neighborRateRatio %.9f", l.NRR)
+	// gnomond's side of the link on D-Bus (gnomonctl sources --json):
+	// asCapable, the neighborRateRatio of two ports on one host's clock
+	// is 1, and its neighborPropDelay is the one ptp4l measures on the
+	// same link (pmc)
+	srcs, raw := sources()
+	l := ptpLink(srcs)
+	if l == nil || !l.AsCapable || !l.NeighborRateRatioValid || math.Abs(l.NeighborRateRatio-1) > 1e-4 || l.NeighborPropDelayThreshNS != 100_000 {
+		t.Fatalf("gnomond's 802.1AS link on D-Bus: %+v\n%s", l, raw)
+	}
+	nd := pmc(t, dir, filepath.Join(dir, "m.sock"), "PORT_DATA_SET_NP")[1]
+	pd := pmc(t, dir, filepath.Join(dir, "m.sock"), "PORT_DATA_SET")[1]
+	peer, _ := strconv.ParseFloat(pd["peerMeanPathDelay"], 64)
+	t.Logf("gnomond: asCapable, neighborRateRatio %.9f, neighborPropDelay %d ns; ptp4l's port to it: asCapable %s, peerMeanPathDelay %.0f ns",
+		l.NeighborRateRatio, l.NeighborPropDelayNS, nd["asCapable"], peer)
+	if nd["asCapable"] != "1" || nd["neighborPropDelayThresh"] != "100000" {
+		t.Errorf("ptp4l's PORT_DATA_SET_NP for gnomond's link: %v", nd)
+	}
+	if l.NeighborPropDelayNS <= 0 || peer <= 0 || math.Abs(float64(l.NeighborPropDelayNS)-peer) > 5000 {
+		t.Errorf("neighborPropDelay: gnomond %d ns, ptp4l %.0f ns on the same link (want both positive, within 5 µs)", l.NeighborPropDelayNS, peer)
 	}
 	var offs, dels []float64
 	for _, x := range ms[len(ms)/3:] {
@@ -210,8 +161,8 @@ func TestPTP4lGrandmasterGnomondSlave(t *testing.T) {
 		dels = append(dels, float64(x.PathDelayNS))
 	}
 	bound(t, "gnomond gPTP slave of ptp4l (system clock)", statsOf(offs, dels))
-	po, pd := ptp4lOffsets(t, slave)
-	t.Logf("ptp4l gPTP slave of ptp4l (yardstick): %s", statsOf(po, pd))
+	po, pdl := ptp4lOffsets(t, slave)
+	t.Logf("ptp4l gPTP slave of ptp4l (yardstick): %s", statsOf(po, pdl))
 }
 
 // gnomond (profile = "gptp", [[ptp-port]] priority1 100) is grandmaster,
@@ -224,7 +175,7 @@ func TestGnomondGrandmasterPTP4lSlave(t *testing.T) {
 	g, p := netns(t, tag, "g"), netns(t, tag, "p")
 	link(t, tag, g, "g0", p, "p0")
 	gid := identityOf(t, g, "g0")
-	startGnomond(t, dir, g, "gnomond", "[[ptp-port]]\nprofile = \"gptp\"\ninterface = \"g0\"\ntimestamping = \"software\"\npriority1 = 100\n")
+	_, sources := startGnomondBus(t, dir, g, "gnomond", "[[ptp-port]]\nprofile = \"gptp\"\ninterface = \"g0\"\ntimestamping = \"software\"\npriority1 = 100\n"+thresh)
 	slave := peers.Start(t, dir, "ptp4l-slave", nil, safeIn(t, p, ptp4l(cfg, dir, "s", "-i", "p0")...)...)
 	ok := waitFor(60*time.Second, func() bool {
 		o, _ := ptp4lOffsets(t, slave)
@@ -240,8 +191,33 @@ func TestGnomondGrandmasterPTP4lSlave(t *testing.T) {
 	if !strings.Contains(log, "selected best master clock "+gid) {
 		t.Errorf("ptp4l did not select gnomond's clock %s", gid)
 	}
-	po, pd := ptp4lOffsets(t, slave)
-	bound(t, "ptp4l gPTP slave of gnomond", statsOf(po[len(po)/3:], pd[len(pd)/3:]))
+	if nd := pmc(t, dir, filepath.Join(dir, "s.sock"), "PORT_DATA_SET_NP")[1]; nd["asCapable"] != "1" {
+		t.Errorf("ptp4l's PORT_DATA_SET_NP: %v, want asCapable 1", nd)
+	}
+	// ptp4l's view of gnomond's follow-up information TLV (TIME_STATUS_NP:
+	// gnomond sends cumulativeScaledRateOffset 0, an end station's, to
+	// which ptp4l adds its own neighborRateRatio's offset, 1 within
+	// 1e-4 on one host's clock; gmTimeBaseIndicator 0; gnomond the
+	// grandmaster present)
+	for _, ts := range pmc(t, dir, filepath.Join(dir, "s.sock"), "TIME_STATUS_NP") {
+		csro, err := strconv.ParseFloat(ts["cumulativeScaledRateOffset"], 64)
+		if err != nil || math.Abs(csro) > 1e-4 || ts["gmTimeBaseIndicator"] != "0" || ts["gmPresent"] != "true" || ts["gmIdentity"] != gid {
+			t.Errorf("ptp4l's TIME_STATUS_NP: %v", ts)
+		}
+	}
+	// gnomond's side on D-Bus against ptp4l's peer delay of the link
+	srcs, raw := sources()
+	l := ptpLink(srcs)
+	pd := pmc(t, dir, filepath.Join(dir, "s.sock"), "PORT_DATA_SET")[1]
+	peer, _ := strconv.ParseFloat(pd["peerMeanPathDelay"], 64)
+	if l == nil || !l.AsCapable || math.Abs(l.NeighborRateRatio-1) > 1e-4 || l.NeighborPropDelayNS <= 0 || math.Abs(float64(l.NeighborPropDelayNS)-peer) > 5000 {
+		t.Errorf("gnomond's 802.1AS link %+v against ptp4l's peerMeanPathDelay %.0f ns\n%s", l, peer, raw)
+	} else {
+		t.Logf("gnomond grandmaster: asCapable, neighborRateRatio %.9f, neighborPropDelay %d ns; ptp4l slave: peerMeanPathDelay %.0f ns",
+			l.NeighborRateRatio, l.NeighborPropDelayNS, peer)
+	}
+	po, pdl := ptp4lOffsets(t, slave)
+	bound(t, "ptp4l gPTP slave of gnomond", statsOf(po[len(po)/3:], pdl[len(pdl)/3:]))
 }
 
 func linuxptpConfig(t testing.TB, name string) string {
@@ -259,8 +235,14 @@ func TestPTP4lAutomotiveMasterGnomondSlave(t *testing.T) {
 	gm := identityOf(t, m, "m0")
 	master := peers.Start(t, dir, "ptp4l-master", nil, safeIn(t, m, ptp4l(linuxptpConfig(t, "automotive-master.cfg"), dir, "m", "-i", "m0")...)...)
 	gn := startGnomond(t, dir, g, "gnomond", "[[source]]\nmode = \"ptp\"\nprofile = \"automotive\"\ninterface = \"g0\"\ntimestamping = \"software\"\n")
-	ok := waitFor(40*time.Second, func() bool {
-		return len(gnomondMeasurements(t, gn)) >= 60 || !gn.Alive() || !master.Alive()
+	// Once its servo locks, gnomond asks ptp4l for the operational Sync
+	// interval (1 s) and slows its own Pdelay_Req to 4 s, as
+	// automotive-slave.cfg's ptp4l would (operLogSyncInterval 0,
+	// operLogPdelayReqInterval 2); ptp4l's port data set shows the change
+	// and its Syncs carry it.
+	ok := waitFor(90*time.Second, func() bool {
+		l, _ := lastLink(t, gn)
+		return len(gnomondMeasurements(t, gn)) >= 60 && l.IntervalRequestsSent >= 1 && l.SyncInterval == 0 || !gn.Alive() || !master.Alive()
 	})
 	ms := gnomondMeasurements(t, gn)
 	if !ok || len(ms) < 60 {
@@ -275,8 +257,13 @@ func TestPTP4lAutomotiveMasterGnomondSlave(t *testing.T) {
 		dels = append(dels, float64(x.PathDelayNS))
 	}
 	bound(t, "gnomond automotive slave of ptp4l (system clock)", statsOf(offs, dels))
-	if l, ok := lastLink(t, gn); !ok || !l.AsCapable {
-		t.Errorf("gnomond's last gPTP link record: %+v (found %v): the automotive profile assumes asCapable", l, ok)
+	if l, ok := lastLink(t, gn); !ok || !l.AsCapable || l.IntervalRequestsSent != 1 || l.SyncInterval != 0 || l.PdelayInterval != 2 {
+		t.Errorf("gnomond's last gPTP link record: %+v (found %v): want asCapable (assumed), one interval request, Sync 2^0 s, Pdelay 2^2 s", l, ok)
+	}
+	if pd := pmc(t, dir, filepath.Join(dir, "m.sock"), "PORT_DATA_SET")[1]; pd["logSyncInterval"] != "0" {
+		t.Errorf("ptp4l's PORT_DATA_SET after gnomond's request: %v, want logSyncInterval 0", pd)
+	} else {
+		t.Logf("ptp4l's port after gnomond's message interval request: logSyncInterval %s, portState %s", pd["logSyncInterval"], pd["portState"])
 	}
 }
 
@@ -301,30 +288,31 @@ func TestGnomondAutomotiveGrandmasterPTP4lSlave(t *testing.T) {
 }
 
 type linkRecord struct {
-	Msg       string  `json:"msg"`
-	AsCapable bool    `json:"as_capable"`
-	NRR       float64 `json:"neighbor_rate_ratio"`
+	AsCapable            bool    `json:"as_capable"`
+	NRR                  float64 `json:"neighbor_rate_ratio"`
+	NeighborPropDelayNS  int64   `json:"neighbor_prop_delay_ns"`
+	SyncInterval         int     `json:"sync_interval"`
+	PdelayInterval       int     `json:"pdelay_interval"`
+	IntervalRequestsSent int     `json:"interval_requests_sent"`
 }
 
 // lastLink is gnomond's newest "gPTP link" log record.
 func lastLink(t testing.TB, p *peers.Proc) (linkRecord, bool) {
 	t.Helper()
-	var last linkRecord
-	found := false
-	for _, l := range strings.Split(readLog(t, p), "\n") {
-		var r linkRecord
-		if json.Unmarshal([]byte(l), &r) == nil && r.Msg == "gPTP link" {
-			last, found = r, true
-		}
+	rs := peers.LogRecords[linkRecord](t, p, "gPTP link")
+	if len(rs) == 0 {
+		return linkRecord{}, false
 	}
-	return last, found
+	return rs[len(rs)-1], true
 }
 
 // The shared PTP test helpers (tests/peers/ptplab.go).
 type stats = peers.Stats
 
 var (
-	statsOf = peers.StatsOf
-	waitFor = peers.WaitFor
-	readLog = peers.ReadLog
+	statsOf    = peers.StatsOf
+	waitFor    = peers.WaitFor
+	readLog    = peers.ReadLog
+	identityOf = peers.MACIdentity
+	safeIn     = peers.SafeIn
 )
