@@ -41,11 +41,13 @@ run offset $H offset "$NTP" 4
 mkdir -p /etc/gnomon /etc/systemd/system/gnomond.service.d
 cp /job/gnomon.toml /etc/gnomon/gnomon.toml
 cp /job/40-pps.conf /job/50-refclock.conf /etc/systemd/system/gnomond.service.d/
-cp /job/60-gnomon-pps.rules /etc/udev/rules.d/
 out=$(dpkg --force-confdef --force-confold -i /job/gnomon.deb 2>&1)
 rc=$?
 [ $rc -eq 0 ] || echo "$out"
 say "install rc=$rc"
+# The rule only now, when the group gnomon exists: udev resolves the name
+# when it reads the rule.
+cp /job/60-gnomon-pps.rules /etc/udev/rules.d/
 udevadm control --reload
 # The PPS source: our module, unsigned (no secure boot: it loads and taints
 # the kernel with E), its sysfs path naming ttyS1 as gpsd expects.
@@ -112,6 +114,9 @@ echo "GNOMON-VM-JSON sources $(gnomonctl sources --json 2>&1 | tr -d '\n')"
 run offset_after $H offset "$NTP" 4
 grep -E 'KPPS|chrony|PPS:' /tmp/gpsd.log | head -12
 [ "$ok" = 1 ] || tail -40 /tmp/gpsd.log
+grep 'accepted chrony sock @' /tmp/gpsd.log | tail -5 | while read -r line; do
+	say "gpsd_sock offset=${line##* }"
+done
 say "gpsd_log kpps_path=$(grep -o 'RFC2783 path:[^,]*' /tmp/gpsd.log | head -1 | tr ' ' _) chrony_sock=$(grep -c 'using chrony socket' /tmp/gpsd.log) accepted_sock=$(grep -c 'accepted chrony sock' /tmp/gpsd.log)"
 journalctl -q -b -u gnomond -o cat --no-pager | grep -iE 'error|warn|pps|refclock' | head -10
 kill "$gpsd_pid" 2>/dev/null
