@@ -6,7 +6,8 @@
 #                           guest kernel's linux-headers), gpsd 3.22 on a
 #                           serial port the host feeds with NMEA, and the
 #                           packaged gnomond reading PPS, SOCK, SHM and gpsd.
-#                           Root; about 5 minutes (the guest alone 3.5 to 5).
+#                           Root; the guest 2.5 to 3 minutes (at most 4),
+#                           plus make deb.
 
 ifndef GNOMON_REFCLOCK_MK
 GNOMON_REFCLOCK_MK := 1
