@@ -117,7 +117,7 @@ grep -E 'KPPS|chrony|PPS:' /tmp/gpsd.log | head -12
 grep 'accepted chrony sock @' /tmp/gpsd.log | tail -5 | while read -r line; do
 	say "gpsd_sock offset=${line##* }"
 done
-say "gpsd_log kpps_path=$(grep -o 'RFC2783 path:[^,]*' /tmp/gpsd.log | head -1 | tr ' ' _) chrony_sock=$(grep -c 'using chrony socket' /tmp/gpsd.log) accepted_sock=$(grep -c 'accepted chrony sock' /tmp/gpsd.log)"
+say "gpsd_log kpps_path=$(grep -o 'RFC2783 path:[^,]*' /tmp/gpsd.log | head -1 | tr ' ' _) accepted_sock=$(grep -c 'accepted chrony sock' /tmp/gpsd.log)"
 journalctl -q -b -u gnomond -o cat --no-pager | grep -iE 'error|warn|pps|refclock' | head -10
 kill "$gpsd_pid" 2>/dev/null
 finish
