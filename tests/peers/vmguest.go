@@ -1,6 +1,8 @@
 package peers
 
 import (
+	"bufio"
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,4 +68,41 @@ func CopyFile(t testing.TB, from, to string) {
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// GuestLine is one "GNOMON-VM name key=value ..." line a guest job printed
+// on its console.
+type GuestLine struct {
+	Name string
+	KV   map[string]string
+}
+
+// GuestLines returns the console's GNOMON-VM lines in order, and calls raw
+// (when not nil) with every other line.
+func GuestLines(console []byte, raw func(line string)) []GuestLine {
+	var out []GuestLine
+	sc := bufio.NewScanner(bytes.NewReader(console))
+	sc.Buffer(make([]byte, 1<<16), 1<<22)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		i := strings.Index(line, "GNOMON-VM ")
+		var f []string
+		if i >= 0 {
+			f = strings.Fields(line[i+len("GNOMON-VM "):])
+		}
+		if len(f) == 0 {
+			if raw != nil {
+				raw(line)
+			}
+			continue
+		}
+		kv := map[string]string{}
+		for _, p := range f[1:] {
+			if k, v, ok := strings.Cut(p, "="); ok {
+				kv[k] = v
+			}
+		}
+		out = append(out, GuestLine{Name: f[0], KV: kv})
+	}
+	return out
 }

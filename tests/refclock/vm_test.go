@@ -3,7 +3,6 @@
 package refclock
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -302,37 +301,22 @@ type vmResult struct {
 func parseVM(t *testing.T, console []byte) vmResult {
 	t.Helper()
 	r := vmResult{kv: map[string]map[string]string{}, all: map[string][]map[string]string{}}
-	sc := bufio.NewScanner(bytes.NewReader(console))
-	sc.Buffer(make([]byte, 1<<16), 1<<22)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		if i := strings.Index(line, "GNOMON-VM-JSON sources "); i >= 0 {
+	const js = "GNOMON-VM-JSON sources "
+	lines := peers.GuestLines(console, func(line string) {
+		if i := strings.Index(line, js); i >= 0 {
 			var s cli.SourcesJSON
-			if err := json.Unmarshal([]byte(line[i+len("GNOMON-VM-JSON sources "):]), &s); err != nil {
+			if err := json.Unmarshal([]byte(line[i+len(js):]), &s); err != nil {
 				t.Fatalf("gnomonctl sources --json in the guest: %v: %s", err, line)
 			}
 			r.sources = &s
-			continue
 		}
-		i := strings.Index(line, "GNOMON-VM ")
-		if i < 0 {
-			continue
+	})
+	for _, l := range lines {
+		if l.Name == "ppstest" {
+			r.asserts = append(r.asserts, l.KV["assert"])
 		}
-		f := strings.Fields(line[i+len("GNOMON-VM "):])
-		if len(f) == 0 {
-			continue
-		}
-		kv := map[string]string{}
-		for _, p := range f[1:] {
-			if k, v, ok := strings.Cut(p, "="); ok {
-				kv[k] = v
-			}
-		}
-		if f[0] == "ppstest" {
-			r.asserts = append(r.asserts, kv["assert"])
-		}
-		r.kv[f[0]] = kv
-		r.all[f[0]] = append(r.all[f[0]], kv)
+		r.kv[l.Name] = l.KV
+		r.all[l.Name] = append(r.all[l.Name], l.KV)
 	}
 	return r
 }
