@@ -10,6 +10,7 @@ pkgs=(chrony ntpsec-ntpdig python3-ntp dbus polkitd pkexec systemd
       apparmor debhelper dh-apparmor lintian debootstrap systemd-container
       gpsd gpsd-clients gcc libc6-dev
       qemu-system-x86 qemu-utils e2fsprogs   # tests/vm (make test-vm)
+      linux-headers-amd64 make   # the guest's PPS module (make test-refclock-vm)
       libglib2.0-bin)  # gdbus (tests/dbus)
 
 missing=()

@@ -101,6 +101,7 @@ type source struct {
 	iburst   bool
 	prefer   bool
 	noselect bool
+	trust    bool
 	count    int    // pool only
 	key      uint32 // key option: symmetric key ID, 0 for none
 	xleave   bool
@@ -383,12 +384,43 @@ func parseFloat(s string) (float64, bool) {
 	return v, true
 }
 
-// Source options: how many values each takes, and for those gnomon has no
-// equivalent of, why.
-var sourceOpts = map[string]struct {
+// optSpec is one of chronyd's options on a line: how many values it takes,
+// and for one gnomon has no equivalent of, why ("" for one migrated).
+type optSpec struct {
 	args int
-	why  string // "" for options migrated
-}{
+	why  string
+}
+
+// options walks a line's options, args[from:]: each one known and migrated
+// goes to f (lower-cased) with its value; an unknown one, one without its
+// value and one gnomon has no equivalent of are warned about and skipped.
+func (m *migration) options(l *line, args []string, from int, specs map[string]optSpec, f func(opt, val string)) {
+	for i := from; i < len(args); i++ {
+		opt := strings.ToLower(args[i])
+		spec, known := specs[opt]
+		if !known {
+			m.warnOpt(l, args[i], "unknown option (chronyd would refuse this line); ignored")
+			continue
+		}
+		val := ""
+		if spec.args > 0 {
+			if i+1 >= len(args) {
+				m.warnOpt(l, opt, "missing value; ignored")
+				continue
+			}
+			i++
+			val = args[i]
+		}
+		if spec.why != "" {
+			m.warnOpt(l, opt, "no equivalent in gnomon: %s; dropped", spec.why)
+			continue
+		}
+		f(opt, val)
+	}
+}
+
+// Source options (server, pool, peer).
+var sourceOpts = map[string]optSpec{
 	"iburst":           {0, ""},
 	"prefer":           {0, ""},
 	"noselect":         {0, ""},
@@ -403,7 +435,7 @@ var sourceOpts = map[string]struct {
 	"burst":            {0, "gnomon sends no extra bursts when measurements are poor (iburst at start only)"},
 	"offline":          {0, "sources are always online; gnomond backs off unreachable ones itself"},
 	"auto_offline":     {0, "sources are always online; gnomond backs off unreachable ones itself"},
-	"trust":            {0, "trust is for reference clocks only: an NTP source must agree with the majority"},
+	"trust":            {0, ""},
 	"require":          {0, "minimum-agreeing-sources is global, not per source"},
 	"xleave":           {0, ""},
 	"copy":             {0, "the reference ID is never copied"},
@@ -445,26 +477,7 @@ func (m *migration) source(l *line) {
 	maxSources := 0
 	var key string
 	certSet := setting[uint64]{}
-	for i := 1; i < len(args); i++ {
-		opt := strings.ToLower(args[i])
-		spec, known := sourceOpts[opt]
-		if !known {
-			m.warnOpt(l, args[i], "unknown option (chronyd would refuse this line); ignored")
-			continue
-		}
-		val := ""
-		if spec.args > 0 {
-			if i+1 >= len(args) {
-				m.warnOpt(l, opt, "missing value; ignored")
-				continue
-			}
-			i++
-			val = args[i]
-		}
-		if spec.why != "" {
-			m.warnOpt(l, opt, "no equivalent in gnomon: %s; dropped", spec.why)
-			continue
-		}
+	m.options(l, args, 1, sourceOpts, func(opt, val string) {
 		intVal := func() (int, bool) {
 			v, err := strconv.Atoi(val)
 			if err != nil {
@@ -480,6 +493,8 @@ func (m *migration) source(l *line) {
 			s.prefer = true
 		case "noselect":
 			s.noselect = true
+		case "trust":
+			s.trust = true
 		case "nts":
 			nts = true
 		case "minpoll", "maxpoll":
@@ -516,7 +531,7 @@ func (m *migration) source(l *line) {
 		case "xleave":
 			s.xleave = true
 		}
-	}
+	})
 	if l.name() == "peer" && s.iburst {
 		m.warnOpt(l, "iburst", "chronyd ignores it on a peer; migrated as given")
 	}

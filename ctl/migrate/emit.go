@@ -219,6 +219,9 @@ func (m *migration) emitSources(w *tomlWriter) {
 		if s.noselect {
 			w.kv("noselect", "true")
 		}
+		if s.trust {
+			w.kv("trust", "true")
+		}
 		if s.mode == config.SourcePool {
 			w.kv("count", strconv.Itoa(s.count))
 		}

@@ -27,10 +27,7 @@ type refclockSrc struct {
 
 // refclockOpts are chrony's refclock options: how many values each takes,
 // and why it is dropped ("" when it maps to a key).
-var refclockOpts = map[string]struct {
-	args int
-	why  string
-}{
+var refclockOpts = map[string]optSpec{
 	"poll": {1, ""}, "refid": {1, ""}, "lock": {1, ""}, "filter": {1, ""}, "offset": {1, ""},
 	"delay": {1, ""}, "precision": {1, ""}, "prefer": {0, ""}, "noselect": {0, ""}, "trust": {0, ""},
 	"dpoll":         {1, "gnomon takes every sample as it comes"},
@@ -105,26 +102,7 @@ func (m *migration) refclock(l *line) {
 		}
 	}
 	defaultRefID := r.refid
-	for i := 2; i < len(args); i++ {
-		opt := strings.ToLower(args[i])
-		spec, known := refclockOpts[opt]
-		if !known {
-			m.warnOpt(l, args[i], "unknown option (chronyd would refuse this line); ignored")
-			continue
-		}
-		val := ""
-		if spec.args > 0 {
-			if i+1 >= len(args) {
-				m.warnOpt(l, opt, "missing value; ignored")
-				continue
-			}
-			i++
-			val = args[i]
-		}
-		if spec.why != "" {
-			m.warnOpt(l, opt, "no equivalent in gnomon: %s; dropped", spec.why)
-			continue
-		}
+	m.options(l, args, 2, refclockOpts, func(opt, val string) {
 		switch opt {
 		case "refid":
 			r.refid = val
@@ -144,18 +122,18 @@ func (m *migration) refclock(l *line) {
 			}
 			if err != nil || n < lo || n > hi {
 				m.warnOpt(l, opt, "%q is outside gnomon's range %d..%d; dropped", val, lo, hi)
-				continue
+				return
 			}
 			r.set(opt, strconv.Itoa(n))
 		default: // offset, delay, precision: seconds
 			f, ok := parseFloat(val)
 			if !ok || (opt != "offset" && f < 0) || f > 3600 || f < -3600 {
 				m.warnOpt(l, opt, "%q is not a usable number of seconds; dropped", val)
-				continue
+				return
 			}
 			r.set(opt, strconv.FormatFloat(f, 'g', -1, 64))
 		}
-	}
+	})
 	if len(r.refid) > 4 {
 		m.warnOpt(l, "refid", "%q is longer than four characters; chronyd uses %q, and so does the migration", r.refid, r.refid[:4])
 		r.refid = r.refid[:4]

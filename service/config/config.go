@@ -130,6 +130,9 @@ type SourceConfig struct {
 	IBurst             bool // a quick burst of requests at start (default true)
 	Prefer             bool
 	NoSelect           bool // measured and shown, never used to adjust the clock
+	// Trust: assumed correct in selection (chrony's trust): the others
+	// cannot vote it out as a falseticker, they must agree with it.
+	Trust bool
 	// Count is how many members of a pool to use, 1..16 (default 4); 0 for
 	// other modes.
 	Count int

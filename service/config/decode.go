@@ -362,6 +362,7 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	t.boolean("iburst", &s.IBurst)
 	t.boolean("prefer", &s.Prefer)
 	t.boolean("noselect", &s.NoSelect)
+	t.boolean("trust", &s.Trust)
 	d.sourceKey(t, &s)
 	t.boolean("xleave", &s.XLeave)
 

@@ -76,9 +76,6 @@ type RefclockConfig struct {
 	// samples a poll keeps at most (their median is used).
 	Poll   int
 	Filter int
-	// Trust: the source is assumed correct when the others disagree with
-	// it (chrony's trust).
-	Trust bool
 }
 
 // Endpoint is what the reference clock is read from, for views: the gpsd
@@ -191,7 +188,7 @@ func (d *decoder) refclock(t *table, s SourceConfig) SourceConfig {
 	t.integer("filter", &r.Filter)
 	t.boolean("prefer", &s.Prefer)
 	t.boolean("noselect", &s.NoSelect)
-	t.boolean("trust", &r.Trust)
+	t.boolean("trust", &s.Trust)
 	t.finish()
 	return s
 }

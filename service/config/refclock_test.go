@@ -51,7 +51,7 @@ path = "/run/chrony.ttyS0.sock"
 		t.Errorf("gpsd %+v %+v", n, n.Refclock)
 	}
 	p := c.Sources[2]
-	if p.Refclock.Device != "/dev/pps0" || p.Refclock.Lock != "NMEA" || p.Refclock.Edge != EdgeClear || !p.Prefer || !p.Refclock.Trust || p.Refclock.RefID != "PPS" {
+	if p.Refclock.Device != "/dev/pps0" || p.Refclock.Lock != "NMEA" || p.Refclock.Edge != EdgeClear || !p.Prefer || !p.Trust || p.Refclock.RefID != "PPS" {
 		t.Errorf("pps %+v", p.Refclock)
 	}
 	if s := c.Sources[3]; s.Refclock.Unit != 1 || s.Refclock.RefID != "SHM1" || s.Refclock.Endpoint(s.Mode, s.Address) != "NTP1" {

@@ -257,8 +257,8 @@ func (d *Daemon) Burst(ctx context.Context, id system.ID) error {
 }
 
 func specKey(s config.SourceConfig) string {
-	k := fmt.Sprintf("%s|%s|%v|%v|%v|%v|%d|%s", s.Mode, s.Address, s.PollIntervalLimits, s.IBurst,
-		s.Prefer, s.NoSelect, s.Count, s.CertificateAuthority)
+	k := fmt.Sprintf("%s|%s|%v|%v|%v|%v|%v|%d|%s", s.Mode, s.Address, s.PollIntervalLimits, s.IBurst,
+		s.Prefer, s.NoSelect, s.Trust, s.Count, s.CertificateAuthority)
 	if s.Refclock != nil {
 		k += fmt.Sprintf("|%+v", *s.Refclock)
 	}

@@ -103,7 +103,7 @@ func (d *Daemon) startRefclock(ctx context.Context, sp *spec) {
 		RefID:    erc.RefID(r.RefID),
 		Prefer:   src.Prefer,
 		NoSelect: src.NoSelect,
-		Trust:    r.Trust,
+		Trust:    src.Trust,
 	}, system.RefclockConfig{
 		Clock: erc.Config{
 			Kind:      string(src.Mode),

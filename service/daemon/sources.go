@@ -252,6 +252,7 @@ func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPor
 		},
 		Prefer:   src.Prefer,
 		NoSelect: src.NoSelect,
+		Trust:    src.Trust,
 	}, d.now())
 	rctx, cancel := context.WithCancel(ctx)
 	d.sources[id] = &liveSource{spec: sp, addr: addr, conn: conn, cancel: cancel, added: time.Now(), session: session}

@@ -5,8 +5,9 @@
 // its SHM segment NTP0; a C program built from testdata feeds the SOCK
 // source with chrony's struct. An NMEA feed over TCP has no PPS: gpsd
 // sends no PPS reports and writes neither SHM unit 1 nor chrony's SOCK
-// socket (it does both only for a PPS on a serial or USB port), so the PPS
-// paths are tested in service/refclock and engine/system.
+// socket (it does both only for a PPS on a serial or USB port); those
+// paths, and the PPS ioctls on a real kernel, are TestVMPPS (vm_test.go,
+// make test-refclock-vm), in a guest.
 package refclock
 
 import (
