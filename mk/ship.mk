@@ -90,6 +90,8 @@ install-units:
 	install -D -m 0644 units/dhcp/dhclient-exit-hook $(DESTDIR)/etc/dhcp/dhclient-exit-hooks.d/gnomon
 	install -D -m 0755 units/dhcp/nm-dispatcher $(DESTDIR)/etc/NetworkManager/dispatcher.d/20-gnomon
 	install -D -m 0644 debian/usr.sbin.gnomond $(DESTDIR)$(APPARMORDIR)/usr.sbin.gnomond
+	@set -e; for f in units/ptp/*.conf units/refclock/*; do [ -f "$$f" ] || continue; \
+	  install -D -m 0644 "$$f" $(DESTDIR)$(PREFIX)/share/gnomon/$$f; done
 	install -D -m 0644 debian/usr.lib.gnomon.gnomon-timedate-helper $(DESTDIR)$(APPARMORDIR)/usr.lib.gnomon.gnomon-timedate-helper
 	@set -e; for f in units/dbus-1/system-services/*.service; do [ -f "$$f" ] || continue; \
 	  case " $(DBUS_SERVICES_SKIP) " in *" $$(basename $$f) "*) continue;; esac; \
