@@ -272,7 +272,10 @@ func TestBadInput(t *testing.T) {
 	if last.Malformed < 6 || last.WrongVersion < 2 {
 		t.Errorf("malformed messages not counted: %+v", last)
 	}
-	if last.RxAnnounce < fakes {
+	// The kernel may drop part of a flood when the socket's buffer fills (a
+	// loaded machine, a race-enabled gnomond): most must still arrive and be
+	// counted.
+	if last.RxAnnounce < fakes/2 {
 		t.Errorf("only %d Announces counted, %d fakes sent", last.RxAnnounce, fakes)
 	}
 	if math.Abs(float64(last.OffsetNS)) > float64(offsetRMSBound) {
