@@ -80,7 +80,7 @@ stop() {
 # where /proc/PID/stat counts 10 ms ticks).
 cpu_ns() {
 	local p
-	for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done | awk '{ s += $1 } END { printf "%d\n", s }'
+	for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
 # family PID: PID and its children (chronyd's NTS-KE helper), space-separated.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -382,6 +383,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = d.opts.Notify("READY=1\n" + sd.Status(d.statusLine()))
 	d.log.Info("gnomond started", "clock", d.cfg.Clock.Mode, "sources", len(d.cfg.Sources), "servers", len(d.servers))
 	close(d.started)
+	// One collection once started. The Go runtime collects every two
+	// minutes only after a first collection, and the first comes when
+	// the heap reaches 4 MB: an idle client allocating a few kB per
+	// sample took hours to get there, its RSS growing by megabytes until
+	// then (make bench-long, docs/benchmarks.md). From now on its heap
+	// stays near what is live.
+	runtime.GC()
 
 	var watchdog <-chan time.Time
 	if iv, err := sd.WatchdogInterval(); err == nil && iv > 0 {
