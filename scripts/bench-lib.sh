@@ -7,6 +7,34 @@
 #   GNOMOND_ENV (extra environment for gnomond, e.g. "GOGC=50").
 # Every daemon runs without CAP_SYS_TIME and never touches a clock.
 
+# bench_ns NAME: a work directory $T and a network namespace $NS
+# (gn-obs-NAME-PID, loopback up) that last as long as the script: on exit
+# every pid in the arrays bg and pids is stopped, the namespace deleted and
+# $T removed. Sets T, NS, inns (ip netns exec NS), safe (setpriv without
+# CAP_SYS_TIME), and empty pids, bg and PID.
+bench_ns() {
+	T=$(mktemp -d "/tmp/gnomon-$1.XXXXXX")
+	chmod 0777 "$T"
+	NS=gn-obs-$1-$$
+	pids=()
+	bg=()
+	declare -gA PID=()
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+	ip netns add "$NS"
+	ip -n "$NS" link set lo up
+	inns=(ip netns exec "$NS")
+	safe=(setpriv --bounding-set=-sys_time --inh-caps=-sys_time)
+}
+
+bench_cleanup() {
+	local p
+	for p in "${bg[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${bg[@]}" "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	ip netns del "$NS" 2>/dev/null || true
+	rm -rf "$T"
+}
+
 # chrony_conf NAME ADDR PORT EXTRA-LINES...
 chrony_conf() {
 	local name=$1 addr=$2 port=$3

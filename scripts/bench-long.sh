@@ -70,27 +70,7 @@ have_ntpd=0
 if [ -x "$NTPD" ]; then have_ntpd=1; else echo "bench-long: $NTPD missing (scripts/install-peers.sh unpacks it): ntpd left out" >&2; fi
 
 mkdir -p "$OUT"
-T=$(mktemp -d /tmp/gnomon-blong.XXXXXX)
-chmod 0777 "$T"
-NS=gn-obs-blong-$$
-declare -A PID
-pids=()
-bg=()
-cleanup() {
-	local p
-	for p in "${bg[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${bg[@]}" "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	ip netns del "$NS" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-inns=(ip netns exec "$NS")
-safe=(setpriv --bounding-set=-sys_time --inh-caps=-sys_time)
+bench_ns blong
 [ "$PIN" = auto ] && { if [ "$(nproc)" -ge 2 ]; then PIN=1; else PIN=0; fi; }
 if [ "$PIN" = 1 ]; then srv=(nice -n "$NICE" taskset -c 1); gen=(nice -n "$NICE" taskset -c 0); else srv=(nice -n "$NICE"); gen=(nice -n "$NICE"); fi
 

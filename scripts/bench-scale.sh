@@ -51,24 +51,7 @@ cpus() {
 pool=($(cpus "$SERVER_POOL"))
 
 mkdir -p "$OUT"
-T=$(mktemp -d /tmp/gnomon-scale.XXXXXX)
-chmod 0777 "$T"
-NS=gn-obs-scale-$$
-declare -A PID
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	ip netns del "$NS" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-inns=(ip netns exec "$NS")
-safe=(setpriv --bounding-set=-sys_time --inh-caps=-sys_time)
+bench_ns scale
 
 if [ -n "${BIN:-}" ]; then
 	for b in gnomond ntpload ntpfloor; do cp "$BIN/$b" "$T/$b"; done

@@ -101,26 +101,9 @@ done
 [ -x "$CHRONYD" ] || { echo "bench: chronyd is needed as the upstream of the clients" >&2; exit 2; }
 
 mkdir -p "$OUT"
-T=$(mktemp -d /tmp/gnomon-bench2.XXXXXX)
-chmod 0777 "$T"
-NS=gn-obs-bench-$$
-pids=()
-sampler=
-cleanup() {
-	local p
-	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	ip netns del "$NS" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-inns=(ip netns exec "$NS")
-safe=(setpriv --bounding-set=-sys_time --inh-caps=-sys_time)
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
+bench_ns bench
 
 ncpu=$(nproc)
 [ "$PIN" = auto ] && { if [ "$ncpu" -ge 2 ]; then PIN=1; else PIN=0; fi; }
@@ -165,15 +148,13 @@ fi
 
 # --- processes -------------------------------------------------------------
 
-declare -A PID PORT
+declare -A PORT
 phase=setup
 echo "$phase" >"$T/phase"
 set_phase() { phase=$1; echo "$1" >"$T/phase.new" && mv "$T/phase.new" "$T/phase"; }
 
 # chrony_conf, start_chronyd, start_gnomond, start_ntpd, stop, cpu_ns,
-# make_cert, build_shim: scripts/bench-lib.sh.
-# shellcheck source=scripts/bench-lib.sh
-. "$ROOT/scripts/bench-lib.sh"
+# make_cert, build_shim: scripts/bench-lib.sh (sourced above).
 has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # The sampler: every second, each live daemon's RSS (kB) with the phase.
@@ -194,6 +175,7 @@ t0=$(date +%s.%N)
 	done
 ) &
 sampler=$!
+bg+=("$sampler")
 track() { echo "${PID[$1]}" >"$T/pid.$1"; }
 untrack() { rm -f "$T/pid.$1"; }
 
