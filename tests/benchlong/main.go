@@ -38,12 +38,12 @@ type series struct {
 	heap []point // live Go heap after each GC, MB (gnomond only)
 }
 
-// fit returns the least-squares slope (value per second) and intercept of
-// pts; ok is false with fewer than two distinct times.
-func fit(pts []point) (slope, intercept float64, ok bool) {
+// fit returns the least-squares slope (value per second) of pts; ok is
+// false with fewer than two distinct times.
+func fit(pts []point) (slope float64, ok bool) {
 	n := float64(len(pts))
 	if len(pts) < 2 {
-		return 0, 0, false
+		return 0, false
 	}
 	var st, sv float64
 	for _, p := range pts {
@@ -57,10 +57,9 @@ func fit(pts []point) (slope, intercept float64, ok bool) {
 		den += (p.t - mt) * (p.t - mt)
 	}
 	if den == 0 {
-		return 0, 0, false
+		return 0, false
 	}
-	slope = num / den
-	return slope, mv - slope*mt, true
+	return num / den, true
 }
 
 func from(pts []point, t0 float64) []point {
@@ -139,7 +138,7 @@ func analyse(s series, dur float64, lim limits) (growth, error) {
 		half = s.rss[len(s.rss)/2:]
 	}
 	g.halfMedianKB = median(half)
-	slope, _, ok := fit(half)
+	slope, ok := fit(half)
 	if !ok {
 		return g, fmt.Errorf("%s: cannot fit the second half (%d samples)", s.name, len(half))
 	}
@@ -155,7 +154,7 @@ func analyse(s series, dur float64, lim limits) (growth, error) {
 		g.heapPeakMB = peak(s.heap)
 		last := s.heap[len(s.heap)-1].t
 		if h := from(s.heap, last-dur/2); len(h) >= 3 {
-			if hs, _, ok := fit(h); ok {
+			if hs, ok := fit(h); ok {
 				g.heapSlopeMBPerH = hs * 3600
 			}
 		}
