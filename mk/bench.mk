@@ -53,3 +53,23 @@ bench-side:
 ## test runs it through tests/bench_smoke_test.go.
 bench-smoke:
 	SMOKE=1 ./scripts/bench.sh
+
+.PHONY: bench-long bench-scale
+
+## bench-long: the memory (and CPU) soak, BENCH_LONG_HOURS (default 6) hours:
+## gnomond, chronyd and ntpd as clients of 4 local servers; gnomond and
+## chronyd serving a steady 10 000 requests/s and NTS-KE handshakes; RSS, CPU
+## and gnomond's Go heap sampled (CSV, SVG plots); fails when a gnomond's RSS
+## grows (slope over the second half > GROWTH_LIMIT_KB_PER_H, default 150, or
+## a peak > PEAK_FACTOR, 1.5, x the first hour's). scripts/bench-long.sh.
+BENCH_LONG_HOURS ?= 6
+bench-long:
+	@command -v gnuplot >/dev/null || flock /tmp/apt.lock apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends gnuplot-nox
+	BENCH_LONG_HOURS=$(BENCH_LONG_HOURS) REPORT=1 ./scripts/bench-long.sh
+
+## bench-scale: answers/s and CPU per answer against the server's worker
+## count, the server pinned to SERVER_POOL's first W CPUs and the load
+## generator to GEN_CPUS (defaults for 2 cores: 1 and 0; see
+## docs/benchmarks.md for a many-core machine). scripts/bench-scale.sh.
+bench-scale:
+	./scripts/bench-scale.sh

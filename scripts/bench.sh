@@ -24,8 +24,10 @@
 #     ntpd as NTS-KE + NTS servers with one self-signed certificate) at each
 #     rate of NTS_RATES -> nts.csv ("" skips it).
 #  2. client: gnomond, chronyd and ntpd each keep time from the same 4 local
-#     servers (chronyd on 127.0.0.11-14:123) at a fixed poll of 16 s for
-#     CLIENT_SECS: CPU seconds per hour -> client.csv.
+#     servers (chronyd on 127.0.0.11-14:123) at a fixed poll of 2^P s for
+#     each P of CLIENT_POLLS (4 and 10: 16 s and 1024 s): CLIENT_WARM s to
+#     start, then CLIENT_SECS measured: CPU seconds and wake-ups per hour ->
+#     client.csv.
 #  3. first sync: for each round, each daemon starts as a client of the same
 #     4 servers (iburst, default polling) and serves on loopback; the time
 #     from its start to its first synchronized answer -> firstsync.csv.
@@ -34,10 +36,16 @@
 #
 # Settings (environment):
 #   ROUNDS=3  RATES="2000 5000 10000 20000 40000 80000 0"  DURATION=3s
-#   SERVERS="floor gnomond chronyd ntpd"  CLIENT_SECS=180  CLIENTS=16
+#   SERVERS="floor gnomond chronyd ntpd"  CLIENT_SECS=300  CLIENTS=16
 #   PIN=auto  WORKERS=1 (gnomond's and the floor's)  OUT=bench-results/DATE
 #   REPORT=1 (0: leave docs/ alone)  SMOKE=0  NTPD=/opt/gnomon-peers/ntpsec/usr/sbin/ntpd
 #   BIN=DIR (use DIR/gnomond, DIR/ntpload, DIR/ntpfloor instead of building)
+#   GNOMOND_BIN=FILE (this gnomond instead, e.g. to compare two builds)
+#   PHASES="server nts client firstsync" (any subset)
+#   CLIENT_POLLS="4 10"  CLIENT_WARM=20 (s)
+#   RCVBUF_EQUAL=0 (1: the server rounds again with chronyd and ntpd given
+#     gnomond's 4 MiB receive buffer through an LD_PRELOAD shim,
+#     scripts/bench-rcvbuf.c; labels chronyd-4m, ntpd-4m)
 {
 set -euo pipefail
 
@@ -48,6 +56,7 @@ if [ "$SMOKE" = 1 ]; then
 	NTS_RATES=${NTS_RATES-1000}
 	DURATION=${DURATION:-1s}
 	CLIENT_SECS=${CLIENT_SECS:-5}
+	CLIENT_WARM=${CLIENT_WARM:-2}
 	REPORT=${REPORT:-0}
 	CLIENTS=${CLIENTS:-4}
 else
@@ -55,11 +64,15 @@ else
 	RATES=${RATES:-2000 5000 10000 20000 40000 80000 0}
 	NTS_RATES=${NTS_RATES-2000 5000 10000 20000 0}
 	DURATION=${DURATION:-3s}
-	CLIENT_SECS=${CLIENT_SECS:-180}
+	CLIENT_SECS=${CLIENT_SECS:-300}
 	REPORT=${REPORT:-1}
 	CLIENTS=${CLIENTS:-16}
 fi
 SERVERS=${SERVERS:-floor gnomond chronyd ntpd}
+PHASES=${PHASES:-server nts client firstsync}
+CLIENT_POLLS=${CLIENT_POLLS:-4 10}
+CLIENT_WARM=${CLIENT_WARM:-20}
+RCVBUF_EQUAL=${RCVBUF_EQUAL:-0}
 PIN=${PIN:-auto}
 WORKERS=${WORKERS:-1}
 GO=${GO:-go}
@@ -88,26 +101,9 @@ done
 [ -x "$CHRONYD" ] || { echo "bench: chronyd is needed as the upstream of the clients" >&2; exit 2; }
 
 mkdir -p "$OUT"
-T=$(mktemp -d /tmp/gnomon-bench2.XXXXXX)
-chmod 0777 "$T"
-NS=gn-obs-bench-$$
-pids=()
-sampler=
-cleanup() {
-	local p
-	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null || true
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	ip netns del "$NS" 2>/dev/null || true
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-inns=(ip netns exec "$NS")
-safe=(setpriv --bounding-set=-sys_time --inh-caps=-sys_time)
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
+bench_ns bench
 
 ncpu=$(nproc)
 [ "$PIN" = auto ] && { if [ "$ncpu" -ge 2 ]; then PIN=1; else PIN=0; fi; }
@@ -122,9 +118,10 @@ fi
 if [ -n "${BIN:-}" ]; then
 	echo "== using the binaries in $BIN"
 	for b in gnomond ntpload ntpfloor; do cp "$BIN/$b" "$T/$b"; done
+	[ -x "${GNOMOND_BIN:-}" ] && cp "$GNOMOND_BIN" "$T/gnomond"
 else
 	echo "== building into $T"
-	CGO_ENABLED=0 "$GO" build -trimpath -o "$T/gnomond" ./cmd/gnomond
+	if [ -x "${GNOMOND_BIN:-}" ]; then cp "$GNOMOND_BIN" "$T/gnomond"; else CGO_ENABLED=0 "$GO" build -trimpath -o "$T/gnomond" ./cmd/gnomond; fi
 	CGO_ENABLED=0 "$GO" build -trimpath -o "$T/ntpload" ./tests/ntpload
 	CGO_ENABLED=0 "$GO" build -trimpath -o "$T/ntpfloor" ./tests/ntpfloor
 fi
@@ -145,66 +142,20 @@ fi
 	echo "clients,$CLIENTS"
 	echo "rmem_default,$(cat /proc/sys/net/core/rmem_default)"
 	echo "smoke,$SMOKE"
+	echo "phases,\"$PHASES\""
+	echo "rcvbuf_equal,$RCVBUF_EQUAL"
 } >"$OUT/machine.csv"
 
 # --- processes -------------------------------------------------------------
 
-declare -A PID PORT
+declare -A PORT
 phase=setup
 echo "$phase" >"$T/phase"
 set_phase() { phase=$1; echo "$1" >"$T/phase.new" && mv "$T/phase.new" "$T/phase"; }
 
-chrony_conf() { # NAME ADDR PORT EXTRA...
-	local name=$1 addr=$2 port=$3
-	shift 3
-	{
-		echo "port $port"
-		[ "$port" != 0 ] && echo "bindaddress $addr"
-		echo "allow 127.0.0.0/8"
-		echo "cmdport 0"
-		echo "bindcmdaddress /"
-		echo "pidfile $T/$name.pid"
-		printf '%s\n' "$@"
-	} >"$T/$name.conf"
-}
-start_chronyd() { # NAME PIN...
-	local name=$1
-	shift
-	"${inns[@]}" "$@" "${safe[@]}" "$CHRONYD" -x -d -f "$T/$name.conf" >"$T/$name.log" 2>&1 &
-	PID[$name]=$!
-	pids+=("$!")
-}
-start_gnomond() { # NAME CONFIG PIN...
-	local name=$1
-	printf '%s\n' "$2" >"$T/$name.toml"
-	shift 2
-	"${inns[@]}" "$@" "${safe[@]}" env GODEBUG=gctrace=1 "$T/gnomond" --config "$T/$name.toml" --no-dbus \
-		--observe --user "" --state-dir "" >"$T/$name.log" 2>&1 &
-	PID[$name]=$!
-	pids+=("$!")
-}
-start_ntpd() { # NAME CONFIG-LINES PIN...
-	local name=$1
-	printf '%s\n' "driftfile $T/$name.drift" "disable ntp" "disable kernel" "disable stats" \
-		"interface ignore wildcard" "interface listen 127.0.0.1" \
-		"restrict default nomodify noquery" "restrict 127.0.0.0 mask 255.0.0.0 nomodify" "$2" >"$T/$name.conf"
-	shift 2
-	"${inns[@]}" "$@" "${safe[@]}" "$NTPD" -n -c "$T/$name.conf" -p "$T/$name.pid" -l "$T/$name.log" >"$T/$name.out" 2>&1 &
-	PID[$name]=$!
-	pids+=("$!")
-}
-stop() { # NAME
-	local p=${PID[$1]:-}
-	[ -n "$p" ] || return 0
-	kill "$p" 2>/dev/null || true
-	wait "$p" 2>/dev/null || true
-	unset "PID[$1]"
-}
-# main_pid NAME: the daemon's own PID (ip netns exec, taskset, setpriv and
-# env all exec, so it is the one started).
-# cpu_ns PID: on-CPU nanoseconds of PID's threads (schedstat: exact, where
-# /proc/PID/stat counts 10 ms ticks).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'; }
+# chrony_conf, start_chronyd, start_gnomond, start_ntpd, stop, cpu_ns,
+# make_cert, build_shim: scripts/bench-lib.sh (sourced above).
+has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # The sampler: every second, each live daemon's RSS (kB) with the phase.
 echo "t_s,phase,daemon,rss_kb" >"$OUT/memory.csv"
@@ -224,12 +175,14 @@ t0=$(date +%s.%N)
 	done
 ) &
 sampler=$!
+bg+=("$sampler")
 track() { echo "${PID[$1]}" >"$T/pid.$1"; }
 untrack() { rm -f "$T/pid.$1"; }
 
 # --- phase 1: servers --------------------------------------------------------
 
-port_of() { case $1 in ntpd) echo 123 ;; floor) echo 12301 ;; gnomond) echo 12302 ;; chronyd) echo 12303 ;; esac; }
+port_of() { case $1 in ntpd | ntpd-4m) echo 123 ;; floor) echo 12301 ;; gnomond) echo 12302 ;; chronyd | chronyd-4m) echo 12303 ;; esac; }
+if has_phase server; then
 echo "== phase 1: servers (${want[*]}), $ROUNDS round(s), rates $RATES, $DURATION each, pin=$PIN"
 chrony_conf upstream 127.0.0.20 12320 "local stratum 1"
 start_chronyd upstream "${gen[@]}"
@@ -270,6 +223,7 @@ for s in "${want[@]}"; do
 	echo "-- waiting for $s to answer synchronized"
 	"${inns[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$s")" -clients 1 -wait 60s -duration 100ms -rate 50 -label "warmup-$s" >/dev/null ||
 		{ echo "bench: $s does not answer; its log:" >&2; tail -n 20 "$T/$s.log" >&2 || true; exit 1; }
+	echo "rcvbuf_$s,$("${inns[@]}" ss -Huanm "sport = :$(port_of "$s")" | grep -o 'rb[0-9]*' | head -1)" >>"$OUT/machine.csv"
 done
 
 n=${#want[@]}
@@ -289,17 +243,54 @@ set_phase idle
 [ -n "${PID[gnomond]:-}" ] && grep -E '^gc [0-9]+ @' "$T/gnomond.log" >"$T/gnomond-server.gc" || true
 for s in "${want[@]}"; do untrack "$s"; stop "$s"; done
 
+# The receive buffer both ways: gnomond asks for 4 MiB (SO_RCVBUFFORCE),
+# chronyd and ntpd keep the kernel's default. With RCVBUF_EQUAL=1 the same
+# rounds run again with chronyd and ntpd given gnomond's 4 MiB through an
+# LD_PRELOAD shim (scripts/bench-rcvbuf.c), labelled chronyd-4m and ntpd-4m.
+if [ "$RCVBUF_EQUAL" = 1 ]; then
+	RCVBUF_SHIM=$(build_shim)
+	if [ -z "$RCVBUF_SHIM" ]; then
+		echo "bench: RCVBUF_EQUAL=1 needs a C compiler for the shim: skipped" >&2
+	else
+		eq=()
+		for s in "${want[@]}"; do
+			case $s in
+			chronyd) chrony_conf chronyd-4m 127.0.0.1 12303 "local stratum 1"; start_chronyd chronyd-4m "${srv[@]}"; eq+=(chronyd-4m) ;;
+			ntpd) start_ntpd ntpd-4m "tos orphan 5 orphanwait 1" "${srv[@]}"; eq+=(ntpd-4m) ;;
+			esac
+		done
+		for s in "${eq[@]}"; do
+			track "$s"
+			"${inns[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$s")" -clients 1 -wait 60s -duration 100ms -rate 50 -label "warmup-$s" >/dev/null ||
+				{ echo "bench: $s does not answer; its log:" >&2; tail -n 20 "$T/$s.log" >&2 || true; exit 1; }
+			# What the kernel gave the server socket (skmem rb: the buffer
+			# in bytes, twice what was asked for).
+			echo "rcvbuf_$s,$("${inns[@]}" ss -Huanm "sport = :$(port_of "$s")" | grep -o 'rb[0-9]*' | head -1)" >>"$OUT/machine.csv"
+		done
+		for r in $(seq 1 "$ROUNDS"); do
+			for s in "${eq[@]}"; do
+				for rate in $RATES; do
+					set_phase "serve-$s-$rate"
+					"${inns[@]}" "${gen[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$s")" -clients "$CLIENTS" \
+						-duration "$DURATION" -rate "$rate" -label "$s" -tag "$r" -server-pid "${PID[$s]}" \
+						-csv "$OUT/throughput.csv" | sed "s/^/round $r: /" || true
+					sleep 0.5
+				done
+			done
+		done
+		set_phase idle
+		for s in "${eq[@]}"; do untrack "$s"; stop "$s"; done
+		RCVBUF_SHIM=
+	fi
+fi
+fi # server
+
 # --- phase 1b: NTS servers ------------------------------------------------------
 
 NTS_RATES=${NTS_RATES:-}
-if [ -n "$NTS_RATES" ] && command -v openssl >/dev/null; then
+if has_phase nts && [ -n "$NTS_RATES" ] && command -v openssl >/dev/null; then
 	echo "== phase 1b: NTS servers, $ROUNDS round(s), rates $NTS_RATES, $DURATION each"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$T/nts.key" -out "$T/nts.crt" \
-		-days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >"$T/openssl.log" 2>&1
-	chown root:_chrony "$T/nts.key" "$T/nts.crt" 2>/dev/null || true
-	chmod 0640 "$T/nts.key"
-	mkdir -p "$T/ntsdump"
-	chown _chrony "$T/ntsdump" 2>/dev/null || true
+	make_cert
 	nts_want=()
 	declare -A KE
 	for s in "${want[@]}"; do
@@ -372,15 +363,24 @@ fi
 
 # --- phase 2: clients ---------------------------------------------------------
 
-echo "== phase 2: clients of 4 local servers at a 16 s poll, ${CLIENT_SECS} s"
-set_phase client
+# The 4 upstreams of phases 2 and 3.
 ups=()
-for i in 11 12 13 14; do
-	chrony_conf "up$i" "127.0.0.$i" 123 "local stratum 1"
-	start_chronyd "up$i" "${gen[@]}"
-	ups+=("127.0.0.$i")
-done
-sleep 1
+if has_phase client || has_phase firstsync; then
+	for i in 11 12 13 14; do
+		chrony_conf "up$i" "127.0.0.$i" 123 "local stratum 1"
+		start_chronyd "up$i" "${gen[@]}"
+		ups+=("127.0.0.$i")
+	done
+	sleep 1
+fi
+# wakeups PID: voluntary context switches of PID's threads (each one a
+# sleep ended: what a timer or a packet costs besides the work itself).
+wakeups() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { s += $2 } END { printf "%d\n", s }'; }
+if has_phase client; then
+echo "daemon,poll,seconds,cpu_s,cpu_s_per_hour,rss_kb,wakeups_per_hour" >"$OUT/client.csv"
+for poll in $CLIENT_POLLS; do
+echo "== phase 2: clients of 4 local servers at a fixed poll of 2^$poll s: ${CLIENT_WARM} s to start, then ${CLIENT_SECS} s measured"
+set_phase "client-p$poll"
 clients=()
 for s in "${want[@]}"; do
 	case $s in
@@ -395,30 +395,32 @@ level = "warn"'
 [[source]]
 mode = \"server\"
 address = \"$a:123\"
-poll-interval-limits = { min = 4, max = 4 }"
+poll-interval-limits = { min = $poll, max = $poll }"
 		done
 		start_gnomond gnomond-client "$conf" "${srv[@]}"
 		clients+=(gnomond-client)
 		;;
 	chronyd)
 		lines=()
-		for a in "${ups[@]}"; do lines+=("server $a iburst minpoll 4 maxpoll 4"); done
+		for a in "${ups[@]}"; do lines+=("server $a iburst minpoll $poll maxpoll $poll"); done
 		chrony_conf chronyd-client 127.0.0.1 0 "${lines[@]}"
 		start_chronyd chronyd-client "${srv[@]}"
 		clients+=(chronyd-client)
 		;;
 	ntpd)
 		lines=""
-		for a in "${ups[@]}"; do lines+="server $a iburst minpoll 4 maxpoll 4"$'\n'; done
+		for a in "${ups[@]}"; do lines+="server $a iburst minpoll $poll maxpoll $poll"$'\n'; done
 		start_ntpd ntpd-client "$lines" "${srv[@]}"
 		clients+=(ntpd-client)
 		;;
 	esac
 done
-declare -A C0
-for c in "${clients[@]}"; do track "$c"; C0[$c]=$(cpu_ns "${PID[$c]}"); done
+# The first seconds (start-up, the initial burst) are left out: the
+# figure is the steady cost of keeping time.
+sleep "$CLIENT_WARM"
+declare -A C0 W0
+for c in "${clients[@]}"; do track "$c"; C0[$c]=$(cpu_ns "${PID[$c]}"); W0[$c]=$(wakeups "${PID[$c]}"); done
 sleep "$CLIENT_SECS"
-echo "daemon,seconds,cpu_s,cpu_s_per_hour,rss_kb" >"$OUT/client.csv"
 for c in "${clients[@]}"; do
 	p=${PID[$c]}
 	if [ ! -r "/proc/$p/stat" ]; then
@@ -427,15 +429,19 @@ for c in "${clients[@]}"; do
 		exit 1
 	fi
 	t1=$(cpu_ns "$p")
+	w1=$(wakeups "$p")
 	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$p/status")
-	awk -v d=$((t1 - ${C0[$c]})) -v s="$CLIENT_SECS" -v n="${c%-client}" -v r="$rss" \
-		'BEGIN { printf "%s,%d,%.4f,%.3f,%d\n", n, s, d / 1e9, d / 1e9 * 3600 / s, r }' >>"$OUT/client.csv"
+	awk -v d=$((t1 - ${C0[$c]})) -v w=$((w1 - ${W0[$c]})) -v s="$CLIENT_SECS" -v n="${c%-client}" -v r="$rss" -v p="$poll" \
+		'BEGIN { printf "%s,%d,%d,%.4f,%.3f,%d,%.0f\n", n, p, s, d / 1e9, d / 1e9 * 3600 / s, r, w * 3600 / s }' | tee -a "$OUT/client.csv"
 done
-[ -f "$T/gnomond-client.log" ] && grep -E '^gc [0-9]+ @' "$T/gnomond-client.log" >"$T/gnomond-client.gc" || true
+[ -f "$T/gnomond-client.log" ] && grep -E '^gc [0-9]+ @' "$T/gnomond-client.log" >>"$T/gnomond-client.gc" || true
 for c in "${clients[@]}"; do untrack "$c"; stop "$c"; done
+done
+fi # client
 
 # --- phase 3: time to first sync ----------------------------------------------
 
+if has_phase firstsync; then
 echo "== phase 3: time to first sync (each daemon a client of the same 4 servers, iburst), $ROUNDS round(s)"
 set_phase firstsync
 echo "round,daemon,seconds" >"$OUT/firstsync.csv"
@@ -489,6 +495,7 @@ address = \"$a:123\""; done
 		sleep 0.5
 	done
 done
+fi # firstsync
 set_phase done
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true

@@ -162,7 +162,11 @@ func newRoot() *cobra.Command {
 			if err != nil {
 				return &exitError{exitFailure, fmt.Errorf("socket activation: %w", err)}
 			}
-			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: sd.Notify,
+			var notify func(string) error
+			if sd.Enabled() {
+				notify = sd.Notify
+			}
+			d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Listeners: listeners, Notify: notify,
 				User: runAs, StateDir: stateDir, PoolReplaceAfter: poolRepl,
 				Observe: observe || unasked, LogLevel: level, LogLevelFixed: logLevel != "", KeySaveRetry: keyRetry,
 				ObserveReason: observeWhy, ObserveUnasked: unasked})

@@ -6,4 +6,4 @@ set title 'NTP: server CPU per answer'
 set xlabel 'offered requests/s'
 set ylabel 'µs per answer'
 set yrange [0:*]
-plot 'data/gnomond.dat' using 1:4 with linespoints title 'gnomond', 'data/chronyd.dat' using 1:4 with linespoints title 'chronyd', 'data/ntpd.dat' using 1:4 with linespoints title 'ntpd', 'data/floor.dat' using 1:4 with linespoints title 'floor'
+plot 'data/gnomond.dat' using 1:4 with linespoints title 'gnomond', 'data/chronyd.dat' using 1:4 with linespoints title 'chronyd', 'data/ntpd.dat' using 1:4 with linespoints title 'ntpd', 'data/chronyd-4m.dat' using 1:4 with linespoints title 'chronyd-4m', 'data/ntpd-4m.dat' using 1:4 with linespoints title 'ntpd-4m', 'data/floor.dat' using 1:4 with linespoints title 'floor'

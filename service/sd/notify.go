@@ -42,10 +42,17 @@ const notifyTimeout = 5 * time.Second
 // abstract ("@...") datagram socket. Without NOTIFY_SOCKET it does nothing
 // and returns nil. A state with RELOADING=1 gets MONOTONIC_USEC added.
 func Notify(state string) error {
+	if !Enabled() {
+		return nil // before the context: its timer is not free (called per sample)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 	defer cancel()
 	return NotifyContext(ctx, state)
 }
+
+// Enabled reports whether there is a service manager to notify
+// ($NOTIFY_SOCKET is set).
+func Enabled() bool { return os.Getenv("NOTIFY_SOCKET") != "" }
 
 // NotifyContext is Notify bounded by ctx.
 func NotifyContext(ctx context.Context, state string) error {

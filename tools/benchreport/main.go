@@ -29,7 +29,7 @@ const (
 )
 
 // order is how daemons are listed.
-var order = []string{"gnomond", "chronyd", "ntpd", "floor"}
+var order = []string{"gnomond", "chronyd", "ntpd", "chronyd-4m", "ntpd-4m", "floor"}
 
 func main() {
 	in := flag.String("in", "", "directory of one run's CSV files")
@@ -343,13 +343,22 @@ func (rep *report) markdown(plotsRel string) string {
 		w(" (gctrace rounds to whole MB.)\n")
 	}
 	if len(rep.client) > 0 {
-		w("\n#### Client CPU (4 local servers, fixed 16 s poll)\n\n| daemon | measured for | CPU s | CPU s per hour | RSS at the end (MiB) |\n| --- | --- | --- | --- | --- |\n")
+		w("\n#### Client CPU (4 local servers, fixed poll)\n\n| daemon | poll | measured for | CPU s | CPU s per hour | wake-ups per hour | RSS at the end (MiB) |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, row := range rep.client {
 			rss, _ := num(row["rss_kb"])
-			w("| %s | %s s | %s | %s | %.1f |\n", row["daemon"], row["seconds"], row["cpu_s"], row["cpu_s_per_hour"], rss/1024)
+			poll := "16 s"
+			if p, ok := num(row["poll"]); ok {
+				poll = fmt.Sprintf("%.0f s", math.Ldexp(1, int(p)))
+			}
+			wk := row["wakeups_per_hour"]
+			if wk == "" {
+				wk = "–"
+			}
+			w("| %s | %s | %s s | %s | %s | %s | %.1f |\n", row["daemon"], poll, row["seconds"], row["cpu_s"], row["cpu_s_per_hour"], wk, rss/1024)
 		}
 		w("\nCPU time is the sum of the threads' on-CPU time (/proc/PID/task/*/schedstat, nanoseconds), over the\n")
-		w("whole phase, extrapolated to an hour; the phase starts with each client's initial burst.\n")
+		w("measured window (after the start-up and initial burst), extrapolated to an hour; wake-ups are the threads'\n")
+		w("voluntary context switches in that window.\n")
 	}
 	if len(rep.firstSync) > 0 {
 		w("\n#### Time to first sync (s, from the daemon's start to its first synchronized answer)\n\n| daemon | median (min–max) | failed | target |\n| --- | --- | --- | --- |\n")
