@@ -152,7 +152,7 @@ func run(args []string) error {
 		return kernel()
 	case "relays":
 		if len(args) < 4 {
-			return fmt.Errorf("relays LISTENPORT LOCALPORT UPSTREAM...")
+			return fmt.Errorf("usage: relays LISTENPORT LOCALPORT UPSTREAM [UPSTREAM]")
 		}
 		lp, err1 := strconv.Atoi(args[1])
 		up, err2 := strconv.Atoi(args[2])
