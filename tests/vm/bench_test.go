@@ -176,16 +176,30 @@ type probe struct {
 // path's asymmetry, at most half the round trip.
 func probeGuest(ctx context.Context, port int) []probe {
 	var out []probe
-	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(peers.Loop4(port)))
-	if err != nil {
-		return nil
-	}
-	defer conn.Close()
+	var conn *net.UDPConn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	req := make([]byte, 48)
 	resp := make([]byte, 128)
+	silent := 0
 	for {
+		// A fresh socket (a new source port) after a few silent seconds:
+		// QEMU's UDP forwarding has been seen to stop answering one.
+		if conn == nil || silent >= 3 {
+			if conn != nil {
+				conn.Close()
+			}
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(peers.Loop4(port)))
+			if err != nil {
+				return out
+			}
+			conn, silent = c, 0
+		}
 		var best probe
 		ok := false
 		for q := 0; q < 5; q++ {
@@ -196,7 +210,7 @@ func probeGuest(ctx context.Context, port int) []probe {
 			t1 := time.Now()
 			binary.BigEndian.PutUint64(req[40:], ntpStamp(t1))
 			if _, err := conn.Write(req); err != nil {
-				break
+				continue
 			}
 			_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 			n, err := conn.Read(resp)
@@ -214,6 +228,9 @@ func probeGuest(ctx context.Context, port int) []probe {
 		}
 		if ok {
 			out = append(out, best)
+			silent = 0
+		} else {
+			silent++
 		}
 		select {
 		case <-ctx.Done():

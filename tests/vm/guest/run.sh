@@ -265,6 +265,7 @@ bench_one() {
 		;;
 	esac
 	run "bench_kernel_$1_$2_$3" $H kernel
+	say "bench_alive_$1_$2_$3 responder=$(kill -0 "$server" 2>/dev/null && echo yes || echo no) relays=$(kill -0 "$relays" 2>/dev/null && echo yes || echo no)"
 }
 
 case $boot in
