@@ -7,7 +7,7 @@
 //
 //	go test ./tests/vm                       the short suite (one boot)
 //	GNOMON_VM_SUITE=full go test ./tests/vm  everything (two boots): make test-vm
-//	GNOMON_VM_BENCH=1 go test -run Bench ./tests/vm   gnomond vs chronyd under netem: make bench-vm
+//	GNOMON_VM_BENCH=1 go test -run Bench ./tests/vm   gnomond vs chronyd under netem: make bench-vm (bench_test.go)
 //
 // GNOMON_VM_DEB names a .deb from make deb (otherwise the test runs make
 // deb itself); GNOMON_VM_CACHE the image cache (scripts/vm/image.sh).
@@ -228,6 +228,10 @@ func run(t *testing.T, dir string, argv ...string) string {
 // vm is one guest: its images and the files of this run.
 type vm struct {
 	image, dir, overlay, job string
+	// The bench's: a host UDP port forwarded to the guest's probe
+	// responder (hostfwd), and the console lines with their arrival time.
+	hostfwd string
+	lines   *stampedLines
 }
 
 // boot starts the guest once and returns its console output when it has
@@ -250,7 +254,7 @@ func (v *vm) bootFor(t *testing.T, n int, timeout time.Duration) []byte {
 		"-drive", "file="+v.job+",if=virtio,format=raw,readonly=on",
 		// User networking: the guest reaches the host's 127.0.0.1 as
 		// 10.0.2.2 and nothing else (no DNS is configured in the guest).
-		"-netdev", "user,id=n0,ipv6=off", "-device", "virtio-net-pci,netdev=n0",
+		"-netdev", "user,id=n0,ipv6=off"+v.hostfwd, "-device", "virtio-net-pci,netdev=n0",
 		"-rtc", "base=utc")
 	log := filepath.Join(v.dir, fmt.Sprintf("console-%d.log", n))
 	f, err := os.Create(log)
@@ -260,6 +264,9 @@ func (v *vm) bootFor(t *testing.T, n int, timeout time.Duration) []byte {
 	defer f.Close()
 	var buf bytes.Buffer
 	cmd.Stdout = ioMulti{f, &buf}
+	if v.lines != nil {
+		cmd.Stdout = ioMulti{f, &buf, v.lines}
+	}
 	cmd.Stderr = cmd.Stdout
 	start := time.Now()
 	err = cmd.Run()
@@ -273,7 +280,7 @@ func (v *vm) bootFor(t *testing.T, n int, timeout time.Duration) []byte {
 	return buf.Bytes()
 }
 
-type ioMulti [2]interface{ Write([]byte) (int, error) }
+type ioMulti []interface{ Write([]byte) (int, error) }
 
 func (m ioMulti) Write(b []byte) (int, error) {
 	for _, w := range m {
@@ -293,7 +300,10 @@ func tail(b []byte, n int) []byte {
 
 // setup makes everything a run needs: the image, the package, the helper,
 // the upstream servers and the job disk.
-func setup(t *testing.T, suite string, shift time.Duration, extraEnv ...string) *vm {
+//
+// prepare, when not nil, adds the bench's files to the job directory and
+// returns more lines for its env file.
+func setup(t *testing.T, suite string, shift time.Duration, prepare func(dir, job string) []string) *vm {
 	t.Helper()
 	peers.NeedRoot(t, "debootstrap, mkfs.ext4 -d, chronyd")
 	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "chronyd", "setpriv"} {
@@ -344,14 +354,11 @@ func setup(t *testing.T, suite string, shift time.Duration, extraEnv ...string) 
 	writeFile(t, filepath.Join(job, "leap-early.toml"), sourceConfig(earlyAddr))
 	// A port where nothing answers (free now; nothing here binds it).
 	writeFile(t, filepath.Join(job, "silent.toml"), sourceConfig(fmt.Sprintf("10.0.2.2:%d", peers.FreePort(t))))
-	// The accuracy bench: both daemons use the relay in the guest.
-	writeFile(t, filepath.Join(job, "bench.toml"), "[clock]\ndrift-file = \"\"\n\n"+sourceConfig("10.9.0.1:11123"))
-	writeFile(t, filepath.Join(job, "bench-chrony.conf"), strings.Join([]string{
-		"server 10.9.0.1 port 11123 iburst minpoll 1 maxpoll 3", "makestep 0.1 3",
-		"cmdport 0", "bindcmdaddress /", "pidfile /run/chronyd-bench.pid", ""}, "\n"))
 	env := fmt.Sprintf("NTP=%s\nLEAP=%s\nLEAP_EARLY=%s\nSUITE=%s\n", ntpAddr, leapAddr, earlyAddr, suite)
-	for _, e := range extraEnv {
-		env += e + "\n"
+	if prepare != nil {
+		for _, e := range prepare(dir, job) {
+			env += e + "\n"
+		}
 	}
 	writeFile(t, filepath.Join(job, "env"), env)
 
@@ -405,7 +412,7 @@ func TestVM(t *testing.T) {
 	host := readHostClock(t)
 	t.Cleanup(func() { checkHostClock(t, host, "at the end") })
 	shift := leapShift(time.Now())
-	v := setup(t, suite, shift)
+	v := setup(t, suite, shift, nil)
 
 	out := v.boot(t, 1)
 	checkHostClock(t, host, "after boot 1")
@@ -647,49 +654,3 @@ func checkLeap(t *testing.T, r result, shift time.Duration) {
 }
 
 func ms(ns float64) string { return strconv.FormatFloat(ns/1e6, 'f', 3, 64) }
-
-// TestVMBench is the accuracy run under netem (make bench-vm): gnomond and
-// then chronyd discipline the guest's clock from the same upstream through
-// the same netem (GNOMON_VM_NETEM, default "delay 1ms 300us loss 2%"), for
-// GNOMON_VM_BENCH_WARM seconds and then GNOMON_VM_BENCH_MEASURE seconds of
-// measurement each. The figures are reported, not asserted.
-func TestVMBench(t *testing.T) {
-	if os.Getenv("GNOMON_VM_BENCH") == "" {
-		t.Skip("a benchmark: set GNOMON_VM_BENCH=1 (make bench-vm)")
-	}
-	host := readHostClock(t)
-	t.Cleanup(func() { checkHostClock(t, host, "at the end") })
-	var extra []string
-	for _, kv := range [][2]string{{"NETEM", "GNOMON_VM_NETEM"}, {"BENCH_WARM", "GNOMON_VM_BENCH_WARM"}, {"BENCH_MEASURE", "GNOMON_VM_BENCH_MEASURE"}} {
-		if v := os.Getenv(kv[1]); v != "" {
-			extra = append(extra, fmt.Sprintf("%s=%q", kv[0], v))
-		}
-	}
-	// The boot, then each daemon's warm-up and measurement.
-	timeout := bootTimeout
-	for _, k := range []string{"GNOMON_VM_BENCH_WARM", "GNOMON_VM_BENCH_MEASURE"} {
-		sec, err := strconv.Atoi(os.Getenv(k))
-		if err != nil {
-			sec = 120
-		}
-		timeout += 2 * time.Duration(sec) * 2 * time.Second // twice as long as asked, for a loaded host
-	}
-	v := setup(t, "bench", leapShift(time.Now()), extra...)
-	out := v.bootFor(t, 1, timeout)
-	checkHostClock(t, host, "after the bench boot")
-	r := parseResults(out)
-	if _, ok := r["done"]; !ok {
-		t.Fatalf("the bench boot did not finish its job:\n%s", tail(out, 6000))
-	}
-	if r.get(t, "bench_netem", "rc") != "0" {
-		t.Fatalf("netem set-up failed in the guest: %v", r["bench_netem"])
-	}
-	t.Logf("netem %s, %s s to settle, then %s s measured once a second against chronyd on the host",
-		strings.ReplaceAll(r.get(t, "bench_netem", "netem"), "_", " "), r.get(t, "bench_netem", "warm_s"), r.get(t, "bench_netem", "measure_s"))
-	for _, d := range []string{"gnomond", "chronyd"} {
-		n := "bench_" + d
-		t.Logf("%-8s offset RMS %s ms, max |%s| ms (mean probe delay %s ms, %s samples); kernel after: freq %s ppm, maxerror %s µs",
-			d, ms(r.num(t, n, "rms_ns")), ms(r.num(t, n, "max_abs_ns")), ms(r.num(t, n, "mean_delay_ns")), r.get(t, n, "samples"),
-			r.get(t, n+"_kernel", "freq_ppm"), r.get(t, n+"_kernel", "maxerror_us"))
-	}
-}

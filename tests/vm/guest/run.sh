@@ -8,7 +8,7 @@
 #          of the month, 10.0.2.2:PORT
 #   LEAP_EARLY    the same, its clock two days before the last day of the month
 #   SUITE  short (one boot), full (two boots) or bench (one boot: install,
-#          then the netem accuracy bench; NETEM, BENCH_WARM, BENCH_MEASURE)
+#          then the netem accuracy bench; BENCH_* and NETEM_* from the test)
 #   SILENT a port on the host where nothing answers, 10.0.2.2:PORT
 # Nothing here runs on the host: every clock change is the guest's own.
 set -u
@@ -17,9 +17,6 @@ H=/job/vmguest
 S=/var/lib/gnomon-vmtest
 mkdir -p "$S"
 boot=$(($(cat "$S/boot" 2>/dev/null || echo 0) + 1))
-NETEM=${NETEM:-delay 1ms 300us loss 2%}
-BENCH_WARM=${BENCH_WARM:-120}
-BENCH_MEASURE=${BENCH_MEASURE:-120}
 echo "$boot" >"$S/boot"
 sync
 
@@ -178,48 +175,97 @@ phase_leap() {
 	systemctl stop gnomond
 }
 
-# The accuracy bench (SUITE=bench, reported, not asserted): gnomond and then
-# chronyd discipline this guest's clock from the same upstream under the
-# same netem, each in a network namespace behind a forwarding hop, so the
-# delays are on interfaces that are not the daemon's own (kernel
-# timestamps would hide them there): requests leave through the guest's
-# interface with netem (only the relay's upstream port), answers reach the
-# daemon through vb0 with netem. The guest clock is measured against the
-# upstream directly over the guest's interface, outside the netem band.
+# The accuracy bench (SUITE=bench, reported, not asserted; docs/testing-vm.md):
+# gnomond (the packaged unit) and chronyd take turns disciplining this
+# guest's clock from the same upstream servers (chronyd -x on the host,
+# BENCH_SERVERS of them, reached as 10.0.2.2) through the same netem, for
+# BENCH_PERIOD seconds each after a common start: the kernel frequency at
+# 0 ppm and the clock BENCH_OFFSET seconds ahead. Each daemon asks
+# 127.0.0.1:11120+i, where a relay (vmguest relays) forwards to server i
+# from local port 11220+i: netem delays those packets on the interface's
+# egress (a prio band only the relays' ports use) and, through ifb0, on its
+# ingress. The delays are thus behind the daemon's own socket (its kernel
+# timestamps, taken on lo, include them), as on a real network; on the
+# daemon's own interface the kernel's software timestamps would hide them.
+# The truth is measured from the host: it queries "vmguest serve" (the
+# kernel clock, through QEMU's hostfwd, outside the netem) once a second
+# and reads the "bench_mark" lines' arrival on the console.
 phase_bench() {
 	systemctl stop gnomond
 	nic=$(ip -o route get 10.0.2.2 | sed 's/.* dev \([^ ]*\).*/\1/')
-	ip netns add gnb
-	ip link add vb0 type veth peer name vb1
-	ip link set vb1 netns gnb
-	ip addr add 10.9.0.1/24 dev vb0
-	ip link set vb0 up
-	ip -n gnb addr add 10.9.0.2/24 dev vb1
-	ip -n gnb link set vb1 up
-	ip -n gnb link set lo up
-	$H relay 10.9.0.1:11123 "$NTP" 11124 &
-	relay=$!
+	# shellcheck disable=SC2086 # one argument per server
+	GOMAXPROCS=1 $H relays 11120 11220 $BENCH_UPSTREAMS &
+	relays=$!
+	$H serve 0.0.0.0:12300 &
+	server=$!
+	sleep 1
+	run bench_timer $H timernoise 300 100
+	run bench_path_none $H delays 127.0.0.1:11120 30
 	rc=0
-	tc qdisc add dev vb0 root netem $NETEM || rc=1
+	modprobe ifb numifbs=0 || rc=1
+	ip link add ifb0 type ifb || rc=1
+	ip link set ifb0 up || rc=1
 	tc qdisc add dev "$nic" root handle 1: prio || rc=1
-	tc qdisc add dev "$nic" parent 1:3 handle 30: netem $NETEM || rc=1
-	tc filter add dev "$nic" parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip sport 11124 0xffff flowid 1:3 || rc=1
-	say "bench_netem rc=$rc nic=$nic netem=$(echo "$NETEM" | tr ' ' _) warm_s=$BENCH_WARM measure_s=$BENCH_MEASURE"
-	for d in gnomond chronyd; do
-		$H freq 0 >/dev/null
-		$H setahead "$NTP" 0.05 >/dev/null
-		case $d in
-		gnomond) ip netns exec gnb /usr/sbin/gnomond --config /job/bench.toml --no-dbus --state-dir "" --user "" >/dev/null 2>&1 & ;;
-		chronyd) ip netns exec gnb /usr/local/sbin/chronyd -d -u root -f /job/bench-chrony.conf >/dev/null 2>&1 & ;;
-		esac
+	tc qdisc add dev "$nic" parent 1:3 handle 30: netem delay 0 || rc=1
+	tc filter add dev "$nic" parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip sport 11220 0xfffc flowid 1:3 || rc=1
+	tc qdisc add dev "$nic" handle ffff: ingress || rc=1
+	tc filter add dev "$nic" parent ffff: protocol ip prio 1 u32 match ip protocol 17 0xff match ip dport 11220 0xfffc action mirred egress redirect dev ifb0 || rc=1
+	tc qdisc add dev ifb0 root handle 40: netem delay 0 || rc=1
+	say "bench_setup rc=$rc nic=$nic servers=$(echo $BENCH_UPSTREAMS | wc -w) period_s=$BENCH_PERIOD runs=$BENCH_RUNS offset_s=$BENCH_OFFSET"
+	for sc in $BENCH_SCENARIOS; do
+		eval "up=\$NETEM_UP_$sc down=\$NETEM_DOWN_$sc"
+		src=0
+		tc qdisc change dev "$nic" parent 1:3 handle 30: netem $up || src=1
+		tc qdisc change dev ifb0 root handle 40: netem $down || src=1
+		say "bench_netem_$sc rc=$src up=$(echo "$up" | tr ' ' _) down=$(echo "$down" | tr ' ' _)"
+		run "bench_path_$sc" $H delays 127.0.0.1:11120 40
+		i=1
+		while [ "$i" -le "$BENCH_RUNS" ]; do
+			# Alternate which daemon goes first.
+			order="gnomond chronyd"
+			[ $((i % 2)) -eq 0 ] && order="chronyd gnomond"
+			for d in $order; do
+				bench_one "$d" "$sc" "$i"
+			done
+			i=$((i + 1))
+		done
+	done
+	kill $relays $server
+	tc qdisc del dev "$nic" root
+	tc qdisc del dev "$nic" ingress
+}
+
+# bench_one DAEMON SCENARIO RUN: one period of one daemon from the common
+# start state.
+bench_one() {
+	$H freq 0 >/dev/null
+	$H setahead "$NTP" "$BENCH_OFFSET" >/dev/null
+	say "bench_mark what=start daemon=$1 scenario=$2 run=$3"
+	case $1 in
+	gnomond)
+		# The packaged unit as shipped; only its configuration is the
+		# bench's, and no drift file (the frequency starts from the
+		# kernel's, 0 ppm, as chronyd's does).
+		rm -f /var/lib/gnomon/drift
+		cp /job/bench.toml /etc/gnomon/gnomon.toml
+		systemctl start gnomond
+		;;
+	chronyd)
+		/usr/local/sbin/chronyd -d -u root -f /job/bench-chrony.conf >/dev/null 2>&1 &
 		pid=$!
-		sleep "$BENCH_WARM"
-		run "bench_$d" $H hold "$NTP" "$BENCH_MEASURE"
-		run "bench_${d}_kernel" $H kernel
+		;;
+	esac
+	sleep "$BENCH_PERIOD"
+	say "bench_mark what=end daemon=$1 scenario=$2 run=$3"
+	case $1 in
+	gnomond) systemctl stop gnomond ;;
+	chronyd)
 		kill "$pid"
 		wait "$pid"
-	done
-	kill "$relay"
+		;;
+	esac
+	run "bench_kernel_$1_$2_$3" $H kernel
+	say "bench_alive_$1_$2_$3 responder=$(kill -0 "$server" 2>/dev/null && echo yes || echo no) relays=$(kill -0 "$relays" 2>/dev/null && echo yes || echo no)"
 }
 
 case $boot in

@@ -19,8 +19,14 @@
 //	                               and three offsets in a row are within TOL_NS
 //	vmguest hold HOST:PORT N       the largest and RMS offset over N measurements a second apart
 //	vmguest freq PPM               set the kernel frequency (nominal tick)
-//	vmguest relay LISTEN UPSTREAM LOCALPORT   a UDP relay for the accuracy bench
+//	vmguest relays LISTENPORT LOCALPORT UPSTREAM...
+//	                               UDP relays for the accuracy bench: 127.0.0.1:LISTENPORT+i
+//	                               to UPSTREAM i, sent from local port LOCALPORT+i
 //	vmguest waitleap TIMEOUT_S     wait until the kernel has STA_INS armed
+//	vmguest serve LISTEN           an NTP responder serving the kernel clock (the
+//	                               accuracy bench's probe, queried from the host)
+//	vmguest delays HOST:PORT N     round-trip delays of N queries: min, median, max
+//	vmguest timernoise N USEC      how late N sleeps of USEC microseconds wake
 //
 // It only ever runs inside the VM guest, whose clock is its own.
 package main
@@ -33,7 +39,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -145,15 +150,16 @@ func run(args []string) error {
 			return fmt.Errorf("freq: %w", err)
 		}
 		return kernel()
-	case "relay":
-		if len(args) != 4 {
-			return fmt.Errorf("relay LISTEN UPSTREAM LOCALPORT")
+	case "relays":
+		if len(args) < 4 {
+			return fmt.Errorf("usage: relays LISTENPORT LOCALPORT UPSTREAM [UPSTREAM]")
 		}
-		port, err := strconv.Atoi(args[3])
-		if err != nil {
-			return fmt.Errorf("relay: %w", err)
+		lp, err1 := strconv.Atoi(args[1])
+		up, err2 := strconv.Atoi(args[2])
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("relays: bad ports %q", args[1:3])
 		}
-		return relay(args[1], args[2], port)
+		return relays(lp, up, args[3:])
 	case "waitsync":
 		if len(args) != 4 {
 			return fmt.Errorf("waitsync HOST:PORT TIMEOUT_S TOL_NS")
@@ -173,6 +179,30 @@ func run(args []string) error {
 			return fmt.Errorf("waitleap: %w", err)
 		}
 		return waitLeap(time.Duration(timeout) * time.Second)
+	case "serve":
+		if len(args) != 2 {
+			return fmt.Errorf("serve LISTEN")
+		}
+		return serve(args[1])
+	case "delays":
+		if len(args) != 3 {
+			return fmt.Errorf("delays HOST:PORT N")
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("delays: bad count %q", args[2])
+		}
+		return delays(args[1], n)
+	case "timernoise":
+		if len(args) != 3 {
+			return fmt.Errorf("timernoise N USEC")
+		}
+		n, err1 := strconv.Atoi(args[1])
+		us, err2 := strconv.Atoi(args[2])
+		if err1 != nil || err2 != nil || n < 1 || n > 100000 || us < 1 {
+			return fmt.Errorf("timernoise: bad numbers %q", args[1:])
+		}
+		return timerNoise(n, time.Duration(us)*time.Microsecond)
 	case "realtime":
 		var ts unix.Timespec
 		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &ts); err != nil {
@@ -384,63 +414,6 @@ func hold(addr string, n int) error {
 	fmt.Printf("samples=%d max_abs_ns=%d rms_ns=%.0f mean_delay_ns=%.0f max_excess_ns=%d offsets_delays_us=%s\n", got, maxAbs.Nanoseconds(),
 		math.Sqrt(sumSq/float64(got)), sumDelay/float64(got), maxExcess.Nanoseconds(), strings.Join(each, ","))
 	return nil
-}
-
-// relay forwards UDP datagrams from clients at listen to upstream, from
-// local port port, and the answers back to the client that sent last (a
-// bench has one client). It runs until killed.
-func relay(listen, upstream string, port int) error {
-	in, err := net.ListenPacket("udp4", listen)
-	if err != nil {
-		return err
-	}
-	up, err := net.ResolveUDPAddr("udp4", upstream)
-	if err != nil {
-		return err
-	}
-	out, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
-	if err != nil {
-		return err
-	}
-	var client atomicAddr
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, _, err := out.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if c := client.load(); c != nil {
-				_, _ = in.WriteTo(buf[:n], c)
-			}
-		}
-	}()
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := in.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		client.store(from)
-		_, _ = out.WriteTo(buf[:n], up)
-	}
-}
-
-type atomicAddr struct {
-	mu sync.Mutex
-	a  net.Addr
-}
-
-func (a *atomicAddr) load() net.Addr {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.a
-}
-
-func (a *atomicAddr) store(v net.Addr) {
-	a.mu.Lock()
-	a.a = v
-	a.mu.Unlock()
 }
 
 // waitLeap polls every second until STA_INS is set.
