@@ -293,6 +293,9 @@ func (s *System) Receive(id ID, now Instant, rx time.Time, data []byte) error {
 		return fmt.Errorf("system: no source %d", id)
 	}
 	_, _, err := src.ntp.Receive(s.disc.Cook(rx), data)
+	if errors.Is(err, ntp.ErrNoSample) {
+		return nil // valid, reachable, but nothing new to measure
+	}
 	if err != nil {
 		return err
 	}
