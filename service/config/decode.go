@@ -363,6 +363,7 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	t.boolean("prefer", &s.Prefer)
 	t.boolean("noselect", &s.NoSelect)
 	d.sourceKey(t, &s)
+	s.XLeave = true // on unless turned off: a server without the mode answers in basic mode
 	t.boolean("xleave", &s.XLeave)
 
 	// count and certificate-authority belong to one mode each; with a bad
