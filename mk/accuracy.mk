@@ -6,7 +6,8 @@
 #                        (TestAccuracyTable fails in `go test ./...` when they are stale)
 #   make bench-bias      real time, as root, about 2 minutes: the served-time bias of a
 #                        chronyd -x and a gnomond --observe, both clients of one chronyd on
-#                        loopback at a 2 s poll (tests/bias_test.go; BIAS_SETTLE=90s)
+#                        loopback at a 2 s poll (tests/bias_test.go; BIAS_SETTLE=90s;
+#                        GNOMON_BENCH_BIAS_SOURCE='xleave = false' for gnomond's basic mode)
 #   make bench-relay     real time, as root: chronyd -x against gnomond --observe, each a client of
 #                        four chronyd through its own delaying relays (tests/relay_bench_test.go;
 #                        RELAY_DURATION=10m RELAY_BASE=100us RELAY_JITTER=50us (each way) RELAY_LOSS=0
@@ -41,6 +42,6 @@ bench-relay:
 	GNOMON_BENCH_RELAY=1 $(GO) test -count=1 -timeout 3h ./tests -run TestRelayComparison -v
 
 bench-accuracy:
-	GNOMON_BENCH_ACCURACY=1 $(GO) test -count=1 -timeout 6h ./tests -run 'TestAccuracyBench$$' -v
+	GNOMON_BENCH_ACCURACY=1 $(GO) test -count=1 -timeout 6h -parallel 16 ./tests -run 'TestAccuracyBench$$' -v
 
 endif

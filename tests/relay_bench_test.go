@@ -276,6 +276,7 @@ func TestRelayComparison(t *testing.T) {
 		t.Skip("set GNOMON_BENCH_RELAY=1 (make bench-relay): minutes of real time")
 	}
 	peers.NeedRoot(t, rootFor)
+	relayQuiet(t)
 	env := func(k string, def time.Duration) time.Duration {
 		if v := os.Getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
