@@ -265,12 +265,17 @@ func kernelRx(oob []byte) (time.Time, bool) {
 // unless GNOMON_BENCH_RELAY=1): four chronyd servers, and a chronyd -x and
 // a gnomond --observe, each a client of all four through its own relays
 // with identically distributed delays (RELAY_BASE plus exponential
-// RELAY_JITTER each way, as issue 18's runs, RELAY_LOSS of requests lost), each
-// serving its corrected clock. Every RELAY_EVERY their served time is
-// measured against the system clock both share (true offset zero, up to
-// the query's own few µs); the RMS, mean and spread over the last 40 % of
-// RELAY_DURATION are printed with the requests each sent per server. It
-// fails only when gnomond's RMS is more than twice chronyd's plus 5 µs.
+// RELAY_JITTER each way, as issue 18's runs, RELAY_LOSS of the datagrams lost
+// each way), each serving its corrected clock. Every RELAY_EVERY their
+// served time is measured against the system clock both share (true offset
+// zero, up to the query's own few µs); the RMS, mean and spread over the
+// last 40 % of RELAY_DURATION are printed with the requests each sent per
+// server and the relays' lateness. RELAY_GNOMOND_SOURCE adds lines to
+// gnomond's [[source]] tables ("xleave = false"), RELAY_TRACE=FILE writes
+// every datagram gnomond's relays saw (relay, direction, kernel time, origin,
+// receive, transmit) and copies gnomond's log to FILE.gnomond.log. It fails
+// only when gnomond's RMS is more than twice chronyd's plus 5 µs.
+// make bench-accuracy (accuracy_bench_test.go) is the full comparison.
 func TestRelayComparison(t *testing.T) {
 	if os.Getenv("GNOMON_BENCH_RELAY") == "" {
 		t.Skip("set GNOMON_BENCH_RELAY=1 (make bench-relay): minutes of real time")
