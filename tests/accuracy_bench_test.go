@@ -1,5 +1,7 @@
 package tests
 
+//lint:file-ignore ST1011 RMS is "root mean square", not a unit of milliseconds.
+
 import (
 	"context"
 	"encoding/csv"
