@@ -117,6 +117,7 @@ type Source struct {
 	xmt         Timestamp // random value we put in our transmit field
 	t1          time.Time // when we actually sent it
 	txSet       bool      // t1 is the kernel's (SetTransmitTime came)
+	xlOff       bool      // SetInterleaved(false): basic requests for now
 	sentPolls   uint64
 	validReplys uint64
 
@@ -250,7 +251,7 @@ func (s *Source) MakeRequest(now time.Time, rnd uint64, b []byte) int {
 		h.TransmitTime = 1
 	}
 	s.xl.xrcv = 0
-	if s.cfg.Interleaved && s.xl.valid {
+	if s.cfg.Interleaved && !s.xlOff && s.xl.valid {
 		h.OriginTime = s.xl.t2raw
 		h.ReceiveTime = interleavedReceiveField(rnd)
 		s.xl.xrcv = h.ReceiveTime
@@ -374,8 +375,9 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	// answered the previous request interleaved (the reply in between was
 	// lost, so it no longer knew our origin) is held back: the next
 	// interleaved reply measures that exchange exactly.
+	asked := !prev.xrcv.IsZero() // this request asked for the mode
 	use := !(interleaved && prev.used) &&
-		!(!interleaved && s.cfg.Interleaved && prev.valid && prev.interleaved)
+		!(!interleaved && asked && prev.valid && prev.interleaved)
 	s.xl = xleaveState{valid: true, t1: s.t1, t2raw: h.ReceiveTime, t2: h.ReceiveTime.Time(s.t1), t4: rx,
 		count: s.xl.count, held: prev.held, interleaved: interleaved, used: use && !interleaved}
 	offset := (t2.Sub(t1) + t3.Sub(t4)) / 2

@@ -140,6 +140,13 @@ func interleavedReceiveField(rnd uint64) Timestamp {
 	return v
 }
 
+// SetInterleaved lets a source configured for the interleaved mode ask
+// for it (the default) or not for now. An interleaved sample measures the
+// previous exchange, a poll old: the engine turns the mode off while its
+// frequency is unknown or the poll long, when that age costs more than
+// the server's transmit-timestamp lead it removes.
+func (s *Source) SetInterleaved(on bool) { s.xlOff = !on }
+
 // InterleavedCount is how many interleaved replies came.
 func (s *Source) InterleavedCount() uint64 { return s.xl.count }
 
