@@ -206,3 +206,38 @@ func TestInterleavedLostReply(t *testing.T) {
 		t.Errorf("%d samples, %d held; want 5 and 2", len(offsets), s.HeldCount())
 	}
 }
+
+// TestSetInterleaved: a source configured for the mode sends basic
+// requests while the engine turns it off (start-up, long polls), and asks
+// for it again from the next request once turned on; a basic reply to a
+// basic request is used even right after interleaved ones.
+func TestSetInterleaved(t *testing.T) {
+	srv := &ilvServer{offset: time.Millisecond, lead: 8 * time.Microsecond, interleaved: true}
+	s := NewSource(SourceConfig{MinPoll: 4, MaxPoll: 4, Interleaved: true}, srcT0)
+	at := func(i int) time.Time { return srcT0.Add(time.Duration(i) * 16 * time.Second) }
+	s.SetInterleaved(false)
+	for i := range 2 {
+		req, _, err := srv.exchange(t, s, at(i), 200*time.Microsecond)
+		if err != nil {
+			t.Fatalf("exchange %d: %v", i, err)
+		}
+		if !req.OriginTime.IsZero() || !req.ReceiveTime.IsZero() {
+			t.Errorf("exchange %d, mode off: origin %v receive %v, want a basic request", i, req.OriginTime, req.ReceiveTime)
+		}
+	}
+	s.SetInterleaved(true)
+	req, _, err := srv.exchange(t, s, at(2), 200*time.Microsecond)
+	if req.OriginTime.IsZero() || !errors.Is(err, ErrNoSample) {
+		t.Fatalf("mode on: origin %v, err %v; want an interleaved request completing the basic exchange 1", req.OriginTime, err)
+	}
+	if _, _, err := srv.exchange(t, s, at(3), 200*time.Microsecond); err != nil || s.Last().Offset != srv.offset {
+		t.Fatalf("interleaved: err %v offset %v, want %v", err, s.Last().Offset, srv.offset)
+	}
+	s.SetInterleaved(false)
+	if _, _, err := srv.exchange(t, s, at(4), 200*time.Microsecond); err != nil {
+		t.Fatalf("basic again after interleaved replies: %v, want it used", err)
+	}
+	if got, want := s.Last().Offset, srv.offset-srv.lead/2; got != want {
+		t.Errorf("basic again: offset %v, want %v", got, want)
+	}
+}
