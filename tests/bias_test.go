@@ -61,7 +61,10 @@ func TestServedTimeBias(t *testing.T) {
 
 	// gnomond --observe as a client, serving on 127.0.0.3.
 	gPort := peers.FreePort(t)
-	src := fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:%d\"\npoll-interval-limits = { min = 1, max = 1 }\n", up.Port)
+	// GNOMON_BENCH_BIAS_SOURCE adds lines to its [[source]] ("xleave = false":
+	// the basic mode, as gnomond had before the interleaved mode became the default).
+	src := fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:%d\"\npoll-interval-limits = { min = 1, max = 1 }\n%s\n",
+		up.Port, os.Getenv("GNOMON_BENCH_BIAS_SOURCE"))
 	gAddr := fmt.Sprintf("127.0.0.3:%d", gPort)
 	startGnomond(t, dir, observeConfig(src, serverTable(gAddr, "rate-limit = { interval = 0 }")), gnomondOpts{})
 

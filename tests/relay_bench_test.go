@@ -2,14 +2,14 @@ package tests
 
 import (
 	"context"
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,117 +26,222 @@ import (
 
 // relay is a userspace UDP relay between one client and one server that
 // delays each datagram by Base plus an exponentially distributed extra
-// (mean Jitter) in each direction, and loses a fraction Loss of requests:
-// the same path for chronyd and gnomond, which this kernel's missing netem
-// cannot give. The delay counts from the kernel's receive timestamp, not
-// from when the relay woke up: a relay idle for seconds wakes up tens of
-// µs slower than one that just sent, which made the way out longer than
-// the way back by 10–20 µs.
+// (mean Jitter) in each direction, loses a fraction Loss of the datagrams
+// in each direction, and, as a falseticker, shifts the server's clock by
+// Shift (the replies' receive and transmit timestamps, and back the origin
+// of interleaved requests, which echo one of them): the same path for
+// chronyd and gnomond, which this kernel's missing netem cannot give.
+//
+// The delay counts from the kernel's receive timestamp, and the relay must
+// be as late on the way out as on the way back. A first version, Go's
+// netpoller and timers, was not: on this loaded 2-core machine a relay
+// idle for seconds woke up for the request hundreds of µs late, while the
+// reply, ~100 µs after its last send, found it awake — the way out was
+// 100 µs longer than the way back in the median (up to milliseconds), a
+// path asymmetry every client reads as a +50 µs offset. Now each direction
+// is one OS thread at real-time priority (SCHED_FIFO, when allowed) that
+// blocks in recvmsg, sleeps in nanosleep until relayWake before the due
+// time and spins the rest; the lateness of every datagram is counted per
+// direction (dirStats) so that a run shows the two were alike.
 type relay struct {
-	ln       *net.UDPConn // the client sends here
-	up       *net.UDPConn // connected to the server
-	client   atomic.Pointer[net.UDPAddr]
-	base     time.Duration
-	jitter   time.Duration
-	loss     float64
-	mu       sync.Mutex
-	rng      *rand.Rand
-	requests atomic.Int64
-	out      chan queued
+	lnFD, upFD int
+	listen     netip.AddrPort
+	cfg        relayConfig
+	mu         sync.Mutex
+	rng        *rand.Rand
+	client     unix.Sockaddr // the newest client, under mu
+	st         [2]dirStats   // [0] to the server, [1] to the client
+	requests   atomic.Int64
+	realtime   atomic.Int32                                  // threads that got SCHED_FIFO
+	trace      func(toServer bool, at time.Time, pkt []byte) // every datagram received, with its kernel time
+	wg         sync.WaitGroup
 }
 
-// queued is a datagram waiting for its delay to pass.
-type queued struct {
-	due      time.Time
-	toServer bool
-	pkt      []byte
+// relayConfig is one relay's path.
+type relayConfig struct {
+	Base, Jitter time.Duration // each way: Base + Exp(mean Jitter)
+	Loss         float64       // probability of losing a datagram, each way
+	Shift        time.Duration // falseticker: the server's clock seems this far ahead
+	Seed         uint64
 }
 
-func startRelay(t *testing.T, ctx context.Context, listen netip.Addr, server netip.AddrPort, base, jitter time.Duration, loss float64, seed uint64) *relay {
+// relayThreads counts the relays' threads: each needs a Go P to run on
+// when it wakes up, and with GOMAXPROCS at the machine's 2 cores two
+// spinning relays held both while a third waited (a p99 lateness of 16
+// ms), so GOMAXPROCS grows with them.
+var relayThreads atomic.Int32
+
+// relayWake is how long before a datagram's due time its thread stops
+// sleeping and starts spinning.
+const relayWake = 300 * time.Microsecond
+
+// dirStats is one direction's record: datagrams relayed and lost, and how
+// late each left after its due time.
+type dirStats struct {
+	relayed, lost int64
+	late          []time.Duration
+}
+
+func startRelay(t *testing.T, ctx context.Context, listen netip.Addr, server netip.AddrPort, cfg relayConfig, trace func(toServer bool, at time.Time, pkt []byte)) *relay {
 	t.Helper()
-	ln, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(listen, 0)))
+	sock := func() int {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		// recvmsg wakes up to look at ctx this often
+		tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		return fd
+	}
+	if want := int(relayThreads.Add(2)) + 4; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
+	r := &relay{lnFD: sock(), upFD: sock(), cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 7)), trace: trace}
+	if err := unix.Bind(r.lnFD, &unix.SockaddrInet4{Addr: listen.As4()}); err != nil {
+		t.Fatalf("relay: bind %v: %v", listen, err)
+	}
+	if err := unix.Connect(r.upFD, &unix.SockaddrInet4{Addr: server.Addr().As4(), Port: int(server.Port())}); err != nil {
+		t.Fatalf("relay: connect %v: %v", server, err)
+	}
+	sa, err := unix.Getsockname(r.lnFD)
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln, up: up, base: base, jitter: jitter, loss: loss, rng: rand.New(rand.NewPCG(seed, 7)),
-		out: make(chan queued, 64)}
-	t.Cleanup(func() { ln.Close(); up.Close() })
-	go r.pump(ctx, true)
-	go r.pump(ctx, false)
-	go r.send(ctx)
+	r.listen = netip.AddrPortFrom(listen, uint16(sa.(*unix.SockaddrInet4).Port))
+	rctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(func() {
+		cancel()
+		r.wg.Wait()
+		unix.Close(r.lnFD)
+		unix.Close(r.upFD)
+	})
+	r.wg.Add(2)
+	go r.forward(rctx, true)
+	go r.forward(rctx, false)
 	return r
 }
 
-// send releases each datagram at its due time: Go's timers may fire late
-// by up to a millisecond here, so it sleeps to just before and then
-// spins (a few hundred µs per datagram, a few datagrams a second).
-func (r *relay) send(ctx context.Context) {
-	for {
-		var q queued
-		select {
-		case <-ctx.Done():
-			return
-		case q = <-r.out:
-		}
-		if d := time.Until(q.due); d > 500*time.Microsecond {
-			time.Sleep(d - 500*time.Microsecond)
-		}
-		for time.Now().Before(q.due) {
-		}
-		if q.toServer {
-			_, _ = r.up.Write(q.pkt)
-		} else if c := r.client.Load(); c != nil {
-			_, _ = r.ln.WriteToUDP(q.pkt, c)
-		}
+func dirIndex(toServer bool) int {
+	if toServer {
+		return 0
 	}
+	return 1
 }
 
-func (r *relay) addr() netip.AddrPort { return r.ln.LocalAddr().(*net.UDPAddr).AddrPort() }
+func (r *relay) addr() netip.AddrPort { return r.listen }
 
-func (r *relay) delay() (time.Duration, bool) {
+// draw decides, under the lock, whether a datagram is lost and its delay.
+func (r *relay) draw(toServer bool) (time.Duration, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	lost := r.rng.Float64() < r.loss
-	return r.base + time.Duration(r.rng.ExpFloat64()*float64(r.jitter)), lost
+	st := &r.st[dirIndex(toServer)]
+	if r.cfg.Loss > 0 && r.rng.Float64() < r.cfg.Loss {
+		st.lost++
+		return 0, true
+	}
+	st.relayed++
+	return r.cfg.Base + time.Duration(r.rng.ExpFloat64()*float64(r.cfg.Jitter)), false
 }
 
-func (r *relay) pump(ctx context.Context, toServer bool) {
+// stats is a copy of one direction's record.
+func (r *relay) stats(toServer bool) dirStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.st[dirIndex(toServer)]
+	st.late = slices.Clone(st.late)
+	return st
+}
+
+// forward relays one direction until ctx ends, on its own OS thread (which
+// dies with it: it may have a real-time priority). One datagram is held at
+// a time — an NTP client has one request out, a server one reply — and a
+// datagram that came meanwhile keeps its kernel receive time, so its due
+// time does not move.
+func (r *relay) forward(ctx context.Context, toServer bool) {
+	defer r.wg.Done()
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+	if unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0) == nil {
+		r.realtime.Add(1)
+	}
+	from, to := r.upFD, r.lnFD
+	if toServer {
+		from, to = r.lnFD, r.upFD
+	}
 	buf := make([]byte, 2048)
 	oob := make([]byte, 128)
-	conn := r.up
-	if toServer {
-		conn = r.ln
-	}
-	if rc, err := conn.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
-	}
 	for ctx.Err() == nil {
-		n, oobn, _, from, err := conn.ReadMsgUDP(buf, oob)
-		now := time.Now()
-		if err == nil {
-			if at, ok := kernelRx(oob[:oobn]); ok {
-				now = at
-			}
-			if toServer {
-				r.client.Store(from)
-				r.requests.Add(1)
-			}
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
+		n, oobn, _, sa, err := unix.Recvmsg(from, buf, oob, 0)
 		if err != nil {
+			continue // the receive timeout (EAGAIN), EINTR, ICMP errors
+		}
+		at, ok := kernelRx(oob[:oobn])
+		if !ok {
+			at = time.Now()
+		}
+		if toServer {
+			r.mu.Lock()
+			r.client = sa
+			r.mu.Unlock()
+			r.requests.Add(1)
+		}
+		if r.trace != nil {
+			r.trace(toServer, at, buf[:n])
+		}
+		d, lost := r.draw(toServer)
+		if lost {
 			continue
 		}
-		d, lost := r.delay()
-		if lost && toServer {
-			continue
+		pkt := buf[:n]
+		if r.cfg.Shift != 0 {
+			shiftNTP(pkt, toServer, r.cfg.Shift)
 		}
-		r.out <- queued{due: now.Add(d), toServer: toServer, pkt: slices.Clone(buf[:n])}
+		due := at.Add(d)
+		for w := time.Until(due) - relayWake; w > 0; w = time.Until(due) - relayWake {
+			ts := unix.NsecToTimespec(int64(w))
+			_ = unix.Nanosleep(&ts, nil)
+		}
+		for time.Now().Before(due) {
+		}
+		late := time.Since(due)
+		if toServer {
+			_, _ = unix.Write(to, pkt)
+		} else {
+			r.mu.Lock()
+			c := r.client
+			r.mu.Unlock()
+			if c != nil {
+				_ = unix.Sendto(to, pkt, 0, c)
+			}
+		}
+		r.mu.Lock()
+		st := &r.st[dirIndex(toServer)]
+		st.late = append(st.late, late)
+		r.mu.Unlock()
+		if r.trace != nil {
+			r.trace(toServer, time.Now(), nil)
+		}
+	}
+}
+
+// shiftNTP makes the server seem shift ahead: a reply's receive and
+// transmit timestamps move forward, and an interleaved request's origin
+// (one of those receive timestamps, echoed) back, so that the server
+// still finds it. Zero fields stay zero.
+func shiftNTP(pkt []byte, toServer bool, shift time.Duration) {
+	if len(pkt) < 48 {
+		return
+	}
+	delta := int64(shift.Seconds() * (1 << 32))
+	offs := []int{32, 40}
+	if toServer {
+		offs, delta = []int{24}, -delta
+	}
+	for _, off := range offs {
+		if v := binary.BigEndian.Uint64(pkt[off:]); v != 0 {
+			binary.BigEndian.PutUint64(pkt[off:], uint64(int64(v)+delta))
+		}
 	}
 }
 
@@ -160,17 +265,23 @@ func kernelRx(oob []byte) (time.Time, bool) {
 // unless GNOMON_BENCH_RELAY=1): four chronyd servers, and a chronyd -x and
 // a gnomond --observe, each a client of all four through its own relays
 // with identically distributed delays (RELAY_BASE plus exponential
-// RELAY_JITTER each way, as issue 18's runs, RELAY_LOSS of requests lost), each
-// serving its corrected clock. Every RELAY_EVERY their served time is
-// measured against the system clock both share (true offset zero, up to
-// the query's own few µs); the RMS, mean and spread over the last 40 % of
-// RELAY_DURATION are printed with the requests each sent per server. It
-// fails only when gnomond's RMS is more than twice chronyd's plus 5 µs.
+// RELAY_JITTER each way, as issue 18's runs, RELAY_LOSS of the datagrams lost
+// each way), each serving its corrected clock. Every RELAY_EVERY their
+// served time is measured against the system clock both share (true offset
+// zero, up to the query's own few µs); the RMS, mean and spread over the
+// last 40 % of RELAY_DURATION are printed with the requests each sent per
+// server and the relays' lateness. RELAY_GNOMOND_SOURCE adds lines to
+// gnomond's [[source]] tables ("xleave = false"), RELAY_TRACE=FILE writes
+// every datagram gnomond's relays saw (relay, direction, kernel time, origin,
+// receive, transmit) and copies gnomond's log to FILE.gnomond.log. It fails
+// only when gnomond's RMS is more than twice chronyd's plus 5 µs.
+// make bench-accuracy (accuracy_bench_test.go) is the full comparison.
 func TestRelayComparison(t *testing.T) {
 	if os.Getenv("GNOMON_BENCH_RELAY") == "" {
 		t.Skip("set GNOMON_BENCH_RELAY=1 (make bench-relay): minutes of real time")
 	}
 	peers.NeedRoot(t, rootFor)
+	relayQuiet(t)
 	env := func(k string, def time.Duration) time.Duration {
 		if v := os.Getenv(k); v != "" {
 			d, err := time.ParseDuration(v)
@@ -208,10 +319,35 @@ func TestRelayComparison(t *testing.T) {
 		servers = append(servers, peers.StartChronydAt(t, dir, netip.AddrFrom4([4]byte{127, 0, 0, byte(21 + i)}), peers.FreePort(t)))
 	}
 	var cRelays, gRelays []*relay
+	var traceMu sync.Mutex
+	var traceF *os.File
+	if p := os.Getenv("RELAY_TRACE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		traceF = f
+		t.Cleanup(func() { f.Close() })
+	}
+	tracer := func(i int) func(bool, time.Time, []byte) {
+		if traceF == nil {
+			return nil
+		}
+		return func(toServer bool, at time.Time, b []byte) {
+			traceMu.Lock()
+			defer traceMu.Unlock()
+			if len(b) < 48 {
+				fmt.Fprintf(traceF, "%d,S%v,%d,0,0,0\n", i, toServer, at.UnixNano())
+				return
+			}
+			fmt.Fprintf(traceF, "%d,%v,%d,%x,%x,%x\n", i, toServer, at.UnixNano(),
+				binary.BigEndian.Uint64(b[24:]), binary.BigEndian.Uint64(b[32:]), binary.BigEndian.Uint64(b[40:]))
+		}
+	}
 	for i, s := range servers {
 		// chronyd tells sources apart by address: each relay has its own.
-		cRelays = append(cRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, 0, byte(31 + i)}), s.AddrPort(), base, jitter, loss, uint64(2*i+1)))
-		gRelays = append(gRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, 0, byte(41 + i)}), s.AddrPort(), base, jitter, loss, uint64(2*i+2)))
+		cRelays = append(cRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, 0, byte(31 + i)}), s.AddrPort(), relayConfig{Base: base, Jitter: jitter, Loss: loss, Seed: uint64(2*i + 1)}, nil))
+		gRelays = append(gRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, 0, byte(41 + i)}), s.AddrPort(), relayConfig{Base: base, Jitter: jitter, Loss: loss, Seed: uint64(2*i + 2)}, tracer(i)))
 	}
 
 	// chronyd -x, serving on 127.0.0.2.
@@ -233,12 +369,19 @@ func TestRelayComparison(t *testing.T) {
 	gPort := peers.FreePort(t)
 	var tables []string
 	for _, r := range gRelays {
-		tables = append(tables, fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = %q\npoll-interval-limits = { min = %d, max = %d }\n",
-			r.addr().String(), minPoll, maxPoll))
+		tables = append(tables, fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = %q\npoll-interval-limits = { min = %d, max = %d }\n%s",
+			r.addr().String(), minPoll, maxPoll, os.Getenv("RELAY_GNOMOND_SOURCE")))
 	}
 	gAddr := netip.MustParseAddrPort(fmt.Sprintf("127.0.0.3:%d", gPort))
 	tables = append(tables, "[synchronization]\naccuracy = 0.00001\n", serverTable(gAddr.String(), "rate-limit = { interval = 0 }"))
-	startGnomond(t, dir, observeConfig(tables...), gnomondOpts{})
+	g := startGnomond(t, dir, observeConfig(tables...), gnomondOpts{})
+	if p := os.Getenv("RELAY_TRACE"); p != "" {
+		t.Cleanup(func() {
+			if b, err := os.ReadFile(g.Log); err == nil {
+				_ = os.WriteFile(p+".gnomond.log", b, 0o644)
+			}
+		})
+	}
 	cAddr := netip.MustParseAddrPort(fmt.Sprintf("127.0.0.2:%d", cPort))
 
 	cl := peers.NewNTPClient(t, "127.0.0.1")
@@ -294,6 +437,10 @@ func TestRelayComparison(t *testing.T) {
 	t.Logf("relay %v + exp %v each way, loss %.0f%%, poll %d..%d, %v (last 40%%, every %v):", base, jitter, loss*100, minPoll, maxPoll, dur, every)
 	t.Logf("  chronyd -x:        RMS %v, mean %v, range %v … %v, %d points, requests per server %s", cr, cm, clo, chi, len(cOff), reqs(cRelays))
 	t.Logf("  gnomond --observe: RMS %v, mean %v, range %v … %v, %d points, requests per server %s", gr, gm, glo, ghi, len(gOff), reqs(gRelays))
+	all := append(slices.Clone(cRelays), gRelays...)
+	o50, o99 := lateness(all, true)
+	b50, b99 := lateness(all, false)
+	t.Logf("  relay lateness: out p50 %v p99 %v, back p50 %v p99 %v; real-time threads %d", o50, o99, b50, b99, all[0].realtime.Load())
 	if cr < 0 || gr < 0 {
 		t.Fatalf("no measurements (chronyd %d, gnomond %d)", len(cOff), len(gOff))
 	}

@@ -77,7 +77,9 @@ func TestGnomondXleaveClientOfChronyd(t *testing.T) {
 	waitSynced(t, g, peers.Loop4(port).String(), 20*time.Second)
 	// Once the clock filter holds only interleaved samples, the offset is
 	// the measurement of this machine's clock against itself.
-	waitInterleaved(t, w, 16, 20*time.Second)
+	// The engine asks for the mode once its frequency is known well
+	// enough (engine/system InterleavedMaxPoll): some seconds in.
+	waitInterleaved(t, w, 16, 45*time.Second)
 	lines := syncedLines(g)
 	st := lines[len(lines)-1]
 	if abs(st.offset) >= maxOffset {

@@ -116,6 +116,8 @@ type Source struct {
 	pending     bool
 	xmt         Timestamp // random value we put in our transmit field
 	t1          time.Time // when we actually sent it
+	txSet       bool      // t1 is the kernel's (SetTransmitTime came)
+	xlOff       bool      // SetInterleaved(false): basic requests for now
 	sentPolls   uint64
 	validReplys uint64
 
@@ -249,7 +251,7 @@ func (s *Source) MakeRequest(now time.Time, rnd uint64, b []byte) int {
 		h.TransmitTime = 1
 	}
 	s.xl.xrcv = 0
-	if s.cfg.Interleaved && s.xl.valid {
+	if s.cfg.Interleaved && !s.xlOff && s.xl.valid {
 		h.OriginTime = s.xl.t2raw
 		h.ReceiveTime = interleavedReceiveField(rnd)
 		s.xl.xrcv = h.ReceiveTime
@@ -266,6 +268,7 @@ func (s *Source) MakeRequest(now time.Time, rnd uint64, b []byte) int {
 		}
 	}
 	s.pending = true
+	s.txSet = false
 	s.xmt = h.TransmitTime
 	s.t1 = now
 	s.sentPolls++
@@ -293,10 +296,11 @@ func (s *Source) lost() {
 func (s *Source) SetTransmitTime(t time.Time) {
 	if s.pending {
 		s.t1 = t
-	} else if s.xl.valid && s.xl.t1.Equal(s.t1) {
+	} else if s.xl.valid && !s.txSet {
 		// The reply came before the kernel's timestamp of our request.
 		s.xl.t1, s.t1 = t, t
 	}
+	s.txSet = true
 }
 
 // Errors of Receive beyond CheckReply's.
@@ -306,6 +310,9 @@ var (
 	ErrNTSNak        = errors.New("ntp: NTS NAK: the server no longer accepts our cookies")
 	ErrNotPending    = errors.New("ntp: reply without a pending request (duplicate or late)")
 	ErrNegativeDelay = errors.New("ntp: negative round-trip delay (the clock moved during the exchange)")
+	// ErrNoSample: a valid reply (it counts for reachability) that gives
+	// no new sample in the interleaved mode (see Receive); not a fault.
+	ErrNoSample = errors.New("ntp: valid reply without a new sample (interleaved mode)")
 )
 
 // Receive handles a datagram that arrived at local time rx. It returns the
@@ -354,17 +361,29 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	t2 := h.ReceiveTime.Time(t1)
 	t3 := h.TransmitTime.Time(t1)
 	t4 := rx
+	prev := s.xl
 	if interleaved {
 		// The reply completes the previous exchange (xleave.go).
-		t1, t2, t4 = s.xl.t1, s.xl.t2, s.xl.t4
+		t1, t2, t4 = prev.t1, prev.t2, prev.t4
 		t3 = h.TransmitTime.Time(t1)
 		s.xl.count++
 	}
-	s.xl = xleaveState{valid: true, t1: s.t1, t2raw: h.ReceiveTime, t2: h.ReceiveTime.Time(s.t1), t4: rx, count: s.xl.count}
+	// One sample per exchange, and none from a transmit timestamp taken
+	// before sending when the true one is coming: an interleaved reply
+	// for an exchange already measured from its basic reply is not used
+	// again (chrony does the same), and a basic reply from a server that
+	// answered the previous request interleaved (the reply in between was
+	// lost, so it no longer knew our origin) is held back: the next
+	// interleaved reply measures that exchange exactly.
+	asked := !prev.xrcv.IsZero() // this request asked for the mode
+	use := !(interleaved && prev.used) &&
+		!(!interleaved && asked && prev.valid && prev.interleaved)
+	s.xl = xleaveState{valid: true, t1: s.t1, t2raw: h.ReceiveTime, t2: h.ReceiveTime.Time(s.t1), t4: rx,
+		count: s.xl.count, held: prev.held, interleaved: interleaved, used: use && !interleaved}
 	offset := (t2.Sub(t1) + t3.Sub(t4)) / 2
 	delay := t4.Sub(t1) - t3.Sub(t2)
 	prec := s.cfg.LocalPrecision + precisionDuration(h.Precision)
-	if delay < -prec {
+	if use && delay < -prec {
 		s.lastErr = ErrNegativeDelay
 		return smp, false, ErrNegativeDelay
 	}
@@ -376,6 +395,10 @@ func (s *Source) Receive(rx time.Time, b []byte) (smp sample.Sample, ok bool, er
 	s.lastErr = nil
 	if s.kissBackoff > 0 {
 		s.kissBackoff--
+	}
+	if !use {
+		s.xl.held++
+		return smp, false, ErrNoSample
 	}
 	s.exchange = Exchange{Header: *h, T1: t1, T2: t2, T3: t3, T4: t4}
 	mid := t1.Add(t4.Sub(t1) / 2)
@@ -500,7 +523,7 @@ func (s *Source) ResetFilter() {
 	s.lastReleased = time.Time{}
 	s.pending = false
 	s.jitter = 0
-	s.xl = xleaveState{count: s.xl.count}
+	s.xl = xleaveState{count: s.xl.count, held: s.xl.held}
 }
 
 // Exchange is one valid request/reply as it happened: the reply's header

@@ -122,7 +122,11 @@ type xleaveState struct {
 	t2raw  Timestamp // the server's receive timestamp, as sent
 	t2     time.Time
 	xrcv   Timestamp // what the pending request carries in its receive field
-	count  uint64    // interleaved samples taken
+	count  uint64    // interleaved replies taken
+	held   uint64    // valid replies that gave no sample (see Receive)
+	// interleaved: the reply that ended this exchange was interleaved;
+	// used: this exchange was measured already, from its basic reply.
+	interleaved, used bool
 }
 
 // interleavedReceiveField derives the request's receive field from the
@@ -136,5 +140,15 @@ func interleavedReceiveField(rnd uint64) Timestamp {
 	return v
 }
 
-// InterleavedCount is how many samples came from interleaved replies.
+// SetInterleaved lets a source configured for the interleaved mode ask
+// for it (the default) or not for now. An interleaved sample measures the
+// previous exchange, a poll old: the engine turns the mode off while its
+// frequency is unknown or the poll long, when that age costs more than
+// the server's transmit-timestamp lead it removes.
+func (s *Source) SetInterleaved(on bool) { s.xlOff = !on }
+
+// InterleavedCount is how many interleaved replies came.
 func (s *Source) InterleavedCount() uint64 { return s.xl.count }
+
+// HeldCount is how many valid replies gave no sample (ErrNoSample).
+func (s *Source) HeldCount() uint64 { return s.xl.held }

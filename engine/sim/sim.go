@@ -34,7 +34,10 @@ type Path struct {
 	// back (it shifts the measured offset by Asymmetry/2, which no client
 	// can see).
 	Asymmetry time.Duration
-	// Loss is the probability that an exchange is lost.
+	// Loss is the probability that an exchange is lost: the request, or
+	// (with an interleaved server, half the time) the reply, which the
+	// server then remembers as sent — the next interleaved request names
+	// a receive timestamp it no longer has, so it answers in basic mode.
 	Loss float64
 }
 
@@ -125,6 +128,7 @@ type flight struct {
 	n        int
 	data     [ntp.HeaderLen]byte
 	// a reply's timestamps are computed at the server on arrival
+	replyLost bool // the server answers, the answer is lost
 }
 
 type flightHeap []flight
@@ -272,10 +276,14 @@ func (r *Run) wakeup() {
 		r.sent++
 		i := r.serverIndex(tx.Source)
 		s := &r.Setup.Servers[i]
+		replyLost := false
 		if s.Path.Loss > 0 && r.rng.Float64() < s.Path.Loss {
-			continue
+			if !s.Interleaved || r.rng.Float64() < 0.5 {
+				continue
+			}
+			replyLost = true
 		}
-		f := flight{toServer: true, server: i, n: len(tx.Data)}
+		f := flight{toServer: true, server: i, n: len(tx.Data), replyLost: replyLost}
 		copy(f.data[:], tx.Data)
 		f.at = r.Clock.TrueNow().Add(r.oneWay(&s.Path, true))
 		heap.Push(&r.flights, f)
@@ -349,6 +357,9 @@ func (r *Run) deliver(f flight) {
 		}
 		il.rx = resp.ReceiveTime
 		il.tx = serverNow.Add(s.TxStampLead)
+	}
+	if f.replyLost {
+		return
 	}
 	back := flight{toServer: false, server: f.server}
 	n, err := resp.MarshalTo(back.data[:])

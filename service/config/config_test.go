@@ -148,13 +148,13 @@ func TestParseFull(t *testing.T) {
 		SourceDefaults: SourceDefaults{PollIntervalLimits{6, 12}},
 		Sources: []SourceConfig{
 			{Mode: SourceServer, Address: "ntp.example.org:123", PollIntervalLimits: PollIntervalLimits{6, 12},
-				IBurst: false, Prefer: true},
+				IBurst: false, Prefer: true, XLeave: true},
 			{Mode: SourcePool, Address: "pool.example.org:10123", PollIntervalLimits: PollIntervalLimits{-6, 17},
-				IBurst: true, NoSelect: true, Count: 8},
+				IBurst: true, NoSelect: true, Count: 8, XLeave: true},
 			{Mode: SourceNTS, Address: "[2001:db8::1]:4460", PollIntervalLimits: PollIntervalLimits{6, 8},
-				IBurst: true, CertificateAuthority: ca},
-			{Mode: SourceServer, Address: "[2001:db8::2]:123", PollIntervalLimits: PollIntervalLimits{6, 12}, IBurst: true},
-			{Mode: SourceNTS, Address: "192.0.2.7:4461", PollIntervalLimits: PollIntervalLimits{6, 12}, IBurst: true},
+				IBurst: true, CertificateAuthority: ca, XLeave: true},
+			{Mode: SourceServer, Address: "[2001:db8::2]:123", PollIntervalLimits: PollIntervalLimits{6, 12}, IBurst: true, XLeave: true},
+			{Mode: SourceNTS, Address: "192.0.2.7:4461", PollIntervalLimits: PollIntervalLimits{6, 12}, IBurst: true, XLeave: true},
 		},
 		Servers: []ServerConfig{
 			{

@@ -364,6 +364,7 @@ func (d *decoder) source(t *table, defaults SourceDefaults) SourceConfig {
 	t.boolean("noselect", &s.NoSelect)
 	t.boolean("trust", &s.Trust)
 	d.sourceKey(t, &s)
+	s.XLeave = true // on unless turned off: a server without the mode answers in basic mode
 	t.boolean("xleave", &s.XLeave)
 
 	// count and certificate-authority belong to one mode each; with a bad

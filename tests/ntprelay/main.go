@@ -6,7 +6,12 @@
 // falseticker, shifting the receive and transmit timestamps of the replies.
 //
 // Each client gets its own upstream socket, so the server sees one address
-// per client. It only relays between IPv4 loopback addresses and stops by
+// per client. Its delays come from Go timers, which on a loaded machine
+// fire up to a millisecond late, later after idleness (the requests) than
+// right after a send (the replies): good for experiments by hand at
+// millisecond scale, not for µs accuracy. The benchmarks (make
+// bench-accuracy, make bench-relay) use the relay in
+// tests/relay_bench_test.go, real-time threads that spin to the due time. It only relays between IPv4 loopback addresses and stops by
 // itself after -duration (or on SIGINT/SIGTERM).
 //
 //	ntprelay -listen 127.0.0.1:12500 -upstream 127.0.0.11:123 -delay 5ms -jitter 1ms -back-delay 7ms -loss 0.1
