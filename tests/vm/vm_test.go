@@ -20,10 +20,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +32,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"gnomon.dev/gnomon/engine/ntp"
 	"gnomon.dev/gnomon/engine/sample"
 	"gnomon.dev/gnomon/tests/peers"
 )
@@ -99,56 +96,6 @@ func checkHostClock(t *testing.T, before hostClock, when string) {
 		after.status != before.status || after.freq != before.freq || after.offset != before.offset {
 		t.Fatalf("THE HOST'S CLOCK MOVED %s: before %+v, after %+v", when, before, after)
 	}
-}
-
-// startLeapServer serves NTP on 127.0.0.1:port from a clock shift ahead of
-// the host's, as a synchronized stratum-1 server announcing a leap second
-// (LI = 01) for the end of the month.
-func startLeapServer(t *testing.T, port int, shift time.Duration) {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(peers.Loop4(port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		out := make([]byte, ntp.HeaderLen)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			rx := time.Now().Add(shift)
-			var p ntp.Packet
-			if ntp.Parse(buf[:n], &p) != nil {
-				continue
-			}
-			st := ntp.ServerState{
-				Leap:           sample.LeapInsert,
-				Stratum:        1,
-				Precision:      -20,
-				RootDispersion: 100 * time.Microsecond,
-				ReferenceID:    0x4c454150, // "LEAP"
-				ReferenceTime:  rx.Add(-time.Second),
-			}
-			var h ntp.Header
-			if !ntp.Respond(&p.Header, rx, time.Now().Add(shift), &st, &h) {
-				continue
-			}
-			if _, err := h.MarshalTo(out); err == nil {
-				conn.WriteToUDPAddrPort(out, from)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
 }
 
 // leapShift is how far ahead of now the leap server's clock runs: to noon
@@ -344,8 +291,8 @@ func setup(t *testing.T, suite string, shift time.Duration, prepare func(dir, jo
 
 	chrony := peers.StartChronyd(t, dir, peers.FreePort(t), "")
 	leapPort, earlyPort := peers.FreePort(t), peers.FreePort(t)
-	startLeapServer(t, leapPort, shift)
-	startLeapServer(t, earlyPort, shift-48*time.Hour)
+	peers.StartLiarLeap(t, peers.Loop4(leapPort), shift, sample.LeapInsert)
+	peers.StartLiarLeap(t, peers.Loop4(earlyPort), shift-48*time.Hour, sample.LeapInsert)
 	ntpAddr := fmt.Sprintf("10.0.2.2:%d", chrony.Port)
 	leapAddr := fmt.Sprintf("10.0.2.2:%d", leapPort)
 	earlyAddr := fmt.Sprintf("10.0.2.2:%d", earlyPort)
