@@ -5,13 +5,11 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	eptp "gnomon.dev/gnomon/engine/ptp"
+	"gnomon.dev/gnomon/tests/peers"
 )
 
 func needRoot(t *testing.T) {
@@ -55,33 +53,11 @@ func vethPair(t *testing.T) (a, b string) {
 	return a, b
 }
 
-// inNetns runs f on a thread inside the named namespace.
-func inNetns(t *testing.T, ns string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			t.Error(err)
-			return
-		}
-		f()
-	}()
-	<-done
-}
-
 func openIn(t *testing.T, ns string, o Options) *Transport {
 	t.Helper()
 	var tr *Transport
 	var err error
-	inNetns(t, ns, func() { tr, err = Open(o) })
+	peers.InNetnsDo(t, ns, func() { tr, err = Open(o) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +72,11 @@ func TestTransportsOverVeth(t *testing.T) {
 	a, b := vethPair(t)
 	var info TSInfo
 	var err error
-	inNetns(t, a, func() { info, err = GetTSInfo("pa") })
+	peers.InNetnsDo(t, a, func() { info, err = GetTSInfo("pa") })
 	if err != nil || !info.Software() || info.Hardware() || info.PHCIndex != -1 {
 		t.Errorf("veth timestamping info %+v %v: want software only, no PHC", info, err)
 	}
-	inNetns(t, a, func() { _, err = EnableHardware("pa", UDP4) })
+	peers.InNetnsDo(t, a, func() { _, err = EnableHardware("pa", UDP4) })
 	if err == nil {
 		t.Error("hardware timestamping enabled on veth")
 	}
