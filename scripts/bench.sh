@@ -219,24 +219,34 @@ level = \"warn\"" "${srv[@]}"
 	esac
 	track "$s"
 done
+# await_server S: S answers synchronized (else its log and exit); what the
+# kernel gave its server socket (skmem rb: the buffer in bytes, twice what
+# was asked for) goes to machine.csv.
+await_server() {
+	"${inns[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$1")" -clients 1 -wait 60s -duration 100ms -rate 50 -label "warmup-$1" >/dev/null ||
+		{ echo "bench: $1 does not answer; its log:" >&2; tail -n 20 "$T/$1.log" >&2 || true; exit 1; }
+	echo "rcvbuf_$1,$("${inns[@]}" ss -Huanm "sport = :$(port_of "$1")" | grep -o 'rb[0-9]*' | head -1)" >>"$OUT/machine.csv"
+}
+# serve_rates S R: server S under ntpload at every rate of RATES, round R.
+serve_rates() {
+	local rate
+	for rate in $RATES; do
+		set_phase "serve-$1-$rate"
+		"${inns[@]}" "${gen[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$1")" -clients "$CLIENTS" \
+			-duration "$DURATION" -rate "$rate" -label "$1" -tag "$2" -server-pid "${PID[$1]}" \
+			-csv "$OUT/throughput.csv" | sed "s/^/round $2: /" || true
+		sleep 0.5
+	done
+}
 for s in "${want[@]}"; do
 	echo "-- waiting for $s to answer synchronized"
-	"${inns[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$s")" -clients 1 -wait 60s -duration 100ms -rate 50 -label "warmup-$s" >/dev/null ||
-		{ echo "bench: $s does not answer; its log:" >&2; tail -n 20 "$T/$s.log" >&2 || true; exit 1; }
-	echo "rcvbuf_$s,$("${inns[@]}" ss -Huanm "sport = :$(port_of "$s")" | grep -o 'rb[0-9]*' | head -1)" >>"$OUT/machine.csv"
+	await_server "$s"
 done
 
 n=${#want[@]}
 for r in $(seq 1 "$ROUNDS"); do
 	for i in $(seq 0 $((n - 1))); do
-		s=${want[$(( (i + r - 1) % n ))]}
-		for rate in $RATES; do
-			set_phase "serve-$s-$rate"
-			"${inns[@]}" "${gen[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$s")" -clients "$CLIENTS" \
-				-duration "$DURATION" -rate "$rate" -label "$s" -tag "$r" -server-pid "${PID[$s]}" \
-				-csv "$OUT/throughput.csv" | sed "s/^/round $r: /" || true
-			sleep 0.5
-		done
+		serve_rates "${want[$(( (i + r - 1) % n ))]}" "$r"
 	done
 done
 set_phase idle
@@ -261,22 +271,10 @@ if [ "$RCVBUF_EQUAL" = 1 ]; then
 		done
 		for s in "${eq[@]}"; do
 			track "$s"
-			"${inns[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$s")" -clients 1 -wait 60s -duration 100ms -rate 50 -label "warmup-$s" >/dev/null ||
-				{ echo "bench: $s does not answer; its log:" >&2; tail -n 20 "$T/$s.log" >&2 || true; exit 1; }
-			# What the kernel gave the server socket (skmem rb: the buffer
-			# in bytes, twice what was asked for).
-			echo "rcvbuf_$s,$("${inns[@]}" ss -Huanm "sport = :$(port_of "$s")" | grep -o 'rb[0-9]*' | head -1)" >>"$OUT/machine.csv"
+			await_server "$s"
 		done
 		for r in $(seq 1 "$ROUNDS"); do
-			for s in "${eq[@]}"; do
-				for rate in $RATES; do
-					set_phase "serve-$s-$rate"
-					"${inns[@]}" "${gen[@]}" "$T/ntpload" -target "127.0.0.1:$(port_of "$s")" -clients "$CLIENTS" \
-						-duration "$DURATION" -rate "$rate" -label "$s" -tag "$r" -server-pid "${PID[$s]}" \
-						-csv "$OUT/throughput.csv" | sed "s/^/round $r: /" || true
-					sleep 0.5
-				done
-			done
+			for s in "${eq[@]}"; do serve_rates "$s" "$r"; done
 		done
 		set_phase idle
 		for s in "${eq[@]}"; do untrack "$s"; stop "$s"; done
