@@ -161,17 +161,6 @@ func (r result) num(t *testing.T, name, key string) float64 {
 	return v
 }
 
-func run(t *testing.T, dir string, argv ...string) string {
-	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
-
 // vm is one guest: its images and the files of this run.
 type vm struct {
 	image, dir, overlay, job string
@@ -260,14 +249,14 @@ func setup(t *testing.T, suite string, shift time.Duration, prepare func(dir, jo
 	dir := peers.TempDir(t, 0o777)
 
 	start := time.Now()
-	image := strings.TrimSpace(lastLine(run(t, root, "scripts/vm/image.sh")))
+	image := strings.TrimSpace(lastLine(peers.RunIn(t, root, "scripts/vm/image.sh")))
 	t.Logf("image %s (%.1f s)", image, time.Since(start).Seconds())
 
 	deb := os.Getenv("GNOMON_VM_DEB")
 	if deb == "" {
 		start = time.Now()
 		out := filepath.Join(dir, "deb")
-		run(t, root, "make", "--no-print-directory", "deb", "DEB_OUT="+out)
+		peers.RunIn(t, root, "make", "--no-print-directory", "deb", "DEB_OUT="+out)
 		m, _ := filepath.Glob(filepath.Join(out, "gnomon_*_amd64.deb"))
 		if len(m) != 1 {
 			t.Fatalf("make deb made %v", m)
@@ -286,8 +275,8 @@ func setup(t *testing.T, suite string, shift time.Duration, prepare func(dir, jo
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build vmguest: %v\n%s", err, out)
 	}
-	copyFile(t, deb, filepath.Join(job, "gnomon.deb"))
-	copyFile(t, filepath.Join(root, "tests/vm/guest/run.sh"), filepath.Join(job, "run.sh"))
+	peers.CopyFile(t, deb, filepath.Join(job, "gnomon.deb"))
+	peers.CopyFile(t, filepath.Join(root, "tests/vm/guest/run.sh"), filepath.Join(job, "run.sh"))
 
 	chrony := peers.StartChronyd(t, dir, peers.FreePort(t), "")
 	leapPort, earlyPort := peers.FreePort(t), peers.FreePort(t)
@@ -310,8 +299,8 @@ func setup(t *testing.T, suite string, shift time.Duration, prepare func(dir, jo
 	writeFile(t, filepath.Join(job, "env"), env)
 
 	v := &vm{image: image, dir: dir, overlay: filepath.Join(dir, "root.qcow2"), job: filepath.Join(dir, "job.img")}
-	run(t, dir, "mkfs.ext4", "-q", "-d", job, v.job, "64M")
-	run(t, dir, "qemu-img", "create", "-q", "-f", "qcow2", "-b", filepath.Join(image, "root.img"), "-F", "raw", v.overlay)
+	peers.RunIn(t, dir, "mkfs.ext4", "-q", "-d", job, v.job, "64M")
+	peers.RunIn(t, dir, "qemu-img", "create", "-q", "-f", "qcow2", "-b", filepath.Join(image, "root.img"), "-F", "raw", v.overlay)
 	return v
 }
 
@@ -328,17 +317,6 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func writeFile(t *testing.T, path, content string) {
