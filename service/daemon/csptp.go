@@ -80,24 +80,7 @@ func (d *Daemon) startCSPTP(ctx context.Context) error {
 		}()
 	}
 	if len(d.csptp.clients) > 0 && len(d.ptp) == 0 {
-		// as for PTP ports: republish once a second so views follow
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					select {
-					case d.events <- event{kind: evCall, call: func() {}}:
-					default:
-					}
-				}
-			}
-		}()
+		d.republishEverySecond(ctx) // unless the PTP ports do already (ptp.go)
 	}
 	return nil
 }

@@ -56,25 +56,7 @@ func (d *Daemon) startPTP(ctx context.Context) error {
 		}()
 	}
 	if len(d.ptp) > 0 {
-		// The ports run on their own; the owner republishes the snapshot
-		// once a second so that views follow them.
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					select {
-					case d.events <- event{kind: evCall, call: func() {}}:
-					default:
-					}
-				}
-			}
-		}()
+		d.republishEverySecond(ctx)
 		d.log.Info("PTP ports started", "ports", len(d.ptp))
 	}
 	return nil
@@ -178,4 +160,27 @@ func (d *Daemon) addPTPViews(sn *system.Snapshot) {
 		}
 		sn.Sources = append(sn.Sources, ss)
 	}
+}
+
+// republishEverySecond makes the owner republish its snapshot once a second
+// until ctx ends, so that views follow what runs on its own (PTP ports, CSPTP
+// clients) between the engine's events.
+func (d *Daemon) republishEverySecond(ctx context.Context) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				select {
+				case d.events <- event{kind: evCall, call: func() {}}:
+				default:
+				}
+			}
+		}
+	}()
 }
