@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"sync"
 )
@@ -59,19 +60,28 @@ func NewSIV(key []byte) (*SIV, error) {
 	return s, nil
 }
 
-// dbl is multiplication by x in GF(2^128) with RFC 5297's polynomial.
+// dbl is multiplication by x in GF(2^128) with RFC 5297's polynomial
+// (the block as one big-endian 128-bit number; constant time).
 func dbl(v [16]byte) [16]byte {
+	hi := binary.BigEndian.Uint64(v[:8])
+	lo := binary.BigEndian.Uint64(v[8:])
+	carry := hi >> 63
+	hi = hi<<1 | lo>>63
+	lo = lo<<1 ^ (0x87 & -carry)
 	var out [16]byte
-	carry := v[0] >> 7
-	for i := 0; i < 15; i++ {
-		out[i] = v[i]<<1 | v[i+1]>>7
-	}
-	out[15] = v[15]<<1 ^ (0x87 & -carry)
+	binary.BigEndian.PutUint64(out[:8], hi)
+	binary.BigEndian.PutUint64(out[8:], lo)
 	return out
 }
 
+// xor16 XORs the first 16 bytes of src into dst, as two 64-bit words: a
+// call of subtle.XORBytes per block cost more than the XOR itself.
 func xor16(dst *[16]byte, src []byte) {
-	subtle.XORBytes(dst[:], dst[:], src[:16])
+	_ = src[15]
+	a := binary.LittleEndian.Uint64(dst[:8]) ^ binary.LittleEndian.Uint64(src[:8])
+	b := binary.LittleEndian.Uint64(dst[8:]) ^ binary.LittleEndian.Uint64(src[8:16])
+	binary.LittleEndian.PutUint64(dst[:8], a)
+	binary.LittleEndian.PutUint64(dst[8:], b)
 }
 
 // scratch holds every block one Seal or Open works on. The block cipher is
@@ -81,6 +91,7 @@ func xor16(dst *[16]byte, src []byte) {
 // cannot live in it).
 type scratch struct {
 	x, blk, m, ks, ctr [16]byte
+	v, t               [16]byte // the synthetic IV, made or checked
 }
 
 // scratches recycles scratch space between calls; a server answering
@@ -162,21 +173,30 @@ func (s *SIV) s2v(sc *scratch, v *[16]byte, p []byte, ad ...[]byte) {
 
 // ctrXOR runs AES-CTR under K2 from the synthetic IV v (with bits 31 and
 // 63 cleared) over src into dst: the counter is the whole 128-bit block,
-// big-endian, as RFC 5297 says.
+// big-endian, as RFC 5297 says. The counter is kept as two 64-bit words;
+// the keystream block is XORed in 8 bytes at a time.
 func (s *SIV) ctrXOR(sc *scratch, dst, src []byte, v *[16]byte) {
 	ctr, ks := &sc.ctr, &sc.ks
-	*ctr = *v
-	ctr[8] &= 0x7f
-	ctr[12] &= 0x7f
-	for off := 0; off < len(src); off += 16 {
+	hi := binary.BigEndian.Uint64(v[:8])
+	lo := binary.BigEndian.Uint64(v[8:]) &^ (1<<63 | 1<<31) // RFC 5297's bits 63 and 31 of the 128
+
+	dst = dst[:len(src)]
+	for len(src) > 0 {
+		binary.BigEndian.PutUint64(ctr[:8], hi)
+		binary.BigEndian.PutUint64(ctr[8:], lo)
 		s.ctr.Encrypt(ks[:], ctr[:])
-		n := min(16, len(src)-off)
-		subtle.XORBytes(dst[off:off+n], src[off:off+n], ks[:n])
-		for i := 15; i >= 0; i-- {
-			ctr[i]++
-			if ctr[i] != 0 {
-				break
-			}
+		if len(src) < 16 {
+			subtle.XORBytes(dst, src, ks[:len(src)])
+			return
+		}
+		a := binary.LittleEndian.Uint64(src[:8]) ^ binary.LittleEndian.Uint64(ks[:8])
+		b := binary.LittleEndian.Uint64(src[8:16]) ^ binary.LittleEndian.Uint64(ks[8:])
+		binary.LittleEndian.PutUint64(dst[:8], a)
+		binary.LittleEndian.PutUint64(dst[8:16], b)
+		src, dst = src[16:], dst[16:]
+		lo++
+		if lo == 0 {
+			hi++
 		}
 	}
 }
@@ -187,11 +207,17 @@ func (s *SIV) ctrXOR(sc *scratch, dst, src []byte, v *[16]byte) {
 func (s *SIV) Seal(dst, plaintext []byte, ad ...[]byte) []byte {
 	sc := scratches.Get().(*scratch)
 	defer scratches.Put(sc)
-	var v [16]byte
-	s.s2v(sc, &v, plaintext, ad...)
+	return s.seal(sc, dst, plaintext, ad...)
+}
+
+// seal is Seal with the caller's scratch space (a server worker keeps
+// its own and skips the pool).
+func (s *SIV) seal(sc *scratch, dst, plaintext []byte, ad ...[]byte) []byte {
+	v := &sc.v
+	s.s2v(sc, v, plaintext, ad...)
 	ret, out := sliceForAppend(dst, TagSize+len(plaintext))
 	copy(out, v[:])
-	s.ctrXOR(sc, out[TagSize:], plaintext, &v)
+	s.ctrXOR(sc, out[TagSize:], plaintext, v)
 	return ret
 }
 
@@ -199,17 +225,22 @@ func (s *SIV) Seal(dst, plaintext []byte, ad ...[]byte) []byte {
 // The tag is compared in constant time; on failure nothing is appended
 // and ErrOpen is returned.
 func (s *SIV) Open(dst, ciphertext []byte, ad ...[]byte) ([]byte, error) {
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	return s.open(sc, dst, ciphertext, ad...)
+}
+
+// open is Open with the caller's scratch space.
+func (s *SIV) open(sc *scratch, dst, ciphertext []byte, ad ...[]byte) ([]byte, error) {
 	if len(ciphertext) < TagSize {
 		return nil, ErrOpen
 	}
-	sc := scratches.Get().(*scratch)
-	defer scratches.Put(sc)
-	var v, t [16]byte
+	v, t := &sc.v, &sc.t
 	copy(v[:], ciphertext[:TagSize])
 	ct := ciphertext[TagSize:]
 	ret, out := sliceForAppend(dst, len(ct))
-	s.ctrXOR(sc, out, ct, &v)
-	s.s2v(sc, &t, out, ad...)
+	s.ctrXOR(sc, out, ct, v)
+	s.s2v(sc, t, out, ad...)
 	if subtle.ConstantTimeCompare(t[:], v[:]) != 1 {
 		clear(out)
 		return nil, ErrOpen
