@@ -163,7 +163,9 @@ func (s *ClientSession) Seal(b []byte, n int) (int, error) {
 	for range placeholders {
 		pkt = ntp.AppendExtension(pkt, EFCookiePlaceholder, zero, 0)
 	}
-	pkt = appendAuthField(pkt, s.c2s, nonce, nil, minAuthLen)
+	sc := scratches.Get().(*scratch)
+	pkt = appendAuthField(sc, pkt, s.c2s, nonce, nil, minAuthLen)
+	scratches.Put(sc)
 	// The cookie is spent: never send it again.
 	clear(s.cookies[0])
 	s.cookies = slices.Delete(s.cookies, 0, 1)

@@ -160,20 +160,35 @@ func (k *KeyRing) find(id uint32) *masterKey {
 
 // SealCookie makes a cookie carrying keys under the current master key.
 func (k *KeyRing) SealCookie(keys Keys) ([]byte, error) {
+	var nonce [cookieNonceLen]byte
+	if err := readFull(k.rand, nonce[:]); err != nil {
+		return nil, err
+	}
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	return k.appendCookie(sc, make([]byte, 0, cookieLen(keys.Algorithm.KeyLen())), keys, &nonce)
+}
+
+// cookieLen is the length of a cookie carrying keys of n bytes each.
+func cookieLen(n int) int { return cookieHeadLen + TagSize + 4 + 2*n }
+
+// maxKeyLen is the longest key of a supported algorithm (AES-SIV-CMAC-512).
+const maxKeyLen = 64
+
+// appendCookie appends a cookie carrying keys, sealed under the current
+// master key with nonce, to dst: SealCookie without allocations when dst
+// has room (a server worker's reply buffer).
+func (k *KeyRing) appendCookie(sc *scratch, dst []byte, keys Keys, nonce *[cookieNonceLen]byte) ([]byte, error) {
 	n := keys.Algorithm.KeyLen()
 	if n == 0 || len(keys.C2S) != n || len(keys.S2C) != n {
 		return nil, fmt.Errorf("nts: cannot seal keys of algorithm %v with lengths %d, %d", keys.Algorithm, len(keys.C2S), len(keys.S2C))
 	}
-	pt := make([]byte, 0, 4+2*n)
-	pt = binary.BigEndian.AppendUint16(pt, uint16(keys.Algorithm))
-	pt = append(pt, 0, 0)
-	pt = append(pt, keys.C2S...)
-	pt = append(pt, keys.S2C...)
+	var ptBuf [4 + 2*maxKeyLen]byte
+	binary.BigEndian.PutUint16(ptBuf[:], uint16(keys.Algorithm))
+	copy(ptBuf[4:], keys.C2S)
+	copy(ptBuf[4+n:], keys.S2C)
+	pt := ptBuf[:4+2*n]
 
-	c := make([]byte, cookieHeadLen, cookieHeadLen+TagSize+len(pt))
-	if err := readFull(k.rand, c[4:cookieHeadLen]); err != nil {
-		return nil, err
-	}
 	k.mu.RLock()
 	if len(k.keys) == 0 {
 		k.mu.RUnlock()
@@ -181,35 +196,48 @@ func (k *KeyRing) SealCookie(keys Keys) ([]byte, error) {
 	}
 	mk := k.keys[0]
 	k.mu.RUnlock()
-	binary.BigEndian.PutUint32(c, mk.id)
-	c = mk.siv.Seal(c, pt, c[:4], c[4:cookieHeadLen])
-	clear(pt)
-	return c, nil
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, mk.id)
+	dst = append(dst, nonce[:]...)
+	head := dst[start : start+cookieHeadLen]
+	dst = mk.siv.seal(sc, dst, pt, head[:4], head[4:])
+	clear(ptBuf[:])
+	return dst, nil
 }
 
 // OpenCookie recovers the keys from a cookie made by SealCookie under any
 // kept key. Every failure is ErrCookie.
 func (k *KeyRing) OpenCookie(c []byte) (Keys, error) {
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	keys, _, err := k.openCookie(sc, nil, c)
+	return keys, err
+}
+
+// openCookie is OpenCookie decrypting into buf[:0] (its capacity reused
+// when large enough; the returned keys alias it), which it also returns.
+func (k *KeyRing) openCookie(sc *scratch, buf, c []byte) (Keys, []byte, error) {
 	if len(c) < cookieHeadLen+TagSize+4 || len(c) > MaxCookieLen {
-		return Keys{}, ErrCookie
+		return Keys{}, buf, ErrCookie
 	}
 	id := binary.BigEndian.Uint32(c)
 	k.mu.RLock()
 	mk := k.find(id)
 	k.mu.RUnlock()
 	if mk == nil {
-		return Keys{}, ErrCookie
+		return Keys{}, buf, ErrCookie
 	}
-	pt, err := mk.siv.Open(nil, c[cookieHeadLen:], c[:4], c[4:cookieHeadLen])
+	pt, err := mk.siv.open(sc, buf[:0], c[cookieHeadLen:], c[:4], c[4:cookieHeadLen])
 	if err != nil {
-		return Keys{}, ErrCookie
+		return Keys{}, buf, ErrCookie
 	}
 	alg := AEADAlgorithm(binary.BigEndian.Uint16(pt))
 	n := alg.KeyLen()
 	if n == 0 || len(pt) != 4+2*n {
-		return Keys{}, ErrCookie
+		clear(pt)
+		return Keys{}, pt, ErrCookie
 	}
-	return Keys{Algorithm: alg, C2S: pt[4 : 4+n : 4+n], S2C: pt[4+n:]}, nil
+	return Keys{Algorithm: alg, C2S: pt[4 : 4+n : 4+n], S2C: pt[4+n : 4+2*n : 4+2*n]}, pt, nil
 }
 
 // The persisted form of a key ring:

@@ -60,9 +60,9 @@ func ParseAuthField(v []byte) (AuthField, error) {
 
 // appendAuthField appends an EFAuthenticator extension field to the packet
 // pkt (the associated data is pkt as it is), sealing plaintext (encrypted
-// extension fields) with siv and nonce. The field is padded so that it is
-// at least minLen bytes long in total.
-func appendAuthField(pkt []byte, siv *SIV, nonce, plaintext []byte, minLen int) []byte {
+// extension fields) with siv and nonce, in the scratch space sc. The
+// field is padded so that it is at least minLen bytes long in total.
+func appendAuthField(sc *scratch, pkt []byte, siv *SIV, nonce, plaintext []byte, minLen int) []byte {
 	ad := pkt
 	cl := TagSize + len(plaintext)
 	bodyLen := 4 + pad4(len(nonce)) + pad4(cl)
@@ -78,7 +78,7 @@ func appendAuthField(pkt []byte, siv *SIV, nonce, plaintext []byte, minLen int) 
 	for len(pkt)-start < 8+pad4(len(nonce)) {
 		pkt = append(pkt, 0)
 	}
-	pkt = siv.Seal(pkt, plaintext, ad[:start], nonce)
+	pkt = siv.seal(sc, pkt, plaintext, ad[:start], nonce)
 	for len(pkt)-start < 4+bodyLen {
 		pkt = append(pkt, 0)
 	}

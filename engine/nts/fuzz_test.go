@@ -160,32 +160,49 @@ func FuzzParseAuthField(f *testing.F) {
 }
 
 // FuzzServerVerify: the server's NTS handler on any datagram: it never
-// panics, and whatever it accepts it can answer within the request's size.
+// panics, whatever it accepts it can answer within the request's size, and
+// a ServerReply reused from input to input (VerifyInto, as a server worker
+// does) decides and answers like a fresh one (Verify).
 func FuzzServerVerify(f *testing.F) {
 	p := newPair(f)
 	f.Add(p.request(f))
 	p.request(f) // lost: the next one has placeholders
 	f.Add(p.request(f))
 	f.Add(readHex(f, "chronyd-4.3-nts-request.hex"))
+	var reuse ServerReply
 	f.Fuzz(func(t *testing.T, req []byte) {
 		var pk ntp.Packet
 		if ntp.Parse(req, &pk) != nil {
 			return
 		}
 		r, err := p.server.Verify(req, &pk)
+		errInto := p.server.VerifyInto(&reuse, req, &pk)
+		if (err == nil) != (errInto == nil) {
+			t.Fatalf("Verify: %v; VerifyInto: %v", err, errInto)
+		}
 		if err != nil {
 			return
 		}
+		if r.NAK() != reuse.NAK() || r.Cookies() != reuse.Cookies() {
+			t.Fatalf("Verify: NAK %v, %d cookies; VerifyInto: NAK %v, %d cookies", r.NAK(), r.Cookies(), reuse.NAK(), reuse.Cookies())
+		}
 		var h ntp.Header
 		ntp.RespondKiss(&pk.Header, ntp.KissNTSN, &h)
-		b := make([]byte, len(req))
-		n, _ := h.MarshalTo(b)
-		n, err = r.Append(b, n)
-		if err != nil {
-			t.Fatalf("Append within the request's length: %v", err)
+		var lens [2]int
+		for i, r := range []*ServerReply{r, &reuse} {
+			b := make([]byte, len(req))
+			n, _ := h.MarshalTo(b)
+			n, err = r.Append(b, n)
+			if err != nil {
+				t.Fatalf("Append within the request's length: %v", err)
+			}
+			if err := ntp.Parse(b[:n], &pk); err != nil {
+				t.Fatalf("reply does not parse: %v", err)
+			}
+			lens[i] = n
 		}
-		if err := ntp.Parse(b[:n], &pk); err != nil {
-			t.Fatalf("reply does not parse: %v", err)
+		if lens[0] != lens[1] {
+			t.Fatalf("replies of %d (Verify) and %d bytes (VerifyInto)", lens[0], lens[1])
 		}
 	})
 }

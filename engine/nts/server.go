@@ -1,10 +1,10 @@
 package nts
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 
 	"gnomon.dev/gnomon/engine/ntp"
@@ -19,7 +19,8 @@ var (
 
 // Server is the NTS side of an NTP server: it checks authenticated client
 // requests and authenticates the replies, with cookies sealed under Keys.
-// It is pure and safe for concurrent use when Rand is.
+// Rand gives the nonces of the replies and of their fresh cookies. A
+// Server is pure and safe for concurrent use when Rand is.
 type Server struct {
 	Keys *KeyRing
 	Rand io.Reader
@@ -77,16 +78,28 @@ func (c *sivCache) get(k Keys) (*sivPair, error) {
 }
 
 // ServerReply is the NTS part of the answer to one request, produced by
-// Verify. If NAK() the caller answers with a Kiss-o'-Death NTSN header
-// (ntp.RespondKiss with ntp.KissNTSN); otherwise with its normal reply
-// header. In both cases it then calls Append to add the extension fields.
+// Verify or VerifyInto. If NAK() the caller answers with a Kiss-o'-Death
+// NTSN header (ntp.RespondKiss with ntp.KissNTSN); otherwise with its normal
+// reply header. In both cases it then calls Append to add the extension
+// fields.
+//
+// A server worker keeps one ServerReply and hands it to VerifyInto for
+// every request: its buffers are then reused, and answering allocates
+// nothing. A ServerReply is not safe for concurrent use.
 type ServerReply struct {
-	nak     bool
-	uid     []byte
-	s2c     *SIV
-	nonce   []byte
-	cookies [][]byte
-	padTo   int // the request's length: the reply is made as long
+	nak      bool
+	uid      []byte // the request's unique identifier (a copy)
+	s2c      *SIV
+	nonce    [NonceLen]byte
+	cookies  []byte // the fresh cookies as cookie extension fields: the plaintext Append seals
+	ncookies int
+	padTo    int // the request's length: the reply is made as long
+
+	// Reused from request to request:
+	keyBuf []byte // the opened cookie's plaintext (the client's keys), cleared after use
+	inPT   []byte // the request's decrypted extension fields
+	rnd    []byte // random bytes read ahead from Server.Rand, used from the front
+	sc     scratch
 }
 
 // NAK reports that the request's cookie or authenticator was not accepted:
@@ -94,7 +107,42 @@ type ServerReply struct {
 func (r *ServerReply) NAK() bool { return r.nak }
 
 // Cookies is how many fresh cookies the reply will carry.
-func (r *ServerReply) Cookies() int { return len(r.cookies) }
+func (r *ServerReply) Cookies() int { return r.ncookies }
+
+// randAhead is how many random bytes a reused ServerReply reads from
+// Server.Rand at a time: 64 nonces (an answer with one cookie takes two).
+const randAhead = 64 * NonceLen
+
+// random fills b from the bytes read ahead, reading more from rnd when they
+// run out: randAhead bytes when ahead is true, else just len(b).
+//
+// Reading ahead changes nothing for the nonces' quality: they are the
+// same bytes of the same source (crypto/rand in gnomond), taken in batches
+// instead of one system call or vDSO call each. They are not secret (a
+// nonce is sent in clear); held in memory beforehand they reveal no more
+// than the master keys next to them. Should two copies of a process ever
+// share a batch (a cloned VM), AES-SIV stays secure with repeated nonces
+// (RFC 5297: it is misuse-resistant; only equal plaintexts would show).
+func (r *ServerReply) random(rnd io.Reader, b []byte, ahead bool) error {
+	if len(r.rnd) < len(b) {
+		n := len(b)
+		if ahead {
+			n = max(randAhead, n)
+		}
+		if cap(r.rnd) < n {
+			r.rnd = make([]byte, n)
+		}
+		r.rnd = r.rnd[:n]
+		if err := readFull(rnd, r.rnd); err != nil {
+			r.rnd = r.rnd[:0]
+			return err
+		}
+	}
+	copy(b, r.rnd)
+	clear(r.rnd[:len(b)])
+	r.rnd = r.rnd[len(b):]
+	return nil
+}
 
 // Verify checks the NTS request req (p parsed from it), in the manner of
 // RFC 8915 section 5.7:
@@ -109,41 +157,61 @@ func (r *ServerReply) Cookies() int { return len(r.cookies) }
 //   - otherwise a reply carrying as many fresh cookies as the request had
 //     cookies and placeholders (at most MaxCookies).
 func (s *Server) Verify(req []byte, p *ntp.Packet) (*ServerReply, error) {
+	r := new(ServerReply)
+	if err := s.verify(r, req, p, false); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// VerifyInto is Verify writing the reply into r, reusing r's buffers: a
+// worker that keeps one ServerReply answers without allocating. On an
+// error r must not be used (until the next VerifyInto).
+func (s *Server) VerifyInto(r *ServerReply, req []byte, p *ntp.Packet) error {
+	return s.verify(r, req, p, true)
+}
+
+func (s *Server) verify(r *ServerReply, req []byte, p *ntp.Packet, reuse bool) error {
 	if !IsNTS(p) {
-		return nil, ErrNotNTS
+		return ErrNotNTS
 	}
 	if p.Mode != ntp.ModeClient {
-		return nil, fmt.Errorf("%w: mode %v", ErrNTSRequest, p.Mode)
+		return fmt.Errorf("%w: mode %v", ErrNTSRequest, p.Mode)
 	}
 	f := scanFields(p)
 	switch {
 	case f.uids != 1 || len(f.uid) < 32:
-		return nil, fmt.Errorf("%w: %d unique identifiers", ErrNTSRequest, f.uids)
+		return fmt.Errorf("%w: %d unique identifiers", ErrNTSRequest, f.uids)
 	case f.cookies != 1:
-		return nil, fmt.Errorf("%w: %d cookies", ErrNTSRequest, f.cookies)
+		return fmt.Errorf("%w: %d cookies", ErrNTSRequest, f.cookies)
 	case f.authOff == 0 || f.afterAuth || p.MAC != nil:
-		return nil, fmt.Errorf("%w: the authenticator is missing or not last", ErrNTSRequest)
+		return fmt.Errorf("%w: the authenticator is missing or not last", ErrNTSRequest)
 	case f.placeholders > 0 && f.placeLen != len(f.cookie):
-		return nil, fmt.Errorf("%w: placeholders differ from the cookie in length", ErrNTSRequest)
+		return fmt.Errorf("%w: placeholders differ from the cookie in length", ErrNTSRequest)
 	}
-	nak := &ServerReply{nak: true, uid: slices.Clone(f.uid)}
-	keys, err := s.Keys.OpenCookie(f.cookie)
+	r.nak, r.s2c, r.ncookies, r.padTo = true, nil, 0, 0
+	r.uid = append(r.uid[:0], f.uid...)
+	r.cookies = r.cookies[:0]
+	sc := &r.sc
+	keys, kb, err := s.Keys.openCookie(sc, r.keyBuf, f.cookie)
+	r.keyBuf = kb[:0]
 	if err != nil {
-		return nak, nil
+		return nil
 	}
+	defer clear(kb) // the client's keys: not left lying in the buffer
 	pair, err := s.sivs.get(keys)
 	if err != nil {
-		return nak, nil
+		return nil
 	}
-	c2s := pair.c2s
 	af, err := ParseAuthField(f.auth)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNTSRequest, err)
+		return fmt.Errorf("%w: %w", ErrNTSRequest, err)
 	}
-	pt, err := c2s.Open(nil, af.Ciphertext, req[:f.authOff], af.Nonce)
+	pt, err := pair.c2s.open(sc, r.inPT[:0], af.Ciphertext, req[:f.authOff], af.Nonce)
 	if err != nil {
-		return nak, nil
+		return nil
 	}
+	r.inPT = pt[:0]
 	want := 1 + f.placeholders
 	var bad error
 	if err := walkPlaintext(pt, func(ef ntp.ExtensionField) {
@@ -154,24 +222,36 @@ func (s *Server) Verify(req []byte, p *ntp.Packet) (*ServerReply, error) {
 			want++
 		}
 	}); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNTSRequest, err)
+		return fmt.Errorf("%w: %w", ErrNTSRequest, err)
 	}
 	if bad != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNTSRequest, bad)
+		return fmt.Errorf("%w: %w", ErrNTSRequest, bad)
 	}
-	s2c := pair.s2c
-	r := &ServerReply{uid: nak.uid, s2c: s2c, nonce: make([]byte, NonceLen), padTo: len(req)}
-	if err := readFull(s.Rand, r.nonce); err != nil {
-		return nil, err
+	want = min(want, MaxCookies)
+	// One read for the reply's nonce and every cookie's.
+	var rb [NonceLen + MaxCookies*cookieNonceLen]byte
+	rnd := rb[:NonceLen+want*cookieNonceLen]
+	if err := r.random(s.Rand, rnd, reuse); err != nil {
+		return err
 	}
-	for range min(want, MaxCookies) {
-		c, err := s.Keys.SealCookie(keys)
-		if err != nil {
-			return nil, err
+	copy(r.nonce[:], rnd)
+	rnd = rnd[NonceLen:]
+	cl := cookieLen(keys.Algorithm.KeyLen())
+	if need := want * (4 + cl); cap(r.cookies) < need {
+		r.cookies = make([]byte, 0, need)
+	}
+	for i := range want {
+		// A cookie extension field: cookies are a multiple of 4 bytes
+		// and longer than 12, so the field needs no padding.
+		r.cookies = binary.BigEndian.AppendUint16(r.cookies, EFCookie)
+		r.cookies = binary.BigEndian.AppendUint16(r.cookies, uint16(4+cl))
+		if r.cookies, err = s.Keys.appendCookie(sc, r.cookies, keys, (*[cookieNonceLen]byte)(rnd[i*cookieNonceLen:])); err != nil {
+			return err
 		}
-		r.cookies = append(r.cookies, c)
 	}
-	return r, nil
+	clear(rb[:])
+	r.nak, r.s2c, r.ncookies, r.padTo = false, pair.s2c, want, len(req)
+	return nil
 }
 
 // Append adds the reply's NTS extension fields after the reply header
@@ -186,13 +266,10 @@ func (r *ServerReply) Append(b []byte, n int) (int, error) {
 		return 0, ErrBufferTooSmall
 	}
 	uidLen := pad4(max(4+len(r.uid), 16))
-	var pt []byte
+	pt := r.cookies
 	minAuth := 0
 	need := uidLen
 	if !r.nak {
-		for _, c := range r.cookies {
-			pt = ntp.AppendExtension(pt, EFCookie, c, 0)
-		}
 		need += authFieldLen(len(r.nonce), len(pt), 0)
 		// Pad to the request's length when the buffer allows.
 		minAuth = r.padTo - n - uidLen
@@ -208,6 +285,6 @@ func (r *ServerReply) Append(b []byte, n int) (int, error) {
 	if r.nak {
 		return len(pkt), nil
 	}
-	pkt = appendAuthField(pkt, r.s2c, r.nonce, pt, minAuth)
+	pkt = appendAuthField(&r.sc, pkt, r.s2c, r.nonce[:], pt, minAuth)
 	return len(pkt), nil
 }

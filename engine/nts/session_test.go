@@ -37,6 +37,7 @@ type pair struct {
 	ring   *KeyRing
 	server *Server
 	client *ClientSession
+	reuse  *ServerReply // if not nil, serve answers with VerifyInto into it
 }
 
 func newPair(t testing.TB) *pair { return newPairSecret(t, "pair") }
@@ -82,6 +83,9 @@ func (p *pair) serve(t testing.TB, req []byte) (reply []byte, nak bool) {
 		t.Fatalf("request does not parse: %v", err)
 	}
 	r, err := p.server.Verify(req, &pk)
+	if p.reuse != nil {
+		r, err = p.reuse, p.server.VerifyInto(p.reuse, req, &pk)
+	}
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}

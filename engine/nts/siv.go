@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"sync"
 )
@@ -59,19 +60,28 @@ func NewSIV(key []byte) (*SIV, error) {
 	return s, nil
 }
 
-// dbl is multiplication by x in GF(2^128) with RFC 5297's polynomial.
+// dbl is multiplication by x in GF(2^128) with RFC 5297's polynomial
+// (the block as one big-endian 128-bit number; constant time).
 func dbl(v [16]byte) [16]byte {
+	hi := binary.BigEndian.Uint64(v[:8])
+	lo := binary.BigEndian.Uint64(v[8:])
+	carry := hi >> 63
+	hi = hi<<1 | lo>>63
+	lo = lo<<1 ^ (0x87 & -carry)
 	var out [16]byte
-	carry := v[0] >> 7
-	for i := 0; i < 15; i++ {
-		out[i] = v[i]<<1 | v[i+1]>>7
-	}
-	out[15] = v[15]<<1 ^ (0x87 & -carry)
+	binary.BigEndian.PutUint64(out[:8], hi)
+	binary.BigEndian.PutUint64(out[8:], lo)
 	return out
 }
 
+// xor16 XORs the first 16 bytes of src into dst, as two 64-bit words: a
+// call of subtle.XORBytes per block cost more than the XOR itself.
 func xor16(dst *[16]byte, src []byte) {
-	subtle.XORBytes(dst[:], dst[:], src[:16])
+	_ = src[15]
+	a := binary.LittleEndian.Uint64(dst[:8]) ^ binary.LittleEndian.Uint64(src[:8])
+	b := binary.LittleEndian.Uint64(dst[8:]) ^ binary.LittleEndian.Uint64(src[8:16])
+	binary.LittleEndian.PutUint64(dst[:8], a)
+	binary.LittleEndian.PutUint64(dst[8:], b)
 }
 
 // scratch holds every block one Seal or Open works on. The block cipher is
@@ -80,8 +90,20 @@ func xor16(dst *[16]byte, src []byte) {
 // allocation (the SIV itself is shared between goroutines, so the scratch
 // cannot live in it).
 type scratch struct {
-	x, blk, m, ks, ctr [16]byte
+	x, blk, m [16]byte
+	v, t      [16]byte // the synthetic IV, made or checked
+	ks, ctr   [ctrBatch * 16]byte
+	lanes     [maxLanes][16]byte // the chaining values of s2v's CMACs
 }
+
+// ctrBatch is how many counter blocks ctrXOR encrypts back to back before
+// XORing them in: independent block encryptions, which the CPU overlaps.
+const ctrBatch = 8
+
+// maxLanes is how many CMACs s2v runs side by side (the associated data
+// strings and the plaintext's first blocks); with more strings than
+// maxLanes-1 it computes them one after the other.
+const maxLanes = 4
 
 // scratches recycles scratch space between calls; a server answering
 // tens of thousands of NTS requests a second would otherwise feed the
@@ -92,18 +114,29 @@ var scratches = sync.Pool{New: func() any { return new(scratch) }}
 // is not nil (and len(msg) >= 16), it is XORed into the last 16 bytes of
 // msg first, without modifying msg: S2V's "xorend".
 func (s *SIV) cmac(sc *scratch, out *[16]byte, msg []byte, xorEnd *[16]byte) {
-	x, blk := &sc.x, &sc.blk
-	*x = [16]byte{}
-	n := len(msg)
-	// Number of blocks before the last one; the last block is full only
-	// when n is a non-zero multiple of 16.
-	full := n > 0 && n%16 == 0
-	last := (n - 1) / 16 * 16
+	sc.x = [16]byte{}
+	s.cmacFrom(sc, out, &sc.x, msg, 0, xorEnd)
+}
+
+// cmacLast is where the last block of a CMAC over n bytes begins.
+func cmacLast(n int) int {
 	if n == 0 {
-		last = 0
+		return 0
 	}
+	return (n - 1) / 16 * 16
+}
+
+// cmacFrom finishes a CMAC of msg whose chaining value after the blocks
+// before from (a multiple of 16, at most cmacLast(len(msg))) is x, into
+// out (which may be x).
+func (s *SIV) cmacFrom(sc *scratch, out, x *[16]byte, msg []byte, from int, xorEnd *[16]byte) {
+	blk := &sc.blk
+	n := len(msg)
+	// The last block is full only when n is a non-zero multiple of 16.
+	full := n > 0 && n%16 == 0
+	last := cmacLast(n)
 	tailStart := n - 16 // where xorEnd begins
-	for off := 0; off < last; off += 16 {
+	for off := from; off < last; off += 16 {
 		if xorEnd != nil && off+16 > tailStart {
 			copy(blk[:], msg[off:off+16])
 			applyXorEnd(blk, off, tailStart, xorEnd)
@@ -140,7 +173,70 @@ func applyXorEnd(blk *[16]byte, off, tail int, xorEnd *[16]byte) {
 }
 
 // s2v is RFC 5297's S2V over the strings ad... followed by p, into v.
+//
+// Each string's CMAC is a chain of dependent block encryptions, but the
+// chains are independent of each other, and so are the blocks of p that
+// S2V's xorend does not reach: s2v advances them side by side, one block
+// of each in turn, so that the CPU overlaps the encryptions (AES-NI's
+// latency, not its throughput, bounds one chain).
 func (s *SIV) s2v(sc *scratch, v *[16]byte, p []byte, ad ...[]byte) {
+	if len(ad) > maxLanes-1 {
+		s.s2vSerial(sc, v, p, ad...)
+		return
+	}
+	// Lane i runs the CMAC of msgs[i] up to stops[i] (a multiple of 16),
+	// its chaining value in sc.lanes[i] (the messages stay out of the
+	// scratch: they may live on the caller's stack).
+	var msgs [maxLanes][]byte
+	var stops [maxLanes]int
+	n := 0
+	for _, a := range ad {
+		msgs[n], stops[n] = a, cmacLast(len(a))
+		n++
+	}
+	if len(p) >= 32 {
+		// The blocks of p before the first one xorend reaches.
+		msgs[n], stops[n] = p, (len(p)-16)/16*16
+		n++
+	}
+	for i := range n {
+		sc.lanes[i] = [16]byte{}
+	}
+	off := 0
+	for ; ; off += 16 {
+		busy := false
+		for i := range n {
+			if off < stops[i] {
+				x := &sc.lanes[i]
+				xor16(x, msgs[i][off:])
+				s.mac.Encrypt(x[:], x[:])
+				busy = true
+			}
+		}
+		if !busy {
+			break
+		}
+	}
+	d := s.zero
+	for i, a := range ad {
+		x := &sc.lanes[i]
+		s.cmacFrom(sc, x, x, a, min(off, stops[i]), nil)
+		d = dbl(d)
+		xor16(&d, x[:])
+	}
+	switch {
+	case len(p) >= 32:
+		x := &sc.lanes[len(ad)]
+		s.cmacFrom(sc, v, x, p, min(off, stops[len(ad)]), &d)
+	case len(p) >= 16:
+		s.cmac(sc, v, p, &d)
+	default:
+		s.s2vShort(sc, v, p, &d)
+	}
+}
+
+// s2vSerial is s2v one CMAC after the other.
+func (s *SIV) s2vSerial(sc *scratch, v *[16]byte, p []byte, ad ...[]byte) {
 	d := s.zero
 	m := &sc.m
 	for _, a := range ad {
@@ -152,32 +248,43 @@ func (s *SIV) s2v(sc *scratch, v *[16]byte, p []byte, ad ...[]byte) {
 		s.cmac(sc, v, p, &d)
 		return
 	}
-	d = dbl(d)
+	s.s2vShort(sc, v, p, &d)
+}
+
+// s2vShort ends S2V for a p shorter than 16 bytes: CMAC of dbl(d) XOR
+// pad(p).
+func (s *SIV) s2vShort(sc *scratch, v *[16]byte, p []byte, d *[16]byte) {
+	dd := dbl(*d)
 	var t [16]byte
 	copy(t[:], p)
 	t[len(p)] = 0x80
-	xor16(&d, t[:])
-	s.cmac(sc, v, d[:], nil)
+	xor16(&dd, t[:])
+	s.cmac(sc, v, dd[:], nil)
 }
 
 // ctrXOR runs AES-CTR under K2 from the synthetic IV v (with bits 31 and
 // 63 cleared) over src into dst: the counter is the whole 128-bit block,
-// big-endian, as RFC 5297 says.
+// big-endian, as RFC 5297 says. Up to ctrBatch keystream blocks are made
+// back to back, then XORed in at once.
 func (s *SIV) ctrXOR(sc *scratch, dst, src []byte, v *[16]byte) {
-	ctr, ks := &sc.ctr, &sc.ks
-	*ctr = *v
-	ctr[8] &= 0x7f
-	ctr[12] &= 0x7f
-	for off := 0; off < len(src); off += 16 {
-		s.ctr.Encrypt(ks[:], ctr[:])
-		n := min(16, len(src)-off)
-		subtle.XORBytes(dst[off:off+n], src[off:off+n], ks[:n])
-		for i := 15; i >= 0; i-- {
-			ctr[i]++
-			if ctr[i] != 0 {
-				break
+	hi := binary.BigEndian.Uint64(v[:8])
+	lo := binary.BigEndian.Uint64(v[8:]) &^ (1<<63 | 1<<31) // RFC 5297's bits 63 and 31 of the 128
+	dst = dst[:len(src)]
+	for len(src) > 0 {
+		n := min(len(src), ctrBatch*16)
+		for off := 0; off < n; off += 16 {
+			binary.BigEndian.PutUint64(sc.ctr[off:], hi)
+			binary.BigEndian.PutUint64(sc.ctr[off+8:], lo)
+			lo++
+			if lo == 0 {
+				hi++
 			}
 		}
+		for off := 0; off < n; off += 16 {
+			s.ctr.Encrypt(sc.ks[off:off+16], sc.ctr[off:off+16])
+		}
+		subtle.XORBytes(dst[:n], src[:n], sc.ks[:n])
+		src, dst = src[n:], dst[n:]
 	}
 }
 
@@ -187,11 +294,17 @@ func (s *SIV) ctrXOR(sc *scratch, dst, src []byte, v *[16]byte) {
 func (s *SIV) Seal(dst, plaintext []byte, ad ...[]byte) []byte {
 	sc := scratches.Get().(*scratch)
 	defer scratches.Put(sc)
-	var v [16]byte
-	s.s2v(sc, &v, plaintext, ad...)
+	return s.seal(sc, dst, plaintext, ad...)
+}
+
+// seal is Seal with the caller's scratch space (a server worker keeps
+// its own and skips the pool).
+func (s *SIV) seal(sc *scratch, dst, plaintext []byte, ad ...[]byte) []byte {
+	v := &sc.v
+	s.s2v(sc, v, plaintext, ad...)
 	ret, out := sliceForAppend(dst, TagSize+len(plaintext))
 	copy(out, v[:])
-	s.ctrXOR(sc, out[TagSize:], plaintext, &v)
+	s.ctrXOR(sc, out[TagSize:], plaintext, v)
 	return ret
 }
 
@@ -199,17 +312,22 @@ func (s *SIV) Seal(dst, plaintext []byte, ad ...[]byte) []byte {
 // The tag is compared in constant time; on failure nothing is appended
 // and ErrOpen is returned.
 func (s *SIV) Open(dst, ciphertext []byte, ad ...[]byte) ([]byte, error) {
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	return s.open(sc, dst, ciphertext, ad...)
+}
+
+// open is Open with the caller's scratch space.
+func (s *SIV) open(sc *scratch, dst, ciphertext []byte, ad ...[]byte) ([]byte, error) {
 	if len(ciphertext) < TagSize {
 		return nil, ErrOpen
 	}
-	sc := scratches.Get().(*scratch)
-	defer scratches.Put(sc)
-	var v, t [16]byte
+	v, t := &sc.v, &sc.t
 	copy(v[:], ciphertext[:TagSize])
 	ct := ciphertext[TagSize:]
 	ret, out := sliceForAppend(dst, len(ct))
-	s.ctrXOR(sc, out, ct, &v)
-	s.s2v(sc, &t, out, ad...)
+	s.ctrXOR(sc, out, ct, v)
+	s.s2v(sc, t, out, ad...)
 	if subtle.ConstantTimeCompare(t[:], v[:]) != 1 {
 		clear(out)
 		return nil, ErrOpen

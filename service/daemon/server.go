@@ -159,7 +159,8 @@ type worker struct {
 	smearWindow time.Duration
 	smearing    bool
 	smearCorr   time.Duration
-	ctr         serverCounters // counters.go
+	ctr         serverCounters  // counters.go
+	nts         nts.ServerReply // reused by every NTS answer: no allocation per request
 }
 
 // workerPolicy is what a worker answers by; a reload swaps it whole.
@@ -318,7 +319,8 @@ func (w *worker) answer(pol *workerPolicy, req, resp *netio.Message) bool {
 	// NTS (RFC 8915): verify the request and add fresh cookies, or NAK.
 	var ntsReply *nts.ServerReply
 	if ns := w.d.nts.Load(); ns != nil && !kissed {
-		r, err := ns.handler.Verify(req.Buf[:req.N], &p)
+		r := &w.nts
+		err := ns.handler.VerifyInto(r, req.Buf[:req.N], &p)
 		switch {
 		case errors.Is(err, nts.ErrNotNTS):
 		case err != nil:

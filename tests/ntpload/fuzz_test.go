@@ -123,7 +123,7 @@ func ntsFixture(tb testing.TB, tr *tracker) (t *ntsTracker, req []byte, ring *nt
 func FuzzNTSReply(f *testing.F) {
 	_, req, ring := ntsFixture(f, nil)
 	out := make([]byte, ntsPktLen)
-	n, r, ok := ntsAnswer(&nts.Server{Keys: ring, Rand: mrand.NewChaCha8([32]byte{9})}, req, out)
+	n, r, ok := ntsAnswer(&nts.Server{Keys: ring, Rand: mrand.NewChaCha8([32]byte{9})}, nil, req, out)
 	if !ok || r.NAK() {
 		f.Fatal("the server did not answer the fixture's request")
 	}
@@ -136,7 +136,7 @@ func FuzzNTSReply(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if n, r, ok = ntsAnswer(&nts.Server{Keys: other, Rand: mrand.NewChaCha8([32]byte{5})}, req, out); !ok || !r.NAK() {
+	if n, r, ok = ntsAnswer(&nts.Server{Keys: other, Rand: mrand.NewChaCha8([32]byte{5})}, nil, req, out); !ok || !r.NAK() {
 		f.Fatal("another server did not NAK the fixture's request")
 	}
 	f.Add(bytes.Clone(out[:n]))

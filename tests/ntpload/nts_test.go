@@ -33,7 +33,9 @@ func writeTestCert(t testing.TB, dir, name string) (certFile, keyFile string) {
 // ntsAnswer is an NTS server's answer to req, built with engine/nts.Server
 // as gnomond's server builds it: the reply header (a Kiss-o'-Death NTSN
 // for a NAK) and the NTS fields. ok is false when the request is dropped.
-func ntsAnswer(srv *nts.Server, req, out []byte) (n int, r *nts.ServerReply, ok bool) {
+// reuse, when not nil, is the ServerReply kept from request to request (as
+// gnomond's worker keeps one); nil makes a fresh one.
+func ntsAnswer(srv *nts.Server, reuse *nts.ServerReply, req, out []byte) (n int, r *nts.ServerReply, ok bool) {
 	var p ntp.Packet
 	if ntp.Parse(req, &p) != nil {
 		return 0, nil, false
@@ -43,7 +45,11 @@ func ntsAnswer(srv *nts.Server, req, out []byte) (n int, r *nts.ServerReply, ok 
 	if !ntp.Respond(&p.Header, now, now, &serverState, &h) {
 		return 0, nil, false
 	}
-	r, err := srv.Verify(req, &p)
+	r = reuse
+	if r == nil {
+		r = new(nts.ServerReply)
+	}
+	err := srv.VerifyInto(r, req, &p)
 	switch {
 	case errors.Is(err, nts.ErrNotNTS):
 		r = nil
@@ -134,6 +140,7 @@ func (s *ntsTestServer) serve() {
 	defer close(s.done)
 	buf := make([]byte, 4096)
 	out := make([]byte, 4096)
+	var reply nts.ServerReply
 	for {
 		n, peer, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -144,7 +151,7 @@ func (s *ntsTestServer) serve() {
 			s.dropped.Add(1)
 			continue
 		}
-		m, r, ok := ntsAnswer(s.handler, buf[:n], out)
+		m, r, ok := ntsAnswer(s.handler, &reply, buf[:n], out)
 		if !ok || r == nil {
 			continue
 		}
@@ -677,8 +684,9 @@ func BenchmarkNTSServerAnswer(b *testing.B) {
 			out := make([]byte, ntsPktLen)
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
+			var reply nts.ServerReply
 			for b.Loop() {
-				if _, r, ok := ntsAnswer(srv, req, out); !ok || r == nil || r.NAK() {
+				if _, r, ok := ntsAnswer(srv, &reply, req, out); !ok || r == nil || r.NAK() {
 					b.Fatal("not answered")
 				}
 			}
@@ -692,9 +700,10 @@ func BenchmarkPlainAnswer(b *testing.B) {
 	n := newTracker(1).request(req, time.Now(), 0)
 	srv := &nts.Server{}
 	out := make([]byte, ntsPktLen)
+	var reply nts.ServerReply
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, r, ok := ntsAnswer(srv, req[:n], out); !ok || r != nil {
+		if _, r, ok := ntsAnswer(srv, &reply, req[:n], out); !ok || r != nil {
 			b.Fatal("not answered as plain NTP")
 		}
 	}
