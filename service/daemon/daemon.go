@@ -329,6 +329,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.wg.Wait()
 	defer cancel()
 	defer d.closeSources()
+	// One timer for the owner's own deadlines (wake.go): the engine's next
+	// event, pool maintenance, the drift file; no ticker runs while
+	// nothing of its kind is due. Made before the seccomp filter.
+	wake := newWakeTimer(d.log)
+	defer wake.Stop()
 
 	d.reloadMu.Lock()
 	d.runCtx = ctx
@@ -397,13 +402,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
-	driftTick := time.NewTicker(time.Hour)
-	defer driftTick.Stop()
-	maint := time.NewTicker(d.maintenanceEvery())
-	defer maint.Stop()
+	var due dueTimes
+	var wakeC <-chan struct{}
+	var wakeGoC <-chan time.Time
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	var out []system.Transmit
 	for {
 		out = d.eng.Wakeup(d.now(), out[:0])
@@ -412,14 +414,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.checkSessions(ctx)
 		}
 		d.publish()
-		timer.Reset(d.untilWakeup())
+		now := time.Now()
+		d.runDuties(ctx, now, &due)
+		wake.Reset(d.untilWakeup(now, &due))
+		wakeC, wakeGoC = wake.C()
 		select {
 		case <-ctx.Done():
 			d.writeDrift()
 			_ = d.opts.Notify("STOPPING=1")
 			d.log.Info("gnomond stopping")
 			return nil
-		case <-timer.C:
+		case <-wakeC:
+		case <-wakeGoC:
 		case ev := <-d.events:
 			d.handle(ctx, ev)
 		drain:
@@ -433,21 +439,59 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		case <-watchdog:
 			_ = d.opts.Notify("WATCHDOG=1")
-		case <-driftTick.C:
-			d.writeDrift()
-		case <-maint.C:
-			d.maintainPools(ctx)
 		}
 	}
 }
 
-func (d *Daemon) untilWakeup() time.Duration {
-	next := d.eng.NextWakeup()
-	if next.IsZero() {
-		return time.Minute
+// runDuties runs the owner's own periodic work whose time has come, and
+// (re)schedules or cancels it: pool maintenance only while a pool is
+// configured, the drift file only while one is written (system mode, a
+// drift file configured). Deadlines are on the monotonic clock.
+func (d *Daemon) runDuties(ctx context.Context, now time.Time, due *dueTimes) {
+	switch {
+	case !d.havePools():
+		due.maint = time.Time{}
+	case due.maint.IsZero():
+		due.maint = now.Add(d.maintenanceEvery())
+	case !now.Before(due.maint):
+		d.maintainPools(ctx)
+		due.maint = now.Add(d.maintenanceEvery())
 	}
-	wait := next.Sub(d.clk.Now())
-	return min(max(wait, time.Millisecond), time.Minute)
+	switch {
+	case !d.writesDrift():
+		due.drift = time.Time{}
+	case due.drift.IsZero():
+		due.drift = now.Add(driftInterval)
+	case !now.Before(due.drift):
+		d.writeDrift()
+		due.drift = now.Add(driftInterval)
+	}
+}
+
+// periodicDuty reports whether something outside the engine's own schedule
+// reads its time-dependent state between polls, so that the owner must
+// look at the engine at least every dutyInterval: the system clock (the
+// engine refreshes the kernel's error bounds every 64 s and arms leap
+// seconds on the day) and our NTP server (its answers carry the published
+// root dispersion, which grows with time). An observing client has
+// neither: it sleeps from one poll to the next, as chronyd does.
+func (d *Daemon) periodicDuty() bool {
+	return d.virtual == nil || len(d.cfg.Servers) > 0 || len(d.opts.Listeners["ntp"]) > 0
+}
+
+// untilWakeup is how long the owner may sleep after now (and false when
+// nothing at all is due: until an event).
+func (d *Daemon) untilWakeup(now time.Time, due *dueTimes) (time.Duration, bool) {
+	var engine time.Duration
+	next := d.eng.NextWakeup()
+	if !next.IsZero() {
+		engine = next.Sub(d.clk.Now())
+	}
+	cap := time.Duration(0)
+	if d.periodicDuty() {
+		cap = dutyInterval
+	}
+	return wakeIn(now, engine, !next.IsZero(), cap, due.maint, due.drift)
 }
 
 func (d *Daemon) transmit(out []system.Transmit) {
@@ -616,8 +660,14 @@ func fmtOffset(d time.Duration) string {
 	return fmt.Sprintf("%s%.3f s", sign, d.Seconds())
 }
 
+// writesDrift reports whether the drift file is written: a file is
+// configured and the engine disciplines the system clock.
+func (d *Daemon) writesDrift() bool {
+	return d.cfg.Clock.DriftFile != "" && d.virtual == nil
+}
+
 func (d *Daemon) writeDrift() {
-	if d.cfg.Clock.DriftFile == "" || d.virtual != nil {
+	if !d.writesDrift() {
 		return
 	}
 	sn := d.snap.Load()
