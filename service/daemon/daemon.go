@@ -407,17 +407,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wakeGoC <-chan time.Time
 
 	var out []system.Transmit
+	// quiet: the events just handled were transmit timestamps only, which
+	// change neither the engine's schedule nor anything a view shows; the
+	// timer stays as it was and no snapshot is made (one of the three
+	// turns of every poll: request, its timestamp, the reply).
+	quiet := false
 	for {
-		out = d.eng.Wakeup(d.now(), out[:0])
-		if !d.ntpOff {
-			d.transmit(out)
-			d.checkSessions(ctx)
+		if !quiet {
+			out = d.eng.Wakeup(d.now(), out[:0])
+			if !d.ntpOff {
+				d.transmit(out)
+				d.checkSessions(ctx)
+			}
+			d.publish()
+			now := time.Now()
+			d.runDuties(ctx, now, &due)
+			wake.Reset(d.untilWakeup(now, &due))
+			wakeC, wakeGoC = wake.C()
 		}
-		d.publish()
-		now := time.Now()
-		d.runDuties(ctx, now, &due)
-		wake.Reset(d.untilWakeup(now, &due))
-		wakeC, wakeGoC = wake.C()
+		quiet = false
 		select {
 		case <-ctx.Done():
 			d.writeDrift()
@@ -427,12 +435,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-wakeC:
 		case <-wakeGoC:
 		case ev := <-d.events:
-			d.handle(ctx, ev)
+			quiet = d.handle(ctx, ev)
 		drain:
 			for {
 				select {
 				case ev := <-d.events:
-					d.handle(ctx, ev)
+					quiet = d.handle(ctx, ev) && quiet
 				default:
 					break drain
 				}
@@ -513,7 +521,10 @@ func (d *Daemon) transmit(out []system.Transmit) {
 	}
 }
 
-func (d *Daemon) handle(ctx context.Context, ev event) {
+// handle applies one event; it reports whether the event was a transmit
+// timestamp, which the owner need not follow with a wake-up and a snapshot
+// (Run's quiet).
+func (d *Daemon) handle(ctx context.Context, ev event) (txStampOnly bool) {
 	switch ev.kind {
 	case evPacket:
 		err := d.eng.Receive(ev.src, d.now(), d.mapRaw(ev.at), ev.data)
@@ -530,6 +541,7 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 		if ls := d.sources[ev.src]; ls != nil && ls.lastID == ev.txID {
 			d.eng.Sent(ev.src, d.mapRaw(ev.at))
 		}
+		return true
 	case evReadErr:
 		if ls := d.sources[ev.src]; ls != nil {
 			ls.ctr.socketErrors++
@@ -541,6 +553,7 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 	case evCall:
 		ev.call()
 	}
+	return false
 }
 
 // logLimited logs a warning that may repeat (retries, a peer's bad
