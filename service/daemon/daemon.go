@@ -147,7 +147,7 @@ type Daemon struct {
 	limiter *sd.RateLimited
 	wg      sync.WaitGroup
 	status  string
-	logged  string
+	logged  loggedState
 	// statusLive: Options.Notify was given, so STATUS= lines are sent.
 	statusLive bool
 	// srcState is each source's protocol state last logged.
@@ -590,11 +590,12 @@ func (d *Daemon) publish() {
 	close(d.changed)
 	d.changed = make(chan struct{})
 	d.changeMu.Unlock()
-	// The log gets state changes only, not every new offset.
-	key := string(sn.State) + "/" + sn.PeerName
+	// The log gets state changes only, not every new offset: compared
+	// field by field, no string built for it on every snapshot.
+	key := loggedState{state: sn.State, peer: sn.PeerName}
 	for _, s := range sn.Sources {
 		if s.ID == sn.SystemPeer {
-			key += "/" + s.Address
+			key.addr = s.Address
 		}
 	}
 	// The status line is formatted only for a service manager that
@@ -616,6 +617,13 @@ func (d *Daemon) publish() {
 		d.steps = sn.Steps
 		d.log.Info("stepped the clock", "offset", sn.LastOffset, "steps", sn.Steps)
 	}
+}
+
+// loggedState is what publish last logged: the state, the system peer's
+// name and its address.
+type loggedState struct {
+	state      system.State
+	peer, addr string
 }
 
 // statusLine is the one human line of STATUS=.
