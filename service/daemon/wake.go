@@ -78,7 +78,16 @@ type wakeTimer struct {
 	wg   sync.WaitGroup
 
 	goT *time.Timer // the fallback; nil while the timerfd works
+
+	// The timerfd's deadline (monotonic), zero when disarmed: a Reset to
+	// the same deadline (the next poll, seen again after a reply) leaves
+	// it alone, sparing a system call.
+	deadline time.Time
 }
+
+// sameDeadline is how close two deadlines must be to count as one: the
+// engine's next event, read again, moves by the clock readings' jitter.
+const sameDeadline = 100 * time.Microsecond
 
 func newWakeTimer(log *slog.Logger) *wakeTimer {
 	w := &wakeTimer{log: log, fd: -1, c: make(chan struct{}, 1)}
@@ -154,6 +163,17 @@ func (w *wakeTimer) Reset(d time.Duration, armed bool) {
 		}
 		return
 	}
+	var deadline time.Time
+	if armed {
+		now := time.Now()
+		deadline = now.Add(d)
+		if !w.deadline.IsZero() && w.deadline.After(now) && absDur(deadline.Sub(w.deadline)) < sameDeadline {
+			return // armed for this already, not yet expired
+		}
+	} else if w.deadline.IsZero() {
+		return // disarmed already
+	}
+	w.deadline = deadline
 	select {
 	case <-w.c:
 	default:
@@ -170,6 +190,13 @@ func (w *wakeTimer) Reset(d time.Duration, armed bool) {
 		w.fallback()
 		w.Reset(d, armed)
 	}
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // Stop releases the timer.
