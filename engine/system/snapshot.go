@@ -179,6 +179,10 @@ func (s *System) Snapshot(raw time.Time) Snapshot {
 		}
 	}
 	sn.Sources = make([]SourceSnapshot, 0, len(s.sources))
+	// The sources' exchanges in one allocation rather than one each: a
+	// snapshot is made after every poll and reply (its capacity is fixed,
+	// so the pointers into it stay valid).
+	var exchanges []ntp.Exchange
 	for _, src := range s.sources {
 		sent, valid := src.ntp.Counts()
 		ss := SourceSnapshot{
@@ -205,7 +209,11 @@ func (s *System) Snapshot(raw time.Time) Snapshot {
 			Refclock:   src.refclockSnapshot(),
 		}
 		if x, ok := src.ntp.LastExchange(); ok {
-			ss.Exchange = &x
+			if exchanges == nil {
+				exchanges = make([]ntp.Exchange, 0, len(s.sources))
+			}
+			exchanges = append(exchanges, x)
+			ss.Exchange = &exchanges[len(exchanges)-1]
 		}
 		if f, ok := src.ntp.Filtered(); ok {
 			ss.Offset, ss.Delay, ss.LastSample = f.Offset, f.Delay, f.Time

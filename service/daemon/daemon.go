@@ -147,7 +147,7 @@ type Daemon struct {
 	limiter *sd.RateLimited
 	wg      sync.WaitGroup
 	status  string
-	logged  string
+	logged  loggedState
 	// statusLive: Options.Notify was given, so STATUS= lines are sent.
 	statusLive bool
 	// srcState is each source's protocol state last logged.
@@ -329,6 +329,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.wg.Wait()
 	defer cancel()
 	defer d.closeSources()
+	// One timer for the owner's own deadlines (wake.go): the engine's next
+	// event, pool maintenance, the drift file; no ticker runs while
+	// nothing of its kind is due. Made before the seccomp filter.
+	wake := newWakeTimer(d.log)
+	defer wake.Stop()
 
 	d.reloadMu.Lock()
 	d.runCtx = ctx
@@ -397,57 +402,104 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
-	driftTick := time.NewTicker(time.Hour)
-	defer driftTick.Stop()
-	maint := time.NewTicker(d.maintenanceEvery())
-	defer maint.Stop()
+	var due dueTimes
+	var wakeC <-chan struct{}
+	var wakeGoC <-chan time.Time
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	var out []system.Transmit
+	// quiet: the events just handled were transmit timestamps only, which
+	// change neither the engine's schedule nor anything a view shows; the
+	// timer stays as it was and no snapshot is made (one of the three
+	// turns of every poll: request, its timestamp, the reply).
+	quiet := false
 	for {
-		out = d.eng.Wakeup(d.now(), out[:0])
-		if !d.ntpOff {
-			d.transmit(out)
-			d.checkSessions(ctx)
+		if !quiet {
+			out = d.eng.Wakeup(d.now(), out[:0])
+			if !d.ntpOff {
+				d.transmit(out)
+				d.checkSessions(ctx)
+			}
+			d.publish()
+			now := time.Now()
+			d.runDuties(ctx, now, &due)
+			wake.Reset(d.untilWakeup(now, &due))
+			wakeC, wakeGoC = wake.C()
 		}
-		d.publish()
-		timer.Reset(d.untilWakeup())
+		quiet = false
 		select {
 		case <-ctx.Done():
 			d.writeDrift()
 			_ = d.opts.Notify("STOPPING=1")
 			d.log.Info("gnomond stopping")
 			return nil
-		case <-timer.C:
+		case <-wakeC:
+		case <-wakeGoC:
 		case ev := <-d.events:
-			d.handle(ctx, ev)
+			quiet = d.handle(ctx, ev)
 		drain:
 			for {
 				select {
 				case ev := <-d.events:
-					d.handle(ctx, ev)
+					quiet = d.handle(ctx, ev) && quiet
 				default:
 					break drain
 				}
 			}
 		case <-watchdog:
 			_ = d.opts.Notify("WATCHDOG=1")
-		case <-driftTick.C:
-			d.writeDrift()
-		case <-maint.C:
-			d.maintainPools(ctx)
 		}
 	}
 }
 
-func (d *Daemon) untilWakeup() time.Duration {
-	next := d.eng.NextWakeup()
-	if next.IsZero() {
-		return time.Minute
+// runDuties runs the owner's own periodic work whose time has come, and
+// (re)schedules or cancels it: pool maintenance only while a pool is
+// configured, the drift file only while one is written (system mode, a
+// drift file configured). Deadlines are on the monotonic clock.
+func (d *Daemon) runDuties(ctx context.Context, now time.Time, due *dueTimes) {
+	switch {
+	case !d.havePools():
+		due.maint = time.Time{}
+	case due.maint.IsZero():
+		due.maint = now.Add(d.maintenanceEvery())
+	case !now.Before(due.maint):
+		d.maintainPools(ctx)
+		due.maint = now.Add(d.maintenanceEvery())
 	}
-	wait := next.Sub(d.clk.Now())
-	return min(max(wait, time.Millisecond), time.Minute)
+	switch {
+	case !d.writesDrift():
+		due.drift = time.Time{}
+	case due.drift.IsZero():
+		due.drift = now.Add(driftInterval)
+	case !now.Before(due.drift):
+		d.writeDrift()
+		due.drift = now.Add(driftInterval)
+	}
+}
+
+// periodicDuty reports whether something outside the engine's own schedule
+// reads its time-dependent state between polls, so that the owner must
+// look at the engine at least every dutyInterval: the system clock (the
+// engine refreshes the kernel's error bounds every 64 s and arms leap
+// seconds on the day) and our NTP server (its answers carry the published
+// root dispersion, which grows with time). An observing client has
+// neither: it sleeps from one poll to the next, as chronyd does.
+func (d *Daemon) periodicDuty() bool {
+	return d.virtual == nil || len(d.cfg.Servers) > 0 || len(d.opts.Listeners["ntp"]) > 0
+}
+
+// untilWakeup is how long the owner may sleep after now (and false when
+// nothing at all is due: until an event).
+func (d *Daemon) untilWakeup(now time.Time, due *dueTimes) (time.Duration, bool) {
+	var engine time.Duration
+	next := d.eng.NextWakeup()
+	if !next.IsZero() {
+		engine = next.Sub(d.clk.Now())
+	}
+	cap := time.Duration(0)
+	if d.periodicDuty() {
+		cap = dutyInterval
+	}
+	return wakeIn(now, engine, !next.IsZero(), cap, due.maint, due.drift)
 }
 
 func (d *Daemon) transmit(out []system.Transmit) {
@@ -469,7 +521,10 @@ func (d *Daemon) transmit(out []system.Transmit) {
 	}
 }
 
-func (d *Daemon) handle(ctx context.Context, ev event) {
+// handle applies one event; it reports whether the event was a transmit
+// timestamp, which the owner need not follow with a wake-up and a snapshot
+// (Run's quiet).
+func (d *Daemon) handle(ctx context.Context, ev event) (txStampOnly bool) {
 	switch ev.kind {
 	case evPacket:
 		err := d.eng.Receive(ev.src, d.now(), d.mapRaw(ev.at), ev.data)
@@ -486,6 +541,7 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 		if ls := d.sources[ev.src]; ls != nil && ls.lastID == ev.txID {
 			d.eng.Sent(ev.src, d.mapRaw(ev.at))
 		}
+		return true
 	case evReadErr:
 		if ls := d.sources[ev.src]; ls != nil {
 			ls.ctr.socketErrors++
@@ -497,6 +553,7 @@ func (d *Daemon) handle(ctx context.Context, ev event) {
 	case evCall:
 		ev.call()
 	}
+	return false
 }
 
 // logLimited logs a warning that may repeat (retries, a peer's bad
@@ -533,11 +590,12 @@ func (d *Daemon) publish() {
 	close(d.changed)
 	d.changed = make(chan struct{})
 	d.changeMu.Unlock()
-	// The log gets state changes only, not every new offset.
-	key := string(sn.State) + "/" + sn.PeerName
+	// The log gets state changes only, not every new offset: compared
+	// field by field, no string built for it on every snapshot.
+	key := loggedState{state: sn.State, peer: sn.PeerName}
 	for _, s := range sn.Sources {
 		if s.ID == sn.SystemPeer {
-			key += "/" + s.Address
+			key.addr = s.Address
 		}
 	}
 	// The status line is formatted only for a service manager that
@@ -559,6 +617,13 @@ func (d *Daemon) publish() {
 		d.steps = sn.Steps
 		d.log.Info("stepped the clock", "offset", sn.LastOffset, "steps", sn.Steps)
 	}
+}
+
+// loggedState is what publish last logged: the state, the system peer's
+// name and its address.
+type loggedState struct {
+	state      system.State
+	peer, addr string
 }
 
 // statusLine is the one human line of STATUS=.
@@ -616,8 +681,14 @@ func fmtOffset(d time.Duration) string {
 	return fmt.Sprintf("%s%.3f s", sign, d.Seconds())
 }
 
+// writesDrift reports whether the drift file is written: a file is
+// configured and the engine disciplines the system clock.
+func (d *Daemon) writesDrift() bool {
+	return d.cfg.Clock.DriftFile != "" && d.virtual == nil
+}
+
 func (d *Daemon) writeDrift() {
-	if d.cfg.Clock.DriftFile == "" || d.virtual != nil {
+	if !d.writesDrift() {
 		return
 	}
 	sn := d.snap.Load()

@@ -279,6 +279,17 @@ func (d *Daemon) maintenanceEvery() time.Duration {
 	return max(min(maintenanceInterval, d.poolReplaceAfter()/4), time.Millisecond)
 }
 
+// havePools reports whether any pool is configured, from any origin: pool
+// maintenance is due only then.
+func (d *Daemon) havePools() bool {
+	for _, sp := range d.specs {
+		if sp.src.Mode == config.SourcePool && !sp.removed {
+			return true
+		}
+	}
+	return false
+}
+
 // maintainPools replaces pool members that have been unreachable or
 // falsetickers for poolReplaceAfter, re-resolving the pool's name for new
 // ones (chrony does the same for its pools).

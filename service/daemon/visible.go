@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -69,11 +70,12 @@ func (d *Daemon) logSourceChanges(sn *system.Snapshot) {
 	if d.srcState == nil {
 		d.srcState = map[system.ID]string{}
 	}
-	seen := map[system.ID]bool{}
 	for _, s := range sn.Sources {
-		seen[s.ID] = true
 		old, ok := d.srcState[s.ID]
 		if old == s.Protocol {
+			if !ok {
+				d.srcState[s.ID] = s.Protocol
+			}
 			continue
 		}
 		d.srcState[s.ID] = s.Protocol
@@ -86,9 +88,14 @@ func (d *Daemon) logSourceChanges(sn *system.Snapshot) {
 		}
 		d.log.Info("source state changed", args...)
 	}
-	for id := range d.srcState {
-		if !seen[id] {
-			delete(d.srcState, id)
+	if len(d.srcState) > len(sn.Sources) {
+		// Sources went away (IDs are never reused): forget them. Every
+		// source in sn has an entry, so only then is there one too many;
+		// no map of what was seen is built on every snapshot.
+		for id := range d.srcState {
+			if !slices.ContainsFunc(sn.Sources, func(s system.SourceSnapshot) bool { return s.ID == id }) {
+				delete(d.srcState, id)
+			}
 		}
 	}
 }

@@ -23,6 +23,7 @@ var common = map[string]uint32{
 	"prlimit64": unix.SYS_PRLIMIT64, "getrlimit": unix.SYS_GETRLIMIT, "setrlimit": unix.SYS_SETRLIMIT,
 	"timer_create": unix.SYS_TIMER_CREATE, "timer_settime": unix.SYS_TIMER_SETTIME,
 	"timer_delete": unix.SYS_TIMER_DELETE, "setitimer": unix.SYS_SETITIMER,
+	"timerfd_create": unix.SYS_TIMERFD_CREATE, "timerfd_settime": unix.SYS_TIMERFD_SETTIME,
 
 	// files
 	"openat": unix.SYS_OPENAT, "openat2": unix.SYS_OPENAT2, "close": unix.SYS_CLOSE, "read": unix.SYS_READ,
@@ -97,7 +98,7 @@ var table = func() map[string]uint32 {
 var allowed = []string{
 	// the hot path, in strace's order of frequency
 	"futex", "nanosleep", "epoll_pwait", "write", "read", "recvmsg", "recvmmsg", "sendmmsg", "sendto",
-	"epoll_ctl", "close", "getpid", "tgkill", "rt_sigreturn", "clock_gettime", "gettimeofday",
+	"timerfd_settime", "epoll_ctl", "close", "getpid", "tgkill", "rt_sigreturn", "clock_gettime", "gettimeofday",
 	"sched_yield", "sched_getaffinity", "getsockname", "getpeername", "connect", "pread64",
 	"rt_sigprocmask", "rt_sigaction", "sigaltstack", "gettid", "clone", "mmap", "munmap", "madvise",
 	"getrandom", "setsockopt", "getsockopt", "bind", "fcntl", "openat", "fstat", "newfstatat",
@@ -106,6 +107,7 @@ var allowed = []string{
 	"mprotect", "mincore", "exit", "exit_group", "restart_syscall", "clock_nanosleep", "clock_getres",
 	"clone3", "rseq", "set_robust_list", "kill", "getppid", "uname", "prlimit64", "getrlimit", "epoll_pwait2", "epoll_create1", "eventfd2",
 	"pipe2", "ppoll",
+	"timerfd_create",
 	// files: configuration, drift and state files written by rename,
 	// /etc/localtime and /etc/adjtime through timedate1, zoneinfo
 	"readv", "writev", "pwrite64", "lseek", "statx", "fstatfs", "getdents64", "fsync", "fdatasync",

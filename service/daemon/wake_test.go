@@ -1,0 +1,144 @@
+package daemon
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"gnomon.dev/gnomon/service/config"
+)
+
+func TestWakeIn(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name     string
+		engine   time.Duration
+		ok       bool
+		cap      time.Duration
+		due      []time.Time
+		want     time.Duration
+		wantWake bool
+	}{
+		{name: "nothing due: no wake-up at all", due: []time.Time{{}, {}}},
+		{name: "the engine's next poll, however far", engine: 1024 * time.Second, ok: true, want: 1024 * time.Second, wantWake: true},
+		{name: "a cap only while a duty asks for it", engine: 1024 * time.Second, ok: true, cap: time.Minute, want: time.Minute, wantWake: true},
+		{name: "a deadline before the poll", engine: time.Hour, ok: true, due: []time.Time{{}, now.Add(10 * time.Second)}, want: 10 * time.Second, wantWake: true},
+		{name: "a deadline alone", due: []time.Time{now.Add(time.Hour)}, want: time.Hour, wantWake: true},
+		{name: "a past deadline: at once", engine: time.Hour, ok: true, due: []time.Time{now.Add(-time.Second)}, want: time.Millisecond, wantWake: true},
+		{name: "an overdue poll: at once", engine: -time.Second, ok: true, want: time.Millisecond, wantWake: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, wake := wakeIn(now, tc.engine, tc.ok, tc.cap, tc.due...)
+			if got != tc.want || wake != tc.wantWake {
+				t.Errorf("wakeIn = %v, %v; want %v, %v", got, wake, tc.want, tc.wantWake)
+			}
+		})
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// An observing client with nothing due sleeps until an event: no
+// one-minute cap, no pool maintenance without a pool, no drift file in
+// observe mode. Each duty appears when its reason does.
+func TestOwnerSleepsOnlyUntilSomethingIsDue(t *testing.T) {
+	cfg := config.Default(config.Options{})
+	cfg.Clock.Mode = config.ClockObserve
+	cfg.Clock.DriftFile = ""
+	cfg.Sources = nil
+	cfg.Servers = nil
+	d, err := New(Options{Config: cfg, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var due dueTimes
+	d.runDuties(t.Context(), now, &due)
+	if w, ok := d.untilWakeup(now, &due); ok {
+		t.Fatalf("observing client without sources: wakes in %v, want no wake-up (due %+v)", w, due)
+	}
+
+	// A pool: maintained every maintenanceEvery, and no longer once removed.
+	pool := &spec{src: config.SourceConfig{Mode: config.SourcePool, Address: "pool.example.org"}}
+	d.specs = append(d.specs, pool)
+	d.runDuties(t.Context(), now, &due)
+	if w, ok := d.untilWakeup(now, &due); !ok || w != d.maintenanceEvery() {
+		t.Fatalf("with a pool: wakes in %v (%v), want %v", w, ok, d.maintenanceEvery())
+	}
+	d.removeSpec(pool)
+	d.runDuties(t.Context(), now, &due)
+	if w, ok := d.untilWakeup(now, &due); ok {
+		t.Fatalf("pool removed: wakes in %v, want no wake-up", w)
+	}
+
+	// Our NTP server: its answers age with the snapshot, so once a minute.
+	d.cfg.Servers = []config.ServerConfig{{}}
+	if w, ok := d.untilWakeup(now, &due); !ok || w != dutyInterval {
+		t.Fatalf("serving: wakes in %v (%v), want %v", w, ok, dutyInterval)
+	}
+}
+
+// In system mode the kernel's status is refreshed between polls and the
+// drift file is written hourly.
+func TestOwnerDutiesInSystemMode(t *testing.T) {
+	k := &simKernel{tx: unix.Timex{Tick: 10000}}
+	cfg := config.Default(config.Options{CanSetClock: true})
+	cfg.Clock.DriftFile = filepath.Join(t.TempDir(), "drift")
+	cfg.Sources = nil
+	cfg.Servers = nil
+	d, err := New(Options{Config: cfg, Adjtimex: k.adjtimex, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var due dueTimes
+	d.runDuties(t.Context(), now, &due)
+	if due.drift != now.Add(driftInterval) || !due.maint.IsZero() {
+		t.Fatalf("due %+v: want the drift file in %v and no pool maintenance", due, driftInterval)
+	}
+	if w, ok := d.untilWakeup(now, &due); !ok || w != dutyInterval {
+		t.Fatalf("system mode: wakes in %v (%v), want %v", w, ok, dutyInterval)
+	}
+	// The drift file's time comes: written (when synchronized) and due
+	// again an hour later.
+	later := due.drift
+	d.runDuties(t.Context(), later, &due)
+	if due.drift != later.Add(driftInterval) {
+		t.Fatalf("after the hourly write the drift file is due at %v, want %v", due.drift, later.Add(driftInterval))
+	}
+}
+
+// The timerfd fires once armed, and disarms when nothing is due.
+func TestWakeTimer(t *testing.T) {
+	w := newWakeTimer(quietLogger())
+	defer w.Stop()
+	if w.goT != nil {
+		t.Skip("no timerfd here: the Go timer fallback is in use")
+	}
+	w.Reset(time.Hour, true)
+	var cur unix.ItimerSpec
+	if err := unix.TimerfdGettime(w.fd, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if cur.Value.Sec == 0 && cur.Value.Nsec == 0 {
+		t.Fatal("armed for an hour, but the timerfd is disarmed")
+	}
+	w.Reset(0, false)
+	if err := unix.TimerfdGettime(w.fd, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if cur.Value.Sec != 0 || cur.Value.Nsec != 0 {
+		t.Fatalf("nothing due, but the timerfd is armed: %+v", cur.Value)
+	}
+	w.Reset(time.Millisecond, true)
+	c, _ := w.C()
+	select {
+	case <-c:
+	case <-time.After(30 * time.Second): // a hang, not a speed bound
+		t.Fatal("the armed timerfd never fired")
+	}
+}
