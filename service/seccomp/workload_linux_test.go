@@ -24,6 +24,7 @@ import (
 	"gnomon.dev/gnomon/service/daemon"
 	"gnomon.dev/gnomon/service/seccomp"
 	"gnomon.dev/gnomon/service/sysclock"
+	"gnomon.dev/gnomon/tests/peers"
 )
 
 // workloadChild runs gnomond's daemon on the configuration the parent
@@ -120,16 +121,10 @@ func tool(t *testing.T, name string) string {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// freeUDPPort is a random free high port on 127.0.0.1.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
+// freeUDPPort is a free port on 127.0.0.1 outside the kernel's ephemeral
+// range, so that no client socket opened meanwhile (this machine runs other
+// tests and benchmarks) takes it before chronyd or the daemon binds it.
+func freeUDPPort(t *testing.T) int { return peers.FreePort(t) }
 
 // query sends one NTPv4 client request to 127.0.0.1:port.
 func query(port int, timeout time.Duration) (ntp.Header, error) {
