@@ -95,3 +95,33 @@ func TestLearnLead(t *testing.T) {
 		t.Errorf("basic sample after the lead is known corrected by %v, want %v", d, lead)
 	}
 }
+
+// FuzzLearnLead feeds learnLead arbitrary datagrams (and Receive the same
+// datagram) after a few real exchanges: nothing panics, a lead is taken
+// only within maxLead, and the source's estimate stays finite.
+func FuzzLearnLead(f *testing.F) {
+	seed := func(lead time.Duration) []byte {
+		h := ntp.Header{Version: 4, Mode: ntp.ModeServer, Stratum: 1,
+			TransmitTime: ntp.TimestampFromTime(start.Add(time.Minute + lead))}
+		b := make([]byte, ntp.HeaderLen)
+		_, _ = h.MarshalTo(b)
+		return b
+	}
+	f.Add(seed(20 * time.Microsecond))
+	f.Add(seed(-time.Second))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h := newHarness(t, clock.SimConfig{FreqPPM: 20}, Config{Discipline: discipline.Config{StepThreshold: 100 * time.Millisecond}})
+		id := h.add("a", 1, &server{Delay: time.Millisecond, Stratum: 1}, ntp.SourceConfig{MinPoll: 4, MaxPoll: 4, Interleaved: true})
+		h.poll(time.Minute)
+		src := h.sys.find(id)
+		h.sys.learnLead(src, data)
+		_ = h.sys.Receive(id, h.instant(), h.clk.Now(), data)
+		if src.leadKnown && src.leadHalf.Abs() > maxLead/2 {
+			t.Fatalf("lead half %v beyond %v", src.leadHalf, maxLead/2)
+		}
+		if e, ok := src.stats.Estimate(h.clk.Now()); ok && (math.IsNaN(e.Offset) || math.IsInf(e.Offset, 0)) {
+			t.Fatalf("estimate %v", e.Offset)
+		}
+	})
+}
