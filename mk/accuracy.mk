@@ -16,7 +16,9 @@
 #                        client of the same four chronyd through its own relays, in every scenario
 #                        (LAN, WAN, 30 % loss, a falseticker; default and equal polling) at once,
 #                        ACC_ROUNDS=3 rounds of ACC_DURATION=10m; raw CSV in ACC_RESULTS
-#                        (bench-results/accuracy/DATE); ACC_SCENARIOS=lan,wan-equal,... picks some
+#                        (bench-results/accuracy/DATE); ACC_SCENARIOS=lan,wan-equal,... picks some;
+#                        served times read with kernel timestamps (tests/accuracy_query_test.go), the
+#                        query's noise printed with kernel and with user-space stamps
 #                        (tests/accuracy_bench_test.go; its bounded smoke runs in make test)
 
 ifndef GNOMON_ACCURACY_MK

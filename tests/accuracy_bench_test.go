@@ -116,9 +116,20 @@ func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, se
 }
 
 // servedOffset is the min-delay-of-4 offset of the time served at ap
-// against this machine's clock; false when it did not answer as a
-// synchronized server.
-func servedOffset(cl *peers.NTPClient, ap netip.AddrPort) (time.Duration, time.Duration, bool) {
+// against this machine's clock, both ends stamped by the kernel
+// (kernelQuery); false when it did not answer as a synchronized server.
+func servedOffset(q *kernelQuery, ap netip.AddrPort) (time.Duration, time.Duration, bool) {
+	off, delay, h, err := q.measureBest(ap, 4, 300*time.Millisecond)
+	if err != nil || h.Stratum == 0 || h.Stratum >= 16 {
+		return 0, 0, false
+	}
+	return off, delay, true
+}
+
+// servedOffsetUser is servedOffset with the user-space stamps of
+// peers.NTPClient (what the bench used before kernelQuery), kept for the
+// reference server only, to show what the kernel stamps take off.
+func servedOffsetUser(cl *peers.NTPClient, ap netip.AddrPort) (time.Duration, time.Duration, bool) {
 	off, delay, h, err := cl.MeasureBest(ap, 4, 300*time.Millisecond)
 	if err != nil || h.Stratum == 0 || h.Stratum >= 16 {
 		return 0, 0, false
@@ -135,7 +146,7 @@ func checkServesCorrected(t *testing.T, ctx context.Context, dir string, server 
 	t.Helper()
 	start := time.Now()
 	d := startAccDaemons(t, ctx, dir, 9, []netip.AddrPort{server}, relayConfig{Base: 100 * time.Microsecond}, shift, 1)
-	cl := peers.NewNTPClient(t, "127.0.0.1")
+	cl := newKernelQuery(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	var last [2]time.Duration
 	var read [2]bool
 	for time.Since(start) < timeout && (chronydAt == 0 || gnomondAt == 0) {
@@ -258,8 +269,32 @@ type accResult struct {
 	sc               accScenario
 	round            int
 	chronyd, gnomond accFigures
-	floor            time.Duration
+	floor, noise     time.Duration // the reference's median and RMS scatter about it, kernel stamps
+	floorUser        time.Duration // the same with user-space stamps
+	noiseUser        time.Duration
+	kernelTx, userTx int                 // queries whose T1 was the kernel's, or user space's
 	late             [2][2]time.Duration // [out, back][p50, p99]
+}
+
+// medianAndScatter is the median of who's offsets (round trip at most
+// accMaxQueryDelay) and their RMS about it; 0, -1 without points.
+func medianAndScatter(pts []accPoint, who string) (median, scatter time.Duration) {
+	var v []time.Duration
+	for _, p := range pts {
+		if p.who == who && p.delay <= accMaxQueryDelay {
+			v = append(v, p.offset)
+		}
+	}
+	if len(v) == 0 {
+		return 0, -1
+	}
+	slices.Sort(v)
+	median = v[len(v)/2]
+	var s2 float64
+	for _, x := range v {
+		s2 += float64(x-median) * float64(x-median)
+	}
+	return median, time.Duration(math.Sqrt(s2 / float64(len(v))))
 }
 
 // runAccScenario runs one scenario for dur against servers, querying
@@ -274,7 +309,8 @@ func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers [
 	}
 	start := time.Now()
 	d := startAccDaemons(t, ctx, dir, net, servers, relayConfig{Base: sc.Base, Jitter: sc.Jitter, Loss: sc.Loss}, sc.Shift, poll)
-	cl := peers.NewNTPClient(t, "127.0.0.1")
+	kq := newKernelQuery(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	uq := peers.NewNTPClient(t, "127.0.0.1")
 	var pts []accPoint
 	for next := start.Add(every); next.Before(start.Add(dur)); next = next.Add(every) {
 		time.Sleep(time.Until(next))
@@ -282,24 +318,22 @@ func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers [
 			who string
 			ap  netip.AddrPort
 		}{{"chronyd", d.chronyd}, {"gnomond", d.gnomond}, {"reference", reference}} {
-			if off, delay, ok := servedOffset(cl, q.ap); ok {
+			if off, delay, ok := servedOffset(kq, q.ap); ok {
 				pts = append(pts, accPoint{at: time.Since(start), who: q.who, offset: off, delay: delay})
 			}
 		}
-	}
-	// The reference (a server serving the system clock directly) is the
-	// query's own bias: its median is taken off every daemon's reading.
-	var ref []time.Duration
-	for _, p := range pts {
-		if p.who == "reference" && p.delay <= accMaxQueryDelay {
-			ref = append(ref, p.offset)
+		if off, delay, ok := servedOffsetUser(uq, reference); ok {
+			pts = append(pts, accPoint{at: time.Since(start), who: "reference-user", offset: off, delay: delay})
 		}
 	}
-	res := accResult{sc: sc, round: round}
-	if len(ref) > 0 {
-		slices.Sort(ref)
-		res.floor = ref[len(ref)/2]
-	}
+	// The reference (a server serving the system clock directly) is the
+	// query's own bias: its median is taken off every daemon's reading,
+	// and its scatter about that median is the query's noise, which every
+	// daemon's figure carries too. The same server read with user-space
+	// stamps shows what the kernel's take off.
+	res := accResult{sc: sc, round: round, kernelTx: kq.kernTx, userTx: kq.userTx}
+	res.floor, res.noise = medianAndScatter(pts, "reference")
+	res.floorUser, res.noiseUser = medianAndScatter(pts, "reference-user")
 	res.chronyd = figuresOf(pts, "chronyd", res.floor, dur/2, relayRequests(d.cRelays))
 	res.gnomond = figuresOf(pts, "gnomond", res.floor, dur/2, relayRequests(d.gRelays))
 	all := append(slices.Clone(d.cRelays), d.gRelays...)
@@ -437,7 +471,8 @@ func TestAccuracyBench(t *testing.T) {
 
 func logAccResult(t *testing.T, r accResult) {
 	t.Helper()
-	t.Logf("%s round %d (query floor %s µs; relay lateness out p50/p99 %s/%s µs, back %s/%s µs):", r.sc.Name, r.round, us(r.floor),
+	t.Logf("%s round %d (query floor %s µs, noise %s µs RMS with kernel stamps (T1 from the kernel in %d of %d), %s / %s µs with user-space stamps; relay lateness out p50/p99 %s/%s µs, back %s/%s µs):",
+		r.sc.Name, r.round, us(r.floor), us(r.noise), r.kernelTx, r.kernelTx+r.userTx, us(r.floorUser), us(r.noiseUser),
 		us(r.late[0][0]), us(r.late[0][1]), us(r.late[1][0]), us(r.late[1][1]))
 	for _, x := range []struct {
 		who string
@@ -460,7 +495,7 @@ func writeAccSummary(t *testing.T, path string, all []accResult) {
 	}
 	defer f.Close()
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"scenario", "round", "daemon", "rms_ns", "max_ns", "p95_ns", "mean_ns", "to_1ms_s", "to_100us_s", "requests", "points", "query_floor_ns"})
+	_ = w.Write([]string{"scenario", "round", "daemon", "rms_ns", "max_ns", "p95_ns", "mean_ns", "to_1ms_s", "to_100us_s", "requests", "points", "query_floor_ns", "query_noise_ns", "query_floor_user_ns", "query_noise_user_ns"})
 	for _, r := range all {
 		for _, x := range []struct {
 			who string
@@ -470,7 +505,8 @@ func writeAccSummary(t *testing.T, path string, all []accResult) {
 				strconv.FormatInt(int64(x.f.RMS), 10), strconv.FormatInt(int64(x.f.Max), 10), strconv.FormatInt(int64(x.f.P95), 10),
 				strconv.FormatInt(int64(x.f.Mean), 10), strconv.FormatFloat(x.f.To1ms.Seconds(), 'f', 0, 64),
 				strconv.FormatFloat(x.f.To100us.Seconds(), 'f', 0, 64), strconv.FormatInt(x.f.Requests, 10),
-				strconv.Itoa(x.f.Points), strconv.FormatInt(int64(r.floor), 10)})
+				strconv.Itoa(x.f.Points), strconv.FormatInt(int64(r.floor), 10), strconv.FormatInt(int64(r.noise), 10),
+				strconv.FormatInt(int64(r.floorUser), 10), strconv.FormatInt(int64(r.noiseUser), 10)})
 		}
 	}
 	w.Flush()
@@ -487,21 +523,24 @@ func printAccMedians(t *testing.T, scs []accScenario, all []accResult) {
 		slices.Sort(v)
 		return v[len(v)/2], v[0], v[len(v)-1]
 	}
-	t.Logf("| scenario | chronyd -x RMS median (range) | gnomond RMS median (range) | gnomond/chronyd | requests chronyd/gnomond |")
+	t.Logf("| scenario | chronyd -x RMS median (range) | gnomond RMS median (range) | gnomond/chronyd | requests chronyd/gnomond | query noise kernel / user-space stamps |")
 	for _, sc := range scs {
-		var c, g []time.Duration
+		var c, g, nk, nu []time.Duration
 		var cr, gr int64
 		for _, r := range all {
 			if r.sc.Name == sc.Name {
 				c, g = append(c, r.chronyd.RMS), append(g, r.gnomond.RMS)
+				nk, nu = append(nk, r.noise), append(nu, r.noiseUser)
 				cr, gr = cr+r.chronyd.Requests, gr+r.gnomond.Requests
 			}
 		}
 		cm, clo, chi := med(c)
 		gm, glo, ghi := med(g)
+		nkm, _, _ := med(nk)
+		num, _, _ := med(nu)
 		n := int64(max(1, len(c)))
-		t.Logf("| %s | %s (%s … %s) µs | %s (%s … %s) µs | %.2f | %d / %d |", sc.Name, us(cm), us(clo), us(chi), us(gm), us(glo), us(ghi),
-			float64(gm)/math.Max(1, float64(cm)), cr/n, gr/n)
+		t.Logf("| %s | %s (%s … %s) µs | %s (%s … %s) µs | %.2f | %d / %d | %s / %s µs |", sc.Name, us(cm), us(clo), us(chi), us(gm), us(glo), us(ghi),
+			float64(gm)/math.Max(1, float64(cm)), cr/n, gr/n, us(nkm), us(num))
 	}
 }
 
@@ -555,5 +594,37 @@ func TestAccuracyBenchSmoke(t *testing.T) {
 	if n := r.requests.Load(); n != 5 {
 		t.Errorf("relay counted %d requests, want 5", n)
 	}
+	checkQueryNoise(t, srv.AddrPort(), 40)
 	checkServesCorrected(t, ctx, dir, srv.AddrPort(), 2*time.Millisecond, 60*time.Second)
+}
+
+// checkQueryNoise reads a server that serves this machine's clock
+// directly n times (each the best of 4) with kernel stamps and with
+// user-space stamps, logs the median and RMS scatter of each, and fails
+// when the kernel stamps were not used or read it more than 50 µs off:
+// its true offset is zero.
+func checkQueryNoise(t *testing.T, server netip.AddrPort, n int) {
+	t.Helper()
+	kq := newKernelQuery(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	uq := peers.NewNTPClient(t, "127.0.0.1")
+	var pts []accPoint
+	for range n {
+		if off, delay, ok := servedOffset(kq, server); ok {
+			pts = append(pts, accPoint{who: "kernel", offset: off, delay: delay})
+		}
+		if off, delay, ok := servedOffsetUser(uq, server); ok {
+			pts = append(pts, accPoint{who: "user", offset: off, delay: delay})
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	km, ks := medianAndScatter(pts, "kernel")
+	um, ushat := medianAndScatter(pts, "user")
+	t.Logf("query of a server serving the system clock, %d × best of 4: kernel stamps median %s µs, RMS scatter %s µs (T1 from the kernel in %d of %d requests); user-space stamps median %s µs, scatter %s µs",
+		n, us(km), us(ks), kq.kernTx, kq.kernTx+kq.userTx, us(um), us(ushat))
+	if kq.kernTx == 0 {
+		t.Errorf("no kernel transmit timestamp came back in %d requests", kq.userTx)
+	}
+	if ks < 0 || km.Abs() > 50*time.Microsecond {
+		t.Errorf("kernel-stamped query of a server on this clock read %v (scatter %v), want within 50µs of 0", km, ks)
+	}
 }

@@ -108,6 +108,10 @@ type source struct {
 	// before it is known
 	reachable float64
 	kalFed    time.Time // a reference clock's last sample given to the Kalman filter
+	// the interleaved mode (modes.go): half the server's transmit
+	// timestamp lead, the basic mode's bias, once measured
+	leadHalf  time.Duration
+	leadKnown bool
 }
 
 // System is the coordinator.
@@ -313,14 +317,22 @@ func (s *System) Receive(id ID, now Instant, rx time.Time, data []byte) error {
 	if src == nil {
 		return fmt.Errorf("system: no source %d", id)
 	}
+	xl0 := interleavedCount(src)
 	_, _, err := src.ntp.Receive(s.disc.Cook(rx), data)
+	interleaved := interleavedCount(src) > xl0
 	if errors.Is(err, ntp.ErrNoSample) {
+		if interleaved {
+			s.learnLead(src, data)
+		}
 		return nil // valid, reachable, but nothing new to measure
 	}
 	if err != nil {
 		return err
 	}
 	smp := src.ntp.Last()
+	if !interleaved && src.leadKnown {
+		smp.Offset += src.leadHalf // onto the interleaved mode's scale
+	}
 	src.last = smp
 	src.stats.Add(stats.Point{
 		Time:   smp.Time,
