@@ -13,6 +13,8 @@
 #                       seconds; reported, not asserted (docs/testing-vm.md).
 #                       With the defaults one boot of about 80 minutes
 #                       (3 × 3 × 2 × 240 s and set-up), bounded at 160 minutes
+#                       VM_BENCH_VIEW=5 adds gnomond's and the kernel's state every
+#                       5 s to the console; VM_BENCH_OUT=file keeps the table and the raw data
 #
 # The short suite (one boot: install, step and sync, set-time) runs inside
 # make test as part of go test ./... (tests/vm builds the .deb itself).
