@@ -13,6 +13,8 @@
 #                       seconds; reported, not asserted (docs/testing-vm.md).
 #                       With the defaults one boot of about 80 minutes
 #                       (3 × 3 × 2 × 240 s and set-up), bounded at 160 minutes
+#                       VM_BENCH_VIEW=5 adds gnomond's and the kernel's state every
+#                       5 s to the console; VM_BENCH_OUT=file keeps the table and the raw data
 #
 # The short suite (one boot: install, step and sync, set-time) runs inside
 # make test as part of go test ./... (tests/vm builds the .deb itself).
@@ -30,6 +32,7 @@ VM_BENCH_SETTLE    ?= 120
 VM_BENCH_POLL      ?= 1
 VM_BENCH_SERVERS   ?= 3
 VM_BENCH_OUT       ?=
+VM_BENCH_VIEW      ?= 0
 
 .PHONY: test-vm test-vm-image bench-vm
 
@@ -43,7 +46,7 @@ test-vm: deb
 bench-vm: deb
 	GNOMON_VM_BENCH=1 GNOMON_VM_BENCH_SCENARIOS="$(VM_BENCH_SCENARIOS)" GNOMON_VM_BENCH_RUNS=$(VM_BENCH_RUNS) \
 	  GNOMON_VM_BENCH_PERIOD=$(VM_BENCH_PERIOD) GNOMON_VM_BENCH_SETTLE=$(VM_BENCH_SETTLE) GNOMON_VM_BENCH_POLL=$(VM_BENCH_POLL) \
-	  GNOMON_VM_BENCH_SERVERS=$(VM_BENCH_SERVERS) GNOMON_VM_BENCH_OUT=$(VM_BENCH_OUT) \
+	  GNOMON_VM_BENCH_SERVERS=$(VM_BENCH_SERVERS) GNOMON_VM_BENCH_OUT=$(VM_BENCH_OUT) GNOMON_VM_BENCH_VIEW=$(VM_BENCH_VIEW) \
 	  GNOMON_VM_DEB=$(abspath $(DEB_OUT))/gnomon_$(DEB_VERSION)_$$(dpkg --print-architecture).deb \
 	  nice $(GO) test -count=1 -v -timeout $(VM_BENCH_TIMEOUT) -run '^TestVMBench$$' ./tests/vm
 

@@ -91,8 +91,9 @@ type Config struct {
 	// (default 3; negative: always applied whole, the old behaviour).
 	FreqTrust float64
 	// FreqKnownPPM: the frequency is known once an estimate with a
-	// smaller standard error has been applied; from then on estimates are
-	// applied whole (default 1 ppm).
+	// smaller standard error has come in (applied, or shrunk to nothing
+	// because it stood within FreqTrust standard errors of zero); from
+	// then on estimates are applied whole (default 1 ppm).
 	FreqKnownPPM float64
 	// InitialFreqPPM is the frequency to start with (the drift file's),
 	// InitialFreqSD its uncertainty (default 100 ppm: unknown).
@@ -518,21 +519,30 @@ func (d *Discipline) Update(raw time.Time, e Estimate) (Change, error) {
 }
 
 // trusted is the part of a frequency estimate f (ppm, standard error sd)
-// to apply, and whether the frequency is now known. Until it is known
-// (an estimate within FreqKnownPPM has been applied), an estimate is
-// applied whole when it stands well clear of its noise, less as it nears
-// it, and not at all within FreqTrust standard errors; once known, every
-// estimate (the error left in a known frequency) is applied whole.
+// to apply, and whether the frequency is now known. Until it is known, an
+// estimate is applied whole when it stands well clear of its noise, less
+// as it nears it, and not at all within FreqTrust standard errors; once
+// known, every estimate (the error left in a known frequency) is applied
+// whole. The frequency is known once an estimate's standard error is
+// under FreqKnownPPM, whether or not the estimate stood clear of zero: a
+// precise estimate near zero says the current frequency is already right
+// to within a few of its standard errors, which is knowing it (a clock
+// that starts at its true frequency would otherwise never know it, and
+// would run on the start-up rules for ever).
 func (d *Discipline) trusted(f, sd float64) (float64, bool) {
 	k := d.cfg.FreqTrust
-	if k < 0 || d.freqKnown || f == 0 {
+	precise := sd < d.cfg.FreqKnownPPM
+	if k < 0 || d.freqKnown {
 		return f, d.freqKnown
+	}
+	if f == 0 {
+		return 0, precise
 	}
 	w := 1 - k*k*sd*sd/(f*f)
 	if w <= 0 {
-		return 0, false
+		return 0, precise
 	}
-	return f * w, sd < d.cfg.FreqKnownPPM
+	return f * w, precise
 }
 
 // slewDuration is how long a correction of amount (s) with uncertainty

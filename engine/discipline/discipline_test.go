@@ -524,22 +524,55 @@ func TestKnownFrequencyAppliedWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	up(0.05, 0.04) // weak, frequency not known: nothing
-	if d.FrequencyPPM() != 0 {
-		t.Fatalf("a weak estimate moved an unknown frequency to %g", d.FrequencyPPM())
+	up(5, 2) // within 3 SE of zero, SE 2 ppm: nothing, not known
+	if d.FrequencyPPM() != 0 || d.FrequencyKnown() {
+		t.Fatalf("a weak estimate moved an unknown frequency to %g (known %t)", d.FrequencyPPM(), d.FrequencyKnown())
 	}
 	up(30, 3) // strong but SE 3 ppm: shrunk, still not known
 	want := 30 * (1 - 9*9.0/900)
-	up(0.05, 0.04) // weak: still nothing
-	if math.Abs(d.FrequencyPPM()-want) > 1e-9 {
-		t.Fatalf("frequency %g, want %g", d.FrequencyPPM(), want)
+	up(5, 2) // weak: still nothing
+	if math.Abs(d.FrequencyPPM()-want) > 1e-9 || d.FrequencyKnown() {
+		t.Fatalf("frequency %g (known %t), want %g, not known", d.FrequencyPPM(), d.FrequencyKnown(), want)
 	}
 	up(5, 0.5) // SE under 1 ppm: applied (shrunk) and now known
 	want += 5 * (1 - 9*0.25/25)
+	if !d.FrequencyKnown() {
+		t.Fatal("an estimate with SE 0.5 ppm applied, frequency still not known")
+	}
 	up(0.05, 0.04) // weak, but the frequency is known: whole
 	want += 0.05
 	if math.Abs(d.FrequencyPPM()-want) > 1e-9 {
 		t.Errorf("frequency %g, want %g", d.FrequencyPPM(), want)
+	}
+}
+
+// TestKnownWhenPreciseNearZero: a clock that starts at its true frequency
+// gets estimates near zero, within their noise however precise: they are
+// not applied, but once their standard error is under FreqKnownPPM the
+// frequency is known (and the next estimate is applied whole). Before, the
+// frequency of such a clock was never known.
+func TestKnownWhenPreciseNearZero(t *testing.T) {
+	sim := newSim(clock.SimConfig{})
+	d := newDisc(t, Config{}, sim)
+	up := func(f, sd float64) {
+		t.Helper()
+		sim.AdvanceTo(sim.TrueNow().Add(16 * time.Second))
+		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: f, FreqSD: sd, Interval: 16 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up(0.5, 3) // imprecise: nothing, not known
+	up(0, 2)   // exactly zero, imprecise: not known
+	if d.FrequencyPPM() != 0 || d.FrequencyKnown() {
+		t.Fatalf("frequency %g known %t after imprecise estimates, want 0, not known", d.FrequencyPPM(), d.FrequencyKnown())
+	}
+	up(0.05, 0.04) // precise, within 3 SE of zero: not applied, but known
+	if d.FrequencyPPM() != 0 || !d.FrequencyKnown() {
+		t.Fatalf("frequency %g known %t after a precise estimate near zero, want 0, known", d.FrequencyPPM(), d.FrequencyKnown())
+	}
+	up(0.02, 0.03) // known: whole
+	if math.Abs(d.FrequencyPPM()-0.02) > 1e-12 {
+		t.Errorf("frequency %g, want 0.02 (applied whole once known)", d.FrequencyPPM())
 	}
 }
 

@@ -39,6 +39,7 @@ var benchScenarios = []benchScenario{
 type benchConfig struct {
 	period, settle time.Duration
 	runs, servers  int
+	view           int // seconds between the guest's views of the daemon and kernel (0: none)
 	poll           int // log2 seconds, fixed for both daemons
 	offset         float64
 	scenarios      []benchScenario
@@ -65,6 +66,7 @@ func readBenchConfig(t *testing.T) benchConfig {
 		servers: envInt(t, "GNOMON_VM_BENCH_SERVERS", 3),
 		poll:    envInt(t, "GNOMON_VM_BENCH_POLL", 1),
 		offset:  0.002,
+		view:    envInt(t, "GNOMON_VM_BENCH_VIEW", 0),
 	}
 	c.settle = time.Duration(envInt(t, "GNOMON_VM_BENCH_SETTLE", int(c.period/time.Second/2))) * time.Second
 	if v := os.Getenv("GNOMON_VM_BENCH_OFFSET"); v != "" {
@@ -112,6 +114,7 @@ func (c benchConfig) prepare(t *testing.T) func(dir, job string) []string {
 			fmt.Sprintf("BENCH_PERIOD=%d", int(c.period/time.Second)),
 			fmt.Sprintf("BENCH_RUNS=%d", c.runs),
 			fmt.Sprintf("BENCH_OFFSET=%g", c.offset),
+			fmt.Sprintf("BENCH_VIEW=%d", c.view),
 		}
 		for _, s := range c.scenarios {
 			names = append(names, s.name)
@@ -439,6 +442,26 @@ func TestVMBench(t *testing.T) {
 	t.Logf("median (min–max) over runs, error over the last %v of each %v period:\n%s", c.period-c.settle, c.period, strings.Join(table, "\n"))
 	if f := os.Getenv("GNOMON_VM_BENCH_OUT"); f != "" {
 		if err := os.WriteFile(f, []byte(strings.Join(table, "\n")+"\n"), 0o644); err != nil {
+			t.Error(err)
+		}
+		// The raw material next to it: every probe (host time, guest
+		// error, round trip, kernel frequency) and the marks and views.
+		var b strings.Builder
+		b.WriteString("host_unix_s,err_ns,delay_ns,freq_ppm\n")
+		for _, p := range probes {
+			fmt.Fprintf(&b, "%.3f,%d,%d,%.3f\n", float64(p.at.UnixNano())/1e9, p.err.Nanoseconds(), p.delay.Nanoseconds(), p.freqPPM)
+		}
+		if err := os.WriteFile(f+".probes.csv", []byte(b.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+		b.Reset()
+		for _, m := range marks {
+			fmt.Fprintf(&b, "%.3f %v\n", float64(m.at.UnixNano())/1e9, m.kv)
+		}
+		if err := os.WriteFile(f+".marks", []byte(b.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(f+".console", out, 0o644); err != nil {
 			t.Error(err)
 		}
 	}

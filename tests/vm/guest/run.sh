@@ -255,7 +255,19 @@ bench_one() {
 		pid=$!
 		;;
 	esac
-	sleep "$BENCH_PERIOD"
+	if [ "${BENCH_VIEW:-0}" -gt 0 ]; then
+		# The daemon's own view and the kernel's state every BENCH_VIEW s
+		# (diagnosis; the host keeps them with the console).
+		end=$(($(cut -d. -f1 /proc/uptime) + BENCH_PERIOD))
+		while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+			v=""
+			[ "$1" = gnomond ] && v="engine_offset_ns=$(gnomon_prop Offset) engine_freq_ppm=$(gnomon_prop Frequency)"
+			say "bench_view daemon=$1 scenario=$2 run=$3 up=$(cut -d' ' -f1 /proc/uptime) $v $($H kernel | tr '\n' ' ')"
+			sleep "$BENCH_VIEW"
+		done
+	else
+		sleep "$BENCH_PERIOD"
+	fi
 	say "bench_mark what=end daemon=$1 scenario=$2 run=$3"
 	case $1 in
 	gnomond) systemctl stop gnomond ;;
