@@ -167,28 +167,12 @@ func (q *kernelQuery) measure(to netip.AddrPort, timeout time.Duration) (offset,
 	if h.Mode != ntp.ModeServer {
 		return 0, 0, h, fmt.Errorf("reply in mode %v, want server", h.Mode)
 	}
-	t2, t3 := h.ReceiveTime.Time(t1), h.TransmitTime.Time(t1)
-	offset = (t2.Sub(t1) + t3.Sub(t4)) / 2
-	delay = t4.Sub(t1) - t3.Sub(t2)
+	offset, delay = peers.OffsetDelay(t1, t4, h)
 	return offset, delay, h, nil
 }
 
 // measureBest is the measure with the smallest round-trip delay of n; it
 // fails only if every query failed.
 func (q *kernelQuery) measureBest(to netip.AddrPort, n int, timeout time.Duration) (offset, delay time.Duration, h ntp.Header, err error) {
-	ok := false
-	for range n {
-		o, d, hh, e := q.measure(to, timeout)
-		if e != nil {
-			err = e
-			continue
-		}
-		if !ok || d < delay {
-			offset, delay, h, ok = o, d, hh, true
-		}
-	}
-	if ok {
-		err = nil
-	}
-	return offset, delay, h, err
+	return peers.BestOf(n, func() (time.Duration, time.Duration, ntp.Header, error) { return q.measure(to, timeout) })
 }

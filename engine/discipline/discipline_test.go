@@ -515,15 +515,7 @@ func TestFrequencyTrust(t *testing.T) {
 // however weak (they are the error left in a known frequency); before,
 // a weak one is not.
 func TestKnownFrequencyAppliedWhole(t *testing.T) {
-	sim := newSim(clock.SimConfig{})
-	d := newDisc(t, Config{}, sim)
-	up := func(f, sd float64) {
-		t.Helper()
-		sim.AdvanceTo(sim.TrueNow().Add(16 * time.Second))
-		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: f, FreqSD: sd, Interval: 16 * time.Second}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	up, d := freqUpdater(t)
 	up(5, 2) // within 3 SE of zero, SE 2 ppm: nothing, not known
 	if d.FrequencyPPM() != 0 || d.FrequencyKnown() {
 		t.Fatalf("a weak estimate moved an unknown frequency to %g (known %t)", d.FrequencyPPM(), d.FrequencyKnown())
@@ -552,15 +544,7 @@ func TestKnownFrequencyAppliedWhole(t *testing.T) {
 // frequency is known (and the next estimate is applied whole). Before, the
 // frequency of such a clock was never known.
 func TestKnownWhenPreciseNearZero(t *testing.T) {
-	sim := newSim(clock.SimConfig{})
-	d := newDisc(t, Config{}, sim)
-	up := func(f, sd float64) {
-		t.Helper()
-		sim.AdvanceTo(sim.TrueNow().Add(16 * time.Second))
-		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: f, FreqSD: sd, Interval: 16 * time.Second}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	up, d := freqUpdater(t)
 	up(0.5, 3) // imprecise: nothing, not known
 	up(0, 2)   // exactly zero, imprecise: not known
 	if d.FrequencyPPM() != 0 || d.FrequencyKnown() {
@@ -924,4 +908,18 @@ func TestSlewFilterDuration(t *testing.T) {
 			t.Errorf("50 ms slewed in %v before the frequency is known: faster than 100 ppm", got)
 		}
 	})
+}
+
+// freqUpdater is a discipline on a simulated clock and a function that
+// gives it a frequency estimate (f ± sd ppm) 16 s after the last.
+func freqUpdater(t *testing.T) (func(f, sd float64), *Discipline) {
+	sim := newSim(clock.SimConfig{})
+	d := newDisc(t, Config{}, sim)
+	return func(f, sd float64) {
+		t.Helper()
+		sim.AdvanceTo(sim.TrueNow().Add(16 * time.Second))
+		if _, err := d.Update(sim.Now(), Estimate{FreqPPM: f, FreqSD: sd, Interval: 16 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}, d
 }

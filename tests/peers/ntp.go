@@ -102,10 +102,16 @@ func (c *NTPClient) Measure(to netip.AddrPort, timeout time.Duration) (offset, d
 	if err != nil {
 		return 0, 0, h, err
 	}
-	t2, t3 := h.ReceiveTime.Time(t1), h.TransmitTime.Time(t1)
-	offset = (t2.Sub(t1) + t3.Sub(t4)) / 2
-	delay = t4.Sub(t1) - t3.Sub(t2)
+	offset, delay = OffsetDelay(t1, t4, h)
 	return offset, delay, h, nil
+}
+
+// OffsetDelay is a reply's offset of the server's clock from ours,
+// ((T2-T1)+(T3-T4))/2, and the round-trip delay, from our send (t1) and
+// receive (t4) times and the server's stamps in h.
+func OffsetDelay(t1, t4 time.Time, h ntp.Header) (offset, delay time.Duration) {
+	t2, t3 := h.ReceiveTime.Time(t1), h.TransmitTime.Time(t1)
+	return (t2.Sub(t1) + t3.Sub(t4)) / 2, t4.Sub(t1) - t3.Sub(t2)
 }
 
 // MeasureBest is the Measure with the smallest round-trip delay of n (the
@@ -114,9 +120,15 @@ func (c *NTPClient) Measure(to netip.AddrPort, timeout time.Duration) (offset, d
 // late makes the offset wrong by up to half the delay, which is the
 // measurement's own error bound. It fails only if every query failed.
 func (c *NTPClient) MeasureBest(to netip.AddrPort, n int, timeout time.Duration) (offset, delay time.Duration, h ntp.Header, err error) {
+	return BestOf(n, func() (time.Duration, time.Duration, ntp.Header, error) { return c.Measure(to, timeout) })
+}
+
+// BestOf calls measure n times and returns the result with the smallest
+// round-trip delay; it fails only if every call failed (with the last error).
+func BestOf(n int, measure func() (offset, delay time.Duration, h ntp.Header, err error)) (offset, delay time.Duration, h ntp.Header, err error) {
 	ok := false
 	for range n {
-		o, d, hh, e := c.Measure(to, timeout)
+		o, d, hh, e := measure()
 		if e != nil {
 			err = e
 			continue
