@@ -68,6 +68,30 @@ start_chronyd() {
 	pids+=("$!")
 }
 
+# TOML fragments for gnomond's configurations, each starting with a newline
+# (command substitution keeps leading newlines): join them in one string,
+# e.g. "$(gn_observe)$(gn_source 127.0.0.20:12320 0 2)$(gn_server 127.0.0.1:123 1)".
+# gn_observe: observe mode, no drift file, warnings only.
+gn_observe() {
+	printf '\n[clock]\nmode = "observe"\ndrift-file = ""\n[log]\nlevel = "warn"\n'
+}
+# gn_source ADDR [MINPOLL MAXPOLL]: an NTP server as a source.
+gn_source() {
+	printf '\n[[source]]\nmode = "server"\naddress = "%s"\n' "$1"
+	[ $# -lt 3 ] || printf 'poll-interval-limits = { min = %s, max = %s }\n' "$2" "$3"
+}
+# gn_server LISTEN [WORKERS]: an NTP server without rate limiting.
+gn_server() {
+	printf '\n[[server]]\nlisten = "%s"\nrate-limit = { interval = 0 }\n' "$1"
+	[ $# -lt 2 ] || printf 'workers = %s\n' "$2"
+}
+# gn_ke LISTEN: an NTS-KE server with $T/nts.crt and $T/nts.key (make_cert),
+# without per-address limits (a load generator is one address).
+gn_ke() {
+	printf '\n[[nts-ke-server]]\nlisten = "%s"\ncertificate-chain-path = "%s"\nprivate-key-path = "%s"\n' "$1" "$T/nts.crt" "$T/nts.key"
+	printf 'max-connections-per-address = 0\nconnection-rate-per-address = 0\n'
+}
+
 # start_gnomond NAME CONFIG PIN...: gnomond --observe without D-Bus, with
 # GODEBUG=gctrace=1 (its log then has a line per garbage collection).
 start_gnomond() {

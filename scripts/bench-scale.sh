@@ -86,19 +86,7 @@ for r in $(seq 1 "$ROUNDS"); do
 				port=12301
 				;;
 			gnomond)
-				start_gnomond gnomond "[clock]
-mode = \"observe\"
-drift-file = \"\"
-[[source]]
-mode = \"server\"
-address = \"127.0.0.20:12320\"
-poll-interval-limits = { min = 0, max = 2 }
-[[server]]
-listen = \"127.0.0.1:12302\"
-rate-limit = { interval = 0 }
-workers = $w
-[log]
-level = \"warn\"" taskset -c "$scpus"
+				start_gnomond gnomond "$(gn_observe)$(gn_source 127.0.0.20:12320 0 2)$(gn_server 127.0.0.1:12302 "$w")" taskset -c "$scpus"
 				port=12302
 				;;
 			*) echo "bench-scale: unknown server $s" >&2; exit 2 ;;

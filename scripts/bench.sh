@@ -199,19 +199,7 @@ for s in "${want[@]}"; do
 		start_chronyd chronyd "${srv[@]}"
 		;;
 	gnomond)
-		start_gnomond gnomond "[clock]
-mode = \"observe\"
-drift-file = \"\"
-[[source]]
-mode = \"server\"
-address = \"127.0.0.20:12320\"
-poll-interval-limits = { min = 0, max = 2 }
-[[server]]
-listen = \"127.0.0.1:$p\"
-rate-limit = { interval = 0 }
-workers = $WORKERS
-[log]
-level = \"warn\"" "${srv[@]}"
+		start_gnomond gnomond "$(gn_observe)$(gn_source 127.0.0.20:12320 0 2)$(gn_server "127.0.0.1:$p" "$WORKERS")" "${srv[@]}"
 		;;
 	ntpd)
 		start_ntpd ntpd "tos orphan 5 orphanwait 1" "${srv[@]}"
@@ -294,25 +282,7 @@ if has_phase nts && [ -n "$NTS_RATES" ] && command -v openssl >/dev/null; then
 	for s in "${want[@]}"; do
 		case $s in
 		gnomond)
-			start_gnomond nts-gnomond "[clock]
-mode = \"observe\"
-drift-file = \"\"
-[[source]]
-mode = \"server\"
-address = \"127.0.0.20:12320\"
-poll-interval-limits = { min = 0, max = 2 }
-[[server]]
-listen = \"127.0.0.1:12412\"
-rate-limit = { interval = 0 }
-workers = $WORKERS
-[[nts-ke-server]]
-listen = \"127.0.0.1:12413\"
-certificate-chain-path = \"$T/nts.crt\"
-private-key-path = \"$T/nts.key\"
-max-connections-per-address = 0
-connection-rate-per-address = 0
-[log]
-level = \"warn\"" "${srv[@]}"
+			start_gnomond nts-gnomond "$(gn_observe)$(gn_source 127.0.0.20:12320 0 2)$(gn_server 127.0.0.1:12412 "$WORKERS")$(gn_ke 127.0.0.1:12413)" "${srv[@]}"
 			KE[gnomond]=12413
 			;;
 		chronyd)
@@ -383,18 +353,8 @@ clients=()
 for s in "${want[@]}"; do
 	case $s in
 	gnomond)
-		conf='[clock]
-mode = "observe"
-drift-file = ""
-[log]
-level = "warn"'
-		for a in "${ups[@]}"; do
-			conf+="
-[[source]]
-mode = \"server\"
-address = \"$a:123\"
-poll-interval-limits = { min = $poll, max = $poll }"
-		done
+		conf=$(gn_observe)
+		for a in "${ups[@]}"; do conf+=$(gn_source "$a:123" "$poll" "$poll"); done
 		start_gnomond gnomond-client "$conf" "${srv[@]}"
 		clients+=(gnomond-client)
 		;;
@@ -455,18 +415,8 @@ for r in $(seq 1 "$ROUNDS"); do
 		t0=$(date +%s.%N)
 		case $s in
 		gnomond)
-			conf="[clock]
-mode = \"observe\"
-drift-file = \"\"
-[[server]]
-listen = \"127.0.0.1:$p\"
-rate-limit = { interval = 0 }
-[log]
-level = \"warn\""
-			for a in "${ups[@]}"; do conf+="
-[[source]]
-mode = \"server\"
-address = \"$a:123\""; done
+			conf="$(gn_observe)$(gn_server "127.0.0.1:$p")"
+			for a in "${ups[@]}"; do conf+=$(gn_source "$a:123"); done
 			start_gnomond fs-gnomond "$conf" "${srv[@]}"
 			;;
 		chronyd)
