@@ -60,6 +60,8 @@ type Config struct {
 	// over every combined source's samples (stats.Kalman); selection, the
 	// poll and the status still use each source's regression.
 	RegressionOnly bool
+	// Trace, when set, is told every sample and clock update (trace.go).
+	Trace func(TraceEvent)
 }
 
 // kalmanFloor is what the quickest sample of a window may itself be off,
@@ -340,6 +342,10 @@ func (s *System) Receive(id ID, now Instant, rx time.Time, data []byte) error {
 		Delay:  smp.Delay.Seconds(),
 		Disp:   smp.Dispersion.Seconds(),
 	})
+	if s.cfg.Trace != nil {
+		s.trace(TraceEvent{Kind: "sample", At: smp.Time, Source: src.cfg.Address, Offset: smp.Offset,
+			Delay: smp.Delay, Interleaved: interleaved, LeadHalf: src.leadHalf})
+	}
 	s.from = src
 	s.update(now.Wall)
 	s.from = nil
@@ -530,6 +536,9 @@ func (s *System) update(raw time.Time) {
 	}
 	s.panicErr = nil
 	s.account(change)
+	if s.cfg.Trace != nil {
+		s.traceUpdate(raw, now, e)
+	}
 	s.updateAt = change.At.Add(change.Offset)
 	s.synced = true
 	s.everSynced = true
