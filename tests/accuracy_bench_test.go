@@ -257,15 +257,27 @@ func relayRequests(rs []*relay) int64 {
 // lateness is the median and 99th percentile of how late the relays let
 // datagrams go in one direction.
 func lateness(rs []*relay, toServer bool) (p50, p99 time.Duration) {
+	p50, p99, _ = latenessMean(rs, toServer)
+	return p50, p99
+}
+
+// latenessMean is lateness and the mean: the difference of the two
+// directions' means is an asymmetry of the relayed path that no client
+// can see (it moves an exact client's offset by half of it).
+func latenessMean(rs []*relay, toServer bool) (p50, p99, mean time.Duration) {
 	var all []time.Duration
 	for _, r := range rs {
 		all = append(all, r.stats(toServer).late...)
 	}
 	if len(all) == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	slices.Sort(all)
-	return all[len(all)/2], all[min(len(all)-1, len(all)*99/100)]
+	var sum time.Duration
+	for _, d := range all {
+		sum += d
+	}
+	return all[len(all)/2], all[min(len(all)-1, len(all)*99/100)], sum / time.Duration(len(all))
 }
 
 // accResult is one scenario's run.
@@ -277,7 +289,7 @@ type accResult struct {
 	floorUser        time.Duration // the same with user-space stamps
 	noiseUser        time.Duration
 	kernelTx, userTx int                 // queries whose T1 was the kernel's, or user space's
-	late             [2][2]time.Duration // [out, back][p50, p99]
+	late             [2][3]time.Duration // [out, back][p50, p99, mean]
 }
 
 // medianAndScatter is the median of who's offsets (round trip at most
@@ -346,8 +358,8 @@ func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers [
 	res.chronyd = figuresOf(pts, "chronyd", res.floor, from, relayRequests(d.cRelays))
 	res.gnomond = figuresOf(pts, "gnomond", res.floor, from, relayRequests(d.gRelays))
 	all := append(slices.Clone(d.cRelays), d.gRelays...)
-	res.late[0][0], res.late[0][1] = lateness(all, true)
-	res.late[1][0], res.late[1][1] = lateness(all, false)
+	res.late[0][0], res.late[0][1], res.late[0][2] = latenessMean(all, true)
+	res.late[1][0], res.late[1][1], res.late[1][2] = latenessMean(all, false)
 	if csvPath != "" {
 		writeAccCSV(t, csvPath, pts)
 	}
@@ -486,9 +498,9 @@ func TestAccuracyBench(t *testing.T) {
 
 func logAccResult(t *testing.T, r accResult) {
 	t.Helper()
-	t.Logf("%s round %d (query floor %s µs, noise %s µs RMS with kernel stamps (T1 from the kernel in %d of %d), %s / %s µs with user-space stamps; relay lateness out p50/p99 %s/%s µs, back %s/%s µs):",
+	t.Logf("%s round %d (query floor %s µs, noise %s µs RMS with kernel stamps (T1 from the kernel in %d of %d), %s / %s µs with user-space stamps; relay lateness out p50/p99/mean %s/%s/%s µs, back %s/%s/%s µs):",
 		r.sc.Name, r.round, us(r.floor), us(r.noise), r.kernelTx, r.kernelTx+r.userTx, us(r.floorUser), us(r.noiseUser),
-		us(r.late[0][0]), us(r.late[0][1]), us(r.late[1][0]), us(r.late[1][1]))
+		us(r.late[0][0]), us(r.late[0][1]), us(r.late[0][2]), us(r.late[1][0]), us(r.late[1][1]), us(r.late[1][2]))
 	for _, x := range []struct {
 		who string
 		f   accFigures
