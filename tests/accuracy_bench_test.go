@@ -67,7 +67,7 @@ type accDaemons struct {
 // --observe, each a client of servers through its own relays (the
 // falseticker shift on server 0's), serving on .2 and .3. poll < 0 leaves
 // each daemon's default polling.
-func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, servers []netip.AddrPort, path relayConfig, shift time.Duration, poll int) *accDaemons {
+func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, servers []netip.AddrPort, path relayConfig, shift time.Duration, poll int, tracePath string) *accDaemons {
 	t.Helper()
 	d := &accDaemons{}
 	for i, s := range servers {
@@ -111,7 +111,11 @@ func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, se
 		tables = append(tables, fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = %q\n%s", r.addr().String(), pollOpt))
 	}
 	tables = append(tables, serverTable(d.gnomond.String(), "rate-limit = { interval = 0 }"))
-	startGnomond(t, dir, observeConfig(tables...), gnomondOpts{})
+	var o gnomondOpts
+	if tracePath != "" {
+		o.env = []string{"GNOMON_ENGINE_TRACE=" + tracePath}
+	}
+	startGnomond(t, dir, observeConfig(tables...), o)
 	return d
 }
 
@@ -145,7 +149,7 @@ func servedOffsetUser(cl *peers.NTPClient, ap netip.AddrPort) (time.Duration, ti
 func checkServesCorrected(t *testing.T, ctx context.Context, dir string, server netip.AddrPort, shift, timeout time.Duration) (chronydAt, gnomondAt time.Duration) {
 	t.Helper()
 	start := time.Now()
-	d := startAccDaemons(t, ctx, dir, 9, []netip.AddrPort{server}, relayConfig{Base: 100 * time.Microsecond}, shift, 1)
+	d := startAccDaemons(t, ctx, dir, 9, []netip.AddrPort{server}, relayConfig{Base: 100 * time.Microsecond}, shift, 1, "")
 	cl := newKernelQuery(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	var last [2]time.Duration
 	var read [2]bool
@@ -187,7 +191,7 @@ type accPoint struct {
 
 // accFigures sums up one daemon's run.
 type accFigures struct {
-	RMS, Max, P95, Mean time.Duration // over the second half of the run
+	RMS, Max, P95, Mean time.Duration // over the error window (ACC_FROM on; the second half by default)
 	To1ms, To100us      time.Duration // from start until it stayed below; -1: never
 	Requests            int64         // sent to all servers together
 	Points              int
@@ -253,15 +257,27 @@ func relayRequests(rs []*relay) int64 {
 // lateness is the median and 99th percentile of how late the relays let
 // datagrams go in one direction.
 func lateness(rs []*relay, toServer bool) (p50, p99 time.Duration) {
+	p50, p99, _ = latenessMean(rs, toServer)
+	return p50, p99
+}
+
+// latenessMean is lateness and the mean: the difference of the two
+// directions' means is an asymmetry of the relayed path that no client
+// can see (it moves an exact client's offset by half of it).
+func latenessMean(rs []*relay, toServer bool) (p50, p99, mean time.Duration) {
 	var all []time.Duration
 	for _, r := range rs {
 		all = append(all, r.stats(toServer).late...)
 	}
 	if len(all) == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	slices.Sort(all)
-	return all[len(all)/2], all[min(len(all)-1, len(all)*99/100)]
+	var sum time.Duration
+	for _, d := range all {
+		sum += d
+	}
+	return all[len(all)/2], all[min(len(all)-1, len(all)*99/100)], sum / time.Duration(len(all))
 }
 
 // accResult is one scenario's run.
@@ -273,7 +289,7 @@ type accResult struct {
 	floorUser        time.Duration // the same with user-space stamps
 	noiseUser        time.Duration
 	kernelTx, userTx int                 // queries whose T1 was the kernel's, or user space's
-	late             [2][2]time.Duration // [out, back][p50, p99]
+	late             [2][3]time.Duration // [out, back][p50, p99, mean]
 }
 
 // medianAndScatter is the median of who's offsets (round trip at most
@@ -299,7 +315,7 @@ func medianAndScatter(pts []accPoint, who string) (median, scatter time.Duration
 
 // runAccScenario runs one scenario for dur against servers, querying
 // every every, writes its points to csvPath and returns its figures.
-func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers []netip.AddrPort, reference netip.AddrPort, dur, every time.Duration, csvPath string) accResult {
+func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers []netip.AddrPort, reference netip.AddrPort, dur, from, every time.Duration, csvPath string) accResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	dir := peers.TempDir(t, 0o777)
@@ -308,7 +324,12 @@ func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers [
 		poll = accPoll
 	}
 	start := time.Now()
-	d := startAccDaemons(t, ctx, dir, net, servers, relayConfig{Base: sc.Base, Jitter: sc.Jitter, Loss: sc.Loss}, sc.Shift, poll)
+	tracePath := ""
+	if os.Getenv("ACC_TRACE") != "" && csvPath != "" {
+		// gnomond's engine trace (service/daemon/trace.go) beside the CSV.
+		tracePath = strings.TrimSuffix(csvPath, ".csv") + "-gnomond.trace"
+	}
+	d := startAccDaemons(t, ctx, dir, net, servers, relayConfig{Base: sc.Base, Jitter: sc.Jitter, Loss: sc.Loss}, sc.Shift, poll, tracePath)
 	kq := newKernelQuery(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	uq := peers.NewNTPClient(t, "127.0.0.1")
 	var pts []accPoint
@@ -334,11 +355,11 @@ func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers [
 	res := accResult{sc: sc, round: round, kernelTx: kq.kernTx, userTx: kq.userTx}
 	res.floor, res.noise = medianAndScatter(pts, "reference")
 	res.floorUser, res.noiseUser = medianAndScatter(pts, "reference-user")
-	res.chronyd = figuresOf(pts, "chronyd", res.floor, dur/2, relayRequests(d.cRelays))
-	res.gnomond = figuresOf(pts, "gnomond", res.floor, dur/2, relayRequests(d.gRelays))
+	res.chronyd = figuresOf(pts, "chronyd", res.floor, from, relayRequests(d.cRelays))
+	res.gnomond = figuresOf(pts, "gnomond", res.floor, from, relayRequests(d.gRelays))
 	all := append(slices.Clone(d.cRelays), d.gRelays...)
-	res.late[0][0], res.late[0][1] = lateness(all, true)
-	res.late[1][0], res.late[1][1] = lateness(all, false)
+	res.late[0][0], res.late[0][1], res.late[0][2] = latenessMean(all, true)
+	res.late[1][0], res.late[1][1], res.late[1][2] = latenessMean(all, false)
 	if csvPath != "" {
 		writeAccCSV(t, csvPath, pts)
 	}
@@ -400,6 +421,12 @@ func TestAccuracyBench(t *testing.T) {
 		return def
 	}
 	dur, every := envDur("ACC_DURATION", 10*time.Minute), envDur("ACC_EVERY", 2*time.Second)
+	// The error window: from ACC_FROM after the start to the end (the
+	// second half by default).
+	from := envDur("ACC_FROM", dur/2)
+	if from >= dur {
+		t.Fatalf("ACC_FROM=%v: want less than ACC_DURATION=%v", from, dur)
+	}
 	rounds := 3
 	if v := os.Getenv("ACC_ROUNDS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -426,7 +453,7 @@ func TestAccuracyBench(t *testing.T) {
 	if err := os.MkdirAll(results, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d rounds of %d scenarios at once, %v each, served time every %v; raw CSV in %s", rounds, len(scs), dur, every, results)
+	t.Logf("%d rounds of %d scenarios at once, %v each, served time every %v, error figures from %v on; raw CSV in %s", rounds, len(scs), dur, every, from, results)
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		t.Logf("load average before: %s", strings.TrimSpace(string(b)))
 	}
@@ -449,11 +476,11 @@ func TestAccuracyBench(t *testing.T) {
 			for k, sc := range scs {
 				t.Run(sc.Name, func(t *testing.T) {
 					t.Parallel()
-					res := runAccScenario(t, sc, round, byte(10+k), servers, servers[1], dur, every,
+					res := runAccScenario(t, sc, round, byte(10+k), servers, servers[1], dur, from, every,
 						filepath.Join(results, fmt.Sprintf("%s-r%d.csv", sc.Name, round)))
 					logAccResult(t, res)
 					if res.chronyd.RMS < 0 || res.gnomond.RMS < 0 {
-						t.Errorf("served time not read in the second half: chronyd %d points, gnomond %d", res.chronyd.Points, res.gnomond.Points)
+						t.Errorf("served time not read in the error window: chronyd %d points, gnomond %d", res.chronyd.Points, res.gnomond.Points)
 					}
 					mu.Lock()
 					all = append(all, res)
@@ -471,9 +498,9 @@ func TestAccuracyBench(t *testing.T) {
 
 func logAccResult(t *testing.T, r accResult) {
 	t.Helper()
-	t.Logf("%s round %d (query floor %s µs, noise %s µs RMS with kernel stamps (T1 from the kernel in %d of %d), %s / %s µs with user-space stamps; relay lateness out p50/p99 %s/%s µs, back %s/%s µs):",
+	t.Logf("%s round %d (query floor %s µs, noise %s µs RMS with kernel stamps (T1 from the kernel in %d of %d), %s / %s µs with user-space stamps; relay lateness out p50/p99/mean %s/%s/%s µs, back %s/%s/%s µs):",
 		r.sc.Name, r.round, us(r.floor), us(r.noise), r.kernelTx, r.kernelTx+r.userTx, us(r.floorUser), us(r.noiseUser),
-		us(r.late[0][0]), us(r.late[0][1]), us(r.late[1][0]), us(r.late[1][1]))
+		us(r.late[0][0]), us(r.late[0][1]), us(r.late[0][2]), us(r.late[1][0]), us(r.late[1][1]), us(r.late[1][2]))
 	for _, x := range []struct {
 		who string
 		f   accFigures

@@ -99,6 +99,8 @@ type gnomondOpts struct {
 	netns string
 	// wrap goes between setpriv and gnomond (systemd-socket-activate ...).
 	wrap []string
+	// env is added to gnomond's environment.
+	env []string
 }
 
 // startGnomond writes cfg to a file and starts gnomond --config on it
@@ -112,7 +114,7 @@ func startGnomond(t *testing.T, dir, cfg string, o gnomondOpts) *gnomond {
 	}
 	n := peers.NewNotifier(t, dir)
 	var argv []string
-	env := []string{"NOTIFY_SOCKET=" + n.Path}
+	env := append([]string{"NOTIFY_SOCKET=" + n.Path}, o.env...)
 	if len(o.wrap) > 0 {
 		// The wrapper (systemd-socket-activate -E ...) passes the
 		// environment on itself.

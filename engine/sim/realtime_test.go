@@ -117,7 +117,7 @@ func rtPredict(t *testing.T, s rtSetting, d time.Duration, n int) {
 		medMean := mean[len(mean)/2]
 		t.Logf("%v %-18s %-11s RMS median %.1f µs (%.1f … %.1f), mean median %+.1f µs, %d seeds",
 			d, s.name, mode, rms[len(rms)/2], rms[0], rms[len(rms)-1], medMean, n)
-		if s.path == rtWAN || d < time.Hour || s.defaultPoll {
+		if s.path.RoundTrip == rtWAN.RoundTrip || d < time.Hour || s.defaultPoll {
 			// 2 ms of jitter hide a few µs of bias; 10 minutes, the start;
 			// polls up to 1024 s, the frequency's error between them
 			return

@@ -39,6 +39,11 @@ type Path struct {
 	// server then remembers as sent — the next interleaved request names
 	// a receive timestamp it no longer has, so it answers in basic mode.
 	Loss float64
+	// Measured, when set, replaces RoundTrip, Jitter and Asymmetry: each
+	// exchange draws one of these (way out, way back) pairs at random, as
+	// measured on a real path (LoadPaths; the relays of make
+	// bench-accuracy: heavier tails than an exponential, docs/accuracy.md).
+	Measured [][2]time.Duration
 }
 
 // Server is a simulated NTP server.
@@ -128,7 +133,8 @@ type flight struct {
 	n        int
 	data     [ntp.HeaderLen]byte
 	// a reply's timestamps are computed at the server on arrival
-	replyLost bool // the server answers, the answer is lost
+	replyLost bool          // the server answers, the answer is lost
+	back      time.Duration // a request's way back, drawn with its way out (Path.Measured); 0: drawn on reply
 }
 
 type flightHeap []flight
@@ -285,7 +291,14 @@ func (r *Run) wakeup() {
 		}
 		f := flight{toServer: true, server: i, n: len(tx.Data), replyLost: replyLost}
 		copy(f.data[:], tx.Data)
-		f.at = r.Clock.TrueNow().Add(r.oneWay(&s.Path, true))
+		out := time.Duration(0)
+		if m := s.Path.Measured; len(m) > 0 {
+			pair := m[r.rng.IntN(len(m))]
+			out, f.back = pair[0], max(pair[1], 1)
+		} else {
+			out = r.oneWay(&s.Path, true)
+		}
+		f.at = r.Clock.TrueNow().Add(out)
 		heap.Push(&r.flights, f)
 	}
 }
@@ -367,7 +380,11 @@ func (r *Run) deliver(f flight) {
 		return
 	}
 	back.n = n
-	back.at = now.Add(s.TxStampLead + r.oneWay(&s.Path, false))
+	way := f.back
+	if way == 0 {
+		way = r.oneWay(&s.Path, false)
+	}
+	back.at = now.Add(s.TxStampLead + way)
 	heap.Push(&r.flights, back)
 }
 

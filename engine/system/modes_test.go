@@ -32,7 +32,7 @@ func interleavedReplyTo(t *testing.T, ex ntp.Exchange, lead time.Duration) []byt
 func TestLearnLead(t *testing.T) {
 	h := newHarness(t, clock.SimConfig{FreqPPM: 20}, Config{Discipline: discipline.Config{StepThreshold: 100 * time.Millisecond}})
 	id := h.add("a", 1, &server{Delay: time.Millisecond, Stratum: 1}, ntp.SourceConfig{MinPoll: 4, MaxPoll: 4})
-	h.poll(5 * time.Minute)
+	h.poll(10 * time.Minute) // the joint filter starts once the window spans about 9 minutes (kalmanStartHorizon)
 	src := h.sys.find(id)
 	ex, ok := src.ntp.LastExchange()
 	if !ok || src.stats.Len() < 3 {

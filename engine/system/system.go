@@ -60,12 +60,31 @@ type Config struct {
 	// over every combined source's samples (stats.Kalman); selection, the
 	// poll and the status still use each source's regression.
 	RegressionOnly bool
+	// Trace, when set, is told every sample and clock update (trace.go).
+	Trace func(TraceEvent)
 }
 
 // kalmanFloor is what the quickest sample of a window may itself be off,
 // as a fraction of the window's mean half-excess delay, for the joint
 // filter's measurement noise (0.1 and 0.3 were tried; 0.3 is steadier).
 const kalmanFloor = 0.3
+
+// kalmanStartHorizon: the joint filter takes over from the regressions
+// once the frequency's uncertainty, run over this long, is within the
+// offset's own (FreqSD·horizon ≤ OffsetSD), not as soon as the discipline
+// trusts the frequency (FreqKnownPPM, 1 ppm). For a regression over a
+// window of W seconds the ratio of the two is about √3·horizon/W,
+// whatever the noise, so this holds the filter until the windows span
+// about nine minutes; until then the regressions steer, re-fitting their
+// intercept at every sample. Started as soon as the frequency was trusted,
+// from a frequency still 0.2–0.5 ppm off (the first minutes through the
+// relays of make bench-accuracy, whose delays have heavier tails than the
+// simulator's exponential; docs/accuracy.md, "Real time"), the filter,
+// as confident of that frequency as the regressions said, let it run the
+// offset up by 10–30 µs and took many minutes to pull it back
+// (engine/sim TestRelayPathsStart). 300 s is the discipline's longest
+// correction (MaxCorrTime).
+const kalmanStartHorizon = 300 * time.Second
 
 // SourceConfig describes one source.
 type SourceConfig struct {
@@ -340,6 +359,10 @@ func (s *System) Receive(id ID, now Instant, rx time.Time, data []byte) error {
 		Delay:  smp.Delay.Seconds(),
 		Disp:   smp.Dispersion.Seconds(),
 	})
+	if s.cfg.Trace != nil {
+		s.trace(TraceEvent{Kind: "sample", At: smp.Time, Source: src.cfg.Address, Offset: smp.Offset,
+			Delay: smp.Delay, Interleaved: interleaved, LeadHalf: src.leadHalf})
+	}
 	s.from = src
 	s.update(now.Wall)
 	s.from = nil
@@ -530,6 +553,9 @@ func (s *System) update(raw time.Time) {
 	}
 	s.panicErr = nil
 	s.account(change)
+	if s.cfg.Trace != nil {
+		s.traceUpdate(raw, now, e)
+	}
 	s.updateAt = change.At.Add(change.Offset)
 	s.synced = true
 	s.everSynced = true
@@ -639,6 +665,9 @@ func (s *System) kalman(now time.Time, weights []float64, e *discipline.Estimate
 		// until then the regressions, with the discipline's guard
 		s.kal.Reset()
 		return
+	}
+	if s.kal.Len() == 0 && !(e.FreqSD*1e-6*kalmanStartHorizon.Seconds() <= e.OffsetSD) {
+		return // the regressions steer until their frequency is precise enough
 	}
 	if s.kal.Len() == 0 {
 		// From the regressions' estimate; without a frequency from them

@@ -263,6 +263,7 @@ func New(opts Options) (*Daemon, error) {
 		Accuracy:    cfg.Synchronization.Accuracy,
 		Random:      cryptoRand{},
 		Leaps:       d.leaps,
+		Trace:       d.engineTrace(),
 	}, d.clk)
 	if err != nil {
 		return nil, err
