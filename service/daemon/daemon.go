@@ -152,7 +152,8 @@ type Daemon struct {
 	statusLive bool
 	// srcState is each source's protocol state last logged.
 	srcState map[system.ID]string
-	steps    int // steps logged so far
+	steps    int  // steps logged so far
+	trimmed  bool // trimMemory ran (trim.go)
 
 	specs      []*spec
 	nextSpec   int
@@ -610,6 +611,15 @@ func (d *Daemon) publish() {
 		if logIt {
 			d.logged = key
 			d.log.Info(line, "state", sn.State)
+		}
+	}
+	if sn.Synchronized && !d.trimmed {
+		// Start-up is over: give its memory back, once (trim.go).
+		d.trimmed = true
+		if n, err := trimMemory(); err != nil {
+			d.log.Debug("memory not trimmed", "err", err)
+		} else {
+			d.log.Debug("trimmed start-up memory", "advised_bytes", n)
 		}
 	}
 	if sn.Steps > d.steps {
