@@ -25,6 +25,7 @@ var names = []struct{ key, metric string }{
 	{"live", "/gc/heap/live:bytes"}, // marked live by the last collection
 	{"goal", "/gc/heap/goal:bytes"}, // the heap size the next collection aims at
 	{"objects", "/memory/classes/heap/objects:bytes"},
+	{"allocs", "/gc/heap/allocs:bytes"},                      // allocated since the start, in all
 	{"heap_free", "/memory/classes/heap/free:bytes"},         // free, not yet returned to the kernel
 	{"heap_released", "/memory/classes/heap/released:bytes"}, // returned to the kernel
 	{"stacks", "/memory/classes/heap/stacks:bytes"},
