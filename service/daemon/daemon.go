@@ -621,6 +621,7 @@ func (d *Daemon) publish() {
 		} else {
 			d.log.Debug("trimmed start-up memory", "advised_bytes", n)
 		}
+		d.applyGCPolicy() // gcpolicy.go
 	}
 	if sn.Steps > d.steps {
 		// A step is rare and visible to every program: always logged.

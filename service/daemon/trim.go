@@ -32,6 +32,12 @@ import (
 // of mappings it advised.
 func trimMemory() (int, error) {
 	debug.FreeOSMemory()
+	return trimBinary()
+}
+
+// trimBinary is trimMemory's second half: MADV_DONTNEED on the
+// executable's read-only mappings.
+func trimBinary() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return 0, fmt.Errorf("trim: %w", err)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"gnomon.dev/gnomon/service/config"
 )
 
 func TestReadOnlyMappings(t *testing.T) {
@@ -91,5 +93,48 @@ func TestTrimMemory(t *testing.T) {
 	// Code that had not run since the trim still runs.
 	if _, err := readOnlyMappings([]byte("00400000-00500000 r-xp 0 fe:00 1 /x\n"), "/x"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLowGC: the client setting of the collector applies only when
+// gnomond serves nothing and the environment sets neither GOGC nor
+// GOMEMLIMIT.
+func TestLowGC(t *testing.T) {
+	none := func(string) string { return "" }
+	env := func(k, v string) func(string) string {
+		return func(s string) string {
+			if s == k {
+				return v
+			}
+			return ""
+		}
+	}
+	file, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	for _, tc := range []struct {
+		name      string
+		cfg       config.Config
+		listeners map[string][]*os.File
+		getenv    func(string) string
+		want      bool
+	}{
+		{name: "a client", getenv: none, want: true},
+		{name: "an NTP server", cfg: config.Config{Servers: []config.ServerConfig{{}}}, getenv: none},
+		{name: "an NTS-KE server", cfg: config.Config{NTSKEServers: []config.NTSKEServerConfig{{}}}, getenv: none},
+		{name: "a PTP port", cfg: config.Config{PTPPorts: []config.PTPPortConfig{{}}}, getenv: none},
+		{name: "a CSPTP server", cfg: config.Config{CSPTPServers: []config.CSPTPServerConfig{{}}}, getenv: none},
+		{name: "a socket from systemd", listeners: map[string][]*os.File{"ntp": {file}}, getenv: none},
+		{name: "no socket under a name", listeners: map[string][]*os.File{"ntp": nil}, getenv: none, want: true},
+		{name: "GOGC set", getenv: env("GOGC", "100")},
+		{name: "GOMEMLIMIT set", getenv: env("GOMEMLIMIT", "64MiB")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := lowGC(&tc.cfg, tc.listeners, tc.getenv); got != tc.want {
+				t.Errorf("lowGC = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

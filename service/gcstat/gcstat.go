@@ -59,27 +59,65 @@ func Line() string {
 
 type sentinel struct{ _ [64]byte } // not a tiny object: finalized on its own
 
-var once sync.Once
+var (
+	mu    sync.Mutex
+	hooks []func()
+	armed bool
+)
 
-// Trace writes Line to w after every garbage collection from now on (and
-// once now). Only the first call counts.
+// AfterGC calls f after every garbage collection from now on, on the
+// runtime's finalizer goroutine: f must be quick and must not block.
+// Nothing runs between collections. A collection that comes while the
+// hooks of the one before have not run yet is not seen.
+func AfterGC(f func()) {
+	mu.Lock()
+	defer mu.Unlock()
+	hooks = append(hooks, f)
+	if armed {
+		return
+	}
+	armed = true
+	// An unreachable object with a finalizer is found by every
+	// collection; the finalizer sets itself again, which keeps the
+	// object for the next one.
+	var fin func(*sentinel)
+	fin = func(s *sentinel) {
+		mu.Lock()
+		hs := hooks
+		mu.Unlock()
+		for _, h := range hs {
+			h()
+		}
+		runtime.SetFinalizer(s, fin)
+	}
+	runtime.SetFinalizer(new(sentinel), fin)
+}
+
+var traceOnce sync.Once
+
+// Trace writes Line to w now and after every garbage collection from now
+// on. Only the first call counts.
 func Trace(w io.Writer) {
-	once.Do(func() {
-		var mu sync.Mutex
+	traceOnce.Do(func() {
+		var wmu sync.Mutex
 		write := func() {
-			mu.Lock()
-			defer mu.Unlock()
+			wmu.Lock()
+			defer wmu.Unlock()
 			_, _ = io.WriteString(w, Line()+"\n")
 		}
 		write()
-		// An unreachable object with a finalizer is found by every
-		// collection; the finalizer sets itself again, which keeps the
-		// object for the next one.
-		var fin func(*sentinel)
-		fin = func(s *sentinel) {
-			write()
-			runtime.SetFinalizer(s, fin)
-		}
-		runtime.SetFinalizer(new(sentinel), fin)
+		AfterGC(write)
 	})
+}
+
+// Held is the memory the Go runtime holds from the kernel now: everything
+// it mapped read-write less the heap pages it gave back. The runtime's
+// soft memory limit (debug.SetMemoryLimit) is compared with this figure.
+func Held() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64() - s[1].Value.Uint64()
 }
