@@ -22,7 +22,7 @@ import (
 // proportional collector off (GOGC=off, which also ends the two-minute
 // collections) and sets a soft memory limit of what the runtime holds plus
 // clientHeadroom instead: it collects once that much more was allocated
-// (every quarter of an hour at a 16 s poll, every day or so at 1024 s),
+// (every few minutes at a 16 s poll, every day or so at 1024 s),
 // and after each collection the limit is set again from what it holds
 // then, so a live heap that grows (more sources, a reload) moves the limit
 // with it rather than making the collector run on and on. After each
