@@ -20,12 +20,14 @@ import (
 // a few kB per poll (about 4 MB an hour with 4 sources at a 16 s poll). So
 // once it has first synchronized, a gnomond that serves nothing turns the
 // proportional collector off (GOGC=off, which also ends the two-minute
-// collections) and sets a soft memory limit of what the runtime holds plus
-// clientHeadroom instead: it collects once that much more was allocated
-// (every few minutes at a 16 s poll, every day or so at 1024 s),
-// and after each collection the limit is set again from what it holds
-// then, so a live heap that grows (more sources, a reload) moves the limit
-// with it rather than making the collector run on and on. After each
+// collections) and sets a soft memory limit of what the runtime needs
+// (gcstat.InUse: what it holds less free heap pages) plus clientHeadroom
+// instead: it collects once it holds that much more (every few minutes at
+// a 16 s poll, every day or so at 1024 s), and after each collection the
+// limit is set again from what it needs then, so a live heap that grows
+// (more sources, a reload) moves the limit with it rather than making the
+// collector run on and on. (Not from what it holds: the pages a
+// collection has just freed would raise the limit a little every time.) After each
 // collection the binary's read-only pages it touched are given back
 // (trim.go). An explicit GOGC or GOMEMLIMIT in the environment wins: then
 // nothing is changed. Servers keep the runtime's defaults: their
@@ -82,14 +84,14 @@ func (d *Daemon) applyGCPolicy() {
 		gcstat.AfterGC(afterClientGC)
 	}
 	gcClient = true
-	limit := int64(gcstat.Held()) + clientHeadroom
+	limit := int64(gcstat.InUse()) + clientHeadroom
 	debug.SetMemoryLimit(limit)
 	gcDefaultPc = debug.SetGCPercent(-1)
 	d.log.Debug("collector: client setting (GOGC off, soft memory limit)", "limit_bytes", limit)
 }
 
 // afterClientGC runs after every collection: with the client setting, it
-// sets the limit again from what the runtime holds now and gives back the
+// sets the limit again from what the runtime needs now and gives back the
 // binary's pages the collection mapped in.
 func afterClientGC() {
 	gcMu.Lock()
@@ -97,6 +99,6 @@ func afterClientGC() {
 	if !gcClient {
 		return
 	}
-	debug.SetMemoryLimit(int64(gcstat.Held()) + clientHeadroom)
+	debug.SetMemoryLimit(int64(gcstat.InUse()) + clientHeadroom)
 	_, _ = trimBinary()
 }

@@ -114,10 +114,28 @@ func Trace(w io.Writer) {
 // it mapped read-write less the heap pages it gave back. The runtime's
 // soft memory limit (debug.SetMemoryLimit) is compared with this figure.
 func Held() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+	held, _ := heldFree()
+	return held
+}
+
+// InUse is Held less the heap pages that are free but not yet given back:
+// what the runtime needs now.
+func InUse() uint64 {
+	held, free := heldFree()
+	if free > held {
 		return 0
 	}
-	return s[0].Value.Uint64() - s[1].Value.Uint64()
+	return held - free
+}
+
+func heldFree() (held, free uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	for _, x := range s {
+		if x.Value.Kind() != metrics.KindUint64 {
+			return 0, 0
+		}
+	}
+	return s[0].Value.Uint64() - s[1].Value.Uint64(), s[2].Value.Uint64()
 }

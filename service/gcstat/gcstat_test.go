@@ -90,3 +90,11 @@ func TestTraceAfterEveryCollection(t *testing.T) {
 		t.Errorf("cycle %v at the end, %v at the start: the collections were not traced", last, first)
 	}
 }
+
+func TestHeldInUse(t *testing.T) {
+	runtime.GC()
+	held, inUse := Held(), InUse()
+	if held == 0 || inUse == 0 || inUse > held {
+		t.Errorf("Held %d, InUse %d: want 0 < InUse <= Held", held, inUse)
+	}
+}
