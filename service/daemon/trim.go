@@ -28,7 +28,8 @@ import (
 // MADV_DONTNEED. Those pages are clean copies of the file: whatever the
 // daemon runs afterwards faults back in from the page cache, so only the
 // pages it still uses stay resident. Writable mappings are never touched
-// (MADV_DONTNEED would discard their changes). It reports how many bytes
+// (MADV_DONTNEED would discard their changes), nor read-only ones holding
+// written pages (readOnlyMappings). It reports how many bytes
 // of mappings it advised.
 func trimMemory() (int, error) {
 	debug.FreeOSMemory()
@@ -42,11 +43,11 @@ func trimBinary() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("trim: %w", err)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return 0, fmt.Errorf("trim: %w", err)
 	}
-	ranges, err := readOnlyMappings(maps, exe)
+	ranges, err := readOnlyMappings(smaps, exe)
 	if err != nil {
 		return 0, fmt.Errorf("trim: %w", err)
 	}
@@ -62,36 +63,54 @@ func trimBinary() (int, error) {
 
 type addrRange struct{ start, end uintptr }
 
-// readOnlyMappings picks from /proc/self/maps the private mappings of the
-// file path that are neither writable nor shared: "r-xp" (text) and
-// "r--p" (read-only data). The path of a deleted executable ends in
-// " (deleted)" in both /proc/self/exe and maps, so it still matches.
-func readOnlyMappings(maps []byte, path string) ([]addrRange, error) {
+// readOnlyMappings picks from /proc/self/smaps the private mappings of
+// the file path that are neither writable nor shared, "r-xp" (text) and
+// "r--p" (read-only data), and hold no anonymous page: a read-only
+// mapping can hold pages written before it was made read-only (the
+// relocations of a dynamically linked or position-independent binary,
+// RELRO), which MADV_DONTNEED would throw away. The path of a deleted
+// executable ends in " (deleted)" in both /proc/self/exe and smaps, so it
+// still matches.
+func readOnlyMappings(smaps []byte, path string) ([]addrRange, error) {
 	var out []addrRange
-	sc := bufio.NewScanner(bytes.NewReader(maps))
+	var cur addrRange
+	pick, anon := false, false
+	flush := func() {
+		if pick && !anon {
+			out = append(out, cur)
+		}
+		pick, anon = false, false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
-		// address perms offset dev inode pathname
 		f := strings.Fields(sc.Text())
-		if len(f) < 6 {
+		if len(f) == 0 {
 			continue
 		}
-		if name := strings.Join(f[5:], " "); name != path {
+		if strings.HasSuffix(f[0], ":") {
+			// A field of the mapping above: "Anonymous:   12 kB".
+			if pick && f[0] == "Anonymous:" && (len(f) < 2 || f[1] != "0") {
+				anon = true
+			}
 			continue
 		}
-		if f[1] != "r-xp" && f[1] != "r--p" {
+		// A mapping: address perms offset dev inode [pathname]
+		flush()
+		if len(f) < 6 || strings.Join(f[5:], " ") != path || (f[1] != "r-xp" && f[1] != "r--p") {
 			continue
 		}
 		lo, hi, ok := strings.Cut(f[0], "-")
 		if !ok {
-			return nil, fmt.Errorf("maps: bad address range %q", f[0])
+			return nil, fmt.Errorf("smaps: bad address range %q", f[0])
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if err1 != nil || err2 != nil || end <= start {
-			return nil, fmt.Errorf("maps: bad address range %q", f[0])
+			return nil, fmt.Errorf("smaps: bad address range %q", f[0])
 		}
-		out = append(out, addrRange{uintptr(start), uintptr(end)})
+		cur, pick = addrRange{uintptr(start), uintptr(end)}, true
 	}
+	flush()
 	return out, sc.Err()
 }
 

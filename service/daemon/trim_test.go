@@ -13,22 +13,33 @@ import (
 
 func TestReadOnlyMappings(t *testing.T) {
 	const exe = "/usr/sbin/gnomond"
-	maps := `00400000-008c5000 r-xp 00000000 fe:00 10027641                           /usr/sbin/gnomond
+	smaps := `00400000-008c5000 r-xp 00000000 fe:00 10027641                           /usr/sbin/gnomond
+Size:               4884 kB
+Rss:                4308 kB
+Anonymous:             0 kB
 008c5000-00dca000 r--p 004c5000 fe:00 10027641                           /usr/sbin/gnomond
-00dca000-00e11000 rw-p 009ca000 fe:00 10027641                           /usr/sbin/gnomond
+Rss:                3924 kB
+Anonymous:             0 kB
+00dca000-00dcc000 r--p 009ca000 fe:00 10027641                           /usr/sbin/gnomond
+Rss:                   8 kB
+Anonymous:             8 kB
+00dcc000-00e11000 rw-p 009cc000 fe:00 10027641                           /usr/sbin/gnomond
+Anonymous:             0 kB
 00e11000-02e54000 rw-p 00000000 00:00 0
+Anonymous:            92 kB
 3664f7000000-3664f7400000 rw-p 00000000 00:00 0
 7f0000000000-7f0000001000 r--s 00000000 fe:00 77                         /usr/sbin/gnomond
 7f0000001000-7f0000002000 r--p 00000000 fe:00 78                         /usr/sbin/gnomond-other
+Anonymous:             0 kB
 7f9ccad72000-7f9ccad74000 r-xp 00000000 00:00 0                          [vdso]
 `
-	got, err := readOnlyMappings([]byte(maps), exe)
+	got, err := readOnlyMappings([]byte(smaps), exe)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []addrRange{{0x400000, 0x8c5000}, {0x8c5000, 0xdca000}}
 	if len(got) != len(want) {
-		t.Fatalf("got %#v, want %#v (the text and read-only data only: never writable, shared or other files)", got, want)
+		t.Fatalf("got %#v, want %#v (the text and read-only data only: never writable, shared, holding written pages (RELRO) or another file's)", got, want)
 	}
 	for i := range want {
 		if got[i] != want[i] {
@@ -36,7 +47,7 @@ func TestReadOnlyMappings(t *testing.T) {
 		}
 	}
 
-	deleted := "00400000-00500000 r-xp 00000000 fe:00 1 /tmp/x/gnomond (deleted)\n"
+	deleted := "00400000-00500000 r-xp 00000000 fe:00 1 /tmp/x/gnomond (deleted)\nAnonymous: 0 kB\n"
 	if got, err := readOnlyMappings([]byte(deleted), "/tmp/x/gnomond (deleted)"); err != nil || len(got) != 1 {
 		t.Errorf("a deleted executable: got %v, %v; want its one mapping", got, err)
 	}
