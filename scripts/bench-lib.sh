@@ -4,7 +4,8 @@
 #   CAP_SYS_TIME), CHRONYD, NTPD, the arrays PID (name -> pid) and pids (every
 #   pid to stop), and optionally RCVBUF_SHIM (an LD_PRELOAD library that gives
 #   every UDP socket of chronyd/ntpd the receive buffer BENCH_RCVBUF) and
-#   GNOMOND_ENV (extra environment for gnomond, e.g. "GOGC=50").
+#   GNOMOND_ENV (extra environment for gnomond, e.g. "GOGC=50") and
+#   GNOMOND_ARGS (extra flags, e.g. "--trace-gc").
 # Every daemon runs without CAP_SYS_TIME and never touches a clock.
 
 # bench_ns NAME: a work directory $T and a network namespace $NS
@@ -100,7 +101,7 @@ start_gnomond() {
 	shift 2
 	# shellcheck disable=SC2086
 	"${inns[@]}" "$@" "${safe[@]}" env GODEBUG=gctrace=1 ${GNOMOND_ENV:-} "$T/gnomond" --config "$T/$name.toml" --no-dbus \
-		--observe --user "" --state-dir "" >"$T/$name.log" 2>&1 &
+		--observe --user "" --state-dir "" ${GNOMOND_ARGS:-} >"$T/$name.log" 2>&1 &
 	PID[$name]=$!
 	pids+=("$!")
 }

@@ -12,8 +12,9 @@
 #     every KE_PERIOD seconds.
 # Every SAMPLE_S seconds each daemon's RSS (its process and children: chronyd's
 # NTS-KE helper) and CPU time are sampled -> samples.csv; every gnomond runs
-# with GODEBUG=gctrace=1, whose lines give its live Go heap after each
-# collection -> goheap.csv; the load generator's runs -> load.csv, ke.log.
+# with --trace-gc, whose lines give its live Go heap in bytes after each
+# collection -> goheap.csv (MiB with decimals; gctrace's whole MB only rounded
+# an idle gnomond's heap to 0); the load generator's runs -> load.csv, ke.log.
 # Then tests/benchlong fits the second half of each daemon's RSS and heap
 # (least squares) and compares its peak with its first hour's (the first
 # sixth of a shorter run) -> growth.csv, plots (gnuplot) -> *.svg. It FAILS
@@ -71,6 +72,8 @@ if [ -x "$NTPD" ]; then have_ntpd=1; else echo "bench-long: $NTPD missing (scrip
 
 mkdir -p "$OUT"
 bench_ns blong
+# Every gnomond writes its heap figures after each collection (gcstat).
+GNOMOND_ARGS="--trace-gc ${GNOMOND_ARGS:-}"
 [ "$PIN" = auto ] && { if [ "$(nproc)" -ge 2 ]; then PIN=1; else PIN=0; fi; }
 if [ "$PIN" = 1 ]; then srv=(nice -n "$NICE" taskset -c 1); gen=(nice -n "$NICE" taskset -c 0); else srv=(nice -n "$NICE"); gen=(nice -n "$NICE"); fi
 
@@ -242,13 +245,23 @@ for p in "${bg[@]}"; do wait "$p" 2>/dev/null || true; done
 bg=()
 echo "loadavg_after,\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >>"$OUT/machine.csv"
 
-# gctrace: "gc N @T s P%: ... A->B->C MB, G MB goal, ..." -> live heap C.
-echo "daemon,t_s,heap_live_mb,heap_goal_mb" >"$OUT/goheap.csv"
+# The Go heap after each collection, in MiB with decimals: gnomond's
+# --trace-gc lines ("gcstat: t=T cycle=N live=B goal=B ... total=B
+# heap_released=B ..."); for a gnomond without that flag, gctrace's
+# "gc N @T s P%: ... A->B->C MB, G MB goal" (whole MB only).
+echo "daemon,t_s,heap_live_mb,heap_goal_mb,go_held_mb" >"$OUT/goheap.csv"
 for d in "${daemons[@]}"; do
 	case $d in gnomond-*) ;; *) continue ;; esac
 	cp "$T/$d.log" "$OUT/$d.log"
-	sed -nE 's/^gc [0-9]+ @([0-9.]+)s .* ([0-9]+)->([0-9]+)->([0-9]+) MB, ([0-9]+) MB goal.*/\1,\4,\5/p' "$T/$d.log" |
-		sed "s/^/$d,/" >>"$OUT/goheap.csv"
+	if grep -q '^gcstat: ' "$T/$d.log"; then
+		awk -v d="$d" '$1 == "gcstat:" {
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+			if (v["cycle"] > 0) printf "%s,%s,%.4f,%.4f,%.4f\n", d, v["t"], v["live"] / 1048576, v["goal"] / 1048576, (v["total"] - v["heap_released"]) / 1048576
+		}' "$T/$d.log" >>"$OUT/goheap.csv"
+	else
+		sed -nE 's/^gc [0-9]+ @([0-9.]+)s .* ([0-9]+)->([0-9]+)->([0-9]+) MB, ([0-9]+) MB goal.*/\1,\4,\5,/p' "$T/$d.log" |
+			sed "s/^/$d,/" >>"$OUT/goheap.csv"
+	fi
 done
 for d in "${daemons[@]}"; do stop "$d"; done
 

@@ -17,6 +17,7 @@ import (
 	gdbus "gnomon.dev/gnomon/dbus"
 	"gnomon.dev/gnomon/service/config"
 	"gnomon.dev/gnomon/service/daemon"
+	"gnomon.dev/gnomon/service/gcstat"
 	"gnomon.dev/gnomon/service/sd"
 	"gnomon.dev/gnomon/service/sysfiles"
 	"gnomon.dev/gnomon/service/tdhelper"
@@ -111,6 +112,7 @@ func newRoot() *cobra.Command {
 		helper   string
 		poolRepl time.Duration
 		keyRetry time.Duration
+		traceGC  bool
 	)
 	root := &cobra.Command{
 		Use:   "gnomond",
@@ -124,6 +126,9 @@ func newRoot() *cobra.Command {
 			if showVer {
 				fmt.Println("gnomond", version)
 				return nil
+			}
+			if traceGC {
+				gcstat.Trace(os.Stderr)
 			}
 			cfg, err := loadConfig(cfgPath)
 			if err != nil {
@@ -245,6 +250,10 @@ func newRoot() *cobra.Command {
 	// For tests: how often NTS master keys that could not be saved are retried.
 	root.Flags().DurationVar(&keyRetry, "key-save-retry", 0, "retry saving NTS master keys that could not be saved this often (default 30s)")
 	_ = root.Flags().MarkHidden("key-save-retry")
+	// For benchmarks: the Go heap in bytes after every collection
+	// (GODEBUG=gctrace=1 rounds it to whole MB); scripts/bench-long.sh.
+	root.Flags().BoolVar(&traceGC, "trace-gc", false, "write the Go runtime's memory figures (bytes) to stderr after every garbage collection")
+	_ = root.Flags().MarkHidden("trace-gc")
 	root.AddCommand(&cobra.Command{
 		Use:           "check-config [PATH]",
 		Short:         "Validate a configuration file without starting",

@@ -152,7 +152,8 @@ type Daemon struct {
 	statusLive bool
 	// srcState is each source's protocol state last logged.
 	srcState map[system.ID]string
-	steps    int // steps logged so far
+	steps    int  // steps logged so far
+	trimmed  bool // trimMemory ran (trim.go)
 
 	specs      []*spec
 	nextSpec   int
@@ -612,6 +613,16 @@ func (d *Daemon) publish() {
 			d.logged = key
 			d.log.Info(line, "state", sn.State)
 		}
+	}
+	if sn.Synchronized && !d.trimmed {
+		// Start-up is over: give its memory back, once (trim.go).
+		d.trimmed = true
+		if n, err := trimMemory(); err != nil {
+			d.log.Debug("memory not trimmed", "err", err)
+		} else {
+			d.log.Debug("trimmed start-up memory", "advised_bytes", n)
+		}
+		d.applyGCPolicy() // gcpolicy.go
 	}
 	if sn.Steps > d.steps {
 		// A step is rare and visible to every program: always logged.

@@ -448,6 +448,9 @@ func (d *Daemon) applyOwned(old, cfg *config.Config) []string {
 		Accuracy:       nsy.Accuracy,
 	})
 	d.cfg = cfg
+	if d.trimmed {
+		d.applyGCPolicy() // a server added or removed (gcpolicy.go)
+	}
 	d.publishConfigServers()
 	return changes
 }

@@ -35,7 +35,7 @@ type series struct {
 	name string
 	rss  []point // kB
 	cpu  []point // cumulative CPU seconds
-	heap []point // live Go heap after each GC, MB (gnomond only)
+	heap []point // live Go heap after each GC, MiB (gnomond only; --trace-gc, or gctrace whole MB)
 }
 
 // fit returns the least-squares slope (value per second) of pts; ok is
@@ -306,7 +306,7 @@ func writeGrowth(dir string, gs []growth) error {
 		_ = w.Write([]string{g.name, strconv.Itoa(g.samples), fmt.Sprintf("%.0f", g.firstWindowS), fmt.Sprintf("%.0f", g.firstPeakKB),
 			fmt.Sprintf("%.0f", g.peakKB), fmt.Sprintf("%.3f", g.peakRatio), fmt.Sprintf("%.0f", g.halfMedianKB),
 			fmt.Sprintf("%.1f", g.slopeKBPerH), fmt.Sprintf("%.3f", g.cpuSPerH), fmt.Sprintf("%.3f", g.cpuHalfSPerH),
-			strconv.Itoa(g.gcs), fmt.Sprintf("%.0f", g.heapPeakMB), fmtNaN(g.heapSlopeMBPerH, "%.2f"),
+			strconv.Itoa(g.gcs), fmt.Sprintf("%.3f", g.heapPeakMB), fmtNaN(g.heapSlopeMBPerH, "%.4f"),
 			strconv.FormatBool(g.judged), g.verdict()})
 	}
 	w.Flush()
@@ -327,12 +327,12 @@ func summary(w io.Writer, gs []growth, dur float64, lim limits) {
 		if g.judged {
 			gc = strconv.Itoa(g.gcs)
 			if g.gcs > 0 {
-				hp = fmt.Sprintf("%.0f", g.heapPeakMB)
+				hp = fmt.Sprintf("%.2f", g.heapPeakMB)
 			}
 		}
 		fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.3f | %.2f | %+.1f | %.2f (%.2f) | %s | %s | %s | %s |\n", g.name, g.samples,
 			g.firstPeakKB/1024, g.peakKB/1024, g.peakRatio, g.halfMedianKB/1024, g.slopeKBPerH, g.cpuSPerH, g.cpuHalfSPerH,
-			gc, hp, fmtNaN(g.heapSlopeMBPerH, "%+.2f"), g.verdict())
+			gc, hp, fmtNaN(g.heapSlopeMBPerH, "%+.3f"), g.verdict())
 	}
 }
 
@@ -357,7 +357,7 @@ func plots(dir string, order []string, all map[string]*series) error {
 		if len(s.heap) > 0 {
 			b.Reset()
 			for _, p := range s.heap {
-				fmt.Fprintf(&b, "%.4f %.0f\n", p.t/3600, p.v)
+				fmt.Fprintf(&b, "%.4f %.4f\n", p.t/3600, p.v)
 			}
 			if err := os.WriteFile(filepath.Join(data, name+".heap"), []byte(b.String()), 0o644); err != nil {
 				return err
@@ -371,7 +371,7 @@ func plots(dir string, order []string, all map[string]*series) error {
 		"long-cpu.gp": head + "set output 'long-cpu.svg'\nset title 'CPU time over the soak (cumulative)'\nset ylabel 'CPU (s)'\nplot " + strings.Join(cpu, ", \\\n  ") + "\n",
 	}
 	if len(heap) > 0 {
-		scripts["long-heap.gp"] = head + "set output 'long-heap.svg'\nset title 'gnomond live Go heap after each GC (gctrace, whole MB; hours since the daemon started)'\nset ylabel 'heap (MB)'\nset yrange [0:*]\nplot " + strings.Join(heap, ", \\\n  ") + "\n"
+		scripts["long-heap.gp"] = head + "set output 'long-heap.svg'\nset title 'gnomond live Go heap after each GC (--trace-gc; hours since the daemon started)'\nset ylabel 'live heap (MiB)'\nset yrange [0:*]\nplot " + strings.Join(heap, ", \\\n  ") + "\n"
 	}
 	for name, text := range scripts {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
