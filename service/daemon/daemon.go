@@ -615,9 +615,10 @@ func (d *Daemon) publish() {
 		}
 	}
 	if sn.Synchronized && !d.trimmed {
-		// Start-up is over: give its memory back, once (trim.go).
+		// Start-up is over: give its memory back, once (trim.go); a
+		// gnomond that serves nothing its binary's pages too.
 		d.trimmed = true
-		if n, err := trimMemory(); err != nil {
+		if n, err := trimMemory(lowGC(d.cfg, d.opts.Listeners, os.Getenv)); err != nil {
 			d.log.Debug("memory not trimmed", "err", err)
 		} else {
 			d.log.Debug("trimmed start-up memory", "advised_bytes", n)

@@ -89,7 +89,7 @@ func exeRSS(t *testing.T) int {
 // back from the file as they are used).
 func TestTrimMemory(t *testing.T) {
 	before := exeRSS(t)
-	n, err := trimMemory()
+	n, err := trimMemory(true)
 	if err != nil {
 		t.Fatal(err)
 	}
