@@ -39,6 +39,12 @@ type Path struct {
 	// server then remembers as sent — the next interleaved request names
 	// a receive timestamp it no longer has, so it answers in basic mode.
 	Loss float64
+	// Stall is the probability that one direction of an exchange is held
+	// up by an extra delay drawn uniformly up to StallMax (a host that
+	// stops the path now and then: the VM bench's emulated guest on a
+	// loaded machine). 0: never (and no random draw).
+	Stall    float64
+	StallMax time.Duration
 }
 
 // Server is a simulated NTP server.
@@ -308,6 +314,9 @@ func (r *Run) oneWay(p *Path, out bool) time.Duration {
 	}
 	if p.Jitter > 0 {
 		d += time.Duration(r.rng.ExpFloat64() * float64(p.Jitter))
+	}
+	if p.Stall > 0 && r.rng.Float64() < p.Stall {
+		d += time.Duration(r.rng.Float64() * float64(p.StallMax))
 	}
 	return max(d, 0)
 }
