@@ -106,8 +106,11 @@ func (c benchConfig) prepare(t *testing.T) func(dir, job string) []string {
 		for i := 0; i < c.servers; i++ {
 			s := peers.StartChronyd(t, dir, peers.FreePort(t), "")
 			ups = append(ups, fmt.Sprintf("10.0.2.2:%d", s.Port))
-			gn = append(gn, fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:%d\"\npoll-interval-limits = { min = %d, max = %d }\n", 11120+i, c.poll, c.poll))
-			ch = append(ch, fmt.Sprintf("server 127.0.0.1 port %d iburst minpoll %d maxpoll %d", 11120+i, c.poll, c.poll))
+			// Each relay has an address of its own: chronyd takes one
+			// source per IP address (with three on 127.0.0.1 it said
+			// "Could not add source" twice and ran on server 0 alone).
+			gn = append(gn, fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = \"127.0.0.%d:%d\"\npoll-interval-limits = { min = %d, max = %d }\n", 1+i, 11120+i, c.poll, c.poll))
+			ch = append(ch, fmt.Sprintf("server 127.0.0.%d port %d iburst minpoll %d maxpoll %d", 1+i, 11120+i, c.poll, c.poll))
 		}
 		writeFile(t, filepath.Join(job, "bench.toml"), strings.Join(gn, "\n"))
 		ch = append(ch, "makestep 1 3", "cmdport 0", "bindcmdaddress /", "pidfile /run/chronyd-bench.pid", "")

@@ -181,7 +181,7 @@ phase_leap() {
 # BENCH_SERVERS of them, reached as 10.0.2.2) through the same netem, for
 # BENCH_PERIOD seconds each after a common start: the kernel frequency at
 # 0 ppm and the clock BENCH_OFFSET seconds ahead. Each daemon asks
-# 127.0.0.1:11120+i, where a relay (vmguest relays) forwards to server i
+# 127.0.0.(1+i):11120+i, where a relay (vmguest relays) forwards to server i
 # from local port 11220+i: netem delays those packets on the interface's
 # egress (a prio band only the relays' ports use) and, through ifb0, on its
 # ingress. The delays are thus behind the daemon's own socket (its kernel

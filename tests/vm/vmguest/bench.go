@@ -143,8 +143,9 @@ func timerNoise(n int, d time.Duration) error {
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }
 
-// relays forwards UDP datagrams from clients at 127.0.0.1:listenPort+i to
-// upstreams[i], sent from local port localPort+i, and the answers back to
+// relays forwards UDP datagrams from clients at 127.0.0.(1+i):listenPort+i
+// to upstreams[i] (an address of its own for each: chronyd takes one
+// source per IP address, and dropped the others when all were 127.0.0.1), sent from local port localPort+i, and the answers back to
 // the client that sent last (a bench has one client at a time). One OS
 // thread polls every socket and uses blocking system calls only: under
 // TCG each wake-up of the Go scheduler costs the path time and jitter, so
@@ -175,7 +176,7 @@ func relays(listenPort, localPort int, shift0 time.Duration, upstreams []string)
 		sa := &unix.SockaddrInet4{Port: a.Port}
 		copy(sa.Addr[:], a.IP.To4())
 		ups[i] = sa
-		if in[i], err = open([4]byte{127, 0, 0, 1}, listenPort+i); err != nil {
+		if in[i], err = open([4]byte{127, 0, 0, byte(1 + i)}, listenPort+i); err != nil {
 			return err
 		}
 		if out[i], err = open([4]byte{}, localPort+i); err != nil {

@@ -20,7 +20,7 @@
 //	vmguest hold HOST:PORT N       the largest and RMS offset over N measurements a second apart
 //	vmguest freq PPM               set the kernel frequency (nominal tick)
 //	vmguest relays LISTENPORT LOCALPORT SHIFT UPSTREAM...
-//	                               UDP relays for the accuracy bench: 127.0.0.1:LISTENPORT+i
+//	                               UDP relays for the accuracy bench: 127.0.0.(1+i):LISTENPORT+i
 //	                               to UPSTREAM i, sent from local port LOCALPORT+i; UPSTREAM 0
 //	                               seems SHIFT (a Go duration, 0: none) ahead, a falseticker
 //	vmguest waitleap TIMEOUT_S     wait until the kernel has STA_INS armed
