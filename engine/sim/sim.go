@@ -44,6 +44,12 @@ type Path struct {
 	// measured on a real path (LoadPaths; the relays of make
 	// bench-accuracy: heavier tails than an exponential, docs/accuracy.md).
 	Measured [][2]time.Duration
+	// Stall is the probability that one direction of an exchange is held
+	// up by an extra delay drawn uniformly up to StallMax (a host that
+	// stops the path now and then: the VM bench's emulated guest on a
+	// loaded machine). 0: never (and no random draw).
+	Stall    float64
+	StallMax time.Duration
 }
 
 // Server is a simulated NTP server.
@@ -321,6 +327,9 @@ func (r *Run) oneWay(p *Path, out bool) time.Duration {
 	}
 	if p.Jitter > 0 {
 		d += time.Duration(r.rng.ExpFloat64() * float64(p.Jitter))
+	}
+	if p.Stall > 0 && r.rng.Float64() < p.Stall {
+		d += time.Duration(r.rng.Float64() * float64(p.StallMax))
 	}
 	return max(d, 0)
 }

@@ -11,6 +11,7 @@ package stats
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -66,6 +67,7 @@ type Stats struct {
 
 	work []float64 // residual scratch
 	wts  []float64
+	exs  []float64 // excess-delay scratch
 }
 
 // New returns an empty window holding at most maxSamples samples (64 when
@@ -75,7 +77,7 @@ func New(maxSamples int) *Stats {
 		maxSamples = 64
 	}
 	return &Stats{max: maxSamples, pts: make([]Point, 0, maxSamples),
-		work: make([]float64, maxSamples), wts: make([]float64, maxSamples)}
+		work: make([]float64, maxSamples), wts: make([]float64, maxSamples), exs: make([]float64, 0, maxSamples)}
 }
 
 // SetMaxAge limits the window to samples at most d older than the newest
@@ -213,6 +215,17 @@ func (s *Stats) level() {
 	s.covAB = -xm * s.varB
 }
 
+// excessClip: in the weights' floor, a sample's excess delay counts at
+// most this many times the window's median excess. With ordinary
+// queueing jitter (the simulator's exponential delays) almost no sample
+// reaches it and the floor is the plain mean; on the VM bench's WAN path,
+// where the emulated guest's host stalled now and then, a few samples
+// hundreds of ms late had raised the mean excess tenfold, every ordinary
+// sample then weighed the same, and the estimates swung by milliseconds
+// (docs/accuracy.md, "In a VM guest on its kernel clock": 3 clips the
+// LAN scenario's weights too much, 10 leaves most of the harm).
+const excessClip = 5
+
 // weights gives each sample a weight inversely proportional to the
 // variance its delay allows: a sample whose round trip took e longer than
 // the quickest can be off by up to e/2, so its variance grows as (e/2)^2
@@ -226,10 +239,27 @@ func (s *Stats) weights(start int) {
 	}
 	s.minDelay = minD
 	// floor: mean half-excess, at least 1 ns plus the newest dispersion
-	// share, so a window of identical delays weights evenly.
-	var sumEx float64
+	// share, so a window of identical delays weights evenly. Each excess
+	// counts at most excessClip times the median: a few samples held up
+	// by hundreds of ms (a stalled host or path) must not raise the floor
+	// until every ordinary sample weighs the same, which would let the
+	// jitter of all of them into the fit (see excessClip).
+	ex := s.exs[:0]
 	for i := start; i < n; i++ {
-		sumEx += (s.pts[i].Delay - minD) / 2
+		ex = append(ex, (s.pts[i].Delay-minD)/2)
+	}
+	slices.Sort(ex)
+	lim := excessClip * ex[len(ex)/2]
+	if lim <= 0 {
+		// Half the delays or more equal to the least (a quiet path,
+		// delays in coarse steps): no scale to clip against, and a clip
+		// at 0 would leave the 1 ns floor alone, weighing a sample with
+		// a little queueing next to nothing.
+		lim = math.Inf(1)
+	}
+	var sumEx float64
+	for _, e := range ex {
+		sumEx += math.Min(e, lim)
 	}
 	floor := math.Max(sumEx/float64(n-start), 1e-9)
 	s.exFloor = floor

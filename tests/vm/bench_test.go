@@ -21,18 +21,22 @@ import (
 )
 
 // benchScenario is one network condition of the bench: the netem
-// arguments on the way to the servers (up) and back (down).
+// arguments on the way to the servers (up) and back (down), and how far
+// ahead the guest's relay makes server 0 seem (shift0, a falseticker).
 type benchScenario struct {
 	name, about, up, down string
+	shift0                time.Duration
 }
 
-// benchScenarios are issue 18's: a LAN-like path, a WAN-like path and 30 %
-// loss (of the requests, so 30 % of the exchanges). netem's jitter is
+// benchScenarios are issue 18's: a LAN-like path, a WAN-like path, 30 %
+// loss (of the requests, so 30 % of the exchanges) and a falseticker (one
+// of the servers 100 ms ahead, on the LAN-like path). netem's jitter is
 // uniform (no distribution table is given).
 var benchScenarios = []benchScenario{
-	{"lan", "LAN-like: 100 µs ± 50 µs each way", "delay 100us 50us", "delay 100us 50us"},
-	{"wan", "WAN-like: 10 ms ± 2 ms each way", "delay 10ms 2ms", "delay 10ms 2ms"},
-	{"loss", "30 % of requests lost, 100 µs ± 50 µs each way", "delay 100us 50us loss 30%", "delay 100us 50us"},
+	{"lan", "LAN-like: 100 µs ± 50 µs each way", "delay 100us 50us", "delay 100us 50us", 0},
+	{"wan", "WAN-like: 10 ms ± 2 ms each way", "delay 10ms 2ms", "delay 10ms 2ms", 0},
+	{"loss", "30 % of requests lost, 100 µs ± 50 µs each way", "delay 100us 50us loss 30%", "delay 100us 50us", 0},
+	{"falseticker", "server 0 100 ms ahead, 100 µs ± 50 µs each way", "delay 100us 50us", "delay 100us 50us", 100 * time.Millisecond},
 }
 
 // benchConfig is what GNOMON_VM_BENCH_* set (make bench-vm passes them on).
@@ -78,12 +82,12 @@ func readBenchConfig(t *testing.T) benchConfig {
 	}
 	names := strings.Fields(os.Getenv("GNOMON_VM_BENCH_SCENARIOS"))
 	if len(names) == 0 {
-		names = []string{"lan", "wan", "loss"}
+		names = []string{"lan", "wan", "loss", "falseticker"}
 	}
 	for _, n := range names {
 		i := slices.IndexFunc(benchScenarios, func(s benchScenario) bool { return s.name == n })
 		if i < 0 {
-			t.Fatalf("GNOMON_VM_BENCH_SCENARIOS: unknown scenario %q (lan, wan, loss)", n)
+			t.Fatalf("GNOMON_VM_BENCH_SCENARIOS: unknown scenario %q (lan, wan, loss, falseticker)", n)
 		}
 		c.scenarios = append(c.scenarios, benchScenarios[i])
 	}
@@ -102,8 +106,11 @@ func (c benchConfig) prepare(t *testing.T) func(dir, job string) []string {
 		for i := 0; i < c.servers; i++ {
 			s := peers.StartChronyd(t, dir, peers.FreePort(t), "")
 			ups = append(ups, fmt.Sprintf("10.0.2.2:%d", s.Port))
-			gn = append(gn, fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:%d\"\npoll-interval-limits = { min = %d, max = %d }\n", 11120+i, c.poll, c.poll))
-			ch = append(ch, fmt.Sprintf("server 127.0.0.1 port %d iburst minpoll %d maxpoll %d", 11120+i, c.poll, c.poll))
+			// Each relay has an address of its own: chronyd takes one
+			// source per IP address (with three on 127.0.0.1 it said
+			// "Could not add source" twice and ran on server 0 alone).
+			gn = append(gn, fmt.Sprintf("[[source]]\nmode = \"server\"\naddress = \"127.0.0.%d:%d\"\npoll-interval-limits = { min = %d, max = %d }\n", 1+i, 11120+i, c.poll, c.poll))
+			ch = append(ch, fmt.Sprintf("server 127.0.0.%d port %d iburst minpoll %d maxpoll %d", 1+i, 11120+i, c.poll, c.poll))
 		}
 		writeFile(t, filepath.Join(job, "bench.toml"), strings.Join(gn, "\n"))
 		ch = append(ch, "makestep 1 3", "cmdport 0", "bindcmdaddress /", "pidfile /run/chronyd-bench.pid", "")
@@ -118,7 +125,8 @@ func (c benchConfig) prepare(t *testing.T) func(dir, job string) []string {
 		}
 		for _, s := range c.scenarios {
 			names = append(names, s.name)
-			env = append(env, fmt.Sprintf("NETEM_UP_%s=%q", s.name, s.up), fmt.Sprintf("NETEM_DOWN_%s=%q", s.name, s.down))
+			env = append(env, fmt.Sprintf("NETEM_UP_%s=%q", s.name, s.up), fmt.Sprintf("NETEM_DOWN_%s=%q", s.name, s.down),
+				fmt.Sprintf("SHIFT_%s=%s", s.name, s.shift0))
 		}
 		return append(env, fmt.Sprintf("BENCH_SCENARIOS=%q", strings.Join(names, " ")))
 	}
@@ -389,6 +397,9 @@ func TestVMBench(t *testing.T) {
 	for _, s := range c.scenarios {
 		if r.get(t, "bench_netem_"+s.name, "rc") != "0" {
 			t.Errorf("netem for %s failed: %v", s.name, r["bench_netem_"+s.name])
+		}
+		if got := r.get(t, "bench_netem_"+s.name, "shift0"); got != s.shift0.String() {
+			t.Errorf("%s: the guest's relays ran with server 0 shifted by %q, want %v", s.name, got, s.shift0)
 		}
 		t.Logf("%s (%s): path %v", s.name, s.about, r["bench_path_"+s.name])
 	}

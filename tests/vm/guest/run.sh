@@ -181,12 +181,14 @@ phase_leap() {
 # BENCH_SERVERS of them, reached as 10.0.2.2) through the same netem, for
 # BENCH_PERIOD seconds each after a common start: the kernel frequency at
 # 0 ppm and the clock BENCH_OFFSET seconds ahead. Each daemon asks
-# 127.0.0.1:11120+i, where a relay (vmguest relays) forwards to server i
+# 127.0.0.(1+i):11120+i, where a relay (vmguest relays) forwards to server i
 # from local port 11220+i: netem delays those packets on the interface's
 # egress (a prio band only the relays' ports use) and, through ifb0, on its
 # ingress. The delays are thus behind the daemon's own socket (its kernel
 # timestamps, taken on lo, include them), as on a real network; on the
 # daemon's own interface the kernel's software timestamps would hide them.
+# Each scenario starts the relays anew; one with SHIFT_<name> (a Go
+# duration) makes server 0 seem that far ahead (a falseticker).
 # The truth is measured from the host: it queries "vmguest serve" (the
 # kernel clock, through QEMU's hostfwd, outside the netem) once a second
 # and reads the "bench_mark" lines' arrival on the console.
@@ -194,7 +196,7 @@ phase_bench() {
 	systemctl stop gnomond
 	nic=$(ip -o route get 10.0.2.2 | sed 's/.* dev \([^ ]*\).*/\1/')
 	# shellcheck disable=SC2086 # one argument per server
-	GOMAXPROCS=1 $H relays 11120 11220 $BENCH_UPSTREAMS &
+	GOMAXPROCS=1 $H relays 11120 11220 0 $BENCH_UPSTREAMS &
 	relays=$!
 	$H serve 0.0.0.0:12300 &
 	server=$!
@@ -213,11 +215,18 @@ phase_bench() {
 	tc qdisc add dev ifb0 root handle 40: netem delay 0 || rc=1
 	say "bench_setup rc=$rc nic=$nic servers=$(echo $BENCH_UPSTREAMS | wc -w) period_s=$BENCH_PERIOD runs=$BENCH_RUNS offset_s=$BENCH_OFFSET"
 	for sc in $BENCH_SCENARIOS; do
-		eval "up=\$NETEM_UP_$sc down=\$NETEM_DOWN_$sc"
+		eval "up=\$NETEM_UP_$sc down=\$NETEM_DOWN_$sc fshift=\${SHIFT_$sc:-0}"
+		# The relays anew for each scenario, with its falseticker (if any).
+		kill $relays
+		wait $relays 2>/dev/null
+		# shellcheck disable=SC2086 # one argument per server
+		GOMAXPROCS=1 $H relays 11120 11220 "$fshift" $BENCH_UPSTREAMS &
+		relays=$!
+		sleep 1
 		src=0
 		tc qdisc change dev "$nic" parent 1:3 handle 30: netem $up || src=1
 		tc qdisc change dev ifb0 root handle 40: netem $down || src=1
-		say "bench_netem_$sc rc=$src up=$(echo "$up" | tr ' ' _) down=$(echo "$down" | tr ' ' _)"
+		say "bench_netem_$sc rc=$src up=$(echo "$up" | tr ' ' _) down=$(echo "$down" | tr ' ' _) shift0=$fshift"
 		run "bench_path_$sc" $H delays 127.0.0.1:11120 40
 		i=1
 		while [ "$i" -le "$BENCH_RUNS" ]; do

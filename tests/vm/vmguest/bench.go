@@ -143,13 +143,16 @@ func timerNoise(n int, d time.Duration) error {
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }
 
-// relays forwards UDP datagrams from clients at 127.0.0.1:listenPort+i to
-// upstreams[i], sent from local port localPort+i, and the answers back to
+// relays forwards UDP datagrams from clients at 127.0.0.(1+i):listenPort+i
+// to upstreams[i] (an address of its own for each: chronyd takes one
+// source per IP address, and dropped the others when all were 127.0.0.1), sent from local port localPort+i, and the answers back to
 // the client that sent last (a bench has one client at a time). One OS
 // thread polls every socket and uses blocking system calls only: under
 // TCG each wake-up of the Go scheduler costs the path time and jitter, so
-// the relay does as few as it can. It runs until killed.
-func relays(listenPort, localPort int, upstreams []string) error {
+// the relay does as few as it can. shift0, when not zero, makes upstream 0
+// a falseticker whose clock seems shift0 ahead (shiftNTP). It runs until
+// killed.
+func relays(listenPort, localPort int, shift0 time.Duration, upstreams []string) error {
 	runtime.LockOSThread()
 	n := len(upstreams)
 	in, out := make([]int, n), make([]int, n)
@@ -173,7 +176,7 @@ func relays(listenPort, localPort int, upstreams []string) error {
 		sa := &unix.SockaddrInet4{Port: a.Port}
 		copy(sa.Addr[:], a.IP.To4())
 		ups[i] = sa
-		if in[i], err = open([4]byte{127, 0, 0, 1}, listenPort+i); err != nil {
+		if in[i], err = open([4]byte{127, 0, 0, byte(1 + i)}, listenPort+i); err != nil {
 			return err
 		}
 		if out[i], err = open([4]byte{}, localPort+i); err != nil {
@@ -201,12 +204,36 @@ func relays(listenPort, localPort int, upstreams []string) error {
 			if err != nil {
 				continue
 			}
+			if i == 0 && shift0 != 0 {
+				shiftNTP(buf[:k], j%2 == 0, shift0)
+			}
 			if j%2 == 0 {
 				clients[i] = from
 				_ = unix.Sendto(out[i], buf[:k], 0, ups[i])
 			} else if clients[i] != nil {
 				_ = unix.Sendto(in[i], buf[:k], 0, clients[i])
 			}
+		}
+	}
+}
+
+// shiftNTP makes a server seem shift ahead (the falseticker of the bench,
+// as tests/relay_bench_test.go's relay does it): a reply's receive and
+// transmit timestamps move forward, and a request's origin (in the
+// interleaved mode, one of those receive timestamps, echoed) back, so that
+// the server still recognises it. Zero fields stay zero.
+func shiftNTP(pkt []byte, toServer bool, shift time.Duration) {
+	if len(pkt) < 48 {
+		return
+	}
+	delta := int64(shift.Seconds() * (1 << 32))
+	offs := []int{32, 40}
+	if toServer {
+		offs, delta = []int{24}, -delta
+	}
+	for _, off := range offs {
+		if v := binary.BigEndian.Uint64(pkt[off:]); v != 0 {
+			binary.BigEndian.PutUint64(pkt[off:], uint64(int64(v)+delta))
 		}
 	}
 }

@@ -19,9 +19,10 @@
 //	                               and three offsets in a row are within TOL_NS
 //	vmguest hold HOST:PORT N       the largest and RMS offset over N measurements a second apart
 //	vmguest freq PPM               set the kernel frequency (nominal tick)
-//	vmguest relays LISTENPORT LOCALPORT UPSTREAM...
-//	                               UDP relays for the accuracy bench: 127.0.0.1:LISTENPORT+i
-//	                               to UPSTREAM i, sent from local port LOCALPORT+i
+//	vmguest relays LISTENPORT LOCALPORT SHIFT UPSTREAM...
+//	                               UDP relays for the accuracy bench: 127.0.0.(1+i):LISTENPORT+i
+//	                               to UPSTREAM i, sent from local port LOCALPORT+i; UPSTREAM 0
+//	                               seems SHIFT (a Go duration, 0: none) ahead, a falseticker
 //	vmguest waitleap TIMEOUT_S     wait until the kernel has STA_INS armed
 //	vmguest serve LISTEN           an NTP responder serving the kernel clock (the
 //	                               accuracy bench's probe, queried from the host)
@@ -151,15 +152,19 @@ func run(args []string) error {
 		}
 		return kernel()
 	case "relays":
-		if len(args) < 4 {
-			return fmt.Errorf("usage: relays LISTENPORT LOCALPORT UPSTREAM [UPSTREAM]")
+		if len(args) < 5 {
+			return fmt.Errorf("usage: relays LISTENPORT LOCALPORT SHIFT UPSTREAM [UPSTREAM]")
 		}
 		lp, err1 := strconv.Atoi(args[1])
 		up, err2 := strconv.Atoi(args[2])
 		if err1 != nil || err2 != nil {
 			return fmt.Errorf("relays: bad ports %q", args[1:3])
 		}
-		return relays(lp, up, args[3:])
+		shift, err := time.ParseDuration(args[3])
+		if err != nil {
+			return fmt.Errorf("relays: SHIFT %q: %w", args[3], err)
+		}
+		return relays(lp, up, shift, args[4:])
 	case "waitsync":
 		if len(args) != 4 {
 			return fmt.Errorf("waitsync HOST:PORT TIMEOUT_S TOL_NS")
