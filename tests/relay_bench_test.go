@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gnomon.dev/gnomon/tests/ntpshift"
 	"gnomon.dev/gnomon/tests/peers"
 )
 
@@ -195,7 +196,7 @@ func (r *relay) forward(ctx context.Context, toServer bool) {
 		}
 		pkt := buf[:n]
 		if r.cfg.Shift != 0 {
-			shiftNTP(pkt, toServer, r.cfg.Shift)
+			ntpshift.Shift(pkt, toServer, r.cfg.Shift)
 		}
 		due := at.Add(d)
 		for w := time.Until(due) - relayWake; w > 0; w = time.Until(due) - relayWake {
@@ -221,26 +222,6 @@ func (r *relay) forward(ctx context.Context, toServer bool) {
 		r.mu.Unlock()
 		if r.trace != nil {
 			r.trace(toServer, time.Now(), nil)
-		}
-	}
-}
-
-// shiftNTP makes the server seem shift ahead: a reply's receive and
-// transmit timestamps move forward, and an interleaved request's origin
-// (one of those receive timestamps, echoed) back, so that the server
-// still finds it. Zero fields stay zero.
-func shiftNTP(pkt []byte, toServer bool, shift time.Duration) {
-	if len(pkt) < 48 {
-		return
-	}
-	delta := int64(shift.Seconds() * (1 << 32))
-	offs := []int{32, 40}
-	if toServer {
-		offs, delta = []int{24}, -delta
-	}
-	for _, off := range offs {
-		if v := binary.BigEndian.Uint64(pkt[off:]); v != 0 {
-			binary.BigEndian.PutUint64(pkt[off:], uint64(int64(v)+delta))
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"gnomon.dev/gnomon/tests/ntpshift"
 )
 
 // serve answers NTP client requests on listen with the guest's kernel
@@ -150,7 +152,7 @@ func us(d time.Duration) float64 { return float64(d) / 1e3 }
 // thread polls every socket and uses blocking system calls only: under
 // TCG each wake-up of the Go scheduler costs the path time and jitter, so
 // the relay does as few as it can. shift0, when not zero, makes upstream 0
-// a falseticker whose clock seems shift0 ahead (shiftNTP). It runs until
+// a falseticker whose clock seems shift0 ahead (ntpshift.Shift). It runs until
 // killed.
 func relays(listenPort, localPort int, shift0 time.Duration, upstreams []string) error {
 	runtime.LockOSThread()
@@ -205,7 +207,7 @@ func relays(listenPort, localPort int, shift0 time.Duration, upstreams []string)
 				continue
 			}
 			if i == 0 && shift0 != 0 {
-				shiftNTP(buf[:k], j%2 == 0, shift0)
+				ntpshift.Shift(buf[:k], j%2 == 0, shift0)
 			}
 			if j%2 == 0 {
 				clients[i] = from
@@ -213,27 +215,6 @@ func relays(listenPort, localPort int, shift0 time.Duration, upstreams []string)
 			} else if clients[i] != nil {
 				_ = unix.Sendto(in[i], buf[:k], 0, clients[i])
 			}
-		}
-	}
-}
-
-// shiftNTP makes a server seem shift ahead (the falseticker of the bench,
-// as tests/relay_bench_test.go's relay does it): a reply's receive and
-// transmit timestamps move forward, and a request's origin (in the
-// interleaved mode, one of those receive timestamps, echoed) back, so that
-// the server still recognises it. Zero fields stay zero.
-func shiftNTP(pkt []byte, toServer bool, shift time.Duration) {
-	if len(pkt) < 48 {
-		return
-	}
-	delta := int64(shift.Seconds() * (1 << 32))
-	offs := []int{32, 40}
-	if toServer {
-		offs, delta = []int{24}, -delta
-	}
-	for _, off := range offs {
-		if v := binary.BigEndian.Uint64(pkt[off:]); v != 0 {
-			binary.BigEndian.PutUint64(pkt[off:], uint64(int64(v)+delta))
 		}
 	}
 }

@@ -1,6 +1,4 @@
-//go:build linux && amd64
-
-package main
+package ntpshift
 
 import (
 	"encoding/binary"
@@ -8,18 +6,18 @@ import (
 	"time"
 )
 
-// TestShiftNTP: a reply's receive and transmit timestamps move forward by
+// TestShift: a reply's receive and transmit timestamps move forward by
 // the shift, a request's origin back by it, zero fields stay zero, and
 // what the relay does to a request undoes what it did to the echoed
 // receive timestamp (the interleaved mode still finds its exchange).
-func TestShiftNTP(t *testing.T) {
+func TestShift(t *testing.T) {
 	const shift = 100 * time.Millisecond
 	delta := uint64(shift.Seconds() * (1 << 32))
 	reply := make([]byte, 48)
 	binary.BigEndian.PutUint64(reply[24:], 1<<40) // origin: the client's, untouched
 	binary.BigEndian.PutUint64(reply[32:], 5<<40)
 	binary.BigEndian.PutUint64(reply[40:], 6<<40)
-	shiftNTP(reply, false, shift)
+	Shift(reply, false, shift)
 	if got := binary.BigEndian.Uint64(reply[24:]); got != 1<<40 {
 		t.Errorf("reply origin %#x, want untouched", got)
 	}
@@ -32,7 +30,7 @@ func TestShiftNTP(t *testing.T) {
 	req := make([]byte, 48)
 	copy(req[24:32], reply[32:40]) // interleaved: the origin echoes the receive timestamp
 	binary.BigEndian.PutUint64(req[40:], 7<<40)
-	shiftNTP(req, true, shift)
+	Shift(req, true, shift)
 	if got := binary.BigEndian.Uint64(req[24:]); got != 5<<40 {
 		t.Errorf("request origin %#x, want the server's own %#x back", got, uint64(5<<40))
 	}
@@ -40,9 +38,9 @@ func TestShiftNTP(t *testing.T) {
 		t.Errorf("request transmit %#x, want untouched", got)
 	}
 	basic := make([]byte, 48) // a basic request: origin zero
-	shiftNTP(basic, true, shift)
+	Shift(basic, true, shift)
 	if got := binary.BigEndian.Uint64(basic[24:]); got != 0 {
 		t.Errorf("zero origin became %#x", got)
 	}
-	shiftNTP(make([]byte, 20), false, shift) // short: ignored, no panic
+	Shift(make([]byte, 20), false, shift) // short: ignored, no panic
 }
