@@ -76,7 +76,10 @@ const kalmanFloor = 0.3
 // window of W seconds the ratio of the two is about √3·horizon/W,
 // whatever the noise, so this holds the filter until the windows span
 // about nine minutes; until then the regressions steer, re-fitting their
-// intercept at every sample. Started as soon as the frequency was trusted,
+// intercept at every sample. A window that never spans that long (on a
+// nearly noiseless path adaptPoll keeps it short) leaves them steering
+// for good; the simulator's LAN, loss and relay settings start the filter
+// after 8–10 minutes. Started as soon as the frequency was trusted,
 // from a frequency still 0.2–0.5 ppm off (the first minutes through the
 // relays of make bench-accuracy, whose delays have heavier tails than the
 // simulator's exponential; docs/accuracy.md, "Real time"), the filter,

@@ -110,16 +110,10 @@ func Trace(w io.Writer) {
 	})
 }
 
-// Held is the memory the Go runtime holds from the kernel now: everything
-// it mapped read-write less the heap pages it gave back. The runtime's
-// soft memory limit (debug.SetMemoryLimit) is compared with this figure.
-func Held() uint64 {
-	held, _ := heldFree()
-	return held
-}
-
-// InUse is Held less the heap pages that are free but not yet given back:
-// what the runtime needs now.
+// InUse is what the Go runtime needs now: what it holds from the kernel
+// (everything it mapped read-write less the heap pages it gave back, the
+// figure its soft memory limit is compared with) less the heap pages that
+// are free but not yet given back.
 func InUse() uint64 {
 	held, free := heldFree()
 	if free > held {
