@@ -214,8 +214,24 @@ func num(path string, line int, row map[string]string, key string) (float64, err
 	return v, nil
 }
 
+// soakSpan is how long a soak was planned to run (machine.csv's seconds; 0
+// when it does not say) and how long its samples cover.
+type soakSpan struct {
+	plannedS float64
+	sampledS float64
+}
+
+// truncated says the samples end well before the planned end: the soak was
+// stopped (killed, the machine went away). Its figures cover what was sampled,
+// and it cannot give the verdict of the run that was asked for.
+func (s soakSpan) truncated() bool {
+	return s.plannedS > 0 && s.sampledS < 0.95*s.plannedS
+}
+
 // load reads samples.csv, goheap.csv (optional) and machine.csv's seconds.
-func load(dir string) (order []string, all map[string]*series, dur float64, err error) {
+// The analysis spans what was sampled (dur), which is the planned length
+// unless the soak was stopped early.
+func load(dir string) (order []string, all map[string]*series, span soakSpan, err error) {
 	all = map[string]*series{}
 	get := func(name string) *series {
 		s, ok := all[name]
@@ -229,21 +245,21 @@ func load(dir string) (order []string, all map[string]*series, dur float64, err 
 	p := filepath.Join(dir, "samples.csv")
 	rows, err := readCSV(p)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, span, err
 	}
 	var tmax float64
 	for i, r := range rows {
 		t, err := num(p, i+2, r, "t_s")
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, span, err
 		}
 		rss, err := num(p, i+2, r, "rss_kb")
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, span, err
 		}
 		cpu, err := num(p, i+2, r, "cpu_s")
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, span, err
 		}
 		s := get(r["daemon"])
 		s.rss = append(s.rss, point{t, rss})
@@ -255,36 +271,36 @@ func load(dir string) (order []string, all map[string]*series, dur float64, err 
 		for i, r := range rows {
 			t, err := num(p, i+2, r, "t_s")
 			if err != nil {
-				return nil, nil, 0, err
+				return nil, nil, span, err
 			}
 			h, err := num(p, i+2, r, "heap_live_mb")
 			if err != nil {
-				return nil, nil, 0, err
+				return nil, nil, span, err
 			}
 			if s, ok := all[r["daemon"]]; ok {
 				s.heap = append(s.heap, point{t, h})
 			}
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, nil, 0, err
+		return nil, nil, span, err
 	}
 	for _, s := range all {
 		for _, pts := range [][]point{s.rss, s.cpu, s.heap} {
 			sort.SliceStable(pts, func(i, j int) bool { return pts[i].t < pts[j].t })
 		}
 	}
-	dur = tmax
+	span.sampledS = tmax
 	// machine.csv is key,value lines without a header.
 	if b, err := os.ReadFile(filepath.Join(dir, "machine.csv")); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(l, "seconds,"); ok {
 				if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-					dur = s
+					span.plannedS = s
 				}
 			}
 		}
 	}
-	return order, all, dur, nil
+	return order, all, span, nil
 }
 
 func fmtNaN(f float64, format string) string {
@@ -317,7 +333,12 @@ func writeGrowth(dir string, gs []growth) error {
 	return f.Close()
 }
 
-func summary(w io.Writer, gs []growth, dur float64, lim limits) {
+func summary(w io.Writer, gs []growth, span soakSpan, lim limits) {
+	dur := span.sampledS
+	if span.truncated() {
+		fmt.Fprintf(w, "**TRUNCATED**: planned for %.0f s (%.2f h), its samples end at %.0f s (%.2f h): the soak was stopped. "+
+			"The figures below cover what was sampled; they are not the planned run's verdict.\n\n", span.plannedS, span.plannedS/3600, dur, dur/3600)
+	}
 	fmt.Fprintf(w, "Soak of %.0f s (%.2f h). RSS fitted over the second half; peak against the first %.0f s's peak. "+
 		"Limits for gnomond: slope ≤ %.0f kB/h, peak ≤ %.2f× the first window's.\n\n", dur, dur/3600, min(3600, dur/6), lim.slopeKBPerH, lim.peakFactor)
 	fmt.Fprintln(w, "| daemon | samples | RSS first window peak (MiB) | RSS peak (MiB) | peak ratio | RSS median, 2nd half (MiB) | RSS slope, 2nd half (kB/h) | CPU s/h (2nd half) | GCs | Go heap peak (MB) | heap slope (MB/h) | verdict |")
@@ -400,7 +421,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "benchlong: -growth-limit-kb-per-h must be > 0 and -peak-factor > 1")
 		return 2
 	}
-	order, all, dur, err := load(*dir)
+	order, all, span, err := load(*dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "benchlong:", err)
 		return 1
@@ -411,7 +432,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var gs []growth
 	for _, name := range order {
-		g, err := analyse(*all[name], dur, lim)
+		g, err := analyse(*all[name], span.sampledS, lim)
 		if err != nil {
 			fmt.Fprintln(stderr, "benchlong:", err)
 			return 1
@@ -423,7 +444,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var b strings.Builder
-	summary(&b, gs, dur, lim)
+	summary(&b, gs, span, lim)
 	fmt.Fprint(stdout, b.String())
 	if err := os.WriteFile(filepath.Join(*dir, "summary.md"), []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(stderr, "benchlong:", err)
@@ -434,6 +455,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	failed := false
+	if span.truncated() {
+		failed = true
+		fmt.Fprintf(stderr, "benchlong: truncated: planned %.0f s, samples end at %.0f s\n", span.plannedS, span.sampledS)
+	}
 	for _, g := range gs {
 		if g.judged && len(g.problems) > 0 {
 			failed = true

@@ -54,12 +54,13 @@ func soak(t *testing.T) string {
 
 func TestAnalyse(t *testing.T) {
 	dir := soak(t)
-	order, all, dur, err := load(dir)
+	order, all, span, err := load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dur != 7200 || len(order) != 3 {
-		t.Fatalf("load: dur %v, daemons %v", dur, order)
+	dur := span.sampledS
+	if dur != 7200 || span.plannedS != 7200 || span.truncated() || len(order) != 3 {
+		t.Fatalf("load: span %+v, daemons %v", span, order)
 	}
 	lim := limits{slopeKBPerH: 150, peakFactor: 1.5}
 	want := map[string]bool{"gnomond-flat": true, "gnomond-leak": false, "chronyd-jump": false}
@@ -114,5 +115,36 @@ func TestRun(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"-in", dir}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "samples.csv:2: rss_kb") {
 		t.Errorf("bad number: exit %d, stderr %q; want 1 naming samples.csv:2: rss_kb", code, errb.String())
+	}
+}
+
+// A soak stopped before its planned end is analysed over what it sampled, the
+// summary says so, and -check fails even when every gnomond looks flat.
+func TestRunTruncated(t *testing.T) {
+	dir := soak(t)
+	if err := os.WriteFile(filepath.Join(dir, "machine.csv"), []byte("seconds,21600\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, all, span, err := load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !span.truncated() || span.sampledS != 7200 {
+		t.Fatalf("span %+v: want truncated, sampled 7200 s", span)
+	}
+	g, err := analyse(*all["gnomond-leak"], span.sampledS, limits{slopeKBPerH: 150, peakFactor: 1.5})
+	if err != nil || math.Abs(g.slopeKBPerH-200) > 5 || g.firstWindowS != 1200 {
+		t.Errorf("leak over the sampled span: slope %.1f kB/h, first window %.0f s, err %v; want 200, 1200", g.slopeKBPerH, g.firstWindowS, err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"-in", dir}, &out, &errb); code != 0 {
+		t.Fatalf("without -check: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "TRUNCATED") || !strings.Contains(out.String(), "Soak of 7200 s") {
+		t.Errorf("summary does not say the soak was truncated:\n%s", out.String())
+	}
+	errb.Reset()
+	if code := run([]string{"-in", dir, "-check"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "truncated: planned 21600 s") {
+		t.Errorf("-check on a truncated soak: exit %d, stderr %q; want 1 naming the truncation", code, errb.String())
 	}
 }
