@@ -116,16 +116,8 @@ done
 sleep 1
 
 # Clients of the 4 upstreams.
-conf="[clock]
-mode = \"observe\"
-drift-file = \"\"
-[log]
-level = \"warn\""
-for a in "${ups[@]}"; do conf+="
-[[source]]
-mode = \"server\"
-address = \"$a:123\"
-poll-interval-limits = { min = $LONG_POLL, max = $LONG_POLL }"; done
+conf=$(gn_observe)
+for a in "${ups[@]}"; do conf+=$(gn_source "$a:123" "$LONG_POLL" "$LONG_POLL"); done
 start_gnomond gnomond-client "$conf" "${srv[@]}"
 lines=()
 for a in "${ups[@]}"; do lines+=("server $a iburst minpoll $LONG_POLL maxpoll $LONG_POLL"); done
@@ -138,38 +130,12 @@ if [ "$have_ntpd" = 1 ]; then
 fi
 
 # NTP servers under a steady load (their source: the first upstream).
-start_gnomond gnomond-ntp "[clock]
-mode = \"observe\"
-drift-file = \"\"
-[[source]]
-mode = \"server\"
-address = \"127.0.0.11:123\"
-[[server]]
-listen = \"127.0.0.1:12502\"
-rate-limit = { interval = 0 }
-[log]
-level = \"warn\"" "${srv[@]}"
+start_gnomond gnomond-ntp "$(gn_observe)$(gn_source 127.0.0.11:123)$(gn_server 127.0.0.1:12502)" "${srv[@]}"
 chrony_conf chronyd-ntp 127.0.0.1 12503 "server 127.0.0.11 iburst"
 start_chronyd chronyd-ntp "${srv[@]}"
 
 # NTS-KE servers (and their NTS NTP servers).
-start_gnomond gnomond-ke "[clock]
-mode = \"observe\"
-drift-file = \"\"
-[[source]]
-mode = \"server\"
-address = \"127.0.0.12:123\"
-[[server]]
-listen = \"127.0.0.1:12512\"
-rate-limit = { interval = 0 }
-[[nts-ke-server]]
-listen = \"127.0.0.1:12513\"
-certificate-chain-path = \"$T/nts.crt\"
-private-key-path = \"$T/nts.key\"
-max-connections-per-address = 0
-connection-rate-per-address = 0
-[log]
-level = \"warn\"" "${srv[@]}"
+start_gnomond gnomond-ke "$(gn_observe)$(gn_source 127.0.0.12:123)$(gn_server 127.0.0.1:12512)$(gn_ke 127.0.0.1:12513)" "${srv[@]}"
 chrony_conf chronyd-ke 127.0.0.1 12514 "server 127.0.0.12 iburst" "ntsport 12515" "ntsserverkey $T/nts.key" \
 	"ntsservercert $T/nts.crt" "ntsdumpdir $T/ntsdump" "ntsprocesses 1"
 start_chronyd chronyd-ke "${srv[@]}"
