@@ -26,9 +26,9 @@ import (
 // collections) and sets a soft memory limit of what the runtime needs
 // (gcstat.InUse: what it holds less free heap pages) plus leanHeadroom
 // instead: it collects once it has allocated about leanHeadroom less the
-// runtime's own margin below a soft limit (1 MiB) more (every few minutes at
-// a 16 s poll, every day or so at 1024 s, hardly ever for what an NTP
-// server adds), and after each collection the limit is set again from
+// runtime's own margin below a soft limit (1 MiB) more (every quarter of
+// an hour or so at a 16 s poll, every day or so at 1024 s, hardly ever
+// for what an NTP server adds), and after each collection the limit is set again from
 // what it needs then, so a live heap that grows (more sources, a reload)
 // moves the limit with it rather than making the collector run on and on.
 // (Not from what it holds: the pages a collection has just freed would
