@@ -28,23 +28,25 @@ import (
 // instead: it collects once it has allocated about leanHeadroom less the
 // runtime's own margin below a soft limit (1 MiB) more (every quarter of
 // an hour or so at a 16 s poll, every day or so at 1024 s, hardly ever
-// for what an NTP server adds), and after each collection the limit is set again from
-// what it needs then, so a live heap that grows (more sources, a reload)
-// moves the limit with it rather than making the collector run on and on.
-// (Not from what it holds: the pages a collection has just freed would
-// raise the limit a little every time.) After a collection the binary's
-// read-only pages it touched are given back (trim.go). An explicit GOGC or
-// GOMEMLIMIT in the environment wins: then nothing is changed. An NTS-KE
-// server (a TLS handshake allocates tens of kB), PTP and CSPTP keep the
-// runtime's defaults: their allocations want the proportional collector.
+// for what an NTP server adds), and after each collection the limit is
+// set again from what it needs then, so a live heap that grows (more
+// sources, a reload) moves the limit with it rather than making the
+// collector run on and on. (Not from what it holds: the pages a
+// collection has just freed would raise the limit a little every time.)
+// After a collection the binary's read-only pages it touched are given
+// back (trim.go). An explicit GOGC or GOMEMLIMIT in the environment wins:
+// then nothing is changed. An NTS-KE server (every TLS handshake
+// allocates), PTP and CSPTP keep the runtime's defaults: their
+// allocations want the proportional collector.
 //
 // The headroom was 1 MiB until 2026-12-07 (late night), which left the
 // runtime nothing: it aims the heap 1 MiB below a soft limit
 // (memoryLimitMinHeapGoalHeadroom in runtime/mgcpacer.go) and then uses
 // its smallest goal, 1 MiB of heap in all, so an idle client collected
-// after every 250-300 kB it allocated (every minute at a 16 s poll: the
-// soak's --trace-gc), and each collection with its trim was a large part
-// of its CPU time.
+// after every 250-300 kB it allocated (every 64-80 s at a 16 s poll in a
+// soak, where each trim's read of /proc/self/smaps added allocations of
+// its own), and the collections with their trims were a large part of
+// its CPU time.
 const leanHeadroom = 2 << 20
 
 // leanTrimEvery is the least time between two trims after a collection:
