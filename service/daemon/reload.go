@@ -449,7 +449,7 @@ func (d *Daemon) applyOwned(old, cfg *config.Config) []string {
 	})
 	d.cfg = cfg
 	if d.trimmed {
-		d.applyGCPolicy() // a server added or removed (gcpolicy.go)
+		d.applyGCPolicy() // an NTS-KE, PTP or CSPTP server added or removed (gcpolicy.go)
 	}
 	d.publishConfigServers()
 	return changes

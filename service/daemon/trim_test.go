@@ -107,9 +107,9 @@ func TestTrimMemory(t *testing.T) {
 	}
 }
 
-// TestLowGC: the client setting of the collector applies only when
-// gnomond serves nothing and the environment sets neither GOGC nor
-// GOMEMLIMIT.
+// TestLowGC: the lean setting of the collector applies only when
+// gnomond serves nothing or plain NTP only and the environment sets
+// neither GOGC nor GOMEMLIMIT.
 func TestLowGC(t *testing.T) {
 	none := func(string) string { return "" }
 	env := func(k, v string) func(string) string {
@@ -133,11 +133,14 @@ func TestLowGC(t *testing.T) {
 		want      bool
 	}{
 		{name: "a client", getenv: none, want: true},
-		{name: "an NTP server", cfg: config.Config{Servers: []config.ServerConfig{{}}}, getenv: none},
+		{name: "an NTP server", cfg: config.Config{Servers: []config.ServerConfig{{}}}, getenv: none, want: true},
+		{name: "an NTP and an NTS-KE server", cfg: config.Config{Servers: []config.ServerConfig{{}}, NTSKEServers: []config.NTSKEServerConfig{{}}}, getenv: none},
 		{name: "an NTS-KE server", cfg: config.Config{NTSKEServers: []config.NTSKEServerConfig{{}}}, getenv: none},
 		{name: "a PTP port", cfg: config.Config{PTPPorts: []config.PTPPortConfig{{}}}, getenv: none},
 		{name: "a CSPTP server", cfg: config.Config{CSPTPServers: []config.CSPTPServerConfig{{}}}, getenv: none},
-		{name: "a socket from systemd", listeners: map[string][]*os.File{"ntp": {file}}, getenv: none},
+		{name: "an NTP socket from systemd", listeners: map[string][]*os.File{"ntp": {file}}, getenv: none, want: true},
+		{name: "an NTS-KE socket from systemd", listeners: map[string][]*os.File{"nts-ke": {file}}, getenv: none},
+		{name: "an NTP server and GOGC set", cfg: config.Config{Servers: []config.ServerConfig{{}}}, getenv: env("GOGC", "100")},
 		{name: "no socket under a name", listeners: map[string][]*os.File{"ntp": nil}, getenv: none, want: true},
 		{name: "GOGC set", getenv: env("GOGC", "100")},
 		{name: "GOMEMLIMIT set", getenv: env("GOMEMLIMIT", "64MiB")},

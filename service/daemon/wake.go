@@ -29,8 +29,9 @@ const driftInterval = time.Hour
 // dueTimes are the owner's own deadlines, on the monotonic clock; zero is
 // "not due at all".
 type dueTimes struct {
-	maint time.Time // the next pool maintenance
-	drift time.Time // the next drift file write
+	maint   time.Time // the next pool maintenance
+	drift   time.Time // the next drift file write
+	publish time.Time // a snapshot deferred until now at the latest (deferPublish)
 }
 
 // wakeIn is how long to sleep from now until the earliest of engine (the

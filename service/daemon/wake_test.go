@@ -142,3 +142,43 @@ func TestWakeTimer(t *testing.T) {
 		t.Fatal("the armed timerfd never fired")
 	}
 }
+
+// A turn the timer woke that sent requests leaves its snapshot to the
+// replies, for publishLag at most; every other turn publishes.
+func TestDeferPublish(t *testing.T) {
+	cfg := config.Default(config.Options{})
+	cfg.Clock.Mode = config.ClockObserve
+	cfg.Clock.DriftFile = ""
+	cfg.Sources = nil
+	cfg.Servers = nil
+	d, err := New(Options{Config: cfg, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var due dueTimes
+	if d.deferPublish(false, true, now, &due) || d.deferPublish(true, false, now, &due) {
+		t.Fatal("an event's turn or a turn that sent nothing deferred its snapshot")
+	}
+	if !due.publish.IsZero() {
+		t.Fatalf("due.publish %v set by a turn that publishes", due.publish)
+	}
+	if !d.deferPublish(true, true, now, &due) || !due.publish.Equal(now.Add(publishLag)) {
+		t.Fatalf("a request turn: not deferred, or due.publish %v, want %v", due.publish, now.Add(publishLag))
+	}
+	if w, ok := d.untilWakeup(now, &due); !ok || w != publishLag {
+		t.Fatalf("a deferred snapshot: wakes in %v (%v), want %v", w, ok, publishLag)
+	}
+	// A second request turn before the deadline keeps the first deadline;
+	// one at or after it publishes.
+	if !d.deferPublish(true, true, now.Add(publishLag/2), &due) || !due.publish.Equal(now.Add(publishLag)) {
+		t.Fatalf("a second request turn: due.publish %v, want %v", due.publish, now.Add(publishLag))
+	}
+	if d.deferPublish(true, true, now.Add(publishLag), &due) {
+		t.Fatal("a request turn at the deadline deferred the snapshot again")
+	}
+	d.ntpOff = true
+	if d.deferPublish(true, true, now, &dueTimes{}) {
+		t.Fatal("with NTP off (nothing sent) the snapshot was deferred")
+	}
+}
