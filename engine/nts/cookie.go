@@ -2,29 +2,65 @@ package nts
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Server cookies (RFC 8915 section 6) made by this package:
+// Server cookies (RFC 8915 section 6) made by this package. A cookie is
+// opaque to clients and read only by the server that made it, so its
+// format is this server's own choice; RFC 8915 only suggests one. Since
+// 2026-12 the ring seals them with AES-128-GCM:
+//
+//	key id (4) | nonce (12) | AES-128-GCM(cookie key of the master key;
+//	    AD: key id; plaintext: algorithm (2), reserved (2), C2S, S2C) | tag (16)
+//
+// 100 bytes for AEAD_AES_SIV_CMAC_256 keys. The cookie key is derived from
+// the master key with HKDF-SHA-256 (info "gnomon nts cookie aes-128-gcm"),
+// so the master key file is unchanged. The nonce is never drawn at random
+// per cookie (at 100 000 cookies a second a 96-bit random nonce would come
+// close to GCM's 2^32 limit within a key's life): it is RFC 5116 section
+// 3.2's "fixed field and counter", a 32-bit field and a 64-bit counter, both
+// drawn from the ring's random source whenever a master key is made or
+// loaded, the counter then incremented atomically for every cookie. Within
+// one process a nonce cannot repeat (2^64 cookies); two processes (a
+// restart, a copied key file) repeat one only if their fixed fields are
+// equal (2^-32) and their counter ranges overlap (about n/2^63 for n
+// cookies each).
+//
+// Cookies of the format before, which a ring still opens for as long as
+// their master key is kept (so an upgrade does not NAK every client):
 //
 //	key id (4) | nonce (16) | AES-SIV-CMAC-256(master key;
 //	    AD: key id, nonce; plaintext: algorithm (2), reserved (2), C2S, S2C)
 //
-// 104 bytes for AEAD_AES_SIV_CMAC_256, a multiple of 4 for every
-// algorithm, so cookie and placeholder extension fields need no padding.
+// 104 bytes for AEAD_AES_SIV_CMAC_256 keys. The two formats tell
+// themselves apart by length: 36+2n bytes (GCM) against 40+2n (SIV) for
+// keys of n = 32, 48 or 64 bytes, sets that do not overlap
+// (TestCookieFormatsDisjoint). Both are multiples of 4, so cookie and
+// placeholder extension fields need no padding.
 
 // MaxCookieLen is the longest cookie a client accepts and a server opens.
 const MaxCookieLen = 512
 
 const (
-	cookieNonceLen = 16
+	cookieNonceLen = 16 // the SIV format's
 	cookieHeadLen  = 4 + cookieNonceLen
+	gcmNonceLen    = 12
+	gcmHeadLen     = 4 + gcmNonceLen
+	gcmTagLen      = 16
 	masterKeyLen   = 32 // AEAD_AES_SIV_CMAC_256
+
+	// cookieKeyInfo is HKDF's info for the GCM cookie key.
+	cookieKeyInfo = "gnomon nts cookie aes-128-gcm"
 )
 
 // Defaults of a KeyRing.
@@ -48,7 +84,45 @@ type masterKey struct {
 	id      uint32
 	created time.Time
 	key     [masterKeyLen]byte
-	siv     *SIV
+	siv     *SIV        // opens cookies of the SIV format
+	gcm     cipher.AEAD // AES-128-GCM under the derived cookie key: seals and opens
+	fixed   [4]byte     // the nonces' fixed field
+	counter atomic.Uint64
+}
+
+// newMasterKey expands key and draws the nonces' fixed field and the
+// counter's start from rand.
+func newMasterKey(id uint32, created time.Time, key *[masterKeyLen]byte, rand io.Reader) (*masterKey, error) {
+	mk := &masterKey{id: id, created: created, key: *key}
+	var err error
+	if mk.siv, err = NewSIV(mk.key[:]); err != nil {
+		return nil, err
+	}
+	ck, err := hkdf.Key(sha256.New, mk.key[:], nil, cookieKeyInfo, 16)
+	if err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(ck)
+	clear(ck)
+	if err != nil {
+		return nil, err
+	}
+	if mk.gcm, err = cipher.NewGCM(b); err != nil {
+		return nil, err
+	}
+	var start [12]byte
+	if err := readFull(rand, start[:]); err != nil {
+		return nil, err
+	}
+	copy(mk.fixed[:], start[:4])
+	mk.counter.Store(binary.BigEndian.Uint64(start[4:]))
+	return mk, nil
+}
+
+// nonce is the next cookie nonce under mk: never the same twice.
+func (mk *masterKey) nonce(n *[gcmNonceLen]byte) {
+	copy(n[:4], mk.fixed[:])
+	binary.BigEndian.PutUint64(n[4:], mk.counter.Add(1))
 }
 
 // KeyRing holds a server's master keys: the newest seals cookies, the
@@ -86,24 +160,26 @@ func newRing(rand io.Reader, keep int, period time.Duration) *KeyRing {
 // Rotate makes a new current key created at now and drops the keys beyond
 // the newest Keep. Cookies sealed under a dropped key no longer open.
 func (k *KeyRing) Rotate(now time.Time) error {
-	mk := &masterKey{created: now}
 	var idb [4]byte
+	var id uint32
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for {
 		if err := readFull(k.rand, idb[:]); err != nil {
 			return err
 		}
-		mk.id = binary.BigEndian.Uint32(idb[:])
-		if k.find(mk.id) == nil {
+		id = binary.BigEndian.Uint32(idb[:])
+		if k.find(id) == nil {
 			break
 		}
 	}
-	if err := readFull(k.rand, mk.key[:]); err != nil {
+	var key [masterKeyLen]byte
+	if err := readFull(k.rand, key[:]); err != nil {
 		return err
 	}
-	var err error
-	if mk.siv, err = NewSIV(mk.key[:]); err != nil {
+	mk, err := newMasterKey(id, now, &key, k.rand)
+	clear(key[:])
+	if err != nil {
 		return err
 	}
 	k.keys = append([]*masterKey{mk}, k.keys...)
@@ -160,35 +236,25 @@ func (k *KeyRing) find(id uint32) *masterKey {
 
 // SealCookie makes a cookie carrying keys under the current master key.
 func (k *KeyRing) SealCookie(keys Keys) ([]byte, error) {
-	var nonce [cookieNonceLen]byte
-	if err := readFull(k.rand, nonce[:]); err != nil {
-		return nil, err
-	}
-	sc := scratches.Get().(*scratch)
-	defer scratches.Put(sc)
-	return k.appendCookie(sc, make([]byte, 0, cookieLen(keys.Algorithm.KeyLen())), keys, &nonce)
+	return k.appendCookie(make([]byte, 0, cookieLen(keys.Algorithm.KeyLen())), keys)
 }
 
-// cookieLen is the length of a cookie carrying keys of n bytes each.
-func cookieLen(n int) int { return cookieHeadLen + TagSize + 4 + 2*n }
+// cookieLen is the length of a cookie carrying keys of n bytes each, in
+// the format SealCookie makes.
+func cookieLen(n int) int { return gcmHeadLen + 4 + 2*n + gcmTagLen }
 
-// maxKeyLen is the longest key of a supported algorithm (AES-SIV-CMAC-512).
-const maxKeyLen = 64
+// sivCookieLen is the length of a cookie of the SIV format (the one
+// before) carrying keys of n bytes each.
+func sivCookieLen(n int) int { return cookieHeadLen + TagSize + 4 + 2*n }
 
 // appendCookie appends a cookie carrying keys, sealed under the current
-// master key with nonce, to dst: SealCookie without allocations when dst
-// has room (a server worker's reply buffer).
-func (k *KeyRing) appendCookie(sc *scratch, dst []byte, keys Keys, nonce *[cookieNonceLen]byte) ([]byte, error) {
+// master key, to dst: SealCookie without allocations when dst has room (a
+// server worker's reply buffer).
+func (k *KeyRing) appendCookie(dst []byte, keys Keys) ([]byte, error) {
 	n := keys.Algorithm.KeyLen()
 	if n == 0 || len(keys.C2S) != n || len(keys.S2C) != n {
 		return nil, fmt.Errorf("nts: cannot seal keys of algorithm %v with lengths %d, %d", keys.Algorithm, len(keys.C2S), len(keys.S2C))
 	}
-	var ptBuf [4 + 2*maxKeyLen]byte
-	binary.BigEndian.PutUint16(ptBuf[:], uint16(keys.Algorithm))
-	copy(ptBuf[4:], keys.C2S)
-	copy(ptBuf[4+n:], keys.S2C)
-	pt := ptBuf[:4+2*n]
-
 	k.mu.RLock()
 	if len(k.keys) == 0 {
 		k.mu.RUnlock()
@@ -198,11 +264,23 @@ func (k *KeyRing) appendCookie(sc *scratch, dst []byte, keys Keys, nonce *[cooki
 	k.mu.RUnlock()
 	start := len(dst)
 	dst = binary.BigEndian.AppendUint32(dst, mk.id)
-	dst = append(dst, nonce[:]...)
-	head := dst[start : start+cookieHeadLen]
-	dst = mk.siv.seal(sc, dst, pt, head[:4], head[4:])
-	clear(ptBuf[:])
-	return dst, nil
+	dst = append(dst, make([]byte, gcmNonceLen)...)
+	mk.nonce((*[gcmNonceLen]byte)(dst[start+4:]))
+	// The plaintext is written where its ciphertext goes and sealed in
+	// place (GCM allows exact overlap). The id and nonce are passed as
+	// slices of dst: arrays of this frame would escape to the heap
+	// through the cipher.AEAD interface.
+	ptStart := len(dst)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(keys.Algorithm))
+	dst = append(dst, 0, 0)
+	dst = append(dst, keys.C2S...)
+	dst = append(dst, keys.S2C...)
+	pt := dst[ptStart:]
+	out := mk.gcm.Seal(dst[:ptStart], dst[start+4:ptStart], pt, dst[start:start+4])
+	if &out[ptStart] != &pt[0] {
+		clear(pt) // Seal grew the slice: no keys left behind in the old one
+	}
+	return out, nil
 }
 
 // OpenCookie recovers the keys from a cookie made by SealCookie under any
@@ -216,8 +294,10 @@ func (k *KeyRing) OpenCookie(c []byte) (Keys, error) {
 
 // openCookie is OpenCookie decrypting into buf[:0] (its capacity reused
 // when large enough; the returned keys alias it), which it also returns.
+// It opens cookies of both formats (see the top of this file).
 func (k *KeyRing) openCookie(sc *scratch, buf, c []byte) (Keys, []byte, error) {
-	if len(c) < cookieHeadLen+TagSize+4 || len(c) > MaxCookieLen {
+	gcm := isCookieLen(len(c), cookieLen)
+	if !gcm && !isCookieLen(len(c), sivCookieLen) {
 		return Keys{}, buf, ErrCookie
 	}
 	id := binary.BigEndian.Uint32(c)
@@ -227,7 +307,13 @@ func (k *KeyRing) openCookie(sc *scratch, buf, c []byte) (Keys, []byte, error) {
 	if mk == nil {
 		return Keys{}, buf, ErrCookie
 	}
-	pt, err := mk.siv.open(sc, buf[:0], c[cookieHeadLen:], c[:4], c[4:cookieHeadLen])
+	var pt []byte
+	var err error
+	if gcm {
+		pt, err = mk.gcm.Open(buf[:0], c[4:gcmHeadLen], c[gcmHeadLen:], c[:4])
+	} else {
+		pt, err = mk.siv.open(sc, buf[:0], c[cookieHeadLen:], c[:4], c[4:cookieHeadLen])
+	}
 	if err != nil {
 		return Keys{}, buf, ErrCookie
 	}
@@ -238,6 +324,17 @@ func (k *KeyRing) openCookie(sc *scratch, buf, c []byte) (Keys, []byte, error) {
 		return Keys{}, pt, ErrCookie
 	}
 	return Keys{Algorithm: alg, C2S: pt[4 : 4+n : 4+n], S2C: pt[4+n : 4+2*n : 4+2*n]}, pt, nil
+}
+
+// isCookieLen says whether l is lenOf(n) for the key length n of a
+// supported algorithm.
+func isCookieLen(l int, lenOf func(int) int) bool {
+	for _, n := range [...]int{32, 48, 64} {
+		if l == lenOf(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // The persisted form of a key ring:
@@ -283,17 +380,16 @@ func UnmarshalKeyRing(b []byte, rand io.Reader) (*KeyRing, error) {
 	k := newRing(rand, keep, period)
 	for i := range count {
 		r := b[i*keyRecordLen:]
-		mk := &masterKey{
-			id:      binary.BigEndian.Uint32(r),
-			created: time.Unix(0, int64(binary.BigEndian.Uint64(r[4:]))),
-		}
-		copy(mk.key[:], r[12:keyRecordLen])
-		if k.find(mk.id) != nil {
+		id := binary.BigEndian.Uint32(r)
+		if k.find(id) != nil {
 			return nil, ErrKeyRing
 		}
-		var err error
-		if mk.siv, err = NewSIV(mk.key[:]); err != nil {
-			return nil, ErrKeyRing
+		var key [masterKeyLen]byte
+		copy(key[:], r[12:keyRecordLen])
+		mk, err := newMasterKey(id, time.Unix(0, int64(binary.BigEndian.Uint64(r[4:]))), &key, rand)
+		clear(key[:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKeyRing, err)
 		}
 		k.keys = append(k.keys, mk)
 	}

@@ -59,3 +59,49 @@ func TestServerReplyReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestServerUpgradeFromSIVCookies: a client still holding cookies of the
+// format before (AES-SIV, from a gnomond before 2026-12) is answered, not
+// NAKed, and gets cookies of the current format, the same through a
+// reused ServerReply; after a lost reply its request carries placeholders
+// as long as its old cookie, and the reply is then shorter than the
+// request (never longer).
+func TestServerUpgradeFromSIVCookies(t *testing.T) {
+	ring := testRing(t, 40)
+	keys := testKeys(AEADAESSIVCMAC256, 0x60)
+	var jar [][]byte
+	for i := range MaxCookies {
+		jar = append(jar, sealSIVCookie(t, ring, keys, byte(i)))
+	}
+	cs, err := NewClientSession(&KEResult{Keys: keys, Cookies: jar}, newRand(41))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r ServerReply
+	p := &pair{ring: ring, server: &Server{Keys: ring, Rand: newRand(42)}, client: cs, reuse: &r}
+	for i := range 2 * MaxCookies {
+		req := p.request(t)
+		if i == 2 {
+			continue // lost: the next request carries placeholders
+		}
+		reply, nak := p.serve(t, req)
+		if nak {
+			t.Fatalf("request %d: NAK", i)
+		}
+		if len(reply) > len(req) {
+			t.Fatalf("request %d: reply of %d bytes to a request of %d", i, len(reply), len(req))
+		}
+		if err := open(cs, reply); err != nil {
+			t.Fatalf("request %d: the client rejects the reply: %v", i, err)
+		}
+		newest := cs.cookies[len(cs.cookies)-1]
+		if len(newest) != cookieLen(32) {
+			t.Fatalf("request %d: fresh cookie of %d bytes, want %d (GCM format)", i, len(newest), cookieLen(32))
+		}
+	}
+	for _, c := range cs.cookies {
+		if len(c) != cookieLen(32) {
+			t.Fatalf("after %d requests the jar still holds a cookie of %d bytes", 2*MaxCookies, len(c))
+		}
+	}
+}

@@ -110,7 +110,8 @@ func (r *ServerReply) NAK() bool { return r.nak }
 func (r *ServerReply) Cookies() int { return r.ncookies }
 
 // randAhead is how many random bytes a reused ServerReply reads from
-// Server.Rand at a time: 64 nonces (an answer with one cookie takes two).
+// Server.Rand at a time: 64 nonces (an answer takes one: its cookies'
+// nonces are the key ring's counters).
 const randAhead = 64 * NonceLen
 
 // random fills b from the bytes read ahead, reading more from rnd when they
@@ -228,28 +229,23 @@ func (s *Server) verify(r *ServerReply, req []byte, p *ntp.Packet, reuse bool) e
 		return fmt.Errorf("%w: %w", ErrNTSRequest, bad)
 	}
 	want = min(want, MaxCookies)
-	// One read for the reply's nonce and every cookie's.
-	var rb [NonceLen + MaxCookies*cookieNonceLen]byte
-	rnd := rb[:NonceLen+want*cookieNonceLen]
-	if err := r.random(s.Rand, rnd, reuse); err != nil {
+	// The reply's nonce (the cookies' are counters of the key ring).
+	if err := r.random(s.Rand, r.nonce[:], reuse); err != nil {
 		return err
 	}
-	copy(r.nonce[:], rnd)
-	rnd = rnd[NonceLen:]
 	cl := cookieLen(keys.Algorithm.KeyLen())
 	if need := want * (4 + cl); cap(r.cookies) < need {
 		r.cookies = make([]byte, 0, need)
 	}
-	for i := range want {
+	for range want {
 		// A cookie extension field: cookies are a multiple of 4 bytes
 		// and longer than 12, so the field needs no padding.
 		r.cookies = binary.BigEndian.AppendUint16(r.cookies, EFCookie)
 		r.cookies = binary.BigEndian.AppendUint16(r.cookies, uint16(4+cl))
-		if r.cookies, err = s.Keys.appendCookie(sc, r.cookies, keys, (*[cookieNonceLen]byte)(rnd[i*cookieNonceLen:])); err != nil {
+		if r.cookies, err = s.Keys.appendCookie(r.cookies, keys); err != nil {
 			return err
 		}
 	}
-	clear(rb[:])
 	r.nak, r.s2c, r.ncookies, r.padTo = false, pair.s2c, want, len(req)
 	return nil
 }
