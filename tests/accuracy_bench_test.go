@@ -552,8 +552,8 @@ func logAccResult(t *testing.T, r accResult) {
 	t.Logf("%s round %d (query floor %s µs, noise %s µs RMS with kernel stamps (T1 from the kernel in %d of %d), %s / %s µs with user-space stamps; relay lateness out p50/p99/mean %s/%s/%s µs, back %s/%s/%s µs):",
 		r.sc.Name, r.round, us(r.floor), us(r.noise), r.kernelTx, r.kernelTx+r.userTx, us(r.floorUser), us(r.noiseUser),
 		us(r.late[0][0]), us(r.late[0][1]), us(r.late[0][2]), us(r.late[1][0]), us(r.late[1][1]), us(r.late[1][2]))
-	t.Logf("  relays dropped, later than %v after the due time: %d of %d requests, %d of %d replies",
-		relayMaxLate, r.dropped[0], r.dropped[0]+r.sent[0], r.dropped[1], r.dropped[1]+r.sent[1])
+	t.Logf("  relays dropped %d of %d replies, later than %v after their due time (requests' lateness carried onto their replies)",
+		r.dropped[1], r.dropped[1]+r.sent[1], relayMaxLate)
 	for _, x := range []struct {
 		who string
 		f   accFigures
