@@ -54,11 +54,11 @@ import (
 // blocks in recvmsg, sleeps in nanosleep until relayWake before the due
 // time and spins the rest; the lateness of every datagram is counted per
 // direction (dirStats) so that a run shows the two were alike. They were
-// not: a thread woken for a request after seconds of quiet was late more
-// often than one woken for the reply that follows ~150 µs of activity on
-// the same path (on this 2-vCPU machine, 14 % of requests against 8 % of
-// replies more than 50 µs late, tails to milliseconds), and an exact
-// client reads half the difference as an offset. With MaxLate set the
+// not: requests were late more often than replies (on this 2-vCPU
+// machine, 14 % of requests against 8 % of replies more than 50 µs late,
+// tails to milliseconds; likely a thread woken after seconds of quiet
+// waits longer for a CPU than one woken ~150 µs after activity on the same
+// path), and an exact client reads half the difference as an offset. With MaxLate set the
 // relay makes each exchange symmetric by construction: a request's
 // lateness is added to its reply's delay (the way back waits as long
 // extra as the way out was late), and a reply that would still leave more
