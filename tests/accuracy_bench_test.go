@@ -451,7 +451,10 @@ func us(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f'
 // round at once (each its own pair of daemons and relays, the same four
 // servers), served times queried every ACC_EVERY (2s). Raw points go to
 // ACC_RESULTS (bench-results/accuracy/DATE) as SCENARIO-rROUND.csv, the figures
-// to summary.csv. Run it with go test -parallel 8 or more (make
+// to summary.csv; ACC_TRACE=1 adds, per scenario and round, gnomond's
+// engine trace (with its datagrams' raw times), the relays' datagrams
+// (relayTracer) and chronyd's measurements log. Run it with go test
+// -parallel 8 or more (make
 // bench-accuracy does): go test runs only GOMAXPROCS parallel subtests at
 // once otherwise. It fails only when a daemon's served time was never
 // read: no accuracy is asserted.
