@@ -4,6 +4,7 @@ package tests
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"fmt"
 	"math"
@@ -67,19 +68,24 @@ type accDaemons struct {
 // --observe, each a client of servers through its own relays (the
 // falseticker shift on server 0's), serving on .2 and .3. poll < 0 leaves
 // each daemon's default polling.
-func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, servers []netip.AddrPort, path relayConfig, shift time.Duration, poll int, tracePath string) *accDaemons {
+func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, seed uint64, servers []netip.AddrPort, path relayConfig, shift time.Duration, poll int, tracePath string) *accDaemons {
 	t.Helper()
 	d := &accDaemons{}
+	relayTrace := func(string, int) func(bool, time.Time, []byte) { return nil }
+	if tracePath != "" {
+		relayTrace = relayTracer(t, strings.TrimSuffix(tracePath, "-gnomond.trace")+"-relays.trace")
+	}
 	for i, s := range servers {
 		rc := path
 		if i == 0 {
 			rc.Shift = shift
 		}
 		// chronyd tells sources apart by address: each relay has its own.
-		rc.Seed = uint64(net)<<8 | uint64(2*i+1)
-		d.cRelays = append(d.cRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, net, byte(31 + i)}), s, rc, nil))
-		rc.Seed++
-		d.gRelays = append(d.gRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, net, byte(41 + i)}), s, rc, nil))
+		// The two relays to one server are seeded alike (the same
+		// exchanges for both daemons), each round differently.
+		rc.Seed = seed<<16 | uint64(net)<<8 | uint64(i+1)
+		d.cRelays = append(d.cRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, net, byte(31 + i)}), s, rc, relayTrace("c", i)))
+		d.gRelays = append(d.gRelays, startRelay(t, ctx, netip.AddrFrom4([4]byte{127, 0, net, byte(41 + i)}), s, rc, relayTrace("g", i)))
 	}
 	cPort, gPort := peers.FreePort(t), peers.FreePort(t)
 	d.chronyd = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, net, 2}), uint16(cPort))
@@ -97,6 +103,17 @@ func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, se
 	}
 	lines = append(lines, "port "+strconv.Itoa(cPort), "bindaddress "+d.chronyd.Addr().String(), "allow 127.0.0.0/8",
 		"cmdport 0", "bindcmdaddress /", "pidfile "+filepath.Join(dir, tag+".pid"))
+	if tracePath != "" {
+		// chronyd's own samples (measurements.log: every raw sample's
+		// offset, delay, and its mode and timestamp sources) beside
+		// gnomond's trace.
+		logDir := strings.TrimSuffix(tracePath, "-gnomond.trace") + "-chronyd"
+		if err := os.MkdirAll(logDir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chmod(logDir, 0o777)
+		lines = append(lines, "logdir "+logDir, "log measurements rawmeasurements statistics tracking")
+	}
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +134,32 @@ func startAccDaemons(t *testing.T, ctx context.Context, dir string, net byte, se
 	}
 	startGnomond(t, dir, observeConfig(tables...), o)
 	return d
+}
+
+// relayTracer writes every datagram the relays see to path, one line each:
+// whose relay (c or g) and which, the direction (true: to the server), the
+// relay's kernel receive time (ns) and the packet's origin, receive and
+// transmit fields; and after each send "S" with the time just after it. A
+// datagram without its S line was lost.
+func relayTracer(t *testing.T, path string) func(who string, i int) func(bool, time.Time, []byte) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	var mu sync.Mutex
+	return func(who string, i int) func(bool, time.Time, []byte) {
+		return func(toServer bool, at time.Time, b []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(b) < 48 {
+				fmt.Fprintf(f, "%s,%d,S%v,%d,0,0,0\n", who, i, toServer, at.UnixNano())
+				return
+			}
+			fmt.Fprintf(f, "%s,%d,%v,%d,%x,%x,%x\n", who, i, toServer, at.UnixNano(),
+				binary.BigEndian.Uint64(b[24:]), binary.BigEndian.Uint64(b[32:]), binary.BigEndian.Uint64(b[40:]))
+		}
+	}
 }
 
 // servedOffset is the min-delay-of-4 offset of the time served at ap
@@ -149,7 +192,7 @@ func servedOffsetUser(cl *peers.NTPClient, ap netip.AddrPort) (time.Duration, ti
 func checkServesCorrected(t *testing.T, ctx context.Context, dir string, server netip.AddrPort, shift, timeout time.Duration) (chronydAt, gnomondAt time.Duration) {
 	t.Helper()
 	start := time.Now()
-	d := startAccDaemons(t, ctx, dir, 9, []netip.AddrPort{server}, relayConfig{Base: 100 * time.Microsecond}, shift, 1, "")
+	d := startAccDaemons(t, ctx, dir, 9, 0, []netip.AddrPort{server}, relayConfig{Base: 100 * time.Microsecond}, shift, 1, "")
 	cl := newKernelQuery(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	var last [2]time.Duration
 	var read [2]bool
@@ -290,6 +333,7 @@ type accResult struct {
 	noiseUser        time.Duration
 	kernelTx, userTx int                 // queries whose T1 was the kernel's, or user space's
 	late             [2][3]time.Duration // [out, back][p50, p99, mean]
+	dropped, sent    [2]int64            // [out, back]: later than relayMaxLate, and sent
 }
 
 // medianAndScatter is the median of who's offsets (round trip at most
@@ -329,7 +373,7 @@ func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers [
 		// gnomond's engine trace (service/daemon/trace.go) beside the CSV.
 		tracePath = strings.TrimSuffix(csvPath, ".csv") + "-gnomond.trace"
 	}
-	d := startAccDaemons(t, ctx, dir, net, servers, relayConfig{Base: sc.Base, Jitter: sc.Jitter, Loss: sc.Loss}, sc.Shift, poll, tracePath)
+	d := startAccDaemons(t, ctx, dir, net, uint64(round), servers, relayConfig{Base: sc.Base, Jitter: sc.Jitter, Loss: sc.Loss, MaxLate: relayMaxLate}, sc.Shift, poll, tracePath)
 	kq := newKernelQuery(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	uq := peers.NewNTPClient(t, "127.0.0.1")
 	var pts []accPoint
@@ -360,6 +404,13 @@ func runAccScenario(t *testing.T, sc accScenario, round int, net byte, servers [
 	all := append(slices.Clone(d.cRelays), d.gRelays...)
 	res.late[0][0], res.late[0][1], res.late[0][2] = latenessMean(all, true)
 	res.late[1][0], res.late[1][1], res.late[1][2] = latenessMean(all, false)
+	for _, r := range all {
+		for k, toServer := range []bool{true, false} {
+			st := r.stats(toServer)
+			res.dropped[k] += st.dropped
+			res.sent[k] += int64(len(st.late))
+		}
+	}
 	if csvPath != "" {
 		writeAccCSV(t, csvPath, pts)
 	}
@@ -400,7 +451,10 @@ func us(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f'
 // round at once (each its own pair of daemons and relays, the same four
 // servers), served times queried every ACC_EVERY (2s). Raw points go to
 // ACC_RESULTS (bench-results/accuracy/DATE) as SCENARIO-rROUND.csv, the figures
-// to summary.csv. Run it with go test -parallel 8 or more (make
+// to summary.csv; ACC_TRACE=1 adds, per scenario and round, gnomond's
+// engine trace (with its datagrams' raw times), the relays' datagrams
+// (relayTracer) and chronyd's measurements log. Run it with go test
+// -parallel 8 or more (make
 // bench-accuracy does): go test runs only GOMAXPROCS parallel subtests at
 // once otherwise. It fails only when a daemon's served time was never
 // read: no accuracy is asserted.
@@ -501,6 +555,8 @@ func logAccResult(t *testing.T, r accResult) {
 	t.Logf("%s round %d (query floor %s µs, noise %s µs RMS with kernel stamps (T1 from the kernel in %d of %d), %s / %s µs with user-space stamps; relay lateness out p50/p99/mean %s/%s/%s µs, back %s/%s/%s µs):",
 		r.sc.Name, r.round, us(r.floor), us(r.noise), r.kernelTx, r.kernelTx+r.userTx, us(r.floorUser), us(r.noiseUser),
 		us(r.late[0][0]), us(r.late[0][1]), us(r.late[0][2]), us(r.late[1][0]), us(r.late[1][1]), us(r.late[1][2]))
+	t.Logf("  relays dropped %d of %d replies, later than %v after their due time (requests' lateness carried onto their replies)",
+		r.dropped[1], r.dropped[1]+r.sent[1], relayMaxLate)
 	for _, x := range []struct {
 		who string
 		f   accFigures

@@ -102,6 +102,7 @@ type event struct {
 	src   system.ID
 	data  []byte
 	at    time.Time // kernel or user-space timestamp, a CLOCK_REALTIME reading
+	kern  bool      // at is the kernel's
 	err   error
 	spec  *spec
 	addrs []netip.AddrPort
@@ -138,8 +139,11 @@ type Daemon struct {
 	clk     clock.Clock
 	virtual *clock.Virtual                // observe mode only
 	vmap    atomic.Pointer[clock.Mapping] // virtual's correction, for every goroutine
-	eng     *system.System
-	mono0   time.Time
+	// wireTrace, when GNOMON_ENGINE_TRACE is set, records each source
+	// datagram's raw times (trace.go); owner goroutine only.
+	wireTrace func(kind string, src system.ID, at time.Time, kernel bool, pkt []byte)
+	eng       *system.System
+	mono0     time.Time
 
 	events  chan event
 	sources map[system.ID]*liveSource
@@ -552,6 +556,9 @@ func (d *Daemon) transmit(out []system.Transmit) {
 		}
 		ls.lastID = id
 		ls.ctr.sent++
+		if d.wireTrace != nil {
+			d.wireTrace("tx", tx.Source, sent, false, tx.Data)
+		}
 		d.eng.Sent(tx.Source, d.mapRaw(sent.Round(0)))
 	}
 }
@@ -562,6 +569,9 @@ func (d *Daemon) transmit(out []system.Transmit) {
 func (d *Daemon) handle(ctx context.Context, ev event) (txStampOnly bool) {
 	switch ev.kind {
 	case evPacket:
+		if d.wireTrace != nil {
+			d.wireTrace("rx", ev.src, ev.at, ev.kern, ev.data)
+		}
 		err := d.eng.Receive(ev.src, d.now(), d.mapRaw(ev.at), ev.data)
 		if ls := d.sources[ev.src]; ls != nil {
 			ls.ctr.received++
@@ -574,7 +584,12 @@ func (d *Daemon) handle(ctx context.Context, ev event) (txStampOnly bool) {
 		}
 	case evTxStamp:
 		if ls := d.sources[ev.src]; ls != nil && ls.lastID == ev.txID {
+			if d.wireTrace != nil {
+				d.wireTrace("txk", ev.src, ev.at, true, nil)
+			}
 			d.eng.Sent(ev.src, d.mapRaw(ev.at))
+		} else if d.wireTrace != nil {
+			d.wireTrace("txk-stale", ev.src, ev.at, true, nil)
 		}
 		return true
 	case evReadErr:

@@ -347,7 +347,7 @@ func (d *Daemon) readSource(ctx context.Context, id system.ID, conn *netio.Clien
 				return
 			}
 		case ev.Kind == netio.EventPacket:
-			out = event{kind: evPacket, src: id, data: append([]byte(nil), buf[:ev.N]...), at: ev.Time.Round(0)}
+			out = event{kind: evPacket, src: id, data: append([]byte(nil), buf[:ev.N]...), at: ev.Time.Round(0), kern: ev.Kernel}
 		case ev.Kind == netio.EventTxTimestamp:
 			out = event{kind: evTxStamp, src: id, at: ev.Time.Round(0), txID: ev.ID}
 		default:
