@@ -348,9 +348,11 @@ func checkAppArmor(t *testing.T, r result) {
 	if rc := r.get(t, "apparmor_install", "rc"); rc != "0" {
 		t.Fatalf("dpkg -i apparmor in the guest: rc %s", rc)
 	}
-	t.Logf("guest AppArmor: enabled %s, LSMs %s; gnomond %s; resident set at start %s, after the first sync %s",
-		r.get(t, "apparmor_install", "enabled"), r.get(t, "apparmor_install", "lsm"), r.get(t, "apparmor", "label"),
-		r.get(t, "rss", "start"), r.get(t, "rss", "synced"))
+	t.Logf("guest AppArmor: enabled %s, LSMs %s (dpkg -i apparmor %.1f s, then gnomon %.1f s); gnomond %s; resident set at start %s, after the first sync %s",
+		r.get(t, "apparmor_install", "enabled"), r.get(t, "apparmor_install", "lsm"),
+		r.num(t, "apparmor_install", "uptime_s")-r.num(t, "apparmor_start", "uptime_s"),
+		r.num(t, "install", "uptime_s")-r.num(t, "apparmor_install", "uptime_s"),
+		r.get(t, "apparmor", "label"), r.get(t, "rss", "start"), r.get(t, "rss", "synced"))
 	if r.get(t, "apparmor_install", "enabled") != "Y" {
 		// Debian's kernel has it on: a guest without it is a changed image.
 		if peers.InCI() {

@@ -71,15 +71,16 @@ phase_install() {
 	# not apparmor_parser): gnomon's postinst then loads gnomond's profile
 	# before it starts the unit, as on a Debian system with AppArmor.
 	if [ -f /job/apparmor.deb ]; then
+		say "apparmor_start uptime_s=$(cut -d' ' -f1 /proc/uptime)"
 		out=$(dpkg -i /job/apparmor.deb 2>&1)
 		rc=$?
 		[ $rc -eq 0 ] || echo "$out"
-		say "apparmor_install rc=$rc enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent) lsm=$(cat /sys/kernel/security/lsm 2>/dev/null)"
+		say "apparmor_install rc=$rc uptime_s=$(cut -d' ' -f1 /proc/uptime) enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent) lsm=$(cat /sys/kernel/security/lsm 2>/dev/null)"
 	fi
 	out=$(dpkg --force-confdef --force-confold -i /job/gnomon.deb 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] || echo "$out"
-	say "install rc=$rc"
+	say "install rc=$rc uptime_s=$(cut -d' ' -f1 /proc/uptime)"
 	wait_active
 	pid=$(systemctl show -p MainPID --value gnomond)
 	say "daemon active=$(systemctl is-active gnomond) user=$(stat -c %U /proc/"$pid" 2>/dev/null) capeff=$(awk '/^CapEff/ {print $2}' /proc/"$pid"/status 2>/dev/null) mode=$(gnomon_prop ClockMode) observe_reason=$(gnomon_prop ObserveReason | tr ' ' _)"
