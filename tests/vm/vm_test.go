@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -277,6 +278,7 @@ func setup(t *testing.T, suite string, shift time.Duration, prepare func(dir, jo
 	}
 	peers.CopyFile(t, deb, filepath.Join(job, "gnomon.deb"))
 	peers.CopyFile(t, filepath.Join(root, "tests/vm/guest/run.sh"), filepath.Join(job, "run.sh"))
+	peers.CopyFile(t, apparmorDeb(t, filepath.Dir(image)), filepath.Join(job, "apparmor.deb"))
 
 	chrony := peers.StartChronyd(t, dir, peers.FreePort(t), "")
 	leapPort, earlyPort := peers.FreePort(t), peers.FreePort(t)
@@ -302,6 +304,69 @@ func setup(t *testing.T, suite string, shift time.Duration, prepare func(dir, jo
 	peers.RunIn(t, dir, "mkfs.ext4", "-q", "-d", job, v.job, "64M")
 	peers.RunIn(t, dir, "qemu-img", "create", "-q", "-f", "qcow2", "-b", filepath.Join(image, "root.img"), "-F", "raw", v.overlay)
 	return v
+}
+
+// apparmorDeb is Debian's apparmor package (apparmor_parser and the
+// abstractions the packaged profiles include), which the guest image does
+// not have: the guest installs it before gnomon, so that the package's
+// postinst loads gnomond's profile and the unit runs confined by it, as on
+// a Debian system with AppArmor. Downloaded once (apt-get download) next
+// to the image cache.
+func apparmorDeb(t *testing.T, cache string) string {
+	t.Helper()
+	find := func() string {
+		m, _ := filepath.Glob(filepath.Join(cache, "apparmor_*_amd64.deb"))
+		if len(m) == 0 {
+			return ""
+		}
+		slices.Sort(m)
+		return m[len(m)-1]
+	}
+	if f := find(); f != "" {
+		return f
+	}
+	cmd := exec.Command("apt-get", "download", "apparmor")
+	cmd.Dir = cache
+	if out, err := cmd.CombinedOutput(); err != nil {
+		peers.SkipOrFatal(t, "apt-get download apparmor (for the guest's AppArmor): %v\n%s", err, out)
+	}
+	f := find()
+	if f == "" {
+		t.Fatalf("apt-get download apparmor left no apparmor_*_amd64.deb in %s", cache)
+	}
+	return f
+}
+
+// checkAppArmor: with the kernel's AppArmor on and apparmor installed in
+// the guest, the packaged unit runs confined by gnomond's profile in
+// enforce mode and the kernel refused it nothing up to the end of the
+// hold after the first sync, when the start-up trim (which reads
+// /proc/self/exe and smaps) has run. The resident set before and after
+// is logged.
+func checkAppArmor(t *testing.T, r result) {
+	t.Helper()
+	if rc := r.get(t, "apparmor_install", "rc"); rc != "0" {
+		t.Fatalf("dpkg -i apparmor in the guest: rc %s", rc)
+	}
+	t.Logf("guest AppArmor: enabled %s, LSMs %s (dpkg -i apparmor %.1f s, then gnomon %.1f s); gnomond %s; resident set at start %s, after the first sync %s",
+		r.get(t, "apparmor_install", "enabled"), r.get(t, "apparmor_install", "lsm"),
+		r.num(t, "apparmor_install", "uptime_s")-r.num(t, "apparmor_start", "uptime_s"),
+		r.num(t, "install", "uptime_s")-r.num(t, "apparmor_install", "uptime_s"),
+		r.get(t, "apparmor", "label"), r.get(t, "rss", "start"), r.get(t, "rss", "synced"))
+	if r.get(t, "apparmor_install", "enabled") != "Y" {
+		// Debian's kernel has it on: a guest without it is a changed image.
+		if peers.InCI() {
+			t.Errorf("the guest kernel's AppArmor is off: %v", r["apparmor_install"])
+		}
+		t.Logf("the guest kernel's AppArmor is off (%v): gnomond's profile not checked", r["apparmor_install"])
+		return
+	}
+	if l := r.get(t, "apparmor", "label"); l != "gnomond_(enforce)" {
+		t.Errorf("the packaged gnomond runs as AppArmor label %q, want gnomond (enforce)", l)
+	}
+	if n := r.get(t, "apparmor", "denied"); n != "0" {
+		t.Errorf("AppArmor denied gnomond %s times (GNOMON-VM-LOG lines on the console); other denials: %s", n, r.get(t, "apparmor", "denied_any"))
+	}
 }
 
 // sourceConfig is /etc/gnomon/gnomon.toml in the guest: the one upstream
@@ -409,6 +474,7 @@ func checkInstall(t *testing.T, r result) {
 	if r.get(t, "seccomp", "refused") != "0" || r.get(t, "seccomp", "installed") == "0" {
 		t.Errorf("gnomond's seccomp filter under the packaged unit: %v", r["seccomp"])
 	}
+	checkAppArmor(t, r)
 	if n := r.get(t, "steps", "n"); n != "1" {
 		t.Errorf("gnomond stepped the clock %s times to correct the 5 s error, want once", n)
 	}

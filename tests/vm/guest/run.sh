@@ -30,6 +30,19 @@ run() {
 	say "$n rc=$rc $(echo "$out" | tr '\n' ' ')"
 }
 journal() { journalctl -q -b -u gnomond -o cat --no-pager 2>/dev/null; }
+# rss PID: the process's resident set, all, file-backed and in the
+# mappings of its own executable (smaps), in kB.
+rss() {
+	awk '/^VmRSS/ {a=$2} /^RssFile/ {f=$2} END {printf "%s_kB,file_%s_kB,", a, f}' /proc/"$1"/status 2>/dev/null
+	awk -v exe="$(readlink /proc/"$1"/exe)" '/^[0-9a-f]+-[0-9a-f]+ / {own = ($6 == exe)} own && /^Rss:/ {x += $2} END {printf "exe_%d_kB", x}' /proc/"$1"/smaps 2>/dev/null
+}
+# denials [PROFILE]: AppArmor's refusals this boot (kernel log and audit).
+denials() {
+	{
+		dmesg 2>/dev/null
+		journalctl -q -b -o cat --no-pager 2>/dev/null
+	} | grep 'apparmor="DENIED"' | grep "profile=\"${1:-}" | sort -u
+}
 gnomon_prop() {
 	busctl get-property org.gnomon.Gnomon1 /org/gnomon/Gnomon1 org.gnomon.Gnomon1.Manager "$1" 2>&1 |
 		sed 's/^[a-z]* //; s/"//g'
@@ -54,18 +67,35 @@ phase_install() {
 	# The clock 5 s wrong (ahead of the upstream) before gnomond ever starts.
 	run skew $H setahead "$NTP" 5
 	run skewed $H offset "$NTP" 4
+	# AppArmor's user space first (the image has the kernel's AppArmor but
+	# not apparmor_parser): gnomon's postinst then loads gnomond's profile
+	# before it starts the unit, as on a Debian system with AppArmor.
+	if [ -f /job/apparmor.deb ]; then
+		say "apparmor_start uptime_s=$(cut -d' ' -f1 /proc/uptime)"
+		out=$(dpkg -i /job/apparmor.deb 2>&1)
+		rc=$?
+		[ $rc -eq 0 ] || echo "$out"
+		say "apparmor_install rc=$rc uptime_s=$(cut -d' ' -f1 /proc/uptime) enabled=$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent) lsm=$(cat /sys/kernel/security/lsm 2>/dev/null)"
+	fi
 	out=$(dpkg --force-confdef --force-confold -i /job/gnomon.deb 2>&1)
 	rc=$?
 	[ $rc -eq 0 ] || echo "$out"
-	say "install rc=$rc"
+	say "install rc=$rc uptime_s=$(cut -d' ' -f1 /proc/uptime)"
 	wait_active
 	pid=$(systemctl show -p MainPID --value gnomond)
 	say "daemon active=$(systemctl is-active gnomond) user=$(stat -c %U /proc/"$pid" 2>/dev/null) capeff=$(awk '/^CapEff/ {print $2}' /proc/"$pid"/status 2>/dev/null) mode=$(gnomon_prop ClockMode) observe_reason=$(gnomon_prop ObserveReason | tr ' ' _)"
 	say "status text=$(systemctl show -p StatusText --value gnomond | tr ' ' _)"
+	rss_start=$(rss "$pid")
 	run sync $H waitsync "$NTP" 120 1000000
 	run kernel $H kernel
 	# Held there: the offset to chronyd, every second for 20 s.
 	run hold $H hold "$NTP" 20
+	# The first sync trimmed the start-up memory (service/daemon/trim.go):
+	# the binary's file pages go (RssFile), under the AppArmor profile
+	# (it reads /proc/self/exe and smaps), with no denial.
+	say "rss start=$rss_start synced=$(rss "$pid")"
+	say "apparmor label=$(tr ' ' _ </proc/"$pid"/attr/current 2>/dev/null) denied=$(denials gnomond | wc -l) denied_any=$(denials | wc -l)"
+	denials | sed 's/^/GNOMON-VM-LOG /'
 	say "steps n=$(journal | grep -c 'stepped the clock')"
 	say "seccomp refused=$(journal | grep -c 'seccomp filter not installed') installed=$(journal | grep -c 'seccomp filter installed')"
 	say "drift_start $(journal | grep -m1 'starting from the kernel' | tr ' ' _)"
@@ -240,6 +270,8 @@ phase_bench() {
 		done
 	done
 	kill $relays $server
+	say "bench_apparmor label_last=$(tr ' ' _ <"$S/label" 2>/dev/null) denied=$(denials gnomond | wc -l) denied_any=$(denials | wc -l)"
+	denials | sed 's/^/GNOMON-VM-LOG /'
 	tc qdisc del dev "$nic" root
 	tc qdisc del dev "$nic" ingress
 }
@@ -258,6 +290,7 @@ bench_one() {
 		rm -f /var/lib/gnomon/drift
 		cp /job/bench.toml /etc/gnomon/gnomon.toml
 		systemctl start gnomond
+		tr ' ' _ </proc/"$(systemctl show -p MainPID --value gnomond)"/attr/current >"$S/label" 2>/dev/null
 		;;
 	chronyd)
 		/usr/local/sbin/chronyd -d -u root -f /job/bench-chrony.conf >/dev/null 2>&1 &
@@ -268,9 +301,16 @@ bench_one() {
 		# The daemon's own view and the kernel's state every BENCH_VIEW s
 		# (diagnosis; the host keeps them with the console).
 		end=$(($(cut -d. -f1 /proc/uptime) + BENCH_PERIOD))
+		nsrv=$(echo $BENCH_UPSTREAMS | wc -w)
+		ref=127.0.0.$nsrv:$((11119 + nsrv))
 		while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
 			v=""
-			[ "$1" = gnomond ] && v="engine_offset_ns=$(gnomon_prop Offset) engine_freq_ppm=$(gnomon_prop Frequency)"
+			[ "$1" = gnomond ] && v="engine_offset_ns=$(gnomon_prop Offset) engine_freq_ppm=$(gnomon_prop Frequency) rss=$(rss "$(systemctl show -p MainPID --value gnomond)")"
+			# A reference through the relays beside the daemon: the best of
+			# three queries to the last server (never the falseticker),
+			# user-space stamps. Set against the host's probe at the same
+			# moment, it shows the relay path's asymmetry in this turn.
+			v="$v $($H offset "$ref" 3 2>&1 | sed 's/\([a-z_]*\)=/ref_\1=/g' | tr '\n' ' ')"
 			say "bench_view daemon=$1 scenario=$2 run=$3 up=$(cut -d' ' -f1 /proc/uptime) $v $($H kernel | tr '\n' ' ')"
 			sleep "$BENCH_VIEW"
 		done

@@ -148,7 +148,10 @@ func us(d time.Duration) float64 { return float64(d) / 1e3 }
 // relays forwards UDP datagrams from clients at 127.0.0.(1+i):listenPort+i
 // to upstreams[i] (an address of its own for each: chronyd takes one
 // source per IP address, and dropped the others when all were 127.0.0.1), sent from local port localPort+i, and the answers back to
-// the client that sent last (a bench has one client at a time). One OS
+// the client whose request the answer's origin timestamp echoes (the
+// request's transmit timestamp, or in the interleaved mode its receive
+// timestamp), else to the client that sent last: the daemon's turn has a
+// reference client beside it (run.sh's view). One OS
 // thread polls every socket and uses blocking system calls only: under
 // TCG each wake-up of the Go scheduler costs the path time and jitter, so
 // the relay does as few as it can. shift0, when not zero, makes upstream 0
@@ -160,6 +163,13 @@ func relays(listenPort, localPort int, shift0 time.Duration, upstreams []string)
 	in, out := make([]int, n), make([]int, n)
 	ups := make([]unix.Sockaddr, n)
 	clients := make([]unix.Sockaddr, n)
+	// The last few requests' timestamps per upstream, and who sent them.
+	type sent struct {
+		tx, rx uint64
+		from   unix.Sockaddr
+	}
+	recent := make([][8]sent, n)
+	next := make([]int, n)
 	open := func(addr [4]byte, port int) (int, error) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -211,9 +221,26 @@ func relays(listenPort, localPort int, shift0 time.Duration, upstreams []string)
 			}
 			if j%2 == 0 {
 				clients[i] = from
+				if k >= 48 {
+					recent[i][next[i]] = sent{binary.BigEndian.Uint64(buf[40:]), binary.BigEndian.Uint64(buf[32:]), from}
+					next[i] = (next[i] + 1) % len(recent[i])
+				}
 				_ = unix.Sendto(out[i], buf[:k], 0, ups[i])
-			} else if clients[i] != nil {
-				_ = unix.Sendto(in[i], buf[:k], 0, clients[i])
+				continue
+			}
+			to := clients[i]
+			if k >= 48 {
+				if org := binary.BigEndian.Uint64(buf[24:]); org != 0 {
+					for _, r := range recent[i] {
+						if r.from != nil && (r.tx == org || r.rx == org) {
+							to = r.from
+							break
+						}
+					}
+				}
+			}
+			if to != nil {
+				_ = unix.Sendto(in[i], buf[:k], 0, to)
 			}
 		}
 	}
