@@ -42,10 +42,10 @@ func TestWakeIn(t *testing.T) {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// An observing client with nothing due sleeps until an event: no
-// one-minute cap, no pool maintenance without a pool, no drift file in
-// observe mode. Each duty appears when its reason does.
-func TestOwnerSleepsOnlyUntilSomethingIsDue(t *testing.T) {
+// observingDaemon is a daemon in observe mode with no sources, no servers
+// and no drift file: nothing is due until a test gives it a reason.
+func observingDaemon(t *testing.T) *Daemon {
+	t.Helper()
 	cfg := config.Default(config.Options{})
 	cfg.Clock.Mode = config.ClockObserve
 	cfg.Clock.DriftFile = ""
@@ -55,6 +55,14 @@ func TestOwnerSleepsOnlyUntilSomethingIsDue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// An observing client with nothing due sleeps until an event: no
+// one-minute cap, no pool maintenance without a pool, no drift file in
+// observe mode. Each duty appears when its reason does.
+func TestOwnerSleepsOnlyUntilSomethingIsDue(t *testing.T) {
+	d := observingDaemon(t)
 	now := time.Now()
 	var due dueTimes
 	d.runDuties(t.Context(), now, &due)
@@ -146,15 +154,7 @@ func TestWakeTimer(t *testing.T) {
 // A turn the timer woke that sent requests leaves its snapshot to the
 // replies, for publishLag at most; every other turn publishes.
 func TestDeferPublish(t *testing.T) {
-	cfg := config.Default(config.Options{})
-	cfg.Clock.Mode = config.ClockObserve
-	cfg.Clock.DriftFile = ""
-	cfg.Sources = nil
-	cfg.Servers = nil
-	d, err := New(Options{Config: cfg, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := observingDaemon(t)
 	now := time.Now()
 	var due dueTimes
 	if d.deferPublish(false, true, now, &due) || d.deferPublish(true, false, now, &due) {
