@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"encoding/binary"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,7 +18,7 @@ import (
 func TestWireTrace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trace")
 	t.Setenv("GNOMON_ENGINE_TRACE", path)
-	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	d := &Daemon{log: quietLogger(),
 		sources: map[system.ID]*liveSource{7: {addr: netip.MustParseAddrPort("127.0.0.41:123")}}}
 	if d.engineTrace() == nil || d.wireTrace == nil {
 		t.Fatal("no trace with GNOMON_ENGINE_TRACE set")
