@@ -14,7 +14,9 @@
 #                       (docs/testing-vm.md). With the defaults one boot of about
 #                       105 minutes (4 × 3 × 2 × 240 s and set-up), bounded at 200 minutes
 #                       VM_BENCH_VIEW=5 adds gnomond's and the kernel's state every
-#                       5 s to the console; VM_BENCH_OUT=file keeps the table and the raw data
+#                       5 s to the console; VM_BENCH_OUT=file keeps the table and the raw data;
+#                       VM_BENCH_TRACE=1 adds each turn's gnomond engine trace and chronyd
+#                       measurements/tracking logs beside it (file.trace_DAEMON_SCENARIO_RUN)
 #
 # The short suite (one boot: install, step and sync, set-time) runs inside
 # make test as part of go test ./... (tests/vm builds the .deb itself).
@@ -33,6 +35,7 @@ VM_BENCH_POLL      ?= 1
 VM_BENCH_SERVERS   ?= 3
 VM_BENCH_OUT       ?=
 VM_BENCH_VIEW      ?= 0
+VM_BENCH_TRACE     ?= 0
 
 .PHONY: test-vm test-vm-image bench-vm
 
@@ -46,7 +49,7 @@ test-vm: deb
 bench-vm: deb
 	GNOMON_VM_BENCH=1 GNOMON_VM_BENCH_SCENARIOS="$(VM_BENCH_SCENARIOS)" GNOMON_VM_BENCH_RUNS=$(VM_BENCH_RUNS) \
 	  GNOMON_VM_BENCH_PERIOD=$(VM_BENCH_PERIOD) GNOMON_VM_BENCH_SETTLE=$(VM_BENCH_SETTLE) GNOMON_VM_BENCH_POLL=$(VM_BENCH_POLL) \
-	  GNOMON_VM_BENCH_SERVERS=$(VM_BENCH_SERVERS) GNOMON_VM_BENCH_OUT=$(VM_BENCH_OUT) GNOMON_VM_BENCH_VIEW=$(VM_BENCH_VIEW) \
+	  GNOMON_VM_BENCH_SERVERS=$(VM_BENCH_SERVERS) GNOMON_VM_BENCH_OUT=$(VM_BENCH_OUT) GNOMON_VM_BENCH_VIEW=$(VM_BENCH_VIEW) GNOMON_VM_BENCH_TRACE=$(VM_BENCH_TRACE) \
 	  GNOMON_VM_DEB=$(abspath $(DEB_OUT))/gnomon_$(DEB_VERSION)_$$(dpkg --print-architecture).deb \
 	  nice $(GO) test -count=1 -v -timeout $(VM_BENCH_TIMEOUT) -run '^TestVMBench$$' ./tests/vm
 

@@ -3,9 +3,13 @@
 package vm
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -43,8 +47,9 @@ var benchScenarios = []benchScenario{
 type benchConfig struct {
 	period, settle time.Duration
 	runs, servers  int
-	view           int // seconds between the guest's views of the daemon and kernel (0: none)
-	poll           int // log2 seconds, fixed for both daemons
+	view           int  // seconds between the guest's views of the daemon and kernel (0: none)
+	trace          bool // gnomond's engine trace and chronyd's measurements and tracking logs, per turn
+	poll           int  // log2 seconds, fixed for both daemons
 	offset         float64
 	scenarios      []benchScenario
 }
@@ -71,6 +76,7 @@ func readBenchConfig(t *testing.T) benchConfig {
 		poll:    envInt(t, "GNOMON_VM_BENCH_POLL", 1),
 		offset:  0.002,
 		view:    envInt(t, "GNOMON_VM_BENCH_VIEW", 0),
+		trace:   envInt(t, "GNOMON_VM_BENCH_TRACE", 0) == 1,
 	}
 	c.settle = time.Duration(envInt(t, "GNOMON_VM_BENCH_SETTLE", int(c.period/time.Second/2))) * time.Second
 	if v := os.Getenv("GNOMON_VM_BENCH_OFFSET"); v != "" {
@@ -122,6 +128,7 @@ func (c benchConfig) prepare(t *testing.T) func(dir, job string) []string {
 			fmt.Sprintf("BENCH_RUNS=%d", c.runs),
 			fmt.Sprintf("BENCH_OFFSET=%g", c.offset),
 			fmt.Sprintf("BENCH_VIEW=%d", c.view),
+			fmt.Sprintf("BENCH_TRACE=%d", map[bool]int{false: 0, true: 1}[c.trace]),
 		}
 		for _, s := range c.scenarios {
 			names = append(names, s.name)
@@ -497,5 +504,83 @@ func TestVMBench(t *testing.T) {
 		if err := os.WriteFile(f+".console", out, 0o644); err != nil {
 			t.Error(err)
 		}
+		// The turns' traces (GNOMON_VM_BENCH_TRACE=1): gnomond's engine
+		// trace, chronyd's measurements and tracking logs.
+		for name, data := range dumps(t, out) {
+			if err := os.WriteFile(f+"."+name, data, 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+// dumps decodes the console's "GNOMON-VM-DUMP NAME <base64 line>" blocks
+// (run.sh's dump: a file gzipped and in base64) into NAME → content.
+func dumps(t *testing.T, console []byte) map[string][]byte {
+	t.Helper()
+	enc := map[string]*strings.Builder{}
+	var order []string
+	for _, line := range strings.Split(string(console), "\n") {
+		i := strings.Index(line, "GNOMON-VM-DUMP ")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(line[i+len("GNOMON-VM-DUMP "):])
+		if len(f) != 2 {
+			continue
+		}
+		if enc[f[0]] == nil {
+			enc[f[0]] = &strings.Builder{}
+			order = append(order, f[0])
+		}
+		enc[f[0]].WriteString(f[1])
+	}
+	out := map[string][]byte{}
+	for _, name := range order {
+		if strings.ContainsAny(name, "/\\") {
+			t.Errorf("dump %q: not a file name", name)
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(enc[name].String())
+		if err != nil {
+			t.Errorf("dump %s: %v", name, err)
+			continue
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Errorf("dump %s: %v", name, err)
+			continue
+		}
+		data, err := io.ReadAll(zr)
+		if err != nil {
+			t.Errorf("dump %s: %v", name, err)
+			continue
+		}
+		out[name] = data
+	}
+	return out
+}
+
+// TestDumps: run.sh's dump format (gzip, base64 in 76-character lines,
+// each behind "GNOMON-VM-DUMP NAME ") comes back whole, between other
+// console lines and with the serial console's carriage returns.
+func TestDumps(t *testing.T) {
+	want := strings.Repeat("1796679464.727 sample corr=0 at=1.5 src=127.0.0.1:11120 off=-12 delay=3000\n", 50)
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	_, _ = zw.Write([]byte(want))
+	_ = zw.Close()
+	b64 := base64.StdEncoding.EncodeToString(z.Bytes())
+	var console strings.Builder
+	console.WriteString("GNOMON-VM bench_mark what=end daemon=gnomond scenario=lan run=1\r\n")
+	for len(b64) > 0 {
+		n := min(76, len(b64))
+		fmt.Fprintf(&console, "GNOMON-VM-DUMP trace_gnomond_lan_1 %s\r\n", b64[:n])
+		b64 = b64[n:]
+		console.WriteString("[  12.3] a kernel line\r\n")
+	}
+	got := dumps(t, []byte(console.String()))
+	if string(got["trace_gnomond_lan_1"]) != want || len(got) != 1 {
+		t.Fatalf("dumps gave %d files, trace_gnomond_lan_1 of %d bytes, want %d", len(got), len(got["trace_gnomond_lan_1"]), len(want))
 	}
 }

@@ -276,6 +276,15 @@ phase_bench() {
 	tc qdisc del dev "$nic" ingress
 }
 
+# dump NAME FILE...: the files gzipped and in base64 on the console, one
+# "GNOMON-VM-DUMP NAME <line>" per 76 characters (tests/vm/bench_test.go
+# writes them back out next to VM_BENCH_OUT).
+dump() {
+	n=$1
+	shift
+	cat "$@" 2>/dev/null | gzip -c | base64 -w 76 | sed "s/^/GNOMON-VM-DUMP $n /"
+}
+
 # bench_one DAEMON SCENARIO RUN: one period of one daemon from the common
 # start state.
 bench_one() {
@@ -286,14 +295,33 @@ bench_one() {
 	gnomond)
 		# The packaged unit as shipped; only its configuration is the
 		# bench's, and no drift file (the frequency starts from the
-		# kernel's, 0 ppm, as chronyd's does).
-		rm -f /var/lib/gnomon/drift
+		# kernel's, 0 ppm, as chronyd's does). BENCH_TRACE adds the
+		# engine's trace (GNOMON_ENGINE_TRACE, service/daemon/trace.go)
+		# through a runtime drop-in.
+		rm -f /var/lib/gnomon/drift /var/lib/gnomon/bench.trace
 		cp /job/bench.toml /etc/gnomon/gnomon.toml
+		if [ "${BENCH_TRACE:-0}" = 1 ] && [ ! -f /run/systemd/system/gnomond.service.d/bench-trace.conf ]; then
+			mkdir -p /run/systemd/system/gnomond.service.d
+			printf '[Service]\nEnvironment=GNOMON_ENGINE_TRACE=/var/lib/gnomon/bench.trace\n' >/run/systemd/system/gnomond.service.d/bench-trace.conf
+			systemctl daemon-reload
+		fi
 		systemctl start gnomond
 		tr ' ' _ </proc/"$(systemctl show -p MainPID --value gnomond)"/attr/current >"$S/label" 2>/dev/null
 		;;
 	chronyd)
-		/usr/local/sbin/chronyd -d -u root -f /job/bench-chrony.conf >/dev/null 2>&1 &
+		# BENCH_TRACE: chronyd's own measurements and tracking logs.
+		conf=/job/bench-chrony.conf
+		if [ "${BENCH_TRACE:-0}" = 1 ]; then
+			rm -rf /run/chrony-bench-log
+			mkdir -p /run/chrony-bench-log
+			{
+				cat /job/bench-chrony.conf
+				echo "logdir /run/chrony-bench-log"
+				echo "log measurements tracking"
+			} >/run/chrony-bench.conf
+			conf=/run/chrony-bench.conf
+		fi
+		/usr/local/sbin/chronyd -d -u root -f "$conf" >/dev/null 2>&1 &
 		pid=$!
 		;;
 	esac
@@ -326,6 +354,15 @@ bench_one() {
 		;;
 	esac
 	run "bench_kernel_$1_$2_$3" $H kernel
+	if [ "${BENCH_TRACE:-0}" = 1 ]; then
+		case $1 in
+		gnomond) grep -E '^[0-9.]+ (sample|update) ' /var/lib/gnomon/bench.trace >/run/bench-trace.txt 2>/dev/null && dump "trace_$1_$2_$3" /run/bench-trace.txt ;;
+		chronyd)
+			dump "trace_$1_$2_$3" /run/chrony-bench-log/measurements.log
+			dump "tracking_$1_$2_$3" /run/chrony-bench-log/tracking.log
+			;;
+		esac
+	fi
 	say "bench_alive_$1_$2_$3 responder=$(kill -0 "$server" 2>/dev/null && echo yes || echo no) relays=$(kill -0 "$relays" 2>/dev/null && echo yes || echo no)"
 }
 
