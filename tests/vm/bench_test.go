@@ -205,6 +205,15 @@ func probeGuest(ctx context.Context, port int) []probe {
 	req := make([]byte, 48)
 	resp := make([]byte, 128)
 	silent := 0
+	// The probes as they come, for a look while the bench runs
+	// (GNOMON_VM_BENCH_OUT.probes.live; the same as .probes.csv at the end).
+	var live *os.File
+	if f := os.Getenv("GNOMON_VM_BENCH_OUT"); f != "" {
+		if lf, err := os.Create(f + ".probes.live"); err == nil {
+			live = lf
+			defer lf.Close()
+		}
+	}
 	for {
 		// A fresh socket (a new source port) after a few silent seconds:
 		// QEMU's UDP forwarding has been seen to stop answering one.
@@ -247,6 +256,9 @@ func probeGuest(ctx context.Context, port int) []probe {
 		if ok {
 			out = append(out, best)
 			silent = 0
+			if live != nil {
+				fmt.Fprintf(live, "%.3f,%d,%d,%.3f\n", float64(best.at.UnixNano())/1e9, best.err.Nanoseconds(), best.delay.Nanoseconds(), best.freqPPM)
+			}
 		} else {
 			silent++
 		}
