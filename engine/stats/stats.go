@@ -226,6 +226,10 @@ func (s *Stats) level() {
 // LAN scenario's weights too much, 10 leaves most of the harm).
 const excessClip = 5
 
+// minFloorDiv bounds how far the least round trip may pull the weights'
+// scale below the mean half-excess (see weights).
+const minFloorDiv = 8
+
 // weights gives each sample a weight inversely proportional to the
 // variance its delay allows: a sample whose round trip took e longer than
 // the quickest can be off by up to e/2, so its variance grows as (e/2)^2
@@ -263,6 +267,15 @@ func (s *Stats) weights(start int) {
 	}
 	floor := math.Max(sumEx/float64(n-start), 1e-9)
 	s.exFloor = floor
+	// The weights' scale is at most half the least round trip (chrony's
+	// sourcestats does the same), but no less than an eighth of the mean
+	// half-excess: where the jitter is larger than the path's fixed
+	// delay, an ordinary sample's excess sat mostly on one way (the VM
+	// bench's emulated guest: its extra delay came on the way back, so
+	// the offset fell by about half of it) and weights on the mean's scale
+	// let that into the estimate (docs/accuracy.md, "In the VM guest: LAN
+	// and falseticker with more turns").
+	floor = math.Max(math.Min(floor, minD/2), floor/minFloorDiv)
 	for i := start; i < n; i++ {
 		ex := (s.pts[i].Delay - minD) / 2 / floor
 		s.wts[i] = 1 / (1 + ex*ex)
