@@ -489,6 +489,17 @@ func TestAccuracyBench(t *testing.T) {
 		}
 		rounds = n
 	}
+	// The relays' draws are seeded by the round's number: ACC_FIRST_ROUND
+	// (1) numbers the first, so a run split into several invocations, or
+	// repeated, can draw new exchanges instead of the same ones again.
+	first := 1
+	if v := os.Getenv("ACC_FIRST_ROUND"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			t.Fatalf("ACC_FIRST_ROUND=%q: want 1..1000", v)
+		}
+		first = n
+	}
 	scs := accScenarios
 	if v := os.Getenv("ACC_SCENARIOS"); v != "" {
 		scs = nil
@@ -525,7 +536,7 @@ func TestAccuracyBench(t *testing.T) {
 
 	var mu sync.Mutex
 	var all []accResult
-	for round := 1; round <= rounds; round++ {
+	for round := first; round < first+rounds; round++ {
 		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
 			for k, sc := range scs {
 				t.Run(sc.Name, func(t *testing.T) {
