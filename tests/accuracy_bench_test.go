@@ -481,14 +481,22 @@ func TestAccuracyBench(t *testing.T) {
 	if from >= dur {
 		t.Fatalf("ACC_FROM=%v: want less than ACC_DURATION=%v", from, dur)
 	}
-	rounds := 3
-	if v := os.Getenv("ACC_ROUNDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 20 {
-			t.Fatalf("ACC_ROUNDS=%q: want 1..20", v)
+	envInt := func(k string, def, lo, hi int) int {
+		v := os.Getenv(k)
+		if v == "" {
+			return def
 		}
-		rounds = n
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			t.Fatalf("%s=%q: want %d..%d", k, v, lo, hi)
+		}
+		return n
 	}
+	rounds := envInt("ACC_ROUNDS", 3, 1, 20)
+	// The relays' draws are seeded by the round's number: ACC_FIRST_ROUND
+	// (1) numbers the first, so a run split into several invocations, or
+	// repeated, can draw new exchanges instead of the same ones again.
+	first := envInt("ACC_FIRST_ROUND", 1, 1, 1000)
 	scs := accScenarios
 	if v := os.Getenv("ACC_SCENARIOS"); v != "" {
 		scs = nil
@@ -525,7 +533,7 @@ func TestAccuracyBench(t *testing.T) {
 
 	var mu sync.Mutex
 	var all []accResult
-	for round := 1; round <= rounds; round++ {
+	for round := first; round < first+rounds; round++ {
 		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
 			for k, sc := range scs {
 				t.Run(sc.Name, func(t *testing.T) {

@@ -86,7 +86,17 @@ func TestRelayPathsStart(t *testing.T) {
 			t.Logf("%-18s every run's relay delays, %v: RMS median %.1f µs, mean median %+.1f µs", s.name, d, r, m)
 		}
 		if s.path.Loss > 0 {
-			continue // 30 % loss: 10–14 µs either way, not bounded here
+			// 30 % loss: over 8 minutes 10–14 µs either way, not bounded;
+			// over 15 minutes the start of the joint filter shows. Held
+			// only by FreqSD·horizon ≤ OffsetSD, it started at 502 s
+			// (median of 40 seeds; in real time after 198–423 s) and the
+			// median RMS was 7.7 µs; with the windows' span also asked for
+			// (kalmanStartSpan) 566 s and 6.1 µs.
+			r, _ := rtMedianRMS(t, rtMeasured(s, all), 15*time.Minute, 2*n)
+			if r > 7 {
+				t.Errorf("%s with every run's relay delays: median RMS %.1f µs over 15 minutes' second half, want ≤ 7 µs", s.name, r)
+			}
+			continue
 		}
 		if rms > 9 {
 			t.Errorf("%s with the measured relay delays: median RMS %.1f µs over 8 minutes' second half, want ≤ 9 µs", s.name, rms)

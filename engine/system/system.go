@@ -69,25 +69,34 @@ type Config struct {
 // filter's measurement noise (0.1 and 0.3 were tried; 0.3 is steadier).
 const kalmanFloor = 0.3
 
-// kalmanStartHorizon: the joint filter takes over from the regressions
-// once the frequency's uncertainty, run over this long, is within the
-// offset's own (FreqSD·horizon ≤ OffsetSD), not as soon as the discipline
-// trusts the frequency (FreqKnownPPM, 1 ppm). For a regression over a
-// window of W seconds the ratio of the two is about √3·horizon/W,
-// whatever the noise, so this holds the filter until the windows span
-// about nine minutes; until then the regressions steer, re-fitting their
-// intercept at every sample. A window that never spans that long (on a
-// nearly noiseless path adaptPoll keeps it short) leaves them steering
-// for good; the simulator's LAN, loss and relay settings start the filter
-// after 8–10 minutes. Started as soon as the frequency was trusted,
-// from a frequency still 0.2–0.5 ppm off (the first minutes through the
-// relays of make bench-accuracy, whose delays have heavier tails than the
-// simulator's exponential; docs/accuracy.md, "Real time"), the filter,
-// as confident of that frequency as the regressions said, let it run the
-// offset up by 10–30 µs and took many minutes to pull it back
+// kalmanStartHorizon and kalmanStartSpan: the joint filter takes over
+// from the regressions once the frequency's uncertainty, run over the
+// horizon, is within the offset's own (FreqSD·horizon ≤ OffsetSD) and
+// the combined sources' windows span, on their weighted average, at least
+// kalmanStartSpan — not as soon as the discipline trusts the frequency
+// (FreqKnownPPM, 1 ppm). For a regression over a window of W seconds the
+// ratio of the two SDs is about √3·horizon/W whatever the noise, so the
+// first condition alone holds the filter until the windows span about
+// nine minutes — but only while the offset's SD is a regression's own:
+// with sparse samples (30 % of the exchanges lost) the extrapolation
+// from an older newest sample swells OffsetSD, and through the real
+// relays of make bench-accuracy the filter started after 198–423 s from
+// a frequency 0.07–0.13 ppm off (2–2.6 times its stated SD; the delays'
+// tails are heavier than a regression's error assumes) and let the
+// offset run up by 15–30 µs (docs/accuracy.md, "The joint filter's start
+// under loss"). The span condition states the intent directly. Until then
+// the regressions steer, re-fitting their intercept at every sample; a
+// window that never spans that long (on a nearly noiseless path adaptPoll
+// keeps it short) leaves them steering for good. Started as soon as the
+// frequency was trusted, from a frequency still 0.2–0.5 ppm off, the
+// filter, as confident of that frequency as the regressions said, let it
+// run the offset up by 10–30 µs and took many minutes to pull it back
 // (engine/sim TestRelayPathsStart). 300 s is the discipline's longest
 // correction (MaxCorrTime).
-const kalmanStartHorizon = 300 * time.Second
+const (
+	kalmanStartHorizon = 300 * time.Second
+	kalmanStartSpan    = 9 * time.Minute
+)
 
 // SourceConfig describes one source.
 type SourceConfig struct {
@@ -669,8 +678,14 @@ func (s *System) kalman(now time.Time, weights []float64, e *discipline.Estimate
 		s.kal.Reset()
 		return
 	}
-	if s.kal.Len() == 0 && !(e.FreqSD*1e-6*kalmanStartHorizon.Seconds() <= e.OffsetSD) {
-		return // the regressions steer until their frequency is precise enough
+	if s.kal.Len() == 0 {
+		var span float64
+		for i, src := range s.candSrc {
+			span += weights[i] * src.est.Span.Seconds()
+		}
+		if span < kalmanStartSpan.Seconds() || !(e.FreqSD*1e-6*kalmanStartHorizon.Seconds() <= e.OffsetSD) {
+			return // the regressions steer until their frequency is precise enough
+		}
 	}
 	if s.kal.Len() == 0 {
 		// From the regressions' estimate; without a frequency from them
