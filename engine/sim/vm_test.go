@@ -104,7 +104,8 @@ func TestVMBenchPrediction(t *testing.T) {
 // traces, make bench-vm VM_BENCH_TRACE=1, against the host's probe of the
 // guest clock; docs/accuracy.md, "In the VM guest: LAN and falseticker
 // with more turns"): what the exponential vmPath lacks is that the extra
-// delay sits mostly on the way back (4.8 ms out, 6.6 ms back on average),
+// delay sits more on the way back (3.0 ms out, 3.6 ms back on average,
+// 4.4 and 5.8 ms in the busier first turns),
 // so a sample's offset falls with its round trip.
 func vmMeasuredLAN(t *testing.T) [][2]time.Duration {
 	return loadPathsFile(t, "testdata/vm-lan-paths.txt")
