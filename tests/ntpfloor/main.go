@@ -13,11 +13,16 @@
 //   - -echo: each reply is as long as its request (up to 1024 bytes), the
 //     request's bytes after the header echoed, as an NTS server's reply is
 //     as long as the request (ntpload -pad N sends N-byte requests);
-//   - -cmsg: the socket options gnomond's server sockets have
-//     (service/netio): IP_PKTINFO and SO_TIMESTAMPING receive timestamps,
-//     so every request arrives with two control messages, and every reply
-//     is sent with an IP_PKTINFO naming the request's destination as its
-//     source address. The control messages are read but not used.
+//   - -pktinfo: IP_PKTINFO, as gnomond's server sockets have it
+//     (service/netio): every request arrives with its destination address
+//     in a control message, and every reply is sent with an IP_PKTINFO
+//     naming that address as its source;
+//   - -rxts: SO_TIMESTAMPING receive timestamps (software), as gnomond's
+//     server sockets have them: every request arrives with a
+//     SCM_TIMESTAMPING control message (read, not used);
+//   - -cmsg: both;
+//   - -rcvbuf N: a receive buffer of N bytes (SO_RCVBUFFORCE), as gnomond
+//     asks for 4 MiB (4194304).
 //
 // It binds IPv4 loopback only and runs until killed.
 package main
@@ -48,15 +53,24 @@ const ctrlLen = 128
 var pktinfoLen = unix.CmsgSpace(unix.SizeofInet4Pktinfo)
 
 // opts are the options of a worker.
-type opts struct{ echo, cmsg bool }
+type opts struct {
+	echo, pktinfo, rxts bool
+	rcvbuf              int
+}
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:12300", "IPv4 loopback ADDRESS:PORT")
 	workers := flag.Int("workers", 1, "sockets (SO_REUSEPORT), one OS thread each")
 	var o opts
 	flag.BoolVar(&o.echo, "echo", false, "make each reply as long as its request (up to 1024 bytes), echoing the request's extension bytes")
-	flag.BoolVar(&o.cmsg, "cmsg", false, "gnomond's socket options: IP_PKTINFO and SO_TIMESTAMPING on receive, IP_PKTINFO on every reply")
+	flag.BoolVar(&o.pktinfo, "pktinfo", false, "IP_PKTINFO on receive and on every reply, as gnomond does")
+	flag.BoolVar(&o.rxts, "rxts", false, "SO_TIMESTAMPING receive timestamps, as gnomond has them")
+	cmsg := flag.Bool("cmsg", false, "-pktinfo and -rxts")
+	flag.IntVar(&o.rcvbuf, "rcvbuf", 0, "SO_RCVBUFFORCE in bytes (0: the kernel's default; gnomond asks for 4194304)")
 	flag.Parse()
+	if *cmsg {
+		o.pktinfo, o.rxts = true, true
+	}
 	ap, err := netip.ParseAddrPort(*listen)
 	if err != nil || !ap.Addr().Is4() || !ap.Addr().IsLoopback() {
 		fmt.Fprintf(os.Stderr, "ntpfloor: -listen %q: want an IPv4 loopback address:port\n", *listen)
@@ -75,10 +89,17 @@ func main() {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 			fail(err)
 		}
-		if o.cmsg {
+		if o.pktinfo {
 			if err := unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_PKTINFO, 1); err != nil {
 				fail(err)
 			}
+		}
+		if o.rcvbuf > 0 {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.rcvbuf); err != nil {
+				fail(err)
+			}
+		}
+		if o.rxts {
 			ts := unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
 			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, ts); err != nil {
 				fail(err)
@@ -89,7 +110,7 @@ func main() {
 		}
 		fds[i] = fd
 	}
-	fmt.Printf("ntpfloor: %d worker(s) on %v (echo %v, cmsg %v)\n", *workers, ap, o.echo, o.cmsg)
+	fmt.Printf("ntpfloor: %d worker(s) on %v (echo %v, pktinfo %v, rxts %v, rcvbuf %d)\n", *workers, ap, o.echo, o.pktinfo, o.rxts, o.rcvbuf)
 	for _, fd := range fds[1:] {
 		go serve(fd, o)
 	}
@@ -136,7 +157,7 @@ func serve(fd int, o opts) {
 		iov   [batch]unix.Iovec
 		hdr   [batch]unix.Mmsghdr
 		rctl  [batch][ctrlLen]byte
-		dst   [batch][4]byte // with -cmsg: each request's destination address
+		dst   [batch][4]byte // with -pktinfo: each request's destination address
 	)
 	for i := range hdr {
 		iov[i].Base = &bufs[i][0]
@@ -149,7 +170,7 @@ func serve(fd int, o opts) {
 		for i := range hdr {
 			hdr[i].Hdr.Namelen = unix.SizeofSockaddrInet4
 			iov[i].SetLen(len(bufs[i]))
-			if o.cmsg {
+			if o.pktinfo || o.rxts {
 				hdr[i].Hdr.Control = &rctl[i][0]
 				hdr[i].Hdr.SetControllen(ctrlLen)
 			}
@@ -183,7 +204,7 @@ func serve(fd int, o opts) {
 			if o.echo {
 				rl = min(int(hdr[i].Len), bufLen)
 			}
-			if o.cmsg {
+			if o.pktinfo {
 				dst[i] = pktinfoDst(rctl[i][:min(int(hdr[i].Hdr.Controllen), ctrlLen)])
 			}
 			if m != i {
@@ -193,7 +214,7 @@ func serve(fd int, o opts) {
 				hdr[m].Hdr.Iov = &iov[m]
 			}
 			iov[m].SetLen(rl)
-			if o.cmsg {
+			if o.pktinfo {
 				// The reply's source address, as gnomond's netio.putPktinfo
 				// does it (the receive control space is reused).
 				c := rctl[m][:pktinfoLen]
@@ -204,6 +225,9 @@ func serve(fd int, o opts) {
 				copy(c[unix.CmsgLen(0)+4:], dst[m][:])
 				hdr[m].Hdr.Control = &c[0]
 				hdr[m].Hdr.SetControllen(pktinfoLen)
+			} else {
+				hdr[m].Hdr.Control = nil // not the receive timestamp
+				hdr[m].Hdr.SetControllen(0)
 			}
 			m++
 		}
