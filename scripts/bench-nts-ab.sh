@@ -18,9 +18,15 @@
 #                (receive timestamps, and PKTINFO in and out)
 #   floor-228g   the same with gnomond's 4 MiB receive buffer too: the
 #                socket as gnomond has it
-#   A-ntp, A-nts gnomond A: plain NTP (48 bytes), NTS (ntpload -nts)
-#   B-ntp, B-nts the same for B, when B is set
-# TARGETS selects (default: all of the above).
+#   A-ntp, A-nts gnomond A: plain NTP (48 bytes), NTS (ntpload -nts: closed
+#                loop, 1 024 requests in flight)
+#   A-ntsr       gnomond A, NTS requests replayed open loop (ntpload -nts
+#                -replay): the server at overload, as the floor's flood
+#                puts it, whatever the generator's own NTS work costs
+#   B-ntp, B-nts, B-ntsr  the same for B, when B is set
+# TARGETS selects (default: all of the above). PERF="A-nts floor-228g"
+# records those targets' servers with perf record -g during round 1
+# (OUT/perf-TARGET.data; perf report -i FILE).
 # Output: OUT/ab.csv (ntpload's -csv rows: label = target, tag = round) and
 # a summary: server CPU per answer, median (min-max) over the rounds, and
 # each target's median over the floor's.
@@ -49,8 +55,8 @@ done
 if [ -n "${TARGETS:-}" ]; then
 	read -r -a targets <<<"$TARGETS"
 else
-	targets=(floor floor-228 floor-228t floor-228c floor-228g A-ntp A-nts)
-	[ -n "${B:-}" ] && targets+=(B-ntp B-nts)
+	targets=(floor floor-228 floor-228t floor-228c floor-228g A-ntp A-nts A-ntsr)
+	[ -n "${B:-}" ] && targets+=(B-ntp B-nts B-ntsr)
 fi
 mkdir -p "$OUT"
 # shellcheck source=scripts/bench-lib.sh
@@ -113,10 +119,21 @@ run() {
 	floor-228 | floor-228t | floor-228c | floor-228g) args=(-target "127.0.0.1:${FLOORPORT[$t]}" -pad 228 -server-pid "${PID[$t]}") ;;
 	A-ntp | B-ntp) args=(-target "127.0.0.1:${NTPPORT[${t%-ntp}]}" -server-pid "${PID[${t%-ntp}]}") ;;
 	A-nts | B-nts) args=(-nts "127.0.0.1:${KEPORT[${t%-nts}]}" -ca "$T/nts.crt" -server-pid "${PID[${t%-nts}]}") ;;
+	A-ntsr | B-ntsr) args=(-nts "127.0.0.1:${KEPORT[${t%-ntsr}]}" -ca "$T/nts.crt" -replay -server-pid "${PID[${t%-ntsr}]}") ;;
 	*) echo "bench-nts-ab: unknown target $t" >&2; exit 2 ;;
 	esac
+	local perf=
+	if [ "$r" = 1 ] && [[ " ${PERF:-} " == *" $t "* ]]; then
+		local p=${args[*]}
+		p=${p##*-server-pid }
+		# Started a little after the generator (the NTS key exchanges
+		# come first), stopped before it ends.
+		(sleep 1 && exec perf record -q -g -p "${p%% *}" -o "$OUT/perf-$t.data" -- sleep 1.5) >/dev/null 2>&1 &
+		perf=$!
+	fi
 	"${inns[@]}" "${gen[@]}" "$T/ntpload" "${args[@]}" -clients "$CLIENTS" -duration "$DURATION" -rate "$RATE" \
 		-label "$t" -tag "$r" -csv "$OUT/ab.csv" | sed "s/^/round $r: /" || true
+	[ -z "$perf" ] || wait "$perf" || true
 	sleep 0.5
 }
 n=${#targets[@]}
@@ -140,7 +157,7 @@ awk -F, 'NR > 1 && $12 != "" { v[$2] = v[$2] " " $12; a[$2] = a[$2] " " $8 }
 		return k % 2 ? x[(k+1)/2] : (x[k/2] + x[k/2+1]) / 2
 	}
 	END {
-		fm = med(v["floor"])
+		fm = ("floor" in v) ? med(v["floor"]) : 0
 		for (t in v) {
 			m = med(v[t]); l = lo; h = hi
 			printf "%-11s %6.2f (%s-%s)  %7.0f/s  %5.2fx floor  [%s ]\n", t, m, l, h, med(a[t]), (fm > 0 ? m / fm : 0), v[t]

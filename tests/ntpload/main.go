@@ -98,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	ca := fs.String("ca", "", "with -nts or -ke: PEM file of the certificate(s) to trust (the test certificate)")
 	fs.IntVar(&o.nts.sessions, "sessions", 64, "with -nts: NTS sessions per client (the most requests a client has in flight)")
 	fs.DurationVar(&o.nts.stale, "stale", 250*time.Millisecond, "with -nts: a request unanswered this long frees its session")
+	fs.BoolVar(&o.nts.replay, "replay", false, "with -nts: each session seals one request per run, sent again and again without waiting for replies (open loop; replies are counted, not opened)")
 	fs.DurationVar(&o.nts.keTimeout, "ke-timeout", 5*time.Second, "with -nts or -ke: bound on one key exchange")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "with -ke: key exchanges in progress at once")
 	fs.StringVar(&o.csvPath, "csv", "", "append the run's figures as a CSV row to this file (header when new); single runs only")

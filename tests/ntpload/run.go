@@ -119,7 +119,15 @@ func runLoad(ctx context.Context, cfg runConfig) (*result, error) {
 		tr.pad = cfg.pad
 		var p protocol = tr
 		blen := pktLen
-		if cfg.nts != nil {
+		switch {
+		case cfg.nts != nil && cfg.nts.cfg.replay:
+			rt := cfg.nts.replayTracker(i, tr)
+			if rt == nil {
+				return nil, fmt.Errorf("client %d: -replay: no session could seal a request", i)
+			}
+			p = rt
+			blen = ntsPktLen
+		case cfg.nts != nil:
 			p = cfg.nts.tracker(i, tr)
 			blen = ntsPktLen
 		}
