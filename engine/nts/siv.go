@@ -135,19 +135,11 @@ func (s *SIV) cmacFrom(sc *scratch, out, x *[16]byte, msg []byte, from int, xorE
 	// The last block is full only when n is a non-zero multiple of 16.
 	full := n > 0 && n%16 == 0
 	last := cmacLast(n)
-	// With xorEnd, msg's last 16 bytes (from tailStart) are read XORed
-	// with it: tail holds them so. The last block lies within them
-	// (last >= tailStart), and every earlier block ends before tailStart+16.
-	tailStart := n - 16
-	var tail [16]byte
-	if xorEnd != nil {
-		copy(tail[:], msg[tailStart:])
-		xor16(&tail, xorEnd[:])
-	}
+	tailStart := n - 16 // where xorEnd begins
 	for off := from; off < last; off += 16 {
 		if xorEnd != nil && off+16 > tailStart {
-			k := copy(blk[:], msg[off:tailStart])
-			copy(blk[k:], tail[:])
+			copy(blk[:], msg[off:off+16])
+			applyXorEnd(blk, off, tailStart, xorEnd)
 			xor16(x, blk[:])
 		} else {
 			xor16(x, msg[off:off+16])
@@ -155,10 +147,9 @@ func (s *SIV) cmacFrom(sc *scratch, out, x *[16]byte, msg []byte, from int, xorE
 		s.mac.Encrypt(x[:], x[:])
 	}
 	*blk = [16]byte{}
+	copy(blk[:], msg[last:])
 	if xorEnd != nil {
-		copy(blk[:], tail[last-tailStart:])
-	} else {
-		copy(blk[:], msg[last:])
+		applyXorEnd(blk, last, tailStart, xorEnd)
 	}
 	if full {
 		xor16(blk, s.k1[:])
@@ -170,32 +161,37 @@ func (s *SIV) cmacFrom(sc *scratch, out, x *[16]byte, msg []byte, from int, xorE
 	s.mac.Encrypt(out[:], x[:])
 }
 
+// applyXorEnd XORs the bytes of xorEnd that fall into the block starting at
+// message offset off (xorEnd covers message bytes tail..tail+15).
+func applyXorEnd(blk *[16]byte, off, tail int, xorEnd *[16]byte) {
+	for i := range 16 {
+		j := off + i - tail
+		if j >= 0 && j < 16 {
+			blk[i] ^= xorEnd[j]
+		}
+	}
+}
+
 // s2v is RFC 5297's S2V over the strings ad... followed by p, into v.
 //
 // Each string's CMAC is a chain of dependent block encryptions, but the
 // chains are independent of each other, and so are the blocks of p that
 // S2V's xorend does not reach: s2v advances them side by side, one block
 // of each in turn, so that the CPU overlaps the encryptions (AES-NI's
-// latency, not its throughput, bounds one chain). Each associated data
-// string's last block (with its CMAC subkey) is a step of its lane too, so
-// a short string (the nonce: one block) costs no step of its own after the
-// others; only p's last blocks wait for all of them.
+// latency, not its throughput, bounds one chain).
 func (s *SIV) s2v(sc *scratch, v *[16]byte, p []byte, ad ...[]byte) {
 	if len(ad) > maxLanes-1 {
 		s.s2vSerial(sc, v, p, ad...)
 		return
 	}
-	// Lane i runs the CMAC of msgs[i]: the blocks before stops[i] (a
-	// multiple of 16), then, for an associated data string (final[i]),
-	// its last block at stops[i]; its chaining value is in sc.lanes[i]
-	// (the messages stay out of the scratch: they may live on the
-	// caller's stack).
+	// Lane i runs the CMAC of msgs[i] up to stops[i] (a multiple of 16),
+	// its chaining value in sc.lanes[i] (the messages stay out of the
+	// scratch: they may live on the caller's stack).
 	var msgs [maxLanes][]byte
 	var stops [maxLanes]int
-	var final [maxLanes]bool
 	n := 0
 	for _, a := range ad {
-		msgs[n], stops[n], final[n] = a, cmacLast(len(a)), true
+		msgs[n], stops[n] = a, cmacLast(len(a))
 		n++
 	}
 	if len(p) >= 32 {
@@ -210,51 +206,33 @@ func (s *SIV) s2v(sc *scratch, v *[16]byte, p []byte, ad ...[]byte) {
 	for ; ; off += 16 {
 		busy := false
 		for i := range n {
-			x := &sc.lanes[i]
-			switch {
-			case off < stops[i]:
+			if off < stops[i] {
+				x := &sc.lanes[i]
 				xor16(x, msgs[i][off:])
-			case off == stops[i] && final[i]:
-				s.cmacLastBlock(x, msgs[i], off)
-			default:
-				continue
+				s.mac.Encrypt(x[:], x[:])
+				busy = true
 			}
-			s.mac.Encrypt(x[:], x[:])
-			busy = true
 		}
 		if !busy {
 			break
 		}
 	}
 	d := s.zero
-	for i := range ad {
+	for i, a := range ad {
+		x := &sc.lanes[i]
+		s.cmacFrom(sc, x, x, a, min(off, stops[i]), nil)
 		d = dbl(d)
-		xor16(&d, sc.lanes[i][:])
+		xor16(&d, x[:])
 	}
 	switch {
 	case len(p) >= 32:
 		x := &sc.lanes[len(ad)]
-		s.cmacFrom(sc, v, x, p, stops[len(ad)], &d)
+		s.cmacFrom(sc, v, x, p, min(off, stops[len(ad)]), &d)
 	case len(p) >= 16:
 		s.cmac(sc, v, p, &d)
 	default:
 		s.s2vShort(sc, v, p, &d)
 	}
-}
-
-// cmacLastBlock XORs CMAC's last block of msg, which starts at last
-// (cmacLast(len(msg))), into the chaining value x: the block with K1 when
-// it is full, else padded (10*) with K2. The encryption is the caller's.
-func (s *SIV) cmacLastBlock(x *[16]byte, msg []byte, last int) {
-	var blk [16]byte
-	n := copy(blk[:], msg[last:])
-	if len(msg) > 0 && n == 16 {
-		xor16(&blk, s.k1[:])
-	} else {
-		blk[n] = 0x80
-		xor16(&blk, s.k2[:])
-	}
-	xor16(x, blk[:])
 }
 
 // s2vSerial is s2v one CMAC after the other.
