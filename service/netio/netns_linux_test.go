@@ -93,7 +93,7 @@ func TestServerReplyFromRequestedAddressIPv6(t *testing.T) {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
 			got := echoOnce(t, ctx, sc, msgs[:1])
-			checkRequest(t, got[0], target, udpAddrPort(free), dst.Addr(), before)
+			checkRequest(t, got[0], target, udpAddrPort(free), dst.Addr(), before, !sc.fixedLocal)
 			buf := make([]byte, 100)
 			n, from := readWithin(t, free, buf)
 			if from != dst || string(buf[:n]) != "re:"+target {

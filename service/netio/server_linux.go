@@ -76,6 +76,12 @@ type ServerConn struct {
 	family int
 	mode   TimestampMode
 	local  netip.AddrPort
+	// fixedLocal: the socket is bound to one unicast address, the only
+	// one its datagrams can come to and the one the kernel sends its
+	// replies from, so it has no PKTINFO: reads report local as each
+	// request's Local, and writes carry no source address (see
+	// pktinfoNeeded).
+	fixedLocal bool
 
 	// read side, guarded by rmu
 	rmu    sync.Mutex
@@ -238,19 +244,26 @@ func newServerConn(udp *net.UDPConn) (*ServerConn, error) {
 		return nil, fmt.Errorf("netio: %w", err)
 	}
 	s := &ServerConn{udp: udp, raw: raw}
+	if la, ok := udp.LocalAddr().(*net.UDPAddr); ok {
+		ap := la.AddrPort()
+		s.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	s.fixedLocal = !pktinfoNeeded(s.local.Addr())
 	if err := control(raw, func(fd int) error {
 		fam, err := socketFamily(fd)
 		if err != nil {
 			return err
 		}
 		s.family = fam
-		if fam == unix.AF_INET {
-			err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_PKTINFO, 1)
-		} else {
-			err = unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVPKTINFO, 1)
-		}
-		if err != nil {
-			return fmt.Errorf("netio: PKTINFO: %w", err)
+		if !s.fixedLocal {
+			if fam == unix.AF_INET {
+				err = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_PKTINFO, 1)
+			} else {
+				err = unix.SetsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_RECVPKTINFO, 1)
+			}
+			if err != nil {
+				return fmt.Errorf("netio: PKTINFO: %w", err)
+			}
 		}
 		s.mode = enableTimestamps(fd, false)
 		growReceiveBuffer(fd)
@@ -258,16 +271,24 @@ func newServerConn(udp *net.UDPConn) (*ServerConn, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if la, ok := udp.LocalAddr().(*net.UDPAddr); ok {
-		ap := la.AddrPort()
-		s.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
 	s.cancel.conn = udp
 	s.readFn = s.doRead
 	s.writeFn = s.doWrite
 	s.growRead(initialBatch)
 	s.growWrite(initialBatch)
 	return s, nil
+}
+
+// pktinfoNeeded reports whether a server socket bound to a needs PKTINFO:
+// to learn where each request came to and to send the reply from there.
+// A socket bound to one unicast address does not: the kernel delivers it
+// only datagrams for that address and sends from it. Wildcard, multicast
+// and IPv6 link-local binds (whose replies need the interface) keep it.
+// Leaving it off saves the kernel a control message on every datagram in
+// and out (about 0.2 µs per answer here: docs/benchmarks.md, "The NTS
+// answer at overload (2026-12-08)").
+func pktinfoNeeded(a netip.Addr) bool {
+	return !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() && a.Is6()
 }
 
 // LocalAddr is the address the socket is bound to.
@@ -351,6 +372,9 @@ func (s *ServerConn) ReadBatch(ctx context.Context, msgs []Message) (int, error)
 		ctrl := s.rctrl[i*rxCtrlSpace : (i+1)*rxCtrlSpace]
 		rc := parseRxControl(ctrl[:clampLen(uint64(h.Controllen), len(ctrl))])
 		m.Local, m.IfIndex = rc.Local, rc.IfIndex
+		if s.fixedLocal {
+			m.Local = s.local.Addr()
+		}
 		m.RxTime, m.RxKernel = rc.Time, rc.Kernel
 		if !rc.Kernel {
 			if now.IsZero() {
@@ -429,10 +453,14 @@ func (s *ServerConn) WriteBatch(msgs []Message) (int, error) {
 				Iov:     &s.wiov[k],
 				Iovlen:  1,
 			}
-			ctrl := s.wctrl[k*pktinfoSpace : (k+1)*pktinfoSpace]
-			if cl := putPktinfo(ctrl, s.family, m.Local, m.IfIndex); cl > 0 {
-				h.Control = &ctrl[0]
-				h.SetControllen(cl)
+			// On a fixedLocal socket the kernel sends from the bound
+			// address anyway: no PKTINFO unless Local is another one.
+			if !s.fixedLocal || m.Local.IsValid() && m.Local.Unmap() != s.local.Addr() {
+				ctrl := s.wctrl[k*pktinfoSpace : (k+1)*pktinfoSpace]
+				if cl := putPktinfo(ctrl, s.family, m.Local, m.IfIndex); cl > 0 {
+					h.Control = &ctrl[0]
+					h.SetControllen(cl)
+				}
 			}
 			s.whdr[k].Len = 0
 			s.tx.index(k, i)

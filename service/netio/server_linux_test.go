@@ -41,7 +41,9 @@ func echoOnce(t *testing.T, ctx context.Context, sc *ServerConn, msgs []Message)
 }
 
 // checkRequest verifies what the server learned about one request.
-func checkRequest(t *testing.T, m Message, payload string, peer netip.AddrPort, local netip.Addr, sentAfter time.Time) {
+// A socket bound to one address has no PKTINFO (fixedLocal), hence no
+// interface index; wantIfIndex is false for it.
+func checkRequest(t *testing.T, m Message, payload string, peer netip.AddrPort, local netip.Addr, sentAfter time.Time, wantIfIndex bool) {
 	t.Helper()
 	if got := string(m.Buf[:m.N]); got != "re:"+payload {
 		t.Errorf("payload %q, want %q", got, "re:"+payload)
@@ -52,7 +54,7 @@ func checkRequest(t *testing.T, m Message, payload string, peer netip.AddrPort, 
 	if m.Local != local {
 		t.Errorf("Local = %v, want %v", m.Local, local)
 	}
-	if m.IfIndex == 0 {
+	if wantIfIndex && m.IfIndex == 0 {
 		t.Errorf("IfIndex = 0, want the loopback interface")
 	}
 	if !m.RxKernel {
@@ -125,6 +127,23 @@ func TestServerReplyFromRequestedAddress(t *testing.T) {
 			if !sc.Timestamping().RX() {
 				t.Errorf("server socket without kernel RX timestamps: %v", sc.Timestamping())
 			}
+			// Only the socket bound to one address goes without PKTINFO.
+			specific := !sc.LocalAddr().Addr().IsUnspecified()
+			if sc.fixedLocal != specific {
+				t.Errorf("bound to %v: fixedLocal %v", sc.LocalAddr(), sc.fixedLocal)
+			}
+			if sc.family == unix.AF_INET {
+				var on int
+				if err := control(sc.raw, func(fd int) (err error) {
+					on, err = unix.GetsockoptInt(fd, unix.SOL_IP, unix.IP_PKTINFO)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if (on != 0) == specific {
+					t.Errorf("bound to %v: IP_PKTINFO %d", sc.LocalAddr(), on)
+				}
+			}
 			port := sc.LocalAddr().Port()
 			msgs := newMessages(4)
 			for _, target := range tc.targets {
@@ -144,7 +163,7 @@ func TestServerReplyFromRequestedAddress(t *testing.T) {
 					t.Fatal(err)
 				}
 				got := echoOnce(t, ctx, sc, msgs[:1])
-				checkRequest(t, got[0], payload, udpAddrPort(free), dst.Addr(), before)
+				checkRequest(t, got[0], payload, udpAddrPort(free), dst.Addr(), before, !sc.fixedLocal)
 				buf := make([]byte, 1500)
 				n, from := readWithin(t, free, buf)
 				if from != dst {
@@ -162,13 +181,27 @@ func TestServerReplyFromRequestedAddress(t *testing.T) {
 					t.Fatal(err)
 				}
 				got = echoOnce(t, ctx, sc, msgs[:1])
-				checkRequest(t, got[0], "connected", udpAddrPort(conn), dst.Addr(), before)
+				checkRequest(t, got[0], "connected", udpAddrPort(conn), dst.Addr(), before, !sc.fixedLocal)
 				n, _ = readWithin(t, conn, buf)
 				if string(buf[:n]) != "re:connected" {
 					t.Errorf("connected client got %q", buf[:n])
 				}
 			}
 		})
+	}
+}
+
+func TestPktinfoNeeded(t *testing.T) {
+	for a, want := range map[string]bool{
+		"0.0.0.0": true, "::": true, "224.0.1.1": true, "ff02::101": true, "fe80::1": true,
+		"127.0.0.1": false, "192.0.2.7": false, "::1": false, "2001:db8::1": false, "169.254.1.1": false,
+	} {
+		if got := pktinfoNeeded(netip.MustParseAddr(a)); got != want {
+			t.Errorf("pktinfoNeeded(%s) = %v, want %v", a, got, want)
+		}
+	}
+	if !pktinfoNeeded(netip.Addr{}) {
+		t.Error("pktinfoNeeded(zero address) = false")
 	}
 }
 

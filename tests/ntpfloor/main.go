@@ -6,6 +6,24 @@
 // one sendmmsg. No validation, no rate limiting, no timestamps from the
 // kernel: what is left is the kernel's own cost of a datagram in and out.
 //
+// Two options move it towards what an NTS server's datagrams cost the
+// kernel, to tell the protocol's share of a server's cost from its code's
+// (docs/benchmarks.md, "The NTS answer at overload (2026-12-08)"):
+//
+//   - -echo: each reply is as long as its request (up to 1024 bytes), the
+//     request's bytes after the header echoed, as an NTS server's reply is
+//     as long as the request (ntpload -pad N sends N-byte requests);
+//   - -pktinfo: IP_PKTINFO, as gnomond's server sockets have it
+//     (service/netio): every request arrives with its destination address
+//     in a control message, and every reply is sent with an IP_PKTINFO
+//     naming that address as its source;
+//   - -rxts: SO_TIMESTAMPING receive timestamps (software), as gnomond's
+//     server sockets have them: every request arrives with a
+//     SCM_TIMESTAMPING control message (read, not used);
+//   - -cmsg: both;
+//   - -rcvbuf N: a receive buffer of N bytes (SO_RCVBUFFORCE), as gnomond
+//     asks for 4 MiB (4194304).
+//
 // It binds IPv4 loopback only and runs until killed.
 package main
 
@@ -24,10 +42,35 @@ import (
 
 const batch = 64
 
+// bufLen is the longest request read (and, with -echo, reply sent).
+const bufLen = 1024
+
+// ctrlLen is the control space of one received message: a PKTINFO and a
+// SCM_TIMESTAMPING (three timespecs), with room to spare.
+const ctrlLen = 128
+
+// pktinfoLen is the space of the IP_PKTINFO control message of a reply.
+var pktinfoLen = unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+
+// opts are the options of a worker.
+type opts struct {
+	echo, pktinfo, rxts bool
+	rcvbuf              int
+}
+
 func main() {
 	listen := flag.String("listen", "127.0.0.1:12300", "IPv4 loopback ADDRESS:PORT")
 	workers := flag.Int("workers", 1, "sockets (SO_REUSEPORT), one OS thread each")
+	var o opts
+	flag.BoolVar(&o.echo, "echo", false, "make each reply as long as its request (up to 1024 bytes), echoing the request's extension bytes")
+	flag.BoolVar(&o.pktinfo, "pktinfo", false, "IP_PKTINFO on receive and on every reply, as gnomond does")
+	flag.BoolVar(&o.rxts, "rxts", false, "SO_TIMESTAMPING receive timestamps, as gnomond has them")
+	cmsg := flag.Bool("cmsg", false, "-pktinfo and -rxts")
+	flag.IntVar(&o.rcvbuf, "rcvbuf", 0, "SO_RCVBUFFORCE in bytes (0: the kernel's default; gnomond asks for 4194304)")
 	flag.Parse()
+	if *cmsg {
+		o.pktinfo, o.rxts = true, true
+	}
 	ap, err := netip.ParseAddrPort(*listen)
 	if err != nil || !ap.Addr().Is4() || !ap.Addr().IsLoopback() {
 		fmt.Fprintf(os.Stderr, "ntpfloor: -listen %q: want an IPv4 loopback address:port\n", *listen)
@@ -46,16 +89,51 @@ func main() {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 			fail(err)
 		}
+		if o.pktinfo {
+			if err := unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_PKTINFO, 1); err != nil {
+				fail(err)
+			}
+		}
+		if o.rcvbuf > 0 {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, o.rcvbuf); err != nil {
+				fail(err)
+			}
+		}
+		if o.rxts {
+			ts := unix.SOF_TIMESTAMPING_RX_SOFTWARE | unix.SOF_TIMESTAMPING_SOFTWARE
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, ts); err != nil {
+				fail(err)
+			}
+		}
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
 			fail(err)
 		}
 		fds[i] = fd
 	}
-	fmt.Printf("ntpfloor: %d worker(s) on %v\n", *workers, ap)
+	fmt.Printf("ntpfloor: %d worker(s) on %v (echo %v, pktinfo %v, rxts %v, rcvbuf %d)\n", *workers, ap, o.echo, o.pktinfo, o.rxts, o.rcvbuf)
 	for _, fd := range fds[1:] {
-		go serve(fd)
+		go serve(fd, o)
 	}
-	serve(fds[0])
+	serve(fds[0], o)
+}
+
+// pktinfoDst is the destination address in the IP_PKTINFO control message
+// of ctl (zero if there is none).
+func pktinfoDst(ctl []byte) [4]byte {
+	var a [4]byte
+	hl := unix.CmsgLen(0)
+	for len(ctl) >= hl {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+		l := int(h.Len)
+		if l < hl || l > len(ctl) {
+			break
+		}
+		if h.Level == unix.SOL_IP && h.Type == unix.IP_PKTINFO && l >= hl+unix.SizeofInet4Pktinfo {
+			copy(a[:], ctl[hl+8:hl+12]) // ipi_addr: the header's destination
+		}
+		ctl = ctl[min(unix.CmsgSpace(l-hl), len(ctl)):]
+	}
+	return a
 }
 
 func fail(err error) {
@@ -71,13 +149,15 @@ func ntpTime(t time.Time) uint64 {
 	return secs<<32 | frac
 }
 
-func serve(fd int) {
+func serve(fd int, o opts) {
 	runtime.LockOSThread()
 	var (
-		bufs  [batch][128]byte
+		bufs  [batch][bufLen]byte
 		names [batch]unix.RawSockaddrInet4
 		iov   [batch]unix.Iovec
 		hdr   [batch]unix.Mmsghdr
+		rctl  [batch][ctrlLen]byte
+		dst   [batch][4]byte // with -pktinfo: each request's destination address
 	)
 	for i := range hdr {
 		iov[i].Base = &bufs[i][0]
@@ -90,6 +170,10 @@ func serve(fd int) {
 		for i := range hdr {
 			hdr[i].Hdr.Namelen = unix.SizeofSockaddrInet4
 			iov[i].SetLen(len(bufs[i]))
+			if o.pktinfo || o.rxts {
+				hdr[i].Hdr.Control = &rctl[i][0]
+				hdr[i].Hdr.SetControllen(ctrlLen)
+			}
 		}
 		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdr[0])), batch, unix.MSG_WAITFORONE, 0, 0)
 		if e != 0 {
@@ -116,12 +200,35 @@ func serve(fd int) {
 			binary.BigEndian.PutUint64(b[24:], xmt)
 			binary.BigEndian.PutUint64(b[32:], now)
 			binary.BigEndian.PutUint64(b[40:], now)
+			rl := 48
+			if o.echo {
+				rl = min(int(hdr[i].Len), bufLen)
+			}
+			if o.pktinfo {
+				dst[i] = pktinfoDst(rctl[i][:min(int(hdr[i].Hdr.Controllen), ctrlLen)])
+			}
 			if m != i {
-				hdr[m], names[m], bufs[m] = hdr[i], names[i], bufs[i]
+				hdr[m], names[m], dst[m] = hdr[i], names[i], dst[i]
+				copy(bufs[m][:rl], b[:rl])
 				hdr[m].Hdr.Name = (*byte)(unsafe.Pointer(&names[m]))
 				hdr[m].Hdr.Iov = &iov[m]
 			}
-			iov[m].SetLen(48)
+			iov[m].SetLen(rl)
+			if o.pktinfo {
+				// The reply's source address, as gnomond's netio.putPktinfo
+				// does it (the receive control space is reused).
+				c := rctl[m][:pktinfoLen]
+				clear(c)
+				h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+				h.Level, h.Type = unix.SOL_IP, unix.IP_PKTINFO
+				h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+				copy(c[unix.CmsgLen(0)+4:], dst[m][:])
+				hdr[m].Hdr.Control = &c[0]
+				hdr[m].Hdr.SetControllen(pktinfoLen)
+			} else {
+				hdr[m].Hdr.Control = nil // not the receive timestamp
+				hdr[m].Hdr.SetControllen(0)
+			}
 			m++
 		}
 		for off := 0; off < m; {

@@ -184,6 +184,33 @@ func FuzzNTSReply(f *testing.F) {
 	})
 }
 
+// FuzzReplayReply: whatever a -replay client receives, each datagram is
+// counted exactly once, and an answer is a classified one.
+func FuzzReplayReply(f *testing.F) {
+	_, req, ring := ntsFixture(f, nil)
+	out := make([]byte, ntsPktLen)
+	n, r, ok := ntsAnswer(&nts.Server{Keys: ring, Rand: mrand.NewChaCha8([32]byte{9})}, nil, req, out)
+	if !ok || r.NAK() {
+		f.Fatal("the server did not answer the fixture's request")
+	}
+	f.Add(bytes.Clone(out[:n]))
+	f.Add(req)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rt := &replayTracker{tracker: newTracker(7), reqs: [][]byte{req}}
+		for range 2 {
+			rt.reply(b, 100)
+		}
+		s := rt.stats
+		if got := s.answered + s.malformed; got != 2 {
+			t.Fatalf("2 datagrams counted %d times: %+v", got, s)
+		}
+		if s.answers()+s.nak+s.unauth != s.answered {
+			t.Fatalf("answers not classified exactly once: %+v", s)
+		}
+	})
+}
+
 // FuzzParseProcStat: /proc/PID/stat lines, including command names with
 // spaces and parentheses; never a panic, never a negative time. Seeds: a
 // real line of this process and of a chronyd.

@@ -98,10 +98,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	ca := fs.String("ca", "", "with -nts or -ke: PEM file of the certificate(s) to trust (the test certificate)")
 	fs.IntVar(&o.nts.sessions, "sessions", 64, "with -nts: NTS sessions per client (the most requests a client has in flight)")
 	fs.DurationVar(&o.nts.stale, "stale", 250*time.Millisecond, "with -nts: a request unanswered this long frees its session")
+	fs.BoolVar(&o.nts.replay, "replay", false, "with -nts: each session seals one request per run, sent again and again without waiting for replies (open loop; replies are counted, not opened)")
 	fs.DurationVar(&o.nts.keTimeout, "ke-timeout", 5*time.Second, "with -nts or -ke: bound on one key exchange")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "with -ke: key exchanges in progress at once")
 	fs.StringVar(&o.csvPath, "csv", "", "append the run's figures as a CSV row to this file (header when new); single runs only")
 	fs.StringVar(&o.csvTag, "tag", "", "with -csv: the row's first column (e.g. the round)")
+	fs.IntVar(&o.pad, "pad", 0, "plain NTP: make each request this many bytes long with one extension field (a multiple of 4 in [64, 256]; 228 is an NTS request with one cookie)")
 	pids := fs.String("server-pid", "", "comma-separated process ids of the server: report its CPU time per answer (per key exchange with -ke)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -159,6 +161,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case o.clients < 1:
 		return nil, errors.New("-clients must be at least 1")
+	case o.pad != 0 && (o.pad < 64 || o.pad > pktLen || o.pad%4 != 0):
+		return nil, fmt.Errorf("-pad %d: want 0 or a multiple of 4 in [64, %d]", o.pad, pktLen)
+	case o.pad != 0 && o.ntsMode:
+		return nil, errors.New("-pad is for plain NTP requests, not with -nts")
 	case o.rate < 0:
 		return nil, errors.New("-rate must not be negative")
 	case o.duration <= 0 || o.duration > time.Hour:

@@ -478,3 +478,31 @@ func TestRunRefusesNonLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPaddedRequest: -pad makes plain requests of that length, which parse
+// as NTP with one extension field (what ntpfloor -echo sends back).
+func TestPaddedRequest(t *testing.T) {
+	tr := newTracker(1)
+	tr.pad = 228
+	b := make([]byte, pktLen)
+	n := tr.request(b, time.Now(), 0)
+	if n != 228 {
+		t.Fatalf("padded request is %d bytes, want 228", n)
+	}
+	var p ntp.Packet
+	if err := ntp.Parse(b[:n], &p); err != nil {
+		t.Fatalf("padded request does not parse: %v", err)
+	}
+	it := p.ExtensionFields()
+	ef, ok := it.Next()
+	if !ok || ef.Type != padType || len(ef.Value) != 228-48-4 {
+		t.Fatalf("extension field %v %d bytes, ok %v", ef.Type, len(ef.Value), ok)
+	}
+	if _, ok := it.Next(); ok {
+		t.Fatal("more than one extension field")
+	}
+	var out, errOut bytes.Buffer
+	if rc := run([]string{"-pad", "230"}, &out, &errOut); rc == 0 || !strings.Contains(errOut.String(), "-pad 230") {
+		t.Errorf("-pad 230 accepted: %d %s", rc, errOut.String())
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -37,6 +38,7 @@ type ntsConfig struct {
 	sessions  int            // per client
 	stale     time.Duration  // a request unanswered this long frees its session
 	keTimeout time.Duration
+	replay    bool // -replay: replayTracker instead of ntsTracker
 }
 
 // clientConfig is the key exchange's configuration.
@@ -414,6 +416,79 @@ func (t *ntsTracker) reply(b []byte, rxNS int64) {
 		t.unauth++
 		ss.state.CompareAndSwap(sessBusy, sessIdle)
 	}
+}
+
+// replayTracker is one client's protocol with -replay: each of the
+// client's sessions seals one request when the run starts, and the sender
+// sends these again and again in turn, as fast as the rate allows, without
+// waiting for replies (open loop, as in plain NTP). The server does the
+// whole work of an NTS answer for every copy: an RFC 8915 server keeps no
+// state per request (it opens the cookie, checks the authenticator, seals
+// a fresh cookie and the reply each time), so this measures its cost at
+// overload without the closed loop, in which the generator's own NTS work
+// (a seal and an open per request) keeps the server short of overload on
+// a small machine. A reply counts as an answer when it is a mode-4 reply
+// carrying an NTS authenticator field; it is not opened (the generator's
+// time goes to sending), and its latency is not recorded. NTS NAKs count
+// as naks.
+type replayTracker struct {
+	*tracker
+	reqs [][]byte
+	next int // sender side
+}
+
+// replayTracker seals client i's requests for a -replay run (nil if no
+// session could seal one).
+func (st *ntsState) replayTracker(i int, tr *tracker) *replayTracker {
+	t := &replayTracker{tracker: tr}
+	buf := make([]byte, ntsPktLen)
+	for _, ss := range st.pools[i] {
+		if ss.state.Load() != sessIdle {
+			continue
+		}
+		n, _ := tr.requestFor(buf, time.Now(), 0, -1)
+		m, err := ss.s.Seal(buf, n)
+		if err != nil {
+			st.rekey(ss)
+			continue
+		}
+		t.reqs = append(t.reqs, bytes.Clone(buf[:m]))
+	}
+	if len(t.reqs) == 0 {
+		return nil
+	}
+	return t
+}
+
+func (t *replayTracker) request(b []byte, _ time.Time, _ int64) int {
+	r := t.reqs[t.next]
+	t.next = (t.next + 1) % len(t.reqs)
+	return copy(b, r)
+}
+
+func (t *replayTracker) reply(b []byte, _ int64) {
+	var p ntp.Packet
+	if ntp.Parse(b, &p) != nil {
+		t.malformed++
+		return
+	}
+	t.answered++
+	if p.Mode != ntp.ModeServer {
+		t.invalid++
+		return
+	}
+	if p.Stratum == 0 && p.ReferenceID == 0x4e54534e { // "NTSN"
+		t.nak++
+		return
+	}
+	it := p.ExtensionFields()
+	for ef, ok := it.Next(); ok; ef, ok = it.Next() {
+		if ef.Type == nts.EFAuthenticator {
+			t.valid++
+			return
+		}
+	}
+	t.unauth++
 }
 
 // waitNTS does key exchanges and sends one NTS request every 100 ms from

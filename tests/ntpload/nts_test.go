@@ -708,3 +708,45 @@ func BenchmarkPlainAnswer(b *testing.B) {
 		}
 	}
 }
+
+// TestReplayTrackerReply: with -replay a reply counts as an answer when it
+// is a mode-4 reply with an NTS authenticator; a NAK, a reply without an
+// authenticator, a request and garbage are told apart.
+func TestReplayTrackerReply(t *testing.T) {
+	mk := func(mode ntp.Mode, stratum uint8, refID uint32, auth bool) []byte {
+		h := ntp.Header{Version: 4, Mode: mode, Stratum: stratum, ReferenceID: refID}
+		b := make([]byte, 256)
+		n, err := h.MarshalTo(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ := uint16(0xf0f0)
+		if auth {
+			typ = nts.EFAuthenticator
+		}
+		return ntp.AppendExtension(b[:n], typ, make([]byte, 40), 0)
+	}
+	rt := &replayTracker{tracker: newTracker(1), reqs: [][]byte{{1}, {2}}}
+	rt.reply(mk(ntp.ModeServer, 2, 0, true), 0)
+	rt.reply(mk(ntp.ModeServer, 0, 0x4e54534e, false), 0) // NAK
+	rt.reply(mk(ntp.ModeServer, 2, 0, false), 0)
+	rt.reply(mk(ntp.ModeClient, 2, 0, true), 0)
+	rt.reply([]byte{1, 2, 3}, 0)
+	st, _ := rt.counts()
+	if st.valid != 1 || st.nak != 1 || st.unauth != 1 || st.invalid != 1 || st.malformed != 1 || st.answered != 4 {
+		t.Errorf("counts %+v", *st)
+	}
+	if st.answers() != 2 {
+		t.Errorf("answers %d, want 2 (the authenticated reply and the request counted invalid)", st.answers())
+	}
+	b := make([]byte, 8)
+	if n := rt.request(b, time.Now(), 0); n != 1 || b[0] != 1 {
+		t.Errorf("first request %d %v", n, b[:n])
+	}
+	if n := rt.request(b, time.Now(), 0); n != 1 || b[0] != 2 {
+		t.Errorf("second request %d %v", n, b[:n])
+	}
+	if n := rt.request(b, time.Now(), 0); n != 1 || b[0] != 1 {
+		t.Errorf("third request %d %v (want the first again)", n, b[:n])
+	}
+}

@@ -33,6 +33,11 @@ type runConfig struct {
 	// serverPIDs, when set, are the server's processes: the run reports
 	// the CPU time they used while it sent and drained.
 	serverPIDs []int
+	// pad, when not 0, makes each plain request pad bytes long: the
+	// header and one extension field (padType). An NTS request with one
+	// cookie is 228 bytes; a server that echoes it (ntpfloor -echo)
+	// answers with a datagram as long, as an NTS server does.
+	pad int
 }
 
 // result is what one run measured.
@@ -111,9 +116,18 @@ func runLoad(ctx context.Context, cfg runConfig) (*result, error) {
 		var seed [4]byte
 		rand.Read(seed[:])
 		tr := newTracker(binary.LittleEndian.Uint32(seed[:]))
+		tr.pad = cfg.pad
 		var p protocol = tr
 		blen := pktLen
-		if cfg.nts != nil {
+		switch {
+		case cfg.nts != nil && cfg.nts.cfg.replay:
+			rt := cfg.nts.replayTracker(i, tr)
+			if rt == nil {
+				return nil, fmt.Errorf("client %d: -replay: no session could seal a request", i)
+			}
+			p = rt
+			blen = ntsPktLen
+		case cfg.nts != nil:
 			p = cfg.nts.tracker(i, tr)
 			blen = ntsPktLen
 		}

@@ -37,6 +37,7 @@ const (
 type tracker struct {
 	ring []slot
 	seq  uint32 // sender side only
+	pad  int    // sender side only: runConfig.pad
 	// Receiver side only:
 	stats
 	hist histogram
@@ -98,8 +99,17 @@ func (t *tracker) counts() (*stats, *histogram) { return &t.stats, &t.hist }
 // seconds of the transmit timestamp. It returns the request's length.
 func (t *tracker) request(b []byte, wall time.Time, sentNS int64) int {
 	n, _ := t.requestFor(b, wall, sentNS, -1)
+	if t.pad > n {
+		// One field of zeros, pad-48 bytes in all (pad is checked: a
+		// multiple of 4, at least 64, and b has room).
+		n = len(ntp.AppendExtension(b[:n], padType, nil, t.pad-n))
+	}
 	return n
 }
+
+// padType is the type of the extension field that pads a plain request
+// (-pad): one no server knows (RFC 7822 leaves a server free to ignore it).
+const padType uint16 = 0xf0f0
 
 // requestFor is request for session sess (-1: none), also returning the
 // transmit timestamp.
