@@ -129,6 +129,7 @@ type liveSource struct {
 	session *nts.ClientSession // NTS sources only
 	lastErr string             // the last socket error, until a reply is used
 	ctr     sourceCounters     // counters.go
+	token   int32              // its socket's token in the owner's epoll set; 0: a reader goroutine (ownerpoll.go)
 }
 
 // Daemon is one running instance.
@@ -146,6 +147,7 @@ type Daemon struct {
 	mono0     time.Time
 
 	events  chan event
+	poll    *ownerPoll // the owner's own epoll set while Run runs (ownerpoll.go); nil: channels only
 	sources map[system.ID]*liveSource
 	snap    atomic.Pointer[system.Snapshot]
 	limiter *sd.RateLimited
@@ -329,6 +331,16 @@ func (d *Daemon) Snapshot() *system.Snapshot { return d.snap.Load() }
 
 // Run serves until ctx is cancelled.
 func (d *Daemon) Run(ctx context.Context) error {
+	// The owner's epoll set (ownerpoll.go), closed last; made before the
+	// seccomp filter, like the timer in it.
+	poll := newOwnerPoll(d.log)
+	if poll != nil {
+		d.poll = poll
+		defer func() {
+			d.poll = nil
+			poll.close()
+		}()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	// On an early return (a socket, the privilege drop) the goroutines
 	// started so far are stopped before they are waited for.
@@ -338,8 +350,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// One timer for the owner's own deadlines (wake.go): the engine's next
 	// event, pool maintenance, the drift file; no ticker runs while
 	// nothing of its kind is due. Made before the seccomp filter.
-	wake := newWakeTimer(d.log)
-	defer wake.Stop()
+	var wake *wakeTimer
+	if poll != nil {
+		wake = poll.wake
+	} else {
+		wake = newWakeTimer(d.log)
+		defer wake.Stop()
+	}
 
 	d.reloadMu.Lock()
 	d.runCtx = ctx
@@ -408,6 +425,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
+	if poll != nil {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			poll.forward(ctx, d.events, watchdog, d.opts.Notify)
+		}()
+	}
+	stop := func() error {
+		d.writeDrift()
+		_ = d.opts.Notify("STOPPING=1")
+		d.log.Info("gnomond stopping")
+		return nil
+	}
 	var due dueTimes
 	var wakeC <-chan struct{}
 	var wakeGoC <-chan time.Time
@@ -438,12 +468,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		quiet = false
 		timerTurn = false
+		if poll != nil {
+			if err := poll.wait(); err != nil {
+				if ctx.Err() != nil {
+					return stop()
+				}
+				return err
+			}
+			quiet, timerTurn = d.polled(ctx, poll)
+			if ctx.Err() != nil {
+				return stop()
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
-			d.writeDrift()
-			_ = d.opts.Notify("STOPPING=1")
-			d.log.Info("gnomond stopping")
-			return nil
+			return stop()
 		case <-wakeC:
 			timerTurn = true
 		case <-wakeGoC:
@@ -463,6 +503,31 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = d.opts.Notify("WATCHDOG=1")
 		}
 	}
+}
+
+// polled handles the events poll.wait found, as Run's select handles a
+// channel's: quiet when they were transmit timestamps only, timerTurn when
+// the wake timer expired.
+func (d *Daemon) polled(ctx context.Context, poll *ownerPoll) (quiet, timerTurn bool) {
+	quiet = true
+	for _, e := range poll.evs[:poll.n] {
+		switch e.Fd {
+		case tokTimer:
+			if poll.wake.expired() {
+				timerTurn = true
+			}
+		case tokBell:
+			for _, ev := range poll.answer() {
+				quiet = d.handle(ctx, ev) && quiet
+			}
+			if poll.fired.Swap(false) {
+				timerTurn = true // the Go timer standing in for the timerfd
+			}
+		default:
+			quiet = d.readPolled(ctx, e.Fd, e.Events) && quiet
+		}
+	}
+	return quiet && !timerTurn, timerTurn
 }
 
 // publishLag is how long a snapshot may wait for the replies to the
