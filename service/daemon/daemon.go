@@ -129,7 +129,6 @@ type liveSource struct {
 	session *nts.ClientSession // NTS sources only
 	lastErr string             // the last socket error, until a reply is used
 	ctr     sourceCounters     // counters.go
-	token   int32              // its socket's token in the owner's epoll set; 0: a reader goroutine (ownerpoll.go)
 }
 
 // Daemon is one running instance.
@@ -147,7 +146,6 @@ type Daemon struct {
 	mono0     time.Time
 
 	events  chan event
-	poll    *ownerPoll // the owner's own epoll set while Run runs (ownerpoll.go); nil: channels only
 	sources map[system.ID]*liveSource
 	snap    atomic.Pointer[system.Snapshot]
 	limiter *sd.RateLimited
@@ -331,16 +329,6 @@ func (d *Daemon) Snapshot() *system.Snapshot { return d.snap.Load() }
 
 // Run serves until ctx is cancelled.
 func (d *Daemon) Run(ctx context.Context) error {
-	// The owner's epoll set (ownerpoll.go), closed last; made before the
-	// seccomp filter, like the timer in it.
-	poll := newOwnerPoll(d.log)
-	if poll != nil {
-		d.poll = poll
-		defer func() {
-			d.poll = nil
-			poll.close()
-		}()
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	// On an early return (a socket, the privilege drop) the goroutines
 	// started so far are stopped before they are waited for.
@@ -350,13 +338,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// One timer for the owner's own deadlines (wake.go): the engine's next
 	// event, pool maintenance, the drift file; no ticker runs while
 	// nothing of its kind is due. Made before the seccomp filter.
-	var wake *wakeTimer
-	if poll != nil {
-		wake = poll.wake
-	} else {
-		wake = newWakeTimer(d.log)
-		defer wake.Stop()
-	}
+	wake := newWakeTimer(d.log)
+	defer wake.Stop()
 
 	d.reloadMu.Lock()
 	d.runCtx = ctx
@@ -425,19 +408,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
-	if poll != nil {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			poll.forward(ctx, d.events, watchdog, d.opts.Notify)
-		}()
-	}
-	stop := func() error {
-		d.writeDrift()
-		_ = d.opts.Notify("STOPPING=1")
-		d.log.Info("gnomond stopping")
-		return nil
-	}
 	var due dueTimes
 	var wakeC <-chan struct{}
 	var wakeGoC <-chan time.Time
@@ -448,9 +418,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// timer stays as it was and no snapshot is made (one of the three
 	// turns of every poll: request, its timestamp, the reply).
 	quiet := false
-	// timerTurn: the owner woke for its timer, not for an event;
-	// replyTurn: for its sources' datagrams and timestamps only.
-	timerTurn, replyTurn := false, false
+	// timerTurn: the owner woke for its timer, not for an event.
+	timerTurn := false
 	for {
 		if !quiet {
 			out = d.eng.Wakeup(d.now(), out[:0])
@@ -459,7 +428,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.checkSessions(ctx)
 			}
 			now := time.Now()
-			if !d.deferPublish(timerTurn, replyTurn, len(out) > 0, now, &due) {
+			if !d.deferPublish(timerTurn, len(out) > 0, now, &due) {
 				d.publish()
 				due.publish = time.Time{}
 			}
@@ -468,36 +437,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 			wakeC, wakeGoC = wake.C()
 		}
 		quiet = false
-		timerTurn, replyTurn = false, false
-		if poll != nil {
-			if err := poll.wait(); err != nil {
-				if ctx.Err() != nil {
-					return stop()
-				}
-				return err
-			}
-			quiet, timerTurn, replyTurn = d.polled(ctx, poll)
-			if ctx.Err() != nil {
-				return stop()
-			}
-			continue
-		}
+		timerTurn = false
 		select {
 		case <-ctx.Done():
-			return stop()
+			d.writeDrift()
+			_ = d.opts.Notify("STOPPING=1")
+			d.log.Info("gnomond stopping")
+			return nil
 		case <-wakeC:
 			timerTurn = true
 		case <-wakeGoC:
 			timerTurn = true
 		case ev := <-d.events:
 			quiet = d.handle(ctx, ev)
-			replyTurn = fromSource(ev)
 		drain:
 			for {
 				select {
 				case ev := <-d.events:
 					quiet = d.handle(ctx, ev) && quiet
-					replyTurn = replyTurn && fromSource(ev)
 				default:
 					break drain
 				}
@@ -507,37 +464,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 }
-
-// polled handles the events poll.wait found, as Run's select handles a
-// channel's: quiet when they were transmit timestamps only, timerTurn when
-// the wake timer expired.
-func (d *Daemon) polled(ctx context.Context, poll *ownerPoll) (quiet, timerTurn, replyTurn bool) {
-	quiet = true
-	other := false
-	for _, e := range poll.evs[:poll.n] {
-		switch e.Fd {
-		case tokTimer:
-			if poll.wake.expired() {
-				timerTurn = true
-			}
-		case tokBell:
-			other = true
-			for _, ev := range poll.answer() {
-				quiet = d.handle(ctx, ev) && quiet
-			}
-			if poll.fired.Swap(false) {
-				timerTurn = true // the Go timer standing in for the timerfd
-			}
-		default:
-			quiet = d.readPolled(ctx, e.Fd, e.Events) && quiet
-			replyTurn = true
-		}
-	}
-	return quiet && !timerTurn, timerTurn, replyTurn && !timerTurn && !other
-}
-
-// fromSource: ev is a source socket's datagram or transmit timestamp.
-func fromSource(ev event) bool { return ev.kind == evPacket || ev.kind == evTxStamp }
 
 // publishLag is how long a snapshot may wait for the replies to the
 // requests just sent (deferPublish).
@@ -553,37 +479,15 @@ const publishLag = time.Second
 // client's CPU time per poll; half of them were these. When no reply
 // comes, the snapshot is made at due.publish, publishLag after the
 // first deferred turn, so a view is never older than that.
-//
-// A reply's turn (replyTurn: source datagrams only) defers too when the
-// owner wakes anyway before that deadline (the engine's next event, most
-// often another source's poll: sources with one poll interval poll within
-// a second of each other), so a burst of polls publishes once, at the
-// last reply, instead of once per source; a view lags a sample by up to
-// publishLag. A reply followed by nothing soon publishes at once: no
-// wake-up is added for a deferred snapshot.
-func (d *Daemon) deferPublish(timerTurn, replyTurn, sent bool, now time.Time, due *dueTimes) bool {
-	if d.ntpOff {
+func (d *Daemon) deferPublish(timerTurn, sent bool, now time.Time, due *dueTimes) bool {
+	if !timerTurn || !sent || d.ntpOff {
 		return false
 	}
-	deadline := due.publish
-	if deadline.IsZero() {
-		deadline = now.Add(publishLag)
+	if due.publish.IsZero() {
+		due.publish = now.Add(publishLag)
+		return true
 	}
-	switch {
-	case timerTurn && sent:
-	case replyTurn && !timerTurn:
-		next := d.eng.NextWakeup()
-		if next.IsZero() || !now.Add(next.Sub(d.clk.Now())).Before(deadline) {
-			return false
-		}
-	default:
-		return false
-	}
-	if !now.Before(deadline) {
-		return false
-	}
-	due.publish = deadline
-	return true
+	return now.Before(due.publish)
 }
 
 // runDuties runs the owner's own periodic work whose time has come, and

@@ -82,9 +82,6 @@ func (d *Daemon) dropSource(id system.ID) {
 	}
 	ls.cancel()
 	if ls.conn != nil { // reference clocks have none
-		if ls.token != 0 && d.poll != nil {
-			d.poll.remove(ls)
-		}
 		ls.conn.Close()
 	}
 	delete(d.sources, id)
@@ -258,18 +255,9 @@ func (d *Daemon) addSourceAuth(ctx context.Context, sp *spec, addr netip.AddrPor
 		Trust:    src.Trust,
 	}, d.now())
 	rctx, cancel := context.WithCancel(ctx)
-	ls := &liveSource{spec: sp, addr: addr, conn: conn, cancel: cancel, added: time.Now(), session: session}
-	d.sources[id] = ls
+	d.sources[id] = &liveSource{spec: sp, addr: addr, conn: conn, cancel: cancel, added: time.Now(), session: session}
 	d.log.Info("source added", "name", src.Host(), "address", addr, "origin", sp.origin,
 		"timestamping", conn.Timestamping().String())
-	if d.poll != nil {
-		// The owner reads the socket itself (ownerpoll.go).
-		err := d.poll.add(id, ls)
-		if err == nil {
-			return nil
-		}
-		d.log.Debug("source socket not in the owner's epoll set: a reader goroutine", "address", addr, "err", err)
-	}
 	d.wg.Add(1)
 	go d.readSource(rctx, id, conn)
 	return nil

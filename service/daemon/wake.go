@@ -79,10 +79,6 @@ type wakeTimer struct {
 	wg   sync.WaitGroup
 
 	goT *time.Timer // the fallback; nil while the timerfd works
-	// onFire, for a timer the owner polls itself (newPolledWakeTimer), is
-	// what the Go timer fallback calls: the owner's epoll set cannot watch
-	// a Go timer's channel.
-	onFire func()
 
 	// The timerfd's deadline (monotonic), zero when disarmed: a Reset to
 	// the same deadline (the next poll, seen again after a reply) leaves
@@ -145,45 +141,8 @@ func newWakeTimer(log *slog.Logger) *wakeTimer {
 }
 
 func (w *wakeTimer) fallback() {
-	if w.onFire != nil {
-		w.goT = time.AfterFunc(time.Hour, w.onFire)
-	} else {
-		w.goT = time.NewTimer(time.Hour)
-	}
+	w.goT = time.NewTimer(time.Hour)
 	w.goT.Stop()
-}
-
-// newPolledWakeTimer is the timerfd alone, without the goroutine that
-// reads it: the owner puts w.fd in its own epoll set (ownerpoll.go) and
-// calls expired when it is readable. onFire stands in for the expiry if
-// the timerfd cannot be armed later (a seccomp filter without
-// timerfd_settime) and a Go timer takes over. False: no timerfd here.
-func newPolledWakeTimer(log *slog.Logger, onFire func()) (*wakeTimer, bool) {
-	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
-	if err != nil {
-		log.Debug("no timerfd: the owner loop sleeps on a Go timer", "err", err)
-		return nil, false
-	}
-	return &wakeTimer{log: log, fd: fd, c: make(chan struct{}, 1), onFire: onFire}, true
-}
-
-// expired consumes the timerfd's expiry, if any: false when it has not
-// fired (or was re-armed since). Never blocks.
-func (w *wakeTimer) expired() bool {
-	if w.fd < 0 {
-		return false
-	}
-	var buf [8]byte
-	for {
-		_, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(w.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-		switch e {
-		case 0:
-			return true
-		case unix.EINTR:
-			continue
-		}
-		return false
-	}
 }
 
 // C is the channel an expiry arrives on; the Go timer's, in the fallback.
@@ -250,13 +209,9 @@ func (w *wakeTimer) Stop() {
 }
 
 func (w *wakeTimer) stopFD() {
-	switch {
-	case w.file != nil:
+	if w.file != nil {
 		_ = w.file.Close()
 		w.wg.Wait()
 		w.file, w.fd = nil, -1
-	case w.fd >= 0: // polled: no goroutine, no *os.File
-		_ = unix.Close(w.fd)
-		w.fd = -1
 	}
 }

@@ -83,8 +83,6 @@ type ClientConn struct {
 	ectrl  []byte
 	escr   []byte // payload scratch for error-queue reads
 	readFn func(uintptr) bool
-	// dataOnly: doRead skips the error queue (TryRead without errQueue)
-	dataOnly bool
 }
 
 // Dial opens one connected UDP socket to server with a fresh random local
@@ -259,7 +257,7 @@ func (c *ClientConn) Read(ctx context.Context, buf []byte) (Event, error) {
 
 func (c *ClientConn) doRead(fd uintptr) bool {
 	for {
-		if c.mode&TimestampTX != 0 && !c.dataOnly {
+		if c.mode&TimestampTX != 0 {
 			c.eiov = unix.Iovec{Base: &c.escr[0]}
 			c.eiov.SetLen(len(c.escr))
 			c.ehdr = unix.Msghdr{Iov: &c.eiov, Iovlen: 1, Control: &c.ectrl[0]}
@@ -327,38 +325,4 @@ func (c *ClientConn) Close() error {
 	c.cancel.release()
 	c.rmu.Unlock()
 	return err
-}
-
-// TryRead is Read without waiting: got is false when nothing is queued. It
-// is for a caller that learns from its own epoll set when the socket is
-// ready (gnomond's owner loop), instead of parking a goroutine in Read; the
-// two may be mixed, one at a time. With errQueue it looks for a transmit
-// timestamp first and then for a datagram, as Read does; without, only for
-// a datagram (or a pending socket error): the caller's epoll set said
-// EPOLLIN but not EPOLLERR, and the empty error queue's system call is
-// spared.
-func (c *ClientConn) TryRead(buf []byte, errQueue bool) (ev Event, got bool, err error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	c.rbuf = buf
-	c.dataOnly = !errQueue
-	cerr := c.raw.Control(func(fd uintptr) { got = c.doRead(fd) })
-	c.dataOnly = false
-	c.rbuf = nil
-	c.iov.Base = nil
-	switch {
-	case cerr != nil:
-		return Event{}, false, cerr
-	case !got:
-		return Event{}, false, nil
-	case c.rerr != nil:
-		return Event{}, true, c.rerr
-	}
-	return c.ev, true, nil
-}
-
-// Control runs f with the socket's descriptor, which stays open while f
-// runs (to add it to an epoll set of the caller's, say).
-func (c *ClientConn) Control(f func(fd int) error) error {
-	return control(c.raw, f)
 }
