@@ -418,8 +418,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// timer stays as it was and no snapshot is made (one of the three
 	// turns of every poll: request, its timestamp, the reply).
 	quiet := false
-	// timerTurn: the owner woke for its timer, not for an event.
-	timerTurn := false
+	// timerTurn: the owner woke for its timer, not for an event;
+	// replyTurn: for its sources' datagrams and timestamps only.
+	timerTurn, replyTurn := false, false
 	for {
 		if !quiet {
 			out = d.eng.Wakeup(d.now(), out[:0])
@@ -428,7 +429,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.checkSessions(ctx)
 			}
 			now := time.Now()
-			if !d.deferPublish(timerTurn, len(out) > 0, now, &due) {
+			if !d.deferPublish(timerTurn, replyTurn, len(out) > 0, now, &due) {
 				d.publish()
 				due.publish = time.Time{}
 			}
@@ -437,7 +438,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			wakeC, wakeGoC = wake.C()
 		}
 		quiet = false
-		timerTurn = false
+		timerTurn, replyTurn = false, false
 		select {
 		case <-ctx.Done():
 			d.writeDrift()
@@ -450,11 +451,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			timerTurn = true
 		case ev := <-d.events:
 			quiet = d.handle(ctx, ev)
+			replyTurn = fromSource(ev)
 		drain:
 			for {
 				select {
 				case ev := <-d.events:
 					quiet = d.handle(ctx, ev) && quiet
+					replyTurn = replyTurn && fromSource(ev)
 				default:
 					break drain
 				}
@@ -479,16 +482,41 @@ const publishLag = time.Second
 // client's CPU time per poll; half of them were these. When no reply
 // comes, the snapshot is made at due.publish, publishLag after the
 // first deferred turn, so a view is never older than that.
-func (d *Daemon) deferPublish(timerTurn, sent bool, now time.Time, due *dueTimes) bool {
-	if !timerTurn || !sent || d.ntpOff {
+//
+// A reply's turn (replyTurn: source datagrams only) defers too when the
+// owner wakes anyway before that deadline (the engine's next event, most
+// often another source's poll: sources with one poll interval poll within
+// a second of each other), so a burst of polls publishes once, at the
+// last reply, instead of once per source; a view lags a sample by up to
+// publishLag. A reply followed by nothing soon publishes at once: no
+// wake-up is added for a deferred snapshot.
+func (d *Daemon) deferPublish(timerTurn, replyTurn, sent bool, now time.Time, due *dueTimes) bool {
+	if d.ntpOff {
 		return false
 	}
-	if due.publish.IsZero() {
-		due.publish = now.Add(publishLag)
-		return true
+	deadline := due.publish
+	if deadline.IsZero() {
+		deadline = now.Add(publishLag)
 	}
-	return now.Before(due.publish)
+	switch {
+	case timerTurn && sent:
+	case replyTurn && !timerTurn:
+		next := d.eng.NextWakeup()
+		if next.IsZero() || !now.Add(next.Sub(d.clk.Now())).Before(deadline) {
+			return false
+		}
+	default:
+		return false
+	}
+	if !now.Before(deadline) {
+		return false
+	}
+	due.publish = deadline
+	return true
 }
+
+// fromSource: ev is a source socket's datagram or transmit timestamp.
+func fromSource(ev event) bool { return ev.kind == evPacket || ev.kind == evTxStamp }
 
 // runDuties runs the owner's own periodic work whose time has come, and
 // (re)schedules or cancels it: pool maintenance only while a pool is

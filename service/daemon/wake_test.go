@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gnomon.dev/gnomon/engine/ntp"
+	"gnomon.dev/gnomon/engine/system"
 	"gnomon.dev/gnomon/service/config"
 )
 
@@ -157,13 +159,13 @@ func TestDeferPublish(t *testing.T) {
 	d := observingDaemon(t)
 	now := time.Now()
 	var due dueTimes
-	if d.deferPublish(false, true, now, &due) || d.deferPublish(true, false, now, &due) {
+	if d.deferPublish(false, false, true, now, &due) || d.deferPublish(true, false, false, now, &due) {
 		t.Fatal("an event's turn or a turn that sent nothing deferred its snapshot")
 	}
 	if !due.publish.IsZero() {
 		t.Fatalf("due.publish %v set by a turn that publishes", due.publish)
 	}
-	if !d.deferPublish(true, true, now, &due) || !due.publish.Equal(now.Add(publishLag)) {
+	if !d.deferPublish(true, false, true, now, &due) || !due.publish.Equal(now.Add(publishLag)) {
 		t.Fatalf("a request turn: not deferred, or due.publish %v, want %v", due.publish, now.Add(publishLag))
 	}
 	if w, ok := d.untilWakeup(now, &due); !ok || w != publishLag {
@@ -171,14 +173,41 @@ func TestDeferPublish(t *testing.T) {
 	}
 	// A second request turn before the deadline keeps the first deadline;
 	// one at or after it publishes.
-	if !d.deferPublish(true, true, now.Add(publishLag/2), &due) || !due.publish.Equal(now.Add(publishLag)) {
+	if !d.deferPublish(true, false, true, now.Add(publishLag/2), &due) || !due.publish.Equal(now.Add(publishLag)) {
 		t.Fatalf("a second request turn: due.publish %v, want %v", due.publish, now.Add(publishLag))
 	}
-	if d.deferPublish(true, true, now.Add(publishLag), &due) {
+	if d.deferPublish(true, false, true, now.Add(publishLag), &due) {
 		t.Fatal("a request turn at the deadline deferred the snapshot again")
 	}
 	d.ntpOff = true
-	if d.deferPublish(true, true, now, &dueTimes{}) {
+	if d.deferPublish(true, false, true, now, &dueTimes{}) {
 		t.Fatal("with NTP off (nothing sent) the snapshot was deferred")
+	}
+}
+
+// A reply's turn leaves its snapshot to a turn that comes anyway before
+// the deadline (another source's poll), and publishes when none does.
+func TestDeferPublishReply(t *testing.T) {
+	d := observingDaemon(t)
+	now := time.Now()
+	var due dueTimes
+	if d.deferPublish(false, true, false, now, &due) {
+		t.Fatal("a reply's turn deferred its snapshot with nothing else due")
+	}
+	d.eng.AddSource(system.SourceConfig{Name: "a", Address: "127.0.0.1:123", Kind: "server",
+		NTP: ntp.SourceConfig{MinPoll: 4, MaxPoll: 4}}, d.now())
+	next := d.eng.NextWakeup()
+	if next.IsZero() || next.Sub(d.clk.Now()) >= publishLag {
+		t.Fatalf("a new source's first poll is due in %v, want within %v", next.Sub(d.clk.Now()), publishLag)
+	}
+	if !d.deferPublish(false, true, false, now, &due) || !due.publish.Equal(now.Add(publishLag)) {
+		t.Fatalf("a reply's turn with a poll due within %v: not deferred, or due.publish %v", publishLag, due.publish)
+	}
+	if d.deferPublish(false, false, false, now, &dueTimes{}) {
+		t.Fatal("a turn for other events deferred its snapshot")
+	}
+	// At the deadline: published, whatever comes next.
+	if d.deferPublish(false, true, false, now.Add(publishLag), &due) {
+		t.Fatal("a reply's turn at the deadline deferred the snapshot again")
 	}
 }
