@@ -686,8 +686,6 @@ func (s *System) kalman(now time.Time, weights []float64, e *discipline.Estimate
 		if span < kalmanStartSpan.Seconds() || !(e.FreqSD*1e-6*kalmanStartHorizon.Seconds() <= e.OffsetSD) {
 			return // the regressions steer until their frequency is precise enough
 		}
-	}
-	if s.kal.Len() == 0 {
 		// From the regressions' estimate; without a frequency from them
 		// (just after a clock jump reset every source), from the
 		// discipline's: the oscillator did not change.

@@ -288,7 +288,7 @@ func newServerConn(udp *net.UDPConn) (*ServerConn, error) {
 // and out (about 0.2 µs per answer here: docs/benchmarks.md, "The NTS
 // answer at overload (2026-12-08)").
 func pktinfoNeeded(a netip.Addr) bool {
-	return !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.IsLinkLocalUnicast() && a.Is6()
+	return !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || (a.IsLinkLocalUnicast() && a.Is6())
 }
 
 // LocalAddr is the address the socket is bound to.

@@ -477,7 +477,7 @@ func (t *replayTracker) reply(b []byte, _ int64) {
 		t.invalid++
 		return
 	}
-	if p.Stratum == 0 && p.ReferenceID == 0x4e54534e { // "NTSN"
+	if p.Stratum == 0 && p.ReferenceID == ntp.KissNTSN {
 		t.nak++
 		return
 	}
